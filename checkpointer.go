@@ -1,0 +1,65 @@
+package trail
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+)
+
+// checkpointer signs a checkpoint every CheckpointInterval when the log has
+// grown, until Close.
+func (l *Log) checkpointer() {
+	defer close(l.cpDone)
+	t := time.NewTicker(l.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.closing:
+			return
+		case <-t.C:
+			if l.Err() != nil {
+				continue
+			}
+			if err := l.checkpoint(); err != nil {
+				l.fail(err)
+			}
+		}
+	}
+}
+
+// checkpoint signs and stores a checkpoint of everything durable, if the log
+// has grown since the last one.
+//
+// Order: fdatasync the tree's level files (they are written without fsync),
+// take the size both the tree and the acknowledged log cover, compute its
+// root from the files, then append the signed checkpoint and fsync it. So a
+// checkpoint never covers a record or a tree hash that is not on disk, and
+// recovery may trust both below its size.
+func (l *Log) checkpoint() error {
+	l.cpsMu.Lock()
+	defer l.cpsMu.Unlock()
+	latest, _ := l.cps.Latest()
+	durable := l.durable.Load()
+	if durable <= latest.Size && len(l.cps.All()) > 0 {
+		return nil
+	}
+	flushed, err := l.tree.Sync()
+	if err != nil {
+		return err
+	}
+	size := min(flushed, durable)
+	if size <= latest.Size && len(l.cps.All()) > 0 {
+		return nil
+	}
+	root, err := l.tree.Root(size)
+	if err != nil {
+		return fmt.Errorf("checkpoint root of size %d: %w", size, err)
+	}
+	if latest.Size == size && len(l.cps.All()) > 0 && !bytes.Equal(latest.Root, root) {
+		return fmt.Errorf("checkpoint: root of size %d changed", size)
+	}
+	if _, err := l.cps.Add(size, root); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package trail
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// appendBody appends the client-supplied fields of ev after id and stream, as
+// compact JSON members without the enclosing braces, in the stored order:
+// time (when given), type, action, outcome, outcome_desc, actor, patient,
+// entities, source, purpose, details. It reports whether a time was written.
+// ev must have been validated.
+func appendBody(dst []byte, ev *Event) ([]byte, bool) {
+	hasTime := ev.rawTime != "" || !ev.Time.IsZero()
+	if hasTime {
+		dst = append(dst, `"time":"`...)
+		if ev.rawTime != "" {
+			dst = append(dst, ev.rawTime...)
+		} else {
+			dst = ev.Time.AppendFormat(dst, time.RFC3339Nano)
+		}
+		dst = append(dst, `",`...)
+	}
+	dst = appendMember(dst, "type", ev.Type, false)
+	dst = appendMember(dst, "action", ev.Action, true)
+	outcome := ev.Outcome
+	if outcome == "" {
+		outcome = OutcomeSuccess
+	}
+	dst = appendMember(dst, "outcome", outcome, true)
+	dst = appendOptional(dst, "outcome_desc", ev.OutcomeDesc)
+	dst = append(dst, `,"actor":{`...)
+	dst = appendMember(dst, "id", ev.Actor.ID, false)
+	dst = appendOptional(dst, "name", ev.Actor.Name)
+	dst = appendOptional(dst, "role", ev.Actor.Role)
+	dst = appendOptional(dst, "address", ev.Actor.Address)
+	dst = appendOptional(dst, "user_agent", ev.Actor.UserAgent)
+	dst = append(dst, '}')
+	dst = appendOptional(dst, "patient", ev.Patient)
+	dst = appendEntities(dst, ev.Entities)
+	if s := ev.Source; s != nil && (s.ID != "" || s.Site != "" || s.Type != "") {
+		dst = append(dst, `,"source":{`...)
+		n := len(dst)
+		dst = appendOptional(dst, "id", s.ID)
+		dst = appendOptional(dst, "site", s.Site)
+		dst = appendOptional(dst, "type", s.Type)
+		dst = append(dst[:n], dst[n+1:]...) // drop the first member's comma
+		dst = append(dst, '}')
+	}
+	dst = appendOptional(dst, "purpose", ev.Purpose)
+	if d := bytes.TrimSpace(ev.Details); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
+		dst = append(dst, `,"details":`...)
+		buf := bytes.NewBuffer(dst)
+		if err := json.Compact(buf, d); err != nil {
+			panic("trail: details not validated: " + err.Error())
+		}
+		dst = buf.Bytes()
+	}
+	return dst, hasTime
+}
+
+func appendEntities(dst []byte, ents []Entity) []byte {
+	if len(ents) == 0 {
+		return dst
+	}
+	dst = append(dst, `,"entities":[`...)
+	for i, en := range ents {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '{')
+		n := len(dst)
+		dst = appendOptional(dst, "type", en.Type)
+		dst = appendOptional(dst, "id", en.ID)
+		dst = appendOptional(dst, "role", en.Role)
+		dst = appendOptional(dst, "name", en.Name)
+		dst = append(dst[:n], dst[n+1:]...)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+func appendMember(dst []byte, name, v string, comma bool) []byte {
+	if comma {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	dst = append(dst, `":`...)
+	return appendString(dst, v)
+}
+
+func appendOptional(dst []byte, name, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	return appendMember(dst, name, v, true)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string without HTML escaping. s must be
+// valid UTF-8.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			if c < utf8.RuneSelf {
+				i++
+				continue
+			}
+			_, size := utf8.DecodeRuneInString(s[i:])
+			i += size
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendStored appends the complete stored form of an event: the server
+// fields, the body and, unless this is the first event of its stream, prev.
+// These bytes are what the Merkle tree hashes and what readers get back.
+func appendStored(dst []byte, p *prepared, index, seq uint64, recorded []byte, prev *Hash) []byte {
+	dst = append(dst, `{"id":"`...)
+	dst = append(dst, p.id...)
+	dst = append(dst, `","index":`...)
+	dst = strconv.AppendUint(dst, index, 10)
+	dst = append(dst, `,"stream":"`...)
+	dst = append(dst, p.stream...)
+	dst = append(dst, `","stream_seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"recorded":"`...)
+	dst = append(dst, recorded...)
+	dst = append(dst, `",`...)
+	if !p.hasTime {
+		dst = append(dst, `"time":"`...)
+		dst = append(dst, recorded...)
+		dst = append(dst, `",`...)
+	}
+	dst = append(dst, p.body...)
+	if prev != nil {
+		dst = append(dst, `,"prev":"`...)
+		dst = hexAppend(dst, prev[:])
+		dst = append(dst, '"')
+	}
+	return append(dst, '}')
+}
+
+func hexAppend(dst, b []byte) []byte {
+	for _, c := range b {
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xF])
+	}
+	return dst
+}

@@ -1,0 +1,283 @@
+// Package checkpoint signs and keeps the log's checkpoints: C2SP
+// tlog-checkpoint signed notes (origin, size, root hash) with an Ed25519 key.
+//
+// Files in the data directory:
+//
+//	checkpoint.key    the signer key (mode 0600), created on first open
+//	checkpoint.vkey   the verifier key, name+hash+base64, created on first open
+//	checkpoints       every signed checkpoint, framed like log records, in order
+//	checkpoint        the latest signed checkpoint alone, replaced atomically
+//
+// Guarantees. Add appends a checkpoint and fsyncs before it returns, so a
+// returned checkpoint survives a crash; a torn last frame is ignored on open.
+// The caller must only sign sizes whose records and tree hashes are durable.
+package checkpoint
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailhq/trail/internal/segment"
+)
+
+// File names in the data directory.
+const (
+	KeyFile      = "checkpoint.key"
+	VerifierFile = "checkpoint.vkey"
+	LogFile      = "checkpoints"
+	LatestFile   = "checkpoint"
+)
+
+// Checkpoint is a verified, parsed signed checkpoint.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   []byte
+	Signed []byte // the signed note, as stored and served
+}
+
+// Store signs checkpoints and keeps them.
+type Store struct {
+	fs       vfs.FS
+	dir      string
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string
+	log      vfs.File
+	logSize  int64
+	all      []Checkpoint
+}
+
+// Open opens the checkpoint store in dir, creating the key pair (named origin)
+// when there is none. origin is used only on creation.
+func Open(fs vfs.FS, dir, origin string) (*Store, error) {
+	s := &Store{fs: fs, dir: dir}
+	if err := s.loadKeys(origin); err != nil {
+		return nil, err
+	}
+	f, err := fs.OpenReadWrite(fs.PathJoin(dir, LogFile), vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, fmt.Errorf("open checkpoints: %w", err)
+	}
+	s.log = f
+	all, end, err := readLog(f, s.verifier)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.all, s.logSize = all, end
+	return s, nil
+}
+
+func (s *Store) loadKeys(origin string) error {
+	keyPath := s.fs.PathJoin(s.dir, KeyFile)
+	if _, err := s.fs.Stat(keyPath); err != nil {
+		if err := s.createKeys(origin); err != nil {
+			return err
+		}
+	}
+	skey, err := readFile(s.fs, keyPath)
+	if err != nil {
+		return fmt.Errorf("read signing key: %w", err)
+	}
+	vkey, err := readFile(s.fs, s.fs.PathJoin(s.dir, VerifierFile))
+	if err != nil {
+		return fmt.Errorf("read verifier key: %w", err)
+	}
+	s.vkey = strings.TrimSpace(string(vkey))
+	if s.signer, err = note.NewSigner(strings.TrimSpace(string(skey))); err != nil {
+		return fmt.Errorf("signing key %s: %w", keyPath, err)
+	}
+	if s.verifier, err = note.NewVerifier(s.vkey); err != nil {
+		return fmt.Errorf("verifier key: %w", err)
+	}
+	if s.verifier.Name() != s.signer.Name() || s.verifier.KeyHash() != s.signer.KeyHash() {
+		return errors.New("checkpoint.key and checkpoint.vkey are not a pair")
+	}
+	return nil
+}
+
+// createKeys makes the key pair. Order: write the verifier key and then the
+// signer key, each through a synced temporary file and a rename, then fsync
+// the directory. The signer key is written last, so its presence means both
+// are complete; a crash before that makes the next open start over.
+func (s *Store) createKeys(origin string) error {
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		return fmt.Errorf("generate checkpoint key for origin %q: %w", origin, err)
+	}
+	if err := WriteFileAtomic(s.fs, s.dir, VerifierFile, []byte(vkey+"\n"), false); err != nil {
+		return err
+	}
+	return WriteFileAtomic(s.fs, s.dir, KeyFile, []byte(skey+"\n"), true)
+}
+
+// WriteFileAtomic replaces dir/name with data: write name.tmp, fsync it,
+// rename it over name, fsync dir. A crash leaves the old or the new file,
+// never a mix. private restricts the file to its owner (mode 0600).
+func WriteFileAtomic(fs vfs.FS, dir, name string, data []byte, private bool) error {
+	tmp := fs.PathJoin(dir, name+".tmp")
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if private {
+		if err := os.Chmod(tmp, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			f.Close()
+			return fmt.Errorf("chmod %s: %w", tmp, err)
+		}
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := fs.Rename(tmp, fs.PathJoin(dir, name)); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func readFile(fs vfs.FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, st.Size())
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		err = nil
+	}
+	return b[:n], err
+}
+
+// readLog reads every checkpoint in the log. A damaged last frame is a torn
+// write and is dropped; a checkpoint that does not verify is an error.
+func readLog(f vfs.File, v note.Verifier) ([]Checkpoint, int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	data := make([]byte, st.Size())
+	if n, _ := f.ReadAt(data, 0); n != len(data) {
+		return nil, 0, fmt.Errorf("read checkpoints: short read")
+	}
+	var all []Checkpoint
+	pos := 0
+	for pos < len(data) {
+		rec, _, size, err := segment.DecodeFrame(data[pos:])
+		if err != nil {
+			break
+		}
+		c, err := Parse(rec, v)
+		if err != nil {
+			return nil, 0, fmt.Errorf("checkpoint %d in %s: %w", len(all), LogFile, err)
+		}
+		if n := len(all); n > 0 && c.Size < all[n-1].Size {
+			return nil, 0, fmt.Errorf("checkpoint %d in %s: size %d is below the previous %d", n, LogFile, c.Size, all[n-1].Size)
+		}
+		all = append(all, c)
+		pos += size
+	}
+	return all, int64(pos), nil
+}
+
+// Parse verifies a signed checkpoint with v and parses it.
+func Parse(signed []byte, v note.Verifier) (Checkpoint, error) {
+	cp, _, _, err := log.ParseCheckpoint(signed, v.Name(), v)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return Checkpoint{Origin: cp.Origin, Size: cp.Size, Root: cp.Hash, Signed: signed}, nil
+}
+
+// Latest returns the newest checkpoint, if any.
+func (s *Store) Latest() (Checkpoint, bool) {
+	if len(s.all) == 0 {
+		return Checkpoint{}, false
+	}
+	return s.all[len(s.all)-1], true
+}
+
+// VerifierKey returns the verifier key (name+hash+base64).
+func (s *Store) VerifierKey() string { return s.vkey }
+
+// Origin returns the log's origin line.
+func (s *Store) Origin() string { return s.signer.Name() }
+
+// Add signs a checkpoint for a tree of the given size and root and keeps it.
+//
+// Order: append the frame to the checkpoints log and fdatasync it (from here
+// the checkpoint is durable), then replace the latest file atomically.
+func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
+	body := log.Checkpoint{Origin: s.Origin(), Size: size, Hash: root}.Marshal()
+	signed, err := note.Sign(&note.Note{Text: string(body)}, s.signer)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	frame := segment.AppendFrame(nil, signed, false)
+	if _, err := s.log.WriteAt(frame, s.logSize); err != nil {
+		return Checkpoint{}, fmt.Errorf("write checkpoint: %w", err)
+	}
+	if err := s.log.SyncData(); err != nil {
+		return Checkpoint{}, fmt.Errorf("sync checkpoints: %w", err)
+	}
+	s.logSize += int64(len(frame))
+	c := Checkpoint{Origin: s.Origin(), Size: size, Root: root, Signed: signed}
+	s.all = append(s.all, c)
+	if err := WriteFileAtomic(s.fs, s.dir, LatestFile, signed, false); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// All returns every checkpoint kept, oldest first.
+func (s *Store) All() []Checkpoint { return s.all }
+
+// Close closes the checkpoint log.
+func (s *Store) Close() error { return s.log.Close() }
+
+// ReadAll reads and verifies every checkpoint in dir without opening a Store
+// (for offline verification). It returns the verifier key too.
+func ReadAll(fs vfs.FS, dir string) ([]Checkpoint, note.Verifier, error) {
+	vkey, err := readFile(fs, fs.PathJoin(dir, VerifierFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read verifier key: %w", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(vkey)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("verifier key: %w", err)
+	}
+	f, err := fs.Open(fs.PathJoin(dir, LogFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open checkpoints: %w", err)
+	}
+	defer f.Close()
+	all, _, err := readLog(f, v)
+	return all, v, err
+}

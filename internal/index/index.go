@@ -1,0 +1,160 @@
+// Package index keeps the engine's derived state in an embedded Pebble store:
+// each event's id (for exactly-once), each stream's head (for stream_seq and
+// prev), and the number of log records applied.
+//
+// Guarantees. Everything here is derived from the log. Apply writes a batch
+// of events and the new applied count in one atomic Pebble batch, so after any
+// crash the store reflects exactly the first Applied() records and the caller
+// replays the rest from the log. Pebble's write-ahead log is off: durability
+// comes from the segment log, not from here; Close flushes so that a clean
+// restart replays nothing.
+package index
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Key prefixes.
+const (
+	prefixID     = 'i' // i/<id> → index
+	prefixStream = 's' // s/<stream> → head
+	keyApplied   = "m/applied"
+)
+
+// Head is the last event of a stream.
+type Head struct {
+	Seq      uint64 // stream_seq of the last event
+	Index    uint64 // its index in the log
+	LeafHash [32]byte
+}
+
+// Entry is what Apply records of one event.
+type Entry struct {
+	Index  uint64
+	ID     string
+	Stream string
+	Seq    uint64
+	Leaf   [32]byte
+}
+
+// Store is the Pebble-backed index.
+type Store struct {
+	db *pebble.DB
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
+	opts := &pebble.Options{
+		FS:           fs,
+		DisableWAL:   true,
+		MemTableSize: 32 << 20,
+		Logger:       pebbleLogger{logger},
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Applied returns how many log records the store reflects.
+func (s *Store) Applied() (uint64, error) {
+	v, ok, err := s.get([]byte(keyApplied))
+	if err != nil || !ok {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// ID returns the index of the event with the given id.
+func (s *Store) ID(id string) (uint64, bool, error) {
+	v, ok, err := s.get(key(prefixID, id))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// Head returns the head of a stream.
+func (s *Store) Head(stream string) (Head, bool, error) {
+	v, ok, err := s.get(key(prefixStream, stream))
+	if err != nil || !ok {
+		return Head{}, false, err
+	}
+	if len(v) != 48 {
+		return Head{}, false, fmt.Errorf("index: head of %q is %d bytes, want 48", stream, len(v))
+	}
+	h := Head{Seq: binary.BigEndian.Uint64(v), Index: binary.BigEndian.Uint64(v[8:])}
+	copy(h.LeafHash[:], v[16:])
+	return h, true, nil
+}
+
+func (s *Store) get(k []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("index: get %q: %w", k, err)
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, true, nil
+}
+
+// Apply records entries, which must be the log records [Applied(), applied)
+// in order, and sets Applied to applied, atomically.
+func (s *Store) Apply(entries []Entry, applied uint64) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	var v [48]byte
+	for i := range entries {
+		e := &entries[i]
+		binary.BigEndian.PutUint64(v[:8], e.Index)
+		if err := b.Set(key(prefixID, e.ID), v[:8], nil); err != nil {
+			return err
+		}
+		binary.BigEndian.PutUint64(v[:8], e.Seq)
+		binary.BigEndian.PutUint64(v[8:16], e.Index)
+		copy(v[16:], e.Leaf[:])
+		if err := b.Set(key(prefixStream, e.Stream), v[:], nil); err != nil {
+			return err
+		}
+	}
+	binary.BigEndian.PutUint64(v[:8], applied)
+	if err := b.Set([]byte(keyApplied), v[:8], nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}
+
+// Close flushes the store to disk and closes it.
+func (s *Store) Close() error {
+	ferr := s.db.Flush()
+	return errors.Join(ferr, s.db.Close())
+}
+
+func key(prefix byte, s string) []byte {
+	k := make([]byte, 0, 2+len(s))
+	return append(append(k, prefix, '/'), s...)
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("index store", "msg", fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("index store fatal", "msg", fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}

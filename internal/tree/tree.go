@@ -1,0 +1,308 @@
+// Package tree keeps an RFC 6962 Merkle tree on disk so that the root of any
+// size and any inclusion or consistency proof cost O(log n) reads.
+//
+// Level k of the tree is a file of 32-byte hashes: entry i is the root of the
+// perfect subtree over leaves [i·2^k, (i+1)·2^k). Appending a leaf writes the
+// leaf hash and every subtree it completes (on average two hashes a leaf).
+//
+// Guarantees and failure. The files are derived from the log: Append only
+// buffers, Flush writes (no fsync), Sync fdatasyncs every level. After Sync
+// returns, the tree is durable up to the size it had at the call; a caller
+// records that size (in a signed checkpoint) and, after a crash, reopens the
+// tree at that size and appends the log's remaining leaves again. Entries
+// past the reopened size are overwritten, never trusted.
+package tree
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+)
+
+// HashSize is the size of every hash in the tree.
+const HashSize = sha256.Size
+
+// HashChildren returns the RFC 6962 interior node hash SHA-256(0x01 || l || r).
+func HashChildren(l, r []byte) []byte {
+	var b [1 + 2*HashSize]byte
+	b[0] = 1
+	copy(b[1:], l)
+	copy(b[1+HashSize:], r)
+	h := sha256.Sum256(b[:])
+	return h[:]
+}
+
+// EmptyRoot is the root of the empty tree: SHA-256 of nothing.
+func EmptyRoot() []byte {
+	h := sha256.Sum256(nil)
+	return h[:]
+}
+
+var factory = &compact.RangeFactory{Hash: HashChildren}
+
+// Tree is a Merkle tree stored in one directory. Append, Flush and Sync are
+// for one writer goroutine; Root and the proof methods are safe to call
+// concurrently with it for sizes up to the last flushed size.
+type Tree struct {
+	fs  vfs.FS
+	dir string
+	rng *compact.Range
+
+	mu      sync.RWMutex // guards files and flushed
+	files   []vfs.File   // one per level
+	flushed uint64       // leaves whose hashes are written to the files
+	created bool         // a level file was created since the last Sync
+
+	pending      [64][]byte // hashes appended but not yet written, per level
+	pendingStart [64]uint64 // index of the first pending hash, per level
+}
+
+// Open opens the tree in dir at the given size. Hashes of sizes up to size
+// must have been made durable by an earlier Sync; everything past it is
+// ignored and overwritten by later appends.
+func Open(fs vfs.FS, dir string, size uint64) (*Tree, error) {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create tree directory: %w", err)
+	}
+	t := &Tree{fs: fs, dir: dir}
+	for k := 0; k < 64; k++ {
+		name := fs.PathJoin(dir, fmt.Sprintf("level-%02d", k))
+		if _, err := fs.Stat(name); err != nil {
+			break
+		}
+		f, err := fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("open tree level %d: %w", k, err)
+		}
+		t.files = append(t.files, f)
+	}
+	t.flushed = size
+	ids := compact.RangeNodes(0, size, nil)
+	hashes := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, err := t.node(id)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("tree of size %d: %w", size, err)
+		}
+		hashes[i] = h
+	}
+	rng, err := factory.NewRange(0, size, hashes)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	t.rng = rng
+	for k := range t.pendingStart {
+		t.pendingStart[k] = size >> k
+	}
+	return t, nil
+}
+
+// Size returns the number of leaves appended.
+func (t *Tree) Size() uint64 { return t.rng.End() }
+
+// Append adds a leaf hash.
+func (t *Tree) Append(leaf []byte) {
+	if err := t.rng.Append(leaf, t.visit); err != nil {
+		panic("tree: " + err.Error()) // only on a corrupt range, which Open rules out
+	}
+}
+
+func (t *Tree) visit(id compact.NodeID, hash []byte) {
+	t.pending[id.Level] = append(t.pending[id.Level], hash...)
+}
+
+// Flush writes the appended hashes to the level files (without fsync) and
+// makes them readable. After an error the tree must not be used.
+func (t *Tree) Flush() error {
+	for k := range t.pending {
+		p := t.pending[k]
+		if len(p) == 0 {
+			continue
+		}
+		f, err := t.level(k)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(p, int64(t.pendingStart[k])*HashSize); err != nil {
+			return fmt.Errorf("write tree level %d: %w", k, err)
+		}
+		t.pendingStart[k] += uint64(len(p) / HashSize)
+		t.pending[k] = p[:0]
+	}
+	t.mu.Lock()
+	t.flushed = t.rng.End()
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *Tree) level(k int) (vfs.File, error) {
+	t.mu.RLock()
+	n := len(t.files)
+	t.mu.RUnlock()
+	for n <= k {
+		name := t.fs.PathJoin(t.dir, fmt.Sprintf("level-%02d", n))
+		f, err := t.fs.Create(name, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return nil, fmt.Errorf("create tree level %d: %w", n, err)
+		}
+		t.mu.Lock()
+		t.files = append(t.files, f)
+		t.created = true
+		t.mu.Unlock()
+		n++
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.files[k], nil
+}
+
+// Sync makes every flushed hash durable and returns the size it covers.
+//
+// Order: fdatasync each level file, then (if a level was created) fsync the
+// directory. Only after both may the caller record the size as durable.
+func (t *Tree) Sync() (uint64, error) {
+	t.mu.RLock()
+	size, files, created := t.flushed, t.files, t.created
+	t.mu.RUnlock()
+	for k, f := range files {
+		if err := f.SyncData(); err != nil {
+			return 0, fmt.Errorf("sync tree level %d: %w", k, err)
+		}
+	}
+	if created {
+		d, err := t.fs.OpenDir(t.dir)
+		if err != nil {
+			return 0, fmt.Errorf("open tree directory: %w", err)
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return 0, fmt.Errorf("sync tree directory: %w", err)
+		}
+		t.mu.Lock()
+		t.created = false
+		t.mu.Unlock()
+	}
+	return size, nil
+}
+
+// ErrSize reports a size or index outside the readable tree.
+var ErrSize = errors.New("outside the tree")
+
+// node reads the hash of a perfect subtree.
+func (t *Tree) node(id compact.NodeID) ([]byte, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if int(id.Level) >= len(t.files) {
+		return nil, fmt.Errorf("tree level %d is missing", id.Level)
+	}
+	b := make([]byte, HashSize)
+	if n, err := t.files[id.Level].ReadAt(b, int64(id.Index)*HashSize); n != HashSize {
+		return nil, fmt.Errorf("read tree node %d/%d: %w", id.Level, id.Index, errors.Join(err, errors.New("short read")))
+	}
+	return b, nil
+}
+
+func (t *Tree) checkSize(size uint64) error {
+	t.mu.RLock()
+	flushed := t.flushed
+	t.mu.RUnlock()
+	if size > flushed {
+		return fmt.Errorf("size %d: %w (size %d)", size, ErrSize, flushed)
+	}
+	return nil
+}
+
+// Root returns the root hash of the tree's first size leaves.
+func (t *Tree) Root(size uint64) ([]byte, error) {
+	if err := t.checkSize(size); err != nil {
+		return nil, err
+	}
+	if size == 0 {
+		return EmptyRoot(), nil
+	}
+	ids := compact.RangeNodes(0, size, nil)
+	var root []byte
+	for i := len(ids) - 1; i >= 0; i-- {
+		h, err := t.node(ids[i])
+		if err != nil {
+			return nil, err
+		}
+		if root == nil {
+			root = h
+		} else {
+			root = HashChildren(h, root)
+		}
+	}
+	return root, nil
+}
+
+// LeafHash returns the hash of leaf i.
+func (t *Tree) LeafHash(i uint64) ([]byte, error) {
+	if err := t.checkSize(i + 1); err != nil {
+		return nil, err
+	}
+	return t.node(compact.NewNodeID(0, i))
+}
+
+// InclusionProof returns the proof that leaf index is in the tree of the
+// given size.
+func (t *Tree) InclusionProof(index, size uint64) ([][]byte, error) {
+	if err := t.checkSize(size); err != nil {
+		return nil, err
+	}
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSize, err)
+	}
+	return t.fetch(nodes)
+}
+
+// ConsistencyProof returns the proof that the tree of size from is a prefix
+// of the tree of size to.
+func (t *Tree) ConsistencyProof(from, to uint64) ([][]byte, error) {
+	if err := t.checkSize(to); err != nil {
+		return nil, err
+	}
+	nodes, err := proof.Consistency(from, to)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSize, err)
+	}
+	return t.fetch(nodes)
+}
+
+func (t *Tree) fetch(nodes proof.Nodes) ([][]byte, error) {
+	hashes := make([][]byte, len(nodes.IDs))
+	for i, id := range nodes.IDs {
+		h, err := t.node(id)
+		if err != nil {
+			return nil, err
+		}
+		hashes[i] = h
+	}
+	out, err := nodes.Rehash(hashes, HashChildren)
+	if out == nil {
+		out = [][]byte{}
+	}
+	return out, err
+}
+
+// Close closes the level files.
+func (t *Tree) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var errs []error
+	for _, f := range t.files {
+		errs = append(errs, f.Close())
+	}
+	t.files = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,142 @@
+package trail
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// eventWire is Event as it travels in JSON: the time is kept as sent.
+type eventWire struct {
+	ID          string          `json:"id"`
+	Stream      string          `json:"stream"`
+	Time        *string         `json:"time"`
+	Type        string          `json:"type"`
+	Action      string          `json:"action"`
+	Outcome     string          `json:"outcome"`
+	OutcomeDesc string          `json:"outcome_desc"`
+	Actor       *Actor          `json:"actor"`
+	Patient     string          `json:"patient"`
+	Entities    []Entity        `json:"entities"`
+	Source      *Source         `json:"source"`
+	Purpose     string          `json:"purpose"`
+	Details     json.RawMessage `json:"details"`
+}
+
+// serverFields are members the server writes; a client may not send them.
+var serverFields = map[string]bool{"index": true, "stream_seq": true, "recorded": true, "prev": true}
+
+// ParseEvent decodes one event sent by a client and validates it. Unknown
+// fields are rejected at every level but inside details, and so are the
+// fields the server assigns. Errors are *ValidationError where a field is to
+// blame.
+func ParseEvent(data []byte) (Event, error) {
+	var ev Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return Event{}, err
+	}
+	return ev, ev.Validate()
+}
+
+// UnmarshalJSON decodes an event, rejecting unknown and server-assigned
+// fields, and keeps a given time exactly as sent.
+func (ev *Event) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var w eventWire
+	if err := dec.Decode(&w); err != nil {
+		return decodeError(err)
+	}
+	if dec.More() {
+		return &ValidationError{Field: "(event)", Reason: "unexpected data after the JSON object"}
+	}
+	*ev = Event{
+		ID: w.ID, Stream: w.Stream, Type: w.Type, Action: w.Action, Outcome: w.Outcome,
+		OutcomeDesc: w.OutcomeDesc, Patient: w.Patient, Entities: w.Entities, Source: w.Source,
+		Purpose: w.Purpose, Details: w.Details,
+	}
+	if w.Actor != nil {
+		ev.Actor = *w.Actor
+	}
+	if w.Time != nil {
+		t, err := time.Parse(time.RFC3339Nano, *w.Time)
+		if err != nil || !strings.ContainsAny((*w.Time)[len(*w.Time)-1:], "Zz0123456789") {
+			return invalid("time", "%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", *w.Time)
+		}
+		ev.Time, ev.rawTime = t, *w.Time
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, `json: unknown field "`); ok {
+		name = strings.TrimSuffix(name, `"`)
+		if serverFields[name] {
+			return invalid(name, "is assigned by the server; do not send it")
+		}
+		return invalid(name, "unknown field (check its spelling against the v1 event schema)")
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return invalid(te.Field, "must be a JSON %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
+	}
+	return &ValidationError{Field: "(event)", Reason: fmt.Sprintf("malformed JSON: %v", strings.TrimPrefix(msg, "json: "))}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "struct", "ptr", "map":
+		return "object"
+	case "slice":
+		return "array"
+	}
+	return goKind
+}
+
+// MarshalJSON encodes ev as a client sends it: id (when set), stream and the
+// client fields in the stored order.
+func (ev Event) MarshalJSON() ([]byte, error) {
+	if err := ev.validateForEncoding(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	if ev.ID != "" {
+		b = appendMember(b, "id", ev.ID, false)
+		b = append(b, ',')
+	}
+	b = appendMember(b, "stream", ev.Stream, false)
+	b = append(b, ',')
+	b, _ = appendBody(b, &ev)
+	return append(b, '}'), nil
+}
+
+// validateForEncoding checks what appendBody relies on: valid UTF-8 strings
+// and well-formed details.
+func (ev *Event) validateForEncoding() error {
+	if err := ev.validateStrings(); err != nil {
+		return err
+	}
+	if err := checkText("stream", ev.Stream, MaxEventSize); err != nil {
+		return err
+	}
+	if err := checkText("type", ev.Type, MaxEventSize); err != nil {
+		return err
+	}
+	return validateDetails(ev.Details)
+}
+
+// sameContent reports whether a and b are the same event after parsing: the
+// test for "the same id sent again" (same → first receipt, else conflict).
+// An absent outcome equals "success"; a and b must be validated.
+func sameContent(a, b *Event) bool {
+	ba, _ := appendBody(nil, a)
+	bb, _ := appendBody(nil, b)
+	return a.Stream == b.Stream && bytes.Equal(ba, bb)
+}

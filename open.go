@@ -1,0 +1,218 @@
+package trail
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/index"
+	"github.com/trailhq/trail/internal/segment"
+	"github.com/trailhq/trail/internal/tree"
+)
+
+// Layout of a data directory.
+const (
+	lockFile  = "LOCK"
+	logDir    = "log"
+	treeDir   = "tree"
+	indexDir  = "index"
+	replayMax = 1 << 16 // entries per index store batch during recovery
+)
+
+// ErrLocked: another process has the data directory open.
+var ErrLocked = errors.New("trail: data directory is in use by another process")
+
+// Open opens the engine in dir, creating the directory, the signing key and
+// the first checkpoint when dir is new, and recovers after a crash: a torn
+// tail of the log is cut, the Merkle tree is reopened at the latest signed
+// checkpoint and the few records after it are hashed again, and the index
+// store replays what it had not applied. Start-up reads O(log n) tree hashes
+// and the records written since the last checkpoint, never the whole log.
+func Open(dir string, cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("trail: config: %w", err)
+	}
+	cfg.fill()
+	start := time.Now()
+	l := &Log{
+		cfg: cfg, dir: dir,
+		commits:  make(chan *commit, 1),
+		applies:  make(chan []index.Entry, 64),
+		closing:  make(chan struct{}),
+		seqDone:  make(chan struct{}),
+		syncDone: make(chan struct{}),
+		idxDone:  make(chan struct{}),
+		cpDone:   make(chan struct{}),
+	}
+	if err := l.openFiles(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	replayed, err := l.recover()
+	if err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	l.q = newQueue(cfg.QueueSize, 4096)
+	l.seq = newSequencer(l)
+	go l.seq.run()
+	go l.syncer()
+	go l.indexer()
+	go l.checkpointer()
+	cfg.Logger.Info("trail opened", "dir", dir, "events", l.durable.Load(),
+		"replayed", replayed, "took", time.Since(start).Round(time.Microsecond))
+	return l, nil
+}
+
+func (l *Log) openFiles() error {
+	fs := l.cfg.FS
+	if err := fs.MkdirAll(l.dir, 0o700); err != nil {
+		return fmt.Errorf("trail: create data directory: %w", err)
+	}
+	lock, err := fs.Lock(fs.PathJoin(l.dir, lockFile))
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrLocked, l.dir, err)
+	}
+	l.lock = lock
+	origin := l.cfg.Origin
+	if origin == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		origin = "trail/" + hex.EncodeToString(b[:])
+	}
+	if l.cps, err = checkpoint.Open(fs, l.dir, origin); err != nil {
+		return fmt.Errorf("trail: %w", err)
+	}
+	latest, _ := l.cps.Latest()
+	segDir := fs.PathJoin(l.dir, logDir)
+	if err := fs.MkdirAll(segDir, 0o700); err != nil {
+		return fmt.Errorf("trail: create log directory: %w", err)
+	}
+	l.segs, err = segment.Open(segment.Options{FS: fs, Dir: segDir, SegmentSize: l.cfg.SegmentSize, Durable: latest.Size})
+	if err != nil {
+		return fmt.Errorf("trail: open log (run trail verify): %w", err)
+	}
+	if l.tree, err = l.openTree(latest); err != nil {
+		return err
+	}
+	if l.idx, err = index.Open(fs, fs.PathJoin(l.dir, indexDir), l.cfg.Logger); err != nil {
+		return fmt.Errorf("trail: %w", err)
+	}
+	return nil
+}
+
+// openTree opens the Merkle tree at the latest checkpoint and checks its root
+// against the signed one. Tree files that do not match are rebuilt from the
+// log; a log that does not match is an error.
+func (l *Log) openTree(latest checkpoint.Checkpoint) (*tree.Tree, error) {
+	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, treeDir)
+	t, err := tree.Open(fs, dir, latest.Size)
+	if err == nil && latest.Size > 0 {
+		root, rerr := t.Root(latest.Size)
+		if rerr != nil || !bytes.Equal(root, latest.Root) {
+			err = fmt.Errorf("root of size %d does not match the checkpoint", latest.Size)
+			t.Close()
+		}
+	}
+	if err == nil {
+		return t, nil
+	}
+	l.cfg.Logger.Warn("rebuilding the Merkle tree from the log", "reason", err)
+	if t, err = tree.Open(fs, dir, 0); err != nil {
+		return nil, fmt.Errorf("trail: %w", err)
+	}
+	err = l.segs.Scan(0, latest.Size, func(i uint64, rec []byte) error {
+		h := LeafHash(rec)
+		t.Append(h[:])
+		return nil
+	})
+	if err == nil {
+		err = t.Flush()
+	}
+	if err == nil {
+		var root []byte
+		root, err = t.Root(latest.Size)
+		if err == nil && !bytes.Equal(root, latest.Root) {
+			err = fmt.Errorf("log records below the signed checkpoint of size %d do not match its root: the log was altered (run trail verify)", latest.Size)
+		}
+	}
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("trail: %w", err)
+	}
+	return t, nil
+}
+
+// recover brings the tree and the index store up to the end of the log and
+// makes sure a checkpoint exists. It returns how many records it read.
+func (l *Log) recover() (uint64, error) {
+	n := l.segs.Len()
+	applied, err := l.idx.Applied()
+	if err != nil {
+		return 0, fmt.Errorf("trail: %w", err)
+	}
+	if applied > n {
+		return 0, fmt.Errorf("trail: index store has %d events but the log only %d: remove %s to rebuild it",
+			applied, n, l.cfg.FS.PathJoin(l.dir, indexDir))
+	}
+	from := min(l.tree.Size(), applied)
+	var entries []index.Entry
+	err = l.segs.Scan(from, n, func(i uint64, rec []byte) error {
+		leaf := LeafHash(rec)
+		if i >= l.tree.Size() {
+			l.tree.Append(leaf[:])
+		}
+		if i < applied {
+			return nil
+		}
+		h, err := parseHeader(rec)
+		if err != nil || h.index != i {
+			return fmt.Errorf("trail: record %d is not a valid event (run trail verify): %v", i, err)
+		}
+		entries = append(entries, index.Entry{Index: i, ID: h.id, Stream: h.stream, Seq: h.seq, Leaf: leaf})
+		if len(entries) == replayMax {
+			err = l.idx.Apply(entries, i+1)
+			entries = entries[:0]
+		}
+		return err
+	})
+	if err == nil && len(entries) > 0 {
+		err = l.idx.Apply(entries, n)
+	}
+	if err == nil {
+		err = l.tree.Flush()
+	}
+	if err != nil {
+		return 0, err
+	}
+	l.durable.Store(n)
+	l.applied.Store(n)
+	if len(l.cps.All()) == 0 || n > 0 {
+		if err := l.checkpoint(); err != nil {
+			return 0, fmt.Errorf("trail: first checkpoint: %w", err)
+		}
+	}
+	return n - from, nil
+}
+
+func (l *Log) closeFiles() {
+	if l.idx != nil {
+		l.idx.Close()
+	}
+	if l.tree != nil {
+		l.tree.Close()
+	}
+	if l.segs != nil {
+		l.segs.Close()
+	}
+	if l.cps != nil {
+		l.cps.Close()
+	}
+	if l.lock != nil {
+		l.lock.Close()
+	}
+}

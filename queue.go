@@ -1,0 +1,151 @@
+package trail
+
+import (
+	"context"
+	"sync"
+)
+
+// queue is the bounded hand-off between callers and the sequencer. Callers
+// append under a mutex; the sequencer takes what is queued at once, so a batch
+// is whatever arrived while the previous one was being written: group commit
+// without timers or polling.
+//
+// Items are grouped as they arrive; a group (one channel) is resolved by
+// exactly one batch, and a batch takes whole groups.
+type queue struct {
+	mu       sync.Mutex
+	items    []*Pending
+	groups   []queuedGroup // groups of items, in order; the last is open
+	groupMax int           // events per group
+	used     int           // events queued or in flight, not yet resolved
+	limit    int           // bound on used
+	room     chan struct{} // closed when room is freed, then replaced
+	closed   bool
+	stopErr  error         // why the queue is closed
+	kick     chan struct{} // capacity 1: "the queue became non-empty"
+	failed   *group        // an already-closed group for refusals
+}
+
+type queuedGroup struct {
+	g      *group
+	end    int // items[..end] belong to this or an earlier group
+	events int
+}
+
+func newQueue(limit, groupMax int) *queue {
+	q := &queue{
+		limit:    limit,
+		groupMax: groupMax,
+		room:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		failed:   &group{done: make(chan struct{})},
+	}
+	close(q.failed.done)
+	return q
+}
+
+// put enqueues p. With wait, it waits under ctx for room when the queue is
+// full; otherwise it returns ErrBufferFull.
+func (q *queue) put(ctx context.Context, p *Pending, wait bool) error {
+	n := p.size()
+	q.mu.Lock()
+	for {
+		if q.closed {
+			err := q.stopErr
+			q.mu.Unlock()
+			return err
+		}
+		if q.used+n <= q.limit || q.used == 0 {
+			break
+		}
+		if !wait {
+			q.mu.Unlock()
+			return ErrBufferFull
+		}
+		room := q.room
+		q.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	q.used += n
+	last := len(q.groups) - 1
+	if last < 0 || q.groups[last].events >= q.groupMax {
+		q.groups = append(q.groups, queuedGroup{g: &group{done: make(chan struct{})}})
+		last++
+	}
+	qg := &q.groups[last]
+	p.g = qg.g
+	q.items = append(q.items, p)
+	qg.end = len(q.items)
+	qg.events += n
+	first := len(q.items) == 1
+	q.mu.Unlock()
+	if first {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// refuse resolves p at once with err.
+func (q *queue) refuse(p *Pending, err error) {
+	p.err = err
+	p.g = q.failed
+}
+
+// take appends to dst the items of the oldest groups, at least one group and
+// at most maxEvents events beyond the first, and appends their groups to gs.
+func (q *queue) take(dst []*Pending, gs []*group, maxEvents int) ([]*Pending, []*group) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	events, k := 0, 0
+	for k < len(q.groups) && (k == 0 || events+q.groups[k].events <= maxEvents) {
+		events += q.groups[k].events
+		gs = append(gs, q.groups[k].g)
+		k++
+	}
+	if k == 0 {
+		return dst, gs
+	}
+	end := q.groups[k-1].end
+	dst = append(dst, q.items[:end]...)
+	n := copy(q.items, q.items[end:])
+	clear(q.items[n:])
+	q.items = q.items[:n]
+	m := copy(q.groups, q.groups[k:])
+	q.groups = q.groups[:m]
+	for i := range q.groups {
+		q.groups[i].end -= end
+	}
+	if len(q.items) > 0 {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+	return dst, gs
+}
+
+// release frees room for n events.
+func (q *queue) release(n int) {
+	q.mu.Lock()
+	q.used -= n
+	close(q.room)
+	q.room = make(chan struct{})
+	q.mu.Unlock()
+}
+
+// close stops accepting items; later puts fail with err.
+func (q *queue) close(err error) {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed, q.stopErr = true, err
+	}
+	q.mu.Unlock()
+}

@@ -1,0 +1,92 @@
+package trail
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/trailhq/trail/internal/tree"
+)
+
+// Size returns the number of events stored and acknowledged.
+func (l *Log) Size() uint64 { return l.durable.Load() }
+
+// Read returns the stored bytes of the event at index: exactly the bytes the
+// Merkle tree hashed.
+func (l *Log) Read(index uint64) ([]byte, error) {
+	if index >= l.durable.Load() {
+		return nil, fmt.Errorf("event %d: %w", index, ErrNotFound)
+	}
+	return l.segs.Read(index)
+}
+
+// Checkpoint is a signed checkpoint: a commitment to the first Size events.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   Hash
+	Signed []byte // the signed note (C2SP tlog-checkpoint)
+}
+
+// Checkpoint returns the latest signed checkpoint.
+func (l *Log) Checkpoint() Checkpoint {
+	l.cpsMu.Lock()
+	defer l.cpsMu.Unlock()
+	c, _ := l.cps.Latest()
+	cp := Checkpoint{Origin: c.Origin, Size: c.Size, Signed: c.Signed}
+	copy(cp.Root[:], c.Root)
+	return cp
+}
+
+// VerifierKey returns the checkpoint verifier key (name+hash+base64), as in
+// DIR/checkpoint.vkey.
+func (l *Log) VerifierKey() string { return l.cps.VerifierKey() }
+
+// Root returns the Merkle root of the first size events.
+func (l *Log) Root(size uint64) (Hash, error) {
+	if size > l.durable.Load() {
+		return Hash{}, fmt.Errorf("size %d: %w (%d events)", size, ErrOutOfRange, l.durable.Load())
+	}
+	r, err := l.tree.Root(size)
+	return toHash(r), treeErr(err)
+}
+
+// InclusionProof returns the RFC 6962 inclusion proof of event index in the
+// tree of the given size (index < size ≤ Size()).
+func (l *Log) InclusionProof(index, size uint64) ([]Hash, error) {
+	if index >= size || size > l.durable.Load() {
+		return nil, fmt.Errorf("inclusion of %d in size %d: %w (%d events)", index, size, ErrOutOfRange, l.durable.Load())
+	}
+	p, err := l.tree.InclusionProof(index, size)
+	return toHashes(p), treeErr(err)
+}
+
+// ConsistencyProof returns the RFC 6962 proof that the tree of size from is a
+// prefix of the tree of size to (from ≤ to ≤ Size()).
+func (l *Log) ConsistencyProof(from, to uint64) ([]Hash, error) {
+	if from > to || to > l.durable.Load() {
+		return nil, fmt.Errorf("consistency %d to %d: %w (%d events)", from, to, ErrOutOfRange, l.durable.Load())
+	}
+	p, err := l.tree.ConsistencyProof(from, to)
+	return toHashes(p), treeErr(err)
+}
+
+func treeErr(err error) error {
+	if errors.Is(err, tree.ErrSize) {
+		return fmt.Errorf("%w: %v", ErrOutOfRange, err)
+	}
+	return err
+}
+
+func toHash(b []byte) Hash {
+	var h Hash
+	copy(h[:], b)
+	return h
+}
+
+func toHashes(bs [][]byte) []Hash {
+	out := make([]Hash, len(bs))
+	for i, b := range bs {
+		out[i] = toHash(b)
+	}
+	return out
+}

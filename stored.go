@@ -1,0 +1,137 @@
+package trail
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// StoredEvent is an event as stored: the client's fields and the server's.
+type StoredEvent struct {
+	Event
+	Index     uint64
+	StreamSeq uint64
+	Recorded  string
+	Prev      *Hash // nil for the first event of a stream
+}
+
+// storedWire mirrors the stored JSON.
+type storedWire struct {
+	eventWire
+	Index     *uint64 `json:"index"`
+	StreamSeq *uint64 `json:"stream_seq"`
+	Recorded  string  `json:"recorded"`
+	Prev      *Hash   `json:"prev"`
+}
+
+// ParseStored decodes stored event bytes (as returned by Read).
+func ParseStored(rec []byte) (StoredEvent, error) {
+	dec := json.NewDecoder(bytes.NewReader(rec))
+	dec.DisallowUnknownFields()
+	var w storedWire
+	if err := dec.Decode(&w); err != nil {
+		return StoredEvent{}, fmt.Errorf("stored event: %w", err)
+	}
+	if w.Index == nil || w.StreamSeq == nil || w.Recorded == "" {
+		return StoredEvent{}, errors.New("stored event: index, stream_seq or recorded missing")
+	}
+	w.eventWire.Time = nil
+	raw, _ := json.Marshal(w.eventWire) // re-decode the client part through Event's rules
+	var ev Event
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return StoredEvent{}, fmt.Errorf("stored event: %w", err)
+	}
+	h, err := parseHeader(rec)
+	if err != nil {
+		return StoredEvent{}, err
+	}
+	ev.rawTime = h.time
+	return StoredEvent{Event: ev, Index: *w.Index, StreamSeq: *w.StreamSeq, Recorded: w.Recorded, Prev: w.Prev}, nil
+}
+
+// header is the server part of a stored event, read without a JSON decoder
+// from the fixed layout appendStored writes.
+type header struct {
+	id, stream, recorded, time string
+	index, seq                 uint64
+	prev                       *Hash
+}
+
+var errLayout = errors.New("not in Trail's stored layout")
+
+// parseHeader reads the fields appendStored writes at the start and end of a
+// stored event. It is how recovery and verify read the log quickly; anything
+// off the layout is an error.
+func parseHeader(rec []byte) (header, error) {
+	var h header
+	r := layoutReader{b: rec}
+	h.id = r.str(`{"id":"`, '"')
+	h.index = r.num(`,"index":`)
+	h.stream = r.str(`,"stream":"`, '"')
+	h.seq = r.num(`,"stream_seq":`)
+	h.recorded = r.str(`,"recorded":"`, '"')
+	h.time = r.str(`,"time":"`, '"')
+	if r.err != nil || len(h.recorded) != len(RecordedLayout) {
+		return h, errLayout
+	}
+	if i := bytes.LastIndex(rec, []byte(`,"prev":"`)); i >= 0 && len(rec)-i == len(`,"prev":"`)+64+2 {
+		var p Hash
+		if _, err := hex.Decode(p[:], rec[i+9:i+9+64]); err == nil && rec[len(rec)-2] == '"' {
+			h.prev = &p
+		}
+	}
+	if rec[len(rec)-1] != '}' {
+		return h, errLayout
+	}
+	return h, nil
+}
+
+type layoutReader struct {
+	b   []byte
+	err error
+}
+
+func (r *layoutReader) expect(lit string) {
+	if r.err == nil && !bytes.HasPrefix(r.b, []byte(lit)) {
+		r.err = errLayout
+	}
+	if r.err == nil {
+		r.b = r.b[len(lit):]
+	}
+}
+
+func (r *layoutReader) str(lit string, end byte) string {
+	r.expect(lit)
+	if r.err != nil {
+		return ""
+	}
+	i := bytes.IndexByte(r.b, end)
+	if i < 0 {
+		r.err = errLayout
+		return ""
+	}
+	s := string(r.b[:i])
+	r.b = r.b[i+1:]
+	return s
+}
+
+func (r *layoutReader) num(lit string) uint64 {
+	r.expect(lit)
+	if r.err != nil {
+		return 0
+	}
+	i := 0
+	for i < len(r.b) && '0' <= r.b[i] && r.b[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseUint(string(r.b[:i]), 10, 64)
+	if err != nil || (i > 1 && r.b[0] == '0') {
+		r.err = errLayout
+		return 0
+	}
+	r.b = r.b[i:]
+	return n
+}

@@ -1,0 +1,111 @@
+package trail
+
+import (
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/trailhq/trail/internal/index"
+)
+
+// syncer is the goroutine that makes written batches durable. It takes every
+// batch the sequencer has handed over, fdatasyncs the files they were written
+// to once, and only then gives their receipts: one fsync for many batches
+// when the disk is slower than the producers.
+//
+// After an fsync error it never retries (a failed fsync may have dropped the
+// dirty pages; a retry could falsely succeed): the engine fails closed and
+// every batch not yet acknowledged is resolved with the error.
+func (l *Log) syncer() {
+	defer close(l.syncDone)
+	defer close(l.applies)
+	var batch []*commit
+	var files []vfs.File
+	for c := range l.commits {
+		batch = append(batch[:0], c)
+	more:
+		for {
+			select {
+			case c, ok := <-l.commits:
+				if !ok {
+					break more
+				}
+				batch = append(batch, c)
+			default:
+				break more
+			}
+		}
+		files = files[:0]
+		for _, c := range batch {
+			if c.file != nil && (len(files) == 0 || files[len(files)-1] != c.file) {
+				files = append(files, c.file)
+			}
+		}
+		err := l.syncFiles(files)
+		l.resolve(batch, err)
+	}
+}
+
+func (l *Log) syncFiles(files []vfs.File) error {
+	if f := l.failure.Load(); f != nil {
+		return f
+	}
+	if l.cfg.Sync == SyncNone {
+		return nil
+	}
+	for _, f := range files {
+		if err := f.SyncData(); err != nil {
+			return l.fail(err)
+		}
+	}
+	return nil
+}
+
+// resolve acknowledges (or fails) the batches and wakes their waiters.
+func (l *Log) resolve(batch []*commit, err error) {
+	var entries []index.Entry
+	for _, c := range batch {
+		if err != nil {
+			failAll(c.items, err)
+		} else {
+			l.durable.Store(c.end)
+			entries = append(entries, c.entries...)
+		}
+		for _, g := range c.groups {
+			close(g.done)
+		}
+		l.q.release(c.events)
+	}
+	if len(entries) > 0 {
+		l.applies <- entries
+	}
+}
+
+// indexer applies acknowledged events to the index store, off the
+// acknowledgement path. A failure here fails the engine: without the id
+// index, exactly-once could not be kept.
+func (l *Log) indexer() {
+	defer close(l.idxDone)
+	for entries := range l.applies {
+		// Merge whatever else is waiting into one store batch.
+	more:
+		for {
+			select {
+			case e, ok := <-l.applies:
+				if !ok {
+					break more
+				}
+				entries = append(entries, e...)
+			default:
+				break more
+			}
+		}
+		if l.failure.Load() != nil {
+			continue
+		}
+		end := entries[len(entries)-1].Index + 1
+		if err := l.idx.Apply(entries, end); err != nil {
+			l.fail(err)
+			continue
+		}
+		l.applied.Store(end)
+	}
+}

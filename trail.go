@@ -1,0 +1,161 @@
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/index"
+	"github.com/trailhq/trail/internal/segment"
+	"github.com/trailhq/trail/internal/tree"
+)
+
+// Log is the embedded engine: an append-only, tamper-evident audit log in one
+// directory. It is safe for concurrent use.
+//
+// The write path: Log puts the event on a bounded queue (queue.go); one
+// sequencer goroutine takes everything queued, assigns index, stream_seq,
+// prev, recorded and ids, and writes the batch to the active segment with one
+// write (sequencer.go); one syncer goroutine fsyncs and resolves every waiter
+// of the batch (syncer.go). The Merkle tree, the id and stream index and the
+// signed checkpoints follow off the acknowledgement path (indexer.go,
+// checkpointer.go).
+type Log struct {
+	cfg  Config
+	dir  string
+	lock io.Closer
+
+	q     *queue
+	seq   *sequencer
+	segs  *segment.Log
+	tree  *tree.Tree
+	idx   *index.Store
+	cps   *checkpoint.Store
+	cpsMu sync.Mutex // guards cps
+
+	commits chan *commit       // sequencer → syncer
+	applies chan []index.Entry // syncer → indexer
+
+	durable atomic.Uint64 // events fsynced and acknowledged
+	applied atomic.Uint64 // events reflected in the index store
+	failure atomic.Pointer[FailedError]
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed when Close begins
+	seqDone   chan struct{}
+	syncDone  chan struct{}
+	idxDone   chan struct{}
+	cpDone    chan struct{}
+	closeErr  error
+}
+
+// Log hands ev to the engine and returns at once with a Pending receipt. It
+// never blocks on disk: when the queue is full the Pending fails with
+// ErrBufferFull (use Enqueue to wait for room instead).
+func (l *Log) Log(ev Event) *Pending {
+	p := &Pending{ev: ev}
+	if err := l.q.put(context.Background(), p, false); err != nil {
+		l.q.refuse(p, err)
+	}
+	return p
+}
+
+// Enqueue is Log, but waits under ctx for room when the queue is full.
+func (l *Log) Enqueue(ctx context.Context, ev Event) (*Pending, error) {
+	p := &Pending{ev: ev}
+	if err := l.q.put(ctx, p, true); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Append logs ev, waiting for room if needed, and waits for its receipt.
+func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
+	p, err := l.Enqueue(ctx, ev)
+	if err != nil {
+		return Receipt{}, err
+	}
+	return p.Wait(ctx)
+}
+
+// LogBatch hands an atomic batch to the engine: after Wait, every event is
+// stored (receipts in order) or none is (a *BatchError names the first bad
+// event). It waits under ctx for room in the queue.
+func (l *Log) LogBatch(ctx context.Context, evs []Event) (BatchPending, error) {
+	if len(evs) == 0 {
+		return BatchPending{}, errors.New("trail: empty batch")
+	}
+	p := &Pending{batch: &batchReq{evs: slices.Clone(evs)}}
+	if err := l.q.put(ctx, p, true); err != nil {
+		return BatchPending{}, err
+	}
+	return BatchPending{p}, nil
+}
+
+// AppendBatch stores evs atomically and returns their receipts in order.
+func (l *Log) AppendBatch(ctx context.Context, evs []Event) ([]Receipt, error) {
+	b, err := l.LogBatch(ctx, evs)
+	if err != nil {
+		return nil, err
+	}
+	return b.Wait(ctx)
+}
+
+// Err returns why the engine stopped acknowledging, or nil while it works.
+func (l *Log) Err() error {
+	if f := l.failure.Load(); f != nil {
+		return f
+	}
+	return nil
+}
+
+// fail stops the engine after a storage error: nothing more is acknowledged
+// and the queue refuses new events. The first cause wins.
+func (l *Log) fail(cause error) *FailedError {
+	f := &FailedError{Cause: cause}
+	if l.failure.CompareAndSwap(nil, f) {
+		l.cfg.Logger.Error("storage failure: no longer acknowledging events; restart to recover", "err", cause)
+		l.q.close(f)
+		return f
+	}
+	return l.failure.Load()
+}
+
+// Close stops accepting events, stores every event already accepted (or
+// resolves it with the reason it was not), writes a final checkpoint and
+// closes the files. Events logged after Close began fail with ErrClosed.
+func (l *Log) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() {
+		l.q.close(ErrClosed)
+		close(l.closing)
+		select {
+		case l.q.kick <- struct{}{}:
+		default:
+		}
+		l.closeErr = l.waitStopped(ctx)
+	})
+	return l.closeErr
+}
+
+func (l *Log) waitStopped(ctx context.Context) error {
+	for _, ch := range []chan struct{}{l.seqDone, l.syncDone, l.idxDone, l.cpDone} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("trail: close: %w", ctx.Err())
+		}
+	}
+	var errs []error
+	if l.Err() == nil {
+		if err := l.checkpoint(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, l.idx.Close(), l.tree.Close(), l.segs.Close(), l.cps.Close(), l.lock.Close())
+	return errors.Join(errs...)
+}
