@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/internal/bench"
+)
+
+// benchCmd is "trail bench": events/s and acknowledgement latency.
+type benchCmd struct {
+	stdout, stderr io.Writer
+}
+
+func (c *benchCmd) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var w bench.Workload
+	fs.IntVar(&w.Events, "events", 200000, "events to append")
+	fs.IntVar(&w.Size, "size", 300, "approximate stored size of an event in bytes")
+	fs.IntVar(&w.Producers, "producers", 64, "concurrent callers, each waiting for its receipt")
+	fs.BoolVar(&w.Async, "async", false, "one caller logs all events without waiting, then waits for every receipt")
+	fs.IntVar(&w.Streams, "streams", 1000, "distinct streams the events go to")
+	embedded := fs.Bool("embedded", false, "drive the engine in-process")
+	server := fs.String("server", "", "drive a running server at URL")
+	data := fs.String("data", "", "data directory to keep (default: a temporary directory, removed afterwards)")
+	sync := fs.String("sync", "always", "always: fsync before each receipt; none: do not wait for the disk")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	baseline := fs.Bool("baseline", false, "also run the bare group-commit writer on the same disk and print the ratio")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *server != "" || !*embedded {
+		return errors.New("only --embedded is available in this build: the server arrives with the HTTP API")
+	}
+	if w.Events <= 0 || w.Size <= 0 {
+		return errors.New("--events and --size must be positive")
+	}
+	dir := *data
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "trail-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	cfg := trail.DefaultConfig()
+	cfg.Sync = trail.SyncMode(*sync)
+	res, err := runEmbedded(ctx, dir, cfg, w)
+	if err != nil {
+		return err
+	}
+	results := []bench.Result{res}
+	if *baseline {
+		base, err := runBare(ctx, w, cfg.Sync == trail.SyncAlways)
+		if err != nil {
+			return err
+		}
+		results = append(results, base)
+	}
+	return c.print(results, *asJSON)
+}
+
+func runEmbedded(ctx context.Context, dir string, cfg trail.Config, w bench.Workload) (bench.Result, error) {
+	l, err := trail.Open(dir, cfg)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	res, err := bench.Run(ctx, bench.Engine{L: l}, w)
+	if cerr := l.Close(context.Background()); err == nil {
+		err = cerr
+	}
+	res.Mode = modeName("embedded", w)
+	res.Durable = cfg.Sync == trail.SyncAlways
+	return res, err
+}
+
+func runBare(ctx context.Context, w bench.Workload, durable bool) (bench.Result, error) {
+	tmp, err := os.MkdirTemp("", "trail-bare-")
+	if err != nil {
+		return bench.Result{}, err
+	}
+	defer os.RemoveAll(tmp)
+	b, err := bench.OpenBare(tmp, durable)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	res, err := bench.Run(ctx, b, w)
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	res.Mode = modeName("bare-writer", w)
+	res.Durable = durable
+	return res, err
+}
+
+func modeName(kind string, w bench.Workload) string {
+	if w.Async {
+		return kind + " async"
+	}
+	return fmt.Sprintf("%s p=%d", kind, w.Producers)
+}
+
+func (c *benchCmd) print(rs []bench.Result, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(c.stdout)
+		if len(rs) == 1 {
+			return enc.Encode(rs[0])
+		}
+		return enc.Encode(rs)
+	}
+	fmt.Fprintln(c.stdout, bench.Header)
+	for _, r := range rs {
+		fmt.Fprintln(c.stdout, bench.Format(r))
+	}
+	if len(rs) == 2 {
+		fmt.Fprintf(c.stdout, "trail / bare writer: %.2f×\n", rs[0].EventsPerSec/rs[1].EventsPerSec)
+	}
+	return nil
+}

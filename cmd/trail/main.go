@@ -1,0 +1,80 @@
+// Command trail is the Trail audit-trail tool: the benchmark and the offline
+// verifier (more subcommands arrive with the server).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command is one subcommand.
+type command interface {
+	Run(ctx context.Context, args []string) error
+}
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: trail <command> [flags]
+
+commands:
+  bench    measure append throughput and acknowledgement latency
+  verify   check a data directory offline: records, chains, tree, signed checkpoints
+
+Run "trail <command> -h" for a command's flags.
+`)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	var cmd command
+	switch args[0] {
+	case "bench":
+		cmd = &benchCmd{stdout: stdout, stderr: stderr}
+	case "verify":
+		cmd = &verifyCmd{stdout: stdout, stderr: stderr}
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "trail: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	err := cmd.Run(ctx, args[1:])
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "trail %s: %v\n", args[0], err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}

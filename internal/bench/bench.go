@@ -1,0 +1,164 @@
+// Package bench runs Trail's append benchmarks: the workload of "trail bench"
+// against any appender, and a bare group-commit writer as the baseline that
+// shows what the disk can do.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trailhq/trail"
+)
+
+// Workload describes one run.
+type Workload struct {
+	Events    int  // events to append
+	Size      int  // approximate size of a stored event in bytes
+	Producers int  // concurrent callers, each waiting for its receipt
+	Async     bool // one caller logs everything, then waits for all
+	Streams   int  // distinct streams (default 1000)
+}
+
+// Result is what "trail bench" prints.
+type Result struct {
+	Mode         string  `json:"mode"`
+	Events       int     `json:"events"`
+	Seconds      float64 `json:"seconds"`
+	EventsPerSec float64 `json:"events_per_sec"`
+	AckP50ms     float64 `json:"ack_p50_ms"`
+	AckP99ms     float64 `json:"ack_p99_ms"`
+	AckMaxms     float64 `json:"ack_max_ms"`
+	Durable      bool    `json:"durable"`
+}
+
+// Appender is what a benchmark drives: the embedded engine, the client, or
+// the bare writer.
+type Appender interface {
+	Log(ev trail.Event) Waiter
+	Append(ctx context.Context, ev trail.Event) error
+}
+
+// Waiter is a pending acknowledgement.
+type Waiter interface {
+	Wait(ctx context.Context) error
+}
+
+// serverOverhead approximates the bytes the server adds to a client event.
+const serverOverhead = len(`"index":1234567,"stream_seq":1234,"recorded":"2026-11-25T10:00:00.123456789Z","time":"2026-11-25T10:00:00.123456789Z",,"prev":"`) + 64 + 1
+
+// Events builds n distinct-looking events of about size stored bytes, spread
+// over streams; a benchmark cycles through them.
+func Events(n, size, streams int) []trail.Event {
+	if streams <= 0 {
+		streams = 1000
+	}
+	evs := make([]trail.Event, n)
+	for i := range evs {
+		ev := trail.Event{
+			ID:      "01930000-0000-7000-8000-000000000000", // for sizing only; cleared below
+			Stream:  fmt.Sprintf("patient/%d", i%streams),
+			Type:    "patient-record.read",
+			Action:  "R",
+			Actor:   trail.Actor{ID: fmt.Sprintf("dr-%d", i%97), Role: "physician", Address: "10.1.2.3"},
+			Patient: fmt.Sprintf("%d", i%streams),
+		}
+		b, _ := json.Marshal(ev)
+		pad := size - len(b) - serverOverhead - len(`,"details":{"note":""}`)
+		if pad > 0 {
+			ev.Details = json.RawMessage(`{"note":"` + strings.Repeat("x", pad) + `"}`)
+		}
+		ev.ID = ""
+		evs[i] = ev
+	}
+	return evs
+}
+
+// Run drives a with w and measures throughput and acknowledgement latency.
+func Run(ctx context.Context, a Appender, w Workload) (Result, error) {
+	evs := Events(min(w.Events, 4096), w.Size, w.Streams)
+	var lat []time.Duration
+	start := time.Now()
+	var err error
+	if w.Async {
+		lat, err = runAsync(ctx, a, evs, w.Events)
+	} else {
+		lat, err = runProducers(ctx, a, evs, w.Events, max(w.Producers, 1))
+	}
+	el := time.Since(start)
+	if err != nil {
+		return Result{}, err
+	}
+	slices.Sort(lat)
+	q := func(f float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(int(f*float64(len(lat))), len(lat)-1)]) / 1e6
+	}
+	return Result{
+		Events: w.Events, Seconds: el.Seconds(), EventsPerSec: float64(w.Events) / el.Seconds(),
+		AckP50ms: q(0.50), AckP99ms: q(0.99), AckMaxms: q(1),
+	}, nil
+}
+
+func runProducers(ctx context.Context, a Appender, evs []trail.Event, n, producers int) ([]time.Duration, error) {
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := p; i < n; i += producers {
+				t0 := time.Now()
+				if err := a.Append(ctx, evs[i%len(evs)]); err != nil {
+					errs <- fmt.Errorf("event %d: %w", i, err)
+					return
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return lat, <-errs
+}
+
+func runAsync(ctx context.Context, a Appender, evs []trail.Event, n int) ([]time.Duration, error) {
+	lat := make([]time.Duration, n)
+	sent := make([]time.Time, n)
+	ws := make(chan Waiter, 1<<16)
+	done := make(chan error, 1)
+	go func() {
+		var first error
+		i := 0
+		for w := range ws {
+			if err := w.Wait(ctx); err != nil && first == nil {
+				first = fmt.Errorf("event %d: %w", i, err)
+			}
+			lat[i] = time.Since(sent[i])
+			i++
+		}
+		done <- first
+	}()
+	for i := 0; i < n; i++ {
+		sent[i] = time.Now()
+		ws <- a.Log(evs[i%len(evs)])
+	}
+	close(ws)
+	return lat, <-done
+}
+
+// Format writes r as the table row "trail bench" prints.
+func Format(r Result) string {
+	return fmt.Sprintf("%-22s %10d %9.2f %14.0f %10.2f %10.2f %10.2f %8v",
+		r.Mode, r.Events, r.Seconds, r.EventsPerSec, r.AckP50ms, r.AckP99ms, r.AckMaxms, r.Durable)
+}
+
+// Header is the table header matching Format.
+const Header = "mode                       events   seconds   events/s       p50 ms     p99 ms     max ms  durable"

@@ -1,0 +1,345 @@
+package trail
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/segment"
+	"github.com/trailhq/trail/internal/tree"
+)
+
+// VerifyError names the first record (or checkpoint) that fails
+// verification and why. Its presence means tampering or corruption.
+type VerifyError struct {
+	Index  uint64 // the first bad index
+	Reason string
+}
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("index %d: %s", e.Index, e.Reason)
+}
+
+// ErrNotDataDir: the directory is not a Trail data directory.
+var ErrNotDataDir = errors.New("not a Trail data directory")
+
+// VerifyReport summarises a successful verification.
+type VerifyReport struct {
+	Events      uint64 // records verified
+	Streams     int    // distinct streams
+	Checkpoints int    // signed checkpoints verified
+	TornTail    string // non-empty when the log ends in a torn write past the last checkpoint
+}
+
+// VerifyOptions tune Verify.
+type VerifyOptions struct {
+	FS vfs.FS // default: the OS
+	// Progress, if set, is called now and then with bytes done and total.
+	Progress func(done, total int64)
+}
+
+// Verify checks a data directory offline, trusting nothing but the verifier
+// key in it: every record's CRC, its layout and JSON, its index, every
+// stream's gap-free stream_seq and prev chain, the Merkle tree recomputed
+// from the leaves, and every signed checkpoint's signature and root. It
+// returns a *VerifyError naming the first bad index when it finds tampering
+// or corruption, and another error (matching ErrNotDataDir where that is the
+// cause) when it cannot run.
+func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyReport, error) {
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	var rep VerifyReport
+	if _, err := fs.Stat(fs.PathJoin(dir, checkpoint.VerifierFile)); err != nil {
+		return rep, fmt.Errorf("%s: %w (no %s)", dir, ErrNotDataDir, checkpoint.VerifierFile)
+	}
+	cps, _, err := checkpoint.ReadAll(fs, dir)
+	if err != nil {
+		return rep, &VerifyError{Index: 0, Reason: "checkpoints: " + err.Error()}
+	}
+	rep.Checkpoints = len(cps)
+	segs, total, err := listSegments(fs, fs.PathJoin(dir, logDir))
+	if err != nil {
+		return rep, err
+	}
+	v := &verifier{streams: make(map[string]*vstream), cps: cps, rng: (&compact.RangeFactory{Hash: tree.HashChildren}).NewEmptyRange(0)}
+	if len(cps) > 0 {
+		v.durable = cps[len(cps)-1].Size
+	}
+	if err := v.checkpoints(); err != nil {
+		return rep, err
+	}
+	var done int64
+	for k, s := range segs {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		if s.first != v.n {
+			return rep, &VerifyError{Index: v.n, Reason: fmt.Sprintf("segment %s starts at %d, want %d (records missing)", s.name, s.first, v.n)}
+		}
+		data, err := readFileFS(fs, s.path)
+		if err != nil {
+			return rep, fmt.Errorf("read %s: %w", s.path, err)
+		}
+		if err := v.segment(data, s.name, k == len(segs)-1); err != nil {
+			return rep, err
+		}
+		done += int64(len(data))
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+	}
+	if err := v.finish(); err != nil {
+		return rep, err
+	}
+	rep.Events, rep.Streams, rep.TornTail = v.n, len(v.streams), v.torn
+	return rep, nil
+}
+
+type segFile struct {
+	first uint64
+	name  string
+	path  string
+}
+
+func listSegments(fs vfs.FS, dir string) ([]segFile, int64, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w: %v", dir, ErrNotDataDir, err)
+	}
+	var segs []segFile
+	var total int64
+	for _, n := range names {
+		s, ok := strings.CutSuffix(n, ".seg")
+		if !ok {
+			continue
+		}
+		first, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, 0, &VerifyError{Reason: fmt.Sprintf("unexpected segment name %s", n)}
+		}
+		p := fs.PathJoin(dir, n)
+		if st, err := fs.Stat(p); err == nil {
+			total += st.Size()
+		}
+		segs = append(segs, segFile{first: first, name: n, path: p})
+	}
+	slices.SortFunc(segs, func(a, b segFile) int { return compareU64(a.first, b.first) })
+	return segs, total, nil
+}
+
+func compareU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func readFileFS(fs vfs.FS, path string) ([]byte, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, st.Size())
+	n, err := f.ReadAt(data, 0)
+	if n == len(data) {
+		err = nil
+	}
+	return data[:n], err
+}
+
+// verifier holds the sequential state: stream chains, the compact range and
+// the next checkpoint to check.
+type verifier struct {
+	n       uint64 // records verified so far
+	durable uint64 // size of the latest checkpoint
+	streams map[string]*vstream
+	rng     *compact.Range
+	cps     []checkpoint.Checkpoint
+	nextCP  int
+	torn    string
+	inGroup bool // the last record said more records of its group follow
+}
+
+type vstream struct {
+	seq  uint64
+	leaf Hash
+}
+
+// checked is what a worker computes for one record, independently of others.
+type checked struct {
+	h    header
+	leaf Hash
+	more bool
+	err  string
+}
+
+// segment verifies the records of one segment file.
+func (v *verifier) segment(data []byte, name string, last bool) error {
+	// Split frames by their length fields; workers check CRCs and contents.
+	var frames [][]byte
+	pos := 0
+	for pos+segment.HeaderSize <= len(data) {
+		word := binary.LittleEndian.Uint32(data[pos:])
+		n := int(word &^ (1 << 31))
+		if word == 0 && binary.LittleEndian.Uint32(data[pos+4:]) == 0 {
+			break
+		}
+		if n == 0 || n > segment.MaxRecordSize || pos+segment.HeaderSize+n > len(data) {
+			break
+		}
+		frames = append(frames, data[pos:pos+segment.HeaderSize+n])
+		pos += segment.HeaderSize + n
+	}
+	results := checkFrames(frames)
+	for i := range results {
+		r := &results[i]
+		if r.err != "" {
+			return v.tail(last, name, fmt.Sprintf("record unreadable: %s", r.err))
+		}
+		if err := v.record(r); err != nil {
+			return err
+		}
+	}
+	if rest := data[pos:]; !isZero(rest) {
+		return v.tail(last, name, fmt.Sprintf("%d bytes after the last whole record are not a record", len(rest)))
+	}
+	return nil
+}
+
+// tail decides whether damage at v.n is a torn write (tolerated past the last
+// checkpoint, in the last segment, where Open cuts it) or corruption.
+func (v *verifier) tail(last bool, name, why string) error {
+	if last && v.n >= v.durable {
+		v.torn = fmt.Sprintf("%s at index %d: %s (a torn write past the last checkpoint; trail cuts it on start)", name, v.n, why)
+		return nil
+	}
+	return &VerifyError{Index: v.n, Reason: fmt.Sprintf("%s: %s", name, why)}
+}
+
+func isZero(b []byte) bool {
+	return len(bytes.Trim(b, "\x00")) == 0
+}
+
+// checkFrames checks CRC, layout, JSON and leaf hash of each frame, in
+// parallel.
+func checkFrames(frames [][]byte) []checked {
+	out := make([]checked, len(frames))
+	workers := runtime.GOMAXPROCS(0)
+	chunk := (len(frames) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := 0; w < workers && w*chunk < len(frames); w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, len(frames))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				out[i] = checkFrame(frames[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func checkFrame(frame []byte) checked {
+	rec, more, _, err := segment.DecodeFrame(frame)
+	if err != nil {
+		return checked{err: err.Error()}
+	}
+	var c checked
+	c.more = more
+	c.leaf = LeafHash(rec)
+	if c.h, err = parseHeader(rec); err != nil {
+		c.err = err.Error()
+		return c
+	}
+	if !json.Valid(rec) {
+		c.err = "not valid JSON"
+	}
+	return c
+}
+
+// record checks one record against the sequential state.
+func (v *verifier) record(r *checked) error {
+	i := v.n
+	if r.err != "" {
+		return &VerifyError{Index: i, Reason: r.err}
+	}
+	if r.h.index != i {
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("record says index %d", r.h.index)}
+	}
+	if err := ValidateStream(r.h.stream); err != nil {
+		return &VerifyError{Index: i, Reason: err.Error()}
+	}
+	s := v.streams[r.h.stream]
+	if s == nil {
+		s = &vstream{}
+		v.streams[r.h.stream] = s
+	}
+	if r.h.seq != s.seq+1 {
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: stream_seq %d follows %d (gap or repeat)", r.h.stream, r.h.seq, s.seq)}
+	}
+	switch {
+	case s.seq == 0 && r.h.prev != nil:
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: first event has a prev", r.h.stream)}
+	case s.seq > 0 && (r.h.prev == nil || *r.h.prev != s.leaf):
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: prev does not match the leaf hash of stream_seq %d", r.h.stream, s.seq)}
+	}
+	s.seq, s.leaf = r.h.seq, r.leaf
+	v.rng.Append(r.leaf[:], nil)
+	v.n++
+	v.inGroup = r.more
+	return v.checkpoints()
+}
+
+// checkpoints checks every checkpoint whose size the tree has reached.
+func (v *verifier) checkpoints() error {
+	for v.nextCP < len(v.cps) && v.cps[v.nextCP].Size == v.n {
+		cp := v.cps[v.nextCP]
+		root, err := v.rng.GetRootHash(nil)
+		if v.n == 0 {
+			root, err = tree.EmptyRoot(), nil
+		}
+		if err != nil || !bytes.Equal(root, cp.Root) {
+			return &VerifyError{Index: max(v.n, 1) - 1, Reason: fmt.Sprintf("tree root of size %d does not match signed checkpoint %d", cp.Size, v.nextCP)}
+		}
+		v.nextCP++
+	}
+	return nil
+}
+
+func (v *verifier) finish() error {
+	if err := v.checkpoints(); err != nil {
+		return err
+	}
+	if v.nextCP < len(v.cps) {
+		cp := v.cps[v.nextCP]
+		return &VerifyError{Index: v.n, Reason: fmt.Sprintf("log has %d records but signed checkpoint %d covers %d (records were removed)", v.n, v.nextCP, cp.Size)}
+	}
+	if v.inGroup && v.torn == "" {
+		v.torn = fmt.Sprintf("index %d: the last atomic batch is incomplete (a torn write; trail cuts it on start)", v.n)
+	}
+	return nil
+}
