@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/internal/bench"
@@ -33,8 +34,20 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	sync := fs.String("sync", "always", "always: fsync before each receipt; none: do not wait for the disk")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	baseline := fs.Bool("baseline", false, "also run the bare group-commit writer on the same disk and print the ratio")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
