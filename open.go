@@ -41,7 +41,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 	l := &Log{
 		cfg: cfg, dir: dir,
 		commits:  make(chan *commit, 1),
-		applies:  make(chan []index.Entry, 64),
+		applies:  newIndexQueue(),
 		closing:  make(chan struct{}),
 		seqDone:  make(chan struct{}),
 		syncDone: make(chan struct{}),
@@ -173,7 +173,9 @@ func (l *Log) recover() (uint64, error) {
 		if err != nil || h.index != i {
 			return fmt.Errorf("trail: record %d is not a valid event (run trail verify): %v", i, err)
 		}
-		entries = append(entries, index.Entry{Index: i, ID: h.id, Stream: h.stream, Seq: h.seq, Leaf: leaf})
+		gen, ok := decodeGeneratedID(h.id)
+		given := !ok || gen != i
+		entries = append(entries, index.Entry{Index: i, ID: h.id, Given: given, Stream: h.stream, Seq: h.seq, Leaf: leaf})
 		if len(entries) == replayMax {
 			err = l.idx.Apply(entries, i+1)
 			entries = entries[:0]

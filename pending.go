@@ -11,6 +11,9 @@ type Pending struct {
 	batch *batchReq // set for an atomic batch; ev is then unused
 	g     *group
 
+	prep    prepared // set by Append in the caller, or by the sequencer
+	prepped bool
+
 	// Set by the engine before g.done is closed.
 	r   Receipt
 	dup bool
@@ -20,6 +23,7 @@ type Pending struct {
 // batchReq is an atomic batch: all of its events are stored or none.
 type batchReq struct {
 	evs      []Event
+	preps    []prepared
 	receipts []Receipt
 	dups     []bool
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -13,23 +14,25 @@ import (
 )
 
 // sequencer is the single goroutine that orders events. For each batch taken
-// from the queue it validates and encodes every event, resolves repeated ids,
-// assigns index, stream_seq, prev and recorded, appends the leaves to the
-// Merkle tree and writes all records with one write. It never fsyncs: the
-// syncer does, while the sequencer prepares the next batch.
+// from the queue it prepares the events not yet prepared (prepare.go), then,
+// in order, resolves repeated ids, assigns index, stream_seq, prev and
+// recorded, hashes each record into the Merkle tree and writes the whole
+// batch with one write. It never fsyncs: the syncer does, while the sequencer
+// builds the next batch.
 type sequencer struct {
 	l        *Log
-	uuid     *uuidGen
 	digest   hash.Hash
+	seed     maphash.Seed
 	heads    map[string]*streamHead
-	recent   []*recentGen // ids not yet in the index store, newest last
+	recent   []*recentGen // ids the index store may not have yet, newest last
 	last     time.Time    // recorded time of the previous batch
 	maxTake  int
 	items    []*Pending
 	groups   []*group
 	buf      []byte // frames of the batch being built
 	starts   []int  // offset of each frame in buf
-	bodies   []byte // encoded bodies of the batch
+	bodies   []byte // bodies prepared by the sequencer goroutine
+	bodies2  []byte // bodies prepared by the second preparing goroutine
 	arena    []byte // leaf hashes; the tree keeps slices of it
 	recorded []byte
 }
@@ -40,17 +43,13 @@ type streamHead struct {
 	leaf       Hash
 }
 
-// recentID remembers an event whose id the index store may not have yet.
-type recentID struct {
-	r  Receipt
-	ev *Event
-}
-
-// recentGen is a generation of recent ids, dropped once the index store has
-// applied all of them.
+// recentGen is a generation of ids the index store may not have yet, keyed by
+// a hash of the id (id → index). A hash shared by two ids sends the later id
+// to overflow. A generation is dropped once the store has applied all of it.
 type recentGen struct {
-	ids map[string]recentID
-	max uint64 // highest index in the generation
+	ids      map[uint64]uint64
+	overflow map[string]uint64
+	max      uint64 // highest index in the generation
 }
 
 const recentGenSize = 1 << 16
@@ -65,18 +64,11 @@ type commit struct {
 	events  int    // queue slots to release
 }
 
-// prepared is an event validated and encoded, before it is sequenced.
-type prepared struct {
-	id, stream string
-	body       []byte
-	hasTime    bool
-}
-
 func newSequencer(l *Log) *sequencer {
 	return &sequencer{
 		l:       l,
-		uuid:    newUUIDGen(),
 		digest:  sha256.New(),
+		seed:    maphash.MakeSeed(),
 		heads:   make(map[string]*streamHead),
 		maxTake: max(l.cfg.MaxBatchBytes/256, 1),
 	}
@@ -123,13 +115,15 @@ func (s *sequencer) process() *commit {
 	s.last = now
 	s.recorded = now.AppendFormat(s.recorded[:0], RecordedLayout)
 	recorded := string(s.recorded)
-	s.buf, s.starts, s.bodies = s.buf[:0], s.starts[:0], s.bodies[:0]
 	s.pruneRecent()
+	s.prepareAll(c.items)
+	s.buf, s.starts = s.buf[:0], s.starts[:0]
+	c.entries = make([]index.Entry, 0, c.events)
 	for _, p := range c.items {
 		if p.batch != nil {
-			s.addBatch(p, c, now, recorded)
+			s.addBatch(p, c, recorded, now)
 		} else {
-			s.addOne(p, c, now, recorded)
+			s.addOne(p, c, recorded, now)
 		}
 	}
 	c.end = s.l.segs.Len() + uint64(len(s.starts))
@@ -156,55 +150,54 @@ func failAll(items []*Pending, err error) {
 	}
 }
 
-func (s *sequencer) addOne(p *Pending, c *commit, now time.Time, recorded string) {
-	given := p.ev.ID != ""
-	prep, err := s.prepare(&p.ev, now)
-	if err != nil {
-		p.err = err
+func (s *sequencer) addOne(p *Pending, c *commit, recorded string, now time.Time) {
+	prep := &p.prep
+	if prep.err != nil {
+		p.err = prep.err
 		return
 	}
-	if given {
-		r, dup, err := s.lookupID(&p.ev)
+	if prep.given {
+		r, dup, err := s.lookupID(&p.ev, prep.stored)
 		if err != nil || dup {
 			p.r, p.dup, p.err = r, dup, err
 			return
 		}
 	}
-	p.r = s.assign(&p.ev, &prep, false, c, recorded)
+	p.r = s.assign(prep, false, c, recorded, now)
 }
 
-func (s *sequencer) addBatch(p *Pending, c *commit, now time.Time, recorded string) {
+// addBatch sequences an atomic batch: every event is checked (validity, ids)
+// before any is assigned, so a refusal stores nothing.
+func (s *sequencer) addBatch(p *Pending, c *commit, recorded string, now time.Time) {
 	req := p.batch
-	preps := make([]prepared, len(req.evs))
-	given := make([]bool, len(req.evs))
-	for i := range req.evs {
-		given[i] = req.evs[i].ID != ""
-		prep, err := s.prepare(&req.evs[i], now)
-		if err != nil {
+	for i := range req.preps {
+		if err := req.preps[i].err; err != nil {
 			p.err = &BatchError{Index: i, Err: err}
 			return
 		}
-		preps[i] = prep
 	}
-	req.receipts = make([]Receipt, len(req.evs))
-	req.dups = make([]bool, len(req.evs))
-	firstOf := make([]int, len(req.evs)) // for a repeat within the batch, its first
-	seen := make(map[string]int)
+	n := len(req.evs)
+	req.receipts, req.dups = make([]Receipt, n), make([]bool, n)
+	firstOf := make([]int, n) // for a repeat within the batch, its first
+	var seen map[string]int
 	last := -1
 	for i := range req.evs {
-		ev := &req.evs[i]
+		ev, prep := &req.evs[i], &req.preps[i]
 		firstOf[i] = i
-		if given[i] {
+		if prep.given {
 			if j, ok := seen[ev.ID]; ok {
-				if !sameEvent(&req.evs[j], "", ev) {
+				if !sameEvent(&req.evs[j], ev) {
 					p.err = &BatchError{Index: i, Err: fmt.Errorf("%w: id %q repeats event %d of the batch", ErrIDConflict, ev.ID, j)}
 					return
 				}
 				firstOf[i], req.dups[i] = j, true
 				continue
 			}
+			if seen == nil {
+				seen = make(map[string]int)
+			}
 			seen[ev.ID] = i
-			r, dup, err := s.lookupID(ev)
+			r, dup, err := s.lookupID(ev, prep.stored)
 			if err != nil {
 				p.err = &BatchError{Index: i, Err: err}
 				return
@@ -218,7 +211,7 @@ func (s *sequencer) addBatch(p *Pending, c *commit, now time.Time, recorded stri
 	}
 	for i := range req.evs {
 		if firstOf[i] == i && !req.dups[i] {
-			req.receipts[i] = s.assign(&req.evs[i], &preps[i], i < last, c, recorded)
+			req.receipts[i] = s.assign(&req.preps[i], i < last, c, recorded, now)
 		}
 	}
 	for i, j := range firstOf {
@@ -228,28 +221,14 @@ func (s *sequencer) addBatch(p *Pending, c *commit, now time.Time, recorded stri
 	}
 }
 
-// prepare validates ev and encodes its body; it assigns an id when absent.
-func (s *sequencer) prepare(ev *Event, now time.Time) (prepared, error) {
-	if err := ev.Validate(); err != nil {
-		return prepared{}, err
-	}
-	if ev.ID == "" {
-		ev.ID = s.uuid.newV7(now)
-	}
-	start := len(s.bodies)
-	var hasTime bool
-	s.bodies, hasTime = appendBody(s.bodies, ev)
-	body := s.bodies[start:]
-	if n := len(`{"id":"","stream":"",}`) + len(ev.ID) + len(ev.Stream) + len(body); n > MaxEventSize {
-		return prepared{}, fmt.Errorf("%w: %d bytes as compact JSON; the limit is %d", ErrTooLarge, n, MaxEventSize)
-	}
-	return prepared{id: ev.ID, stream: ev.Stream, body: body, hasTime: hasTime}, nil
-}
-
 // assign sequences one prepared event and appends its frame to the batch.
-func (s *sequencer) assign(ev *Event, p *prepared, more bool, c *commit, recorded string) Receipt {
+// more marks a record followed by more of its atomic batch.
+func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, now time.Time) Receipt {
 	h := s.head(p.stream)
 	n := s.l.segs.Len() + uint64(len(s.starts))
+	if !p.given {
+		p.id = generatedID(now, n)
+	}
 	var prev *Hash
 	if h.seq > 0 {
 		prev = &h.leaf
@@ -273,10 +252,11 @@ func (s *sequencer) assign(ev *Event, p *prepared, more bool, c *commit, recorde
 
 	h.seq, h.index = h.seq+1, n
 	copy(h.leaf[:], leaf)
-	r := Receipt{ID: p.id, Index: n, Stream: p.stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
-	s.rememberID(r, ev)
-	c.entries = append(c.entries, index.Entry{Index: n, ID: p.id, Stream: p.stream, Seq: h.seq, Leaf: h.leaf})
-	return r
+	if p.given {
+		s.rememberID(p.id, n)
+	}
+	c.entries = append(c.entries, index.Entry{Index: n, ID: p.id, Given: p.given, Stream: p.stream, Seq: h.seq, Leaf: h.leaf})
+	return Receipt{ID: p.id, Index: n, Stream: p.stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
 }
 
 // HashSizeBytes is the size of a Hash.
@@ -302,15 +282,23 @@ func (s *sequencer) head(stream string) *streamHead {
 	return h
 }
 
-func (s *sequencer) rememberID(r Receipt, ev *Event) {
+func (s *sequencer) rememberID(id string, index uint64) {
 	n := len(s.recent)
 	if n == 0 || len(s.recent[n-1].ids) >= recentGenSize {
-		s.recent = append(s.recent, &recentGen{ids: make(map[string]recentID)})
+		s.recent = append(s.recent, &recentGen{ids: make(map[uint64]uint64, recentGenSize)})
 		n++
 	}
 	g := s.recent[n-1]
-	g.ids[r.ID] = recentID{r: r, ev: ev}
-	g.max = r.Index
+	k := maphash.String(s.seed, id)
+	if _, taken := g.ids[k]; taken {
+		if g.overflow == nil {
+			g.overflow = make(map[string]uint64)
+		}
+		g.overflow[id] = index
+	} else {
+		g.ids[k] = index
+	}
+	g.max = index
 }
 
 // pruneRecent drops generations the index store has fully applied.
@@ -327,23 +315,46 @@ func (s *sequencer) pruneRecent() {
 	}
 }
 
-// lookupID finds an earlier event with ev's id: first among recent events,
-// then in the index store. A stored event with the same content gives its
-// receipt (dup); different content is ErrIDConflict.
-func (s *sequencer) lookupID(ev *Event) (Receipt, bool, error) {
-	for i := len(s.recent) - 1; i >= 0; i-- {
-		if e, ok := s.recent[i].ids[ev.ID]; ok {
-			if !sameEvent(e.ev, e.r.Recorded, ev) {
-				return Receipt{}, false, fmt.Errorf("%w: %q (index %d)", ErrIDConflict, ev.ID, e.r.Index)
+// lookupID finds an earlier event with ev's id: the event an id in the
+// assigned form names (uuid.go), a recent event with a client-chosen id, or
+// stored (found in the index store by prepareAll; -1 if not). The same
+// content gives the first receipt (dup); different content is ErrIDConflict.
+func (s *sequencer) lookupID(ev *Event, stored int64) (Receipt, bool, error) {
+	if i, ok := decodeGeneratedID(ev.ID); ok {
+		end := s.l.segs.Len() + uint64(len(s.starts))
+		if i >= end && i-end < reservedAhead {
+			return Receipt{}, false, invalid("id", "%q is in the form of the ids Trail assigns and names an event not yet stored; choose another id", ev.ID)
+		}
+		if i < end {
+			if r, dup, err := s.compareStored(ev, i); err != nil || dup {
+				return r, dup, err
 			}
-			return e.r, true, nil
 		}
 	}
-	i, ok, err := s.l.idx.ID(ev.ID)
-	if err != nil || !ok {
-		return Receipt{}, false, err
+	k := maphash.String(s.seed, ev.ID)
+	for g := len(s.recent) - 1; g >= 0; g-- {
+		gen := s.recent[g]
+		if i, ok := gen.ids[k]; ok {
+			r, dup, err := s.compareStored(ev, i)
+			if err != nil || dup {
+				return r, dup, err
+			}
+			if i, ok := gen.overflow[ev.ID]; ok {
+				return s.compareStored(ev, i)
+			}
+		}
 	}
-	rec, err := s.l.segs.Read(i)
+	if stored >= 0 {
+		return s.compareStored(ev, uint64(stored))
+	}
+	return Receipt{}, false, nil
+}
+
+// compareStored compares ev with stored event i. It reports dup when i has
+// ev's id and content, ErrIDConflict when it has ev's id and other content,
+// and neither when i has another id (a hash collision in the recent set).
+func (s *sequencer) compareStored(ev *Event, i uint64) (Receipt, bool, error) {
+	rec, err := s.record(i)
 	if err != nil {
 		return Receipt{}, false, fmt.Errorf("read event %d for id %q: %w", i, ev.ID, err)
 	}
@@ -351,29 +362,37 @@ func (s *sequencer) lookupID(ev *Event) (Receipt, bool, error) {
 	if err != nil {
 		return Receipt{}, false, fmt.Errorf("event %d: %w", i, err)
 	}
-	if !sameEvent(&st.Event, "", ev) {
+	if st.ID != ev.ID {
+		return Receipt{}, false, nil
+	}
+	if !sameEvent(&st.Event, ev) {
 		return Receipt{}, false, fmt.Errorf("%w: %q (index %d)", ErrIDConflict, ev.ID, i)
 	}
 	r := Receipt{ID: st.ID, Index: st.Index, Stream: st.Stream, StreamSeq: st.StreamSeq, Recorded: st.Recorded, LeafHash: LeafHash(rec)}
 	return r, true, nil
 }
 
-// sameEvent reports whether ev is the same as the first event with its id
-// (equal after parsing). first's time defaults to recorded when it had none;
-// an ev without time matches any time.
-func sameEvent(first *Event, recorded string, ev *Event) bool {
-	a, b := *first, *ev
-	if b.rawTime == "" && b.Time.IsZero() {
-		a.Time, a.rawTime = time.Time{}, ""
-	} else {
-		at := a.Time
-		if a.rawTime == "" && at.IsZero() && recorded != "" {
-			at, _ = time.Parse(RecordedLayout, recorded)
-		}
-		if !at.Equal(b.Time) {
+// record returns the stored bytes of event i, which may still be in the batch
+// being built.
+func (s *sequencer) record(i uint64) ([]byte, error) {
+	written := s.l.segs.Len()
+	if i < written {
+		return s.l.segs.Read(i)
+	}
+	start := s.starts[i-written]
+	rec, _, _, err := segment.DecodeFrame(s.buf[start:])
+	return rec, err
+}
+
+// sameEvent reports whether ev is the same as the stored event with its id
+// (equal after parsing). An ev without a time matches any stored time.
+func sameEvent(stored *Event, ev *Event) bool {
+	a, b := *stored, *ev
+	if b.rawTime != "" || !b.Time.IsZero() {
+		if !a.Time.Equal(b.Time) {
 			return false
 		}
-		a.Time, a.rawTime, b.Time, b.rawTime = time.Time{}, "", time.Time{}, ""
 	}
+	a.Time, a.rawTime, b.Time, b.rawTime = time.Time{}, "", time.Time{}, ""
 	return a.ID == b.ID && sameContent(&a, &b)
 }

@@ -16,7 +16,7 @@ import (
 // every batch not yet acknowledged is resolved with the error.
 func (l *Log) syncer() {
 	defer close(l.syncDone)
-	defer close(l.applies)
+	defer l.applies.close()
 	var batch []*commit
 	var files []vfs.File
 	for c := range l.commits {
@@ -75,37 +75,6 @@ func (l *Log) resolve(batch []*commit, err error) {
 		l.q.release(c.events)
 	}
 	if len(entries) > 0 {
-		l.applies <- entries
-	}
-}
-
-// indexer applies acknowledged events to the index store, off the
-// acknowledgement path. A failure here fails the engine: without the id
-// index, exactly-once could not be kept.
-func (l *Log) indexer() {
-	defer close(l.idxDone)
-	for entries := range l.applies {
-		// Merge whatever else is waiting into one store batch.
-	more:
-		for {
-			select {
-			case e, ok := <-l.applies:
-				if !ok {
-					break more
-				}
-				entries = append(entries, e...)
-			default:
-				break more
-			}
-		}
-		if l.failure.Load() != nil {
-			continue
-		}
-		end := entries[len(entries)-1].Index + 1
-		if err := l.idx.Apply(entries, end); err != nil {
-			l.fail(err)
-			continue
-		}
-		l.applied.Store(end)
+		l.applies.push(entries)
 	}
 }

@@ -38,8 +38,8 @@ type Log struct {
 	cps   *checkpoint.Store
 	cpsMu sync.Mutex // guards cps
 
-	commits chan *commit       // sequencer → syncer
-	applies chan []index.Entry // syncer → indexer
+	commits chan *commit // sequencer → syncer
+	applies *indexQueue  // syncer → indexer
 
 	durable atomic.Uint64 // events fsynced and acknowledged
 	applied atomic.Uint64 // events reflected in the index store
@@ -75,9 +75,16 @@ func (l *Log) Enqueue(ctx context.Context, ev Event) (*Pending, error) {
 }
 
 // Append logs ev, waiting for room if needed, and waits for its receipt.
+// Since the caller waits anyway, it validates and encodes the event itself,
+// in parallel with other callers, and an invalid event never enters the
+// queue.
 func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
-	p, err := l.Enqueue(ctx, ev)
-	if err != nil {
+	p := &Pending{ev: ev, prepped: true}
+	p.prep, _ = prepareEvent(&p.ev, nil)
+	if p.prep.err != nil {
+		return Receipt{}, p.prep.err
+	}
+	if err := l.q.put(ctx, p, true); err != nil {
 		return Receipt{}, err
 	}
 	return p.Wait(ctx)

@@ -2,31 +2,31 @@ package trail
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 	"time"
 )
 
-// uuidGen makes UUIDv7 ids (RFC 9562): 48 bits of Unix milliseconds, then 74
-// random bits. It is used by the sequencer goroutine only.
-type uuidGen struct {
-	rng *rand.ChaCha8
-}
+// Ids Trail assigns are UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, 12
+// random bits (rand_a), and in the 62 bits of rand_b the event's index, which
+// RFC 9562 allows as a counter. So an assigned id is unique because indexes
+// are, and an id sent again is found by reading the one record it names: no
+// table of assigned ids is kept.
+//
+// A client id that would decode to an index not yet reached, and close
+// enough to be reached (reservedAhead), is refused, so that no later assigned
+// id can equal it. A random UUIDv7 falls there with probability 2^-38.
 
-func newUUIDGen() *uuidGen {
-	var seed [32]byte
-	for i := 0; i < 4; i++ {
-		binary.LittleEndian.PutUint64(seed[8*i:], rand.Uint64())
-	}
-	return &uuidGen{rng: rand.NewChaCha8(seed)}
-}
+// reservedAhead is how far past the end of the log decoded indexes are refused.
+const reservedAhead = 1 << 24
 
-func (g *uuidGen) newV7(now time.Time) string {
+// generatedID returns the id Trail assigns to the event at index.
+func generatedID(now time.Time, index uint64) string {
 	var u [16]byte
-	ms := uint64(now.UnixMilli())
-	binary.BigEndian.PutUint64(u[8:], g.rng.Uint64())
-	binary.BigEndian.PutUint64(u[:8], ms<<16|g.rng.Uint64()&0xfff)
+	binary.BigEndian.PutUint64(u[:8], uint64(now.UnixMilli())<<16|rand.Uint64()&0xfff)
+	binary.BigEndian.PutUint64(u[8:], index)
 	u[6] = 0x70 | u[6]&0x0f // version 7
-	u[8] = 0x80 | u[8]&0x3f // variant 10
+	u[8] = 0x80 | u[8]&0x3f // variant 10; index < 2^62
 	var s [36]byte
 	j := 0
 	for i, c := range u {
@@ -38,4 +38,24 @@ func (g *uuidGen) newV7(now time.Time) string {
 		j += 2
 	}
 	return string(s[:])
+}
+
+// decodeGeneratedID returns the index an id in the assigned form (lower-case
+// canonical UUIDv7) names. Any such id decodes; whether Trail assigned it is
+// known only by reading that record.
+func decodeGeneratedID(id string) (uint64, bool) {
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' || id[14] != '7' {
+		return 0, false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c != '-' && !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return 0, false
+		}
+	}
+	var b [8]byte
+	if _, err := hex.Decode(b[:], []byte(id[19:23]+id[24:36])); err != nil || b[0]&0xc0 != 0x80 {
+		return 0, false
+	}
+	b[0] &= 0x3f
+	return binary.BigEndian.Uint64(b[:]), true
 }

@@ -38,6 +38,7 @@ type Head struct {
 type Entry struct {
 	Index  uint64
 	ID     string
+	Given  bool // the client chose the id; assigned ids are not indexed (they name their index)
 	Stream string
 	Seq    uint64
 	Leaf   [32]byte
@@ -109,17 +110,27 @@ func (s *Store) get(k []byte) ([]byte, bool, error) {
 }
 
 // Apply records entries, which must be the log records [Applied(), applied)
-// in order, and sets Applied to applied, atomically.
+// in order, and sets Applied to applied, atomically. Each client-chosen id is
+// written; each
+// stream's head only once, at its last entry.
 func (s *Store) Apply(entries []Entry, applied uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
+	last := make(map[string]int, 64)
 	var v [48]byte
 	for i := range entries {
 		e := &entries[i]
+		last[e.Stream] = i
+		if !e.Given {
+			continue
+		}
 		binary.BigEndian.PutUint64(v[:8], e.Index)
 		if err := b.Set(key(prefixID, e.ID), v[:8], nil); err != nil {
 			return err
 		}
+	}
+	for _, i := range last {
+		e := &entries[i]
 		binary.BigEndian.PutUint64(v[:8], e.Seq)
 		binary.BigEndian.PutUint64(v[8:16], e.Index)
 		copy(v[16:], e.Leaf[:])

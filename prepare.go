@@ -1,0 +1,101 @@
+package trail
+
+import (
+	"fmt"
+	"sync"
+)
+
+// prepared is an event validated and encoded, ready to be sequenced. Preparing
+// depends on nothing but the event, so it runs in parallel: in the caller's
+// goroutine for Append, or split across goroutines for a large batch.
+type prepared struct {
+	id, stream string
+	body       []byte // client fields as compact JSON members (appendBody)
+	hasTime    bool
+	given      bool  // the client chose the id
+	stored     int64 // index of a stored event with this id (from the index store), or -1
+	err        error // why the event cannot be stored
+}
+
+// prepareEvent validates ev and appends its body to buf. An absent id is
+// assigned later, with the index (generatedID).
+func prepareEvent(ev *Event, buf []byte) (prepared, []byte) {
+	p := prepared{given: ev.ID != "", stored: -1}
+	if err := ev.Validate(); err != nil {
+		p.err = err
+		return p, buf
+	}
+	start := len(buf)
+	buf, p.hasTime = appendBody(buf, ev)
+	p.body = buf[start:len(buf):len(buf)]
+	if n := len(`{"id":"","stream":"",}`) + max(len(ev.ID), 36) + len(ev.Stream) + len(p.body); n > MaxEventSize {
+		p.err = fmt.Errorf("%w: %d bytes as compact JSON; the limit is %d", ErrTooLarge, n, MaxEventSize)
+	}
+	p.id, p.stream = ev.ID, ev.Stream
+	return p, buf
+}
+
+// parallelPrepare is the batch size (in events) from which the sequencer
+// prepares with two goroutines.
+const parallelPrepare = 256
+
+// prepareAll prepares every event of the batch not yet prepared and looks up
+// client-chosen ids in the index store. It runs after pruneRecent, so an id
+// dropped from the recent set is already in the store.
+func (s *sequencer) prepareAll(items []*Pending) {
+	events := 0
+	for _, p := range items {
+		events += p.size()
+	}
+	if events < parallelPrepare {
+		s.bodies = s.prepareRange(items, s.bodies[:0])
+		return
+	}
+	mid, half := 0, 0
+	for mid < len(items) && half < events/2 {
+		half += items[mid].size()
+		mid++
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.bodies2 = s.prepareRange(items[mid:], s.bodies2[:0])
+	}()
+	s.bodies = s.prepareRange(items[:mid], s.bodies[:0])
+	wg.Wait()
+}
+
+func (s *sequencer) prepareRange(items []*Pending, buf []byte) []byte {
+	for _, p := range items {
+		if p.batch != nil {
+			req := p.batch
+			req.preps = make([]prepared, len(req.evs))
+			for i := range req.evs {
+				req.preps[i], buf = prepareEvent(&req.evs[i], buf)
+				s.lookupStored(&req.preps[i])
+			}
+			continue
+		}
+		if !p.prepped {
+			p.prep, buf = prepareEvent(&p.ev, buf)
+			p.prepped = true
+		}
+		s.lookupStored(&p.prep)
+	}
+	return buf
+}
+
+// lookupStored finds a client-chosen id in the index store.
+func (s *sequencer) lookupStored(p *prepared) {
+	if p.err != nil || !p.given {
+		return
+	}
+	i, ok, err := s.l.idx.ID(p.id)
+	switch {
+	case err != nil:
+		p.err = err
+	case ok:
+		p.stored = int64(i)
+	}
+}
