@@ -77,9 +77,11 @@ func parseHeader(rec []byte) (header, error) {
 	if r.err != nil || len(h.recorded) != len(RecordedLayout) {
 		return h, errLayout
 	}
-	if i := bytes.LastIndex(rec, []byte(`,"prev":"`)); i >= 0 && len(rec)-i == len(`,"prev":"`)+64+2 {
+	// prev, when present, is the last member: ,"prev":"<64 hex>"}
+	const prevLen = len(`,"prev":"`) + 64 + 2
+	if i := len(rec) - prevLen; i > 0 && bytes.HasPrefix(rec[i:], []byte(`,"prev":"`)) && rec[len(rec)-2] == '"' {
 		var p Hash
-		if _, err := hex.Decode(p[:], rec[i+9:i+9+64]); err == nil && rec[len(rec)-2] == '"' {
+		if _, err := hex.Decode(p[:], rec[i+9:i+9+64]); err == nil {
 			h.prev = &p
 		}
 	}

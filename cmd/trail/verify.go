@@ -25,6 +25,7 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(c.stderr)
 	data := fs.String("data", "", "data directory to verify (required)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	checkJSON := fs.Bool("check-json", false, "also parse every record as JSON (slower; tampering is caught without it)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -34,7 +35,7 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	if *data == "" || fs.NArg() > 0 {
 		return &exitError{2, errors.New("usage: trail verify --data DIR")}
 	}
-	opts := trail.VerifyOptions{}
+	opts := trail.VerifyOptions{CheckJSON: *checkJSON}
 	if f, ok := c.stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) {
 		opts.Progress = progressBar(f)
 	}

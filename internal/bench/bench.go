@@ -18,7 +18,7 @@ import (
 // Workload describes one run.
 type Workload struct {
 	Events    int  // events to append
-	Size      int  // approximate size of a stored event in bytes
+	Size      int  // approximate size of an event as sent (client JSON with an id) in bytes
 	Producers int  // concurrent callers, each waiting for its receipt
 	Async     bool // one caller logs everything, then waits for all
 	Streams   int  // distinct streams (default 1000)
@@ -51,8 +51,9 @@ type Waiter interface {
 // serverOverhead approximates the bytes the server adds to a client event.
 const serverOverhead = len(`"index":1234567,"stream_seq":1234,"recorded":"2026-11-25T10:00:00.123456789Z","time":"2026-11-25T10:00:00.123456789Z",,"prev":"`) + 64 + 1
 
-// Events builds n distinct-looking events of about size stored bytes, spread
-// over streams; a benchmark cycles through them.
+// Events builds n distinct-looking events of about size bytes as a client
+// sends them (JSON, with an id), spread over streams; a benchmark cycles
+// through them. Stored, each is about serverOverhead bytes larger.
 func Events(n, size, streams int) []trail.Event {
 	if streams <= 0 {
 		streams = 1000
@@ -68,7 +69,7 @@ func Events(n, size, streams int) []trail.Event {
 			Patient: fmt.Sprintf("%d", i%streams),
 		}
 		b, _ := json.Marshal(ev)
-		pad := size - len(b) - serverOverhead - len(`,"details":{"note":""}`)
+		pad := size - len(b) - len(`,"details":{"note":""}`)
 		if pad > 0 {
 			ev.Details = json.RawMessage(`{"note":"` + strings.Repeat("x", pad) + `"}`)
 		}
