@@ -12,6 +12,7 @@ func (l *Log) checkpointer() {
 	defer close(l.cpDone)
 	t := time.NewTicker(l.cfg.CheckpointInterval)
 	defer t.Stop()
+	flushed := l.applied.Load()
 	for {
 		select {
 		case <-l.closing:
@@ -22,10 +23,23 @@ func (l *Log) checkpointer() {
 			}
 			if err := l.checkpoint(); err != nil {
 				l.fail(err)
+				continue
+			}
+			// Bound what recovery replays into the index store.
+			if a := l.applied.Load(); a-flushed >= indexFlushEvery {
+				if err := l.idx.Flush(); err != nil {
+					l.fail(err)
+					continue
+				}
+				flushed = a
 			}
 		}
 	}
 }
+
+// indexFlushEvery is how many applied events make the checkpointer flush the
+// index store (whose write-ahead log is off).
+const indexFlushEvery = 1 << 16
 
 // checkpoint signs and stores a checkpoint of everything durable, if the log
 // has grown since the last one.

@@ -148,6 +148,15 @@ func (s *Store) Apply(entries []Entry, applied uint64) error {
 	return nil
 }
 
+// Flush writes everything applied so far to disk, so that recovery after a
+// crash replays the log only from here.
+func (s *Store) Flush() error {
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("index: flush: %w", err)
+	}
+	return nil
+}
+
 // Close flushes the store to disk and closes it.
 func (s *Store) Close() error {
 	ferr := s.db.Flush()
