@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/trailhq/trail/internal/checkpoint"
@@ -48,6 +49,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		idxDone:  make(chan struct{}),
 		cpDone:   make(chan struct{}),
 	}
+	l.durableCond = sync.NewCond(&l.durableMu)
 	if err := l.openFiles(); err != nil {
 		l.closeFiles()
 		return nil, err

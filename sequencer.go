@@ -131,6 +131,9 @@ func (s *sequencer) process() *commit {
 		return c
 	}
 	err := s.l.tree.Flush()
+	if err == nil && s.l.segs.NeedsRotation(len(s.buf)) {
+		err = s.rotate()
+	}
 	if err == nil {
 		c.file, err = s.l.segs.Append(s.buf, s.starts)
 	}
@@ -139,6 +142,19 @@ func (s *sequencer) process() *commit {
 		c.file, c.entries = nil, nil
 	}
 	return c
+}
+
+// rotate starts a new segment. With SyncAlways it first waits until the
+// syncer has made the whole active segment durable, so that only the syncer
+// ever fsyncs a segment (a failed fsync is never retried on the same file).
+func (s *sequencer) rotate() error {
+	syncHere := s.l.cfg.Sync != SyncAlways
+	if !syncHere {
+		if err := s.l.waitDurable(s.l.segs.Len()); err != nil {
+			return err
+		}
+	}
+	return s.l.segs.Rotate(syncHere)
 }
 
 // failAll resolves every item not already refused with err.

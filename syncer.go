@@ -66,7 +66,7 @@ func (l *Log) resolve(batch []*commit, err error) {
 		if err != nil {
 			failAll(c.items, err)
 		} else {
-			l.durable.Store(c.end)
+			l.setDurable(c.end)
 			entries = append(entries, c.entries...)
 		}
 		for _, g := range c.groups {
@@ -77,4 +77,26 @@ func (l *Log) resolve(batch []*commit, err error) {
 	if len(entries) > 0 {
 		l.applies.push(entries)
 	}
+}
+
+// setDurable publishes the durable size and wakes waitDurable.
+func (l *Log) setDurable(n uint64) {
+	l.durableMu.Lock()
+	l.durable.Store(n)
+	l.durableMu.Unlock()
+	l.durableCond.Broadcast()
+}
+
+// waitDurable waits until the first n events are durable, or the engine
+// fails.
+func (l *Log) waitDurable(n uint64) error {
+	l.durableMu.Lock()
+	defer l.durableMu.Unlock()
+	for l.durable.Load() < n {
+		if err := l.Err(); err != nil {
+			return err
+		}
+		l.durableCond.Wait()
+	}
+	return nil
 }

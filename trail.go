@@ -41,9 +41,11 @@ type Log struct {
 	commits chan *commit // sequencer → syncer
 	applies *indexQueue  // syncer → indexer
 
-	durable atomic.Uint64 // events fsynced and acknowledged
-	applied atomic.Uint64 // events reflected in the index store
-	failure atomic.Pointer[FailedError]
+	durable     atomic.Uint64 // events fsynced and acknowledged
+	durableMu   sync.Mutex
+	durableCond *sync.Cond    // broadcast when durable grows or the engine fails
+	applied     atomic.Uint64 // events reflected in the index store
+	failure     atomic.Pointer[FailedError]
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
@@ -128,6 +130,9 @@ func (l *Log) fail(cause error) *FailedError {
 	if l.failure.CompareAndSwap(nil, f) {
 		l.cfg.Logger.Error("storage failure: no longer acknowledging events; restart to recover", "err", cause)
 		l.q.close(f)
+		l.durableMu.Lock()
+		l.durableMu.Unlock()
+		l.durableCond.Broadcast()
 		return f
 	}
 	return l.failure.Load()

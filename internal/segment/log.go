@@ -281,6 +281,13 @@ func (l *Log) Len() uint64 {
 	return l.next
 }
 
+// NeedsRotation reports whether a batch of n bytes must go to a new segment:
+// the active one is not empty and would pass the rotation size. The caller
+// then makes the active segment durable and calls Rotate before Append.
+func (l *Log) NeedsRotation(n int) bool {
+	return l.size > 0 && l.size+int64(n) > l.opts.SegmentSize
+}
+
 // Append writes a batch of frames built with BeginFrame/EndFrame; starts holds
 // the offset of each frame in buf. The last frame must end a group. It returns
 // the file to sync to make the batch durable. After an error the Log accepts
@@ -288,12 +295,6 @@ func (l *Log) Len() uint64 {
 func (l *Log) Append(buf []byte, starts []int) (vfs.File, error) {
 	if l.err != nil {
 		return nil, l.err
-	}
-	if l.size > 0 && l.size+int64(len(buf)) > l.opts.SegmentSize {
-		if err := l.rotate(); err != nil {
-			l.err = err
-			return nil, err
-		}
 	}
 	s := l.segs[len(l.segs)-1]
 	if _, err := s.f.WriteAt(buf, l.size); err != nil {
@@ -310,21 +311,35 @@ func (l *Log) Append(buf []byte, starts []int) (vfs.File, error) {
 	return s.f, nil
 }
 
-// rotate seals the active segment and starts the next.
+// Rotate seals the active segment and starts the next. The caller must have
+// made every record of the active segment durable (synced), or pass sync to
+// have Rotate fdatasync it. The writer never syncs a file whose sync has
+// failed: after a failed sync there is no rotation, the engine stops.
 //
-// Order: fdatasync the segment (its records may not all be synced yet), write
-// and fsync its index, then create the next segment and fsync the directory.
-// A crash anywhere leaves a valid state: the sealed segment is whole, a torn
-// index is rebuilt, and a lost new segment leaves the old one active.
-func (l *Log) rotate() error {
+// Order: (fdatasync the segment,) write and fsync its index, then create the
+// next segment and fsync the directory. A crash anywhere leaves a valid
+// state: the sealed segment is whole, a torn index is rebuilt, and a lost new
+// segment leaves the old one active.
+func (l *Log) Rotate(sync bool) error {
+	if l.err != nil {
+		return l.err
+	}
 	s := l.segs[len(l.segs)-1]
-	if err := s.f.SyncData(); err != nil {
-		return fmt.Errorf("sync segment %s: %w", s.name, err)
+	if sync {
+		if err := s.f.SyncData(); err != nil {
+			l.err = fmt.Errorf("sync segment %s: %w", s.name, err)
+			return l.err
+		}
 	}
 	if err := l.writeIndex(s); err != nil {
+		l.err = err
 		return err
 	}
-	return l.create(l.next)
+	if err := l.create(l.next); err != nil {
+		l.err = err
+		return err
+	}
+	return nil
 }
 
 // Read returns a copy of record i.
