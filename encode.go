@@ -53,13 +53,39 @@ func appendBody(dst []byte, ev *Event) ([]byte, bool) {
 	dst = appendOptional(dst, "purpose", ev.Purpose)
 	if d := bytes.TrimSpace(ev.Details); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
 		dst = append(dst, `,"details":`...)
-		buf := bytes.NewBuffer(dst)
-		if err := json.Compact(buf, d); err != nil {
-			panic("trail: details not validated: " + err.Error())
+		if isCompact(d) {
+			dst = append(dst, d...)
+		} else {
+			buf := bytes.NewBuffer(dst)
+			if err := json.Compact(buf, d); err != nil {
+				panic("trail: details not validated: " + err.Error())
+			}
+			dst = buf.Bytes()
 		}
-		dst = buf.Bytes()
 	}
 	return dst, hasTime
+}
+
+// isCompact reports whether valid JSON d has no insignificant whitespace.
+func isCompact(d []byte) bool {
+	inString, escaped := false, false
+	for _, c := range d {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return false
+		}
+	}
+	return true
 }
 
 func appendEntities(dst []byte, ents []Entity) []byte {

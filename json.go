@@ -53,7 +53,20 @@ func (ev *Event) UnmarshalJSON(data []byte) error {
 	if dec.More() {
 		return &ValidationError{Field: "(event)", Reason: "unexpected data after the JSON object"}
 	}
-	*ev = Event{
+	if err := checkMembers(data); err != nil {
+		return err
+	}
+	e, err := w.event()
+	if err != nil {
+		return err
+	}
+	*ev = e
+	return nil
+}
+
+// event converts the wire form, checking the time.
+func (w *eventWire) event() (Event, error) {
+	ev := Event{
 		ID: w.ID, Stream: w.Stream, Type: w.Type, Action: w.Action, Outcome: w.Outcome,
 		OutcomeDesc: w.OutcomeDesc, Patient: w.Patient, Entities: w.Entities, Source: w.Source,
 		Purpose: w.Purpose, Details: w.Details,
@@ -63,12 +76,12 @@ func (ev *Event) UnmarshalJSON(data []byte) error {
 	}
 	if w.Time != nil {
 		t, err := time.Parse(time.RFC3339Nano, *w.Time)
-		if err != nil || !strings.ContainsAny((*w.Time)[len(*w.Time)-1:], "Zz0123456789") {
-			return invalid("time", "%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", *w.Time)
+		if err != nil || strings.Contains(*w.Time, ",") || !strings.ContainsAny((*w.Time)[len(*w.Time)-1:], "Zz0123456789") {
+			return Event{}, invalid("time", "%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", *w.Time)
 		}
 		ev.Time, ev.rawTime = t, *w.Time
 	}
-	return nil
+	return ev, nil
 }
 
 func decodeError(err error) error {
@@ -82,7 +95,11 @@ func decodeError(err error) error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return invalid(te.Field, "must be a JSON %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
+		field := te.Field
+		if field == "" {
+			field = "(event)"
+		}
+		return invalid(field, "must be a JSON %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
 	}
 	return &ValidationError{Field: "(event)", Reason: fmt.Sprintf("malformed JSON: %v", strings.TrimPrefix(msg, "json: "))}
 }

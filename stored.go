@@ -38,17 +38,10 @@ func ParseStored(rec []byte) (StoredEvent, error) {
 	if w.Index == nil || w.StreamSeq == nil || w.Recorded == "" {
 		return StoredEvent{}, errors.New("stored event: index, stream_seq or recorded missing")
 	}
-	w.eventWire.Time = nil
-	raw, _ := json.Marshal(w.eventWire) // re-decode the client part through Event's rules
-	var ev Event
-	if err := json.Unmarshal(raw, &ev); err != nil {
+	ev, err := w.eventWire.event()
+	if err != nil {
 		return StoredEvent{}, fmt.Errorf("stored event: %w", err)
 	}
-	h, err := parseHeader(rec)
-	if err != nil {
-		return StoredEvent{}, err
-	}
-	ev.rawTime = h.time
 	return StoredEvent{Event: ev, Index: *w.Index, StreamSeq: *w.StreamSeq, Recorded: w.Recorded, Prev: w.Prev}, nil
 }
 

@@ -12,11 +12,14 @@ import (
 type ValidationError struct {
 	Field  string // JSON path of the field, such as "actor.id" or "entities[2].id"
 	Reason string // what is wrong, for a person to act on
+	Err    error  // a sentinel it matches, such as ErrTooLarge; may be nil
 }
 
 func (e *ValidationError) Error() string {
 	return fmt.Sprintf("invalid event: %s: %s", e.Field, e.Reason)
 }
+
+func (e *ValidationError) Unwrap() error { return e.Err }
 
 func invalid(field, format string, args ...any) *ValidationError {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
@@ -123,8 +126,10 @@ func validateDetails(d json.RawMessage) error {
 	if !utf8.Valid(t) {
 		return invalid("details", "is not valid UTF-8")
 	}
-	if n := compactLen(t); n > MaxDetailsSize {
-		return invalid("details", "is %d bytes as compact JSON; the limit is %d", n, MaxDetailsSize)
+	if len(t) > MaxDetailsSize { // compact JSON is never longer than the input
+		if n := compactLen(t); n > MaxDetailsSize {
+			return invalid("details", "is %d bytes as compact JSON; the limit is %d", n, MaxDetailsSize)
+		}
 	}
 	return nil
 }
@@ -139,7 +144,12 @@ func compactLen(d []byte) int {
 
 func checkText(field, v string, max int) error {
 	if len(v) > max {
-		return invalid(field, "is %d bytes; the limit is %d", len(v), max)
+		err := invalid(field, "is %d bytes; the limit is %d", len(v), max)
+		if max == MaxEventSize {
+			err.Reason = fmt.Sprintf("is %d bytes; a whole event is at most %d", len(v), max)
+			err.Err = ErrTooLarge
+		}
+		return err
 	}
 	if !utf8.ValidString(v) {
 		return invalid(field, "is not valid UTF-8")
