@@ -48,6 +48,13 @@ func (ev *Event) UnmarshalJSON(data []byte) error {
 	dec.DisallowUnknownFields()
 	var w eventWire
 	if err := dec.Decode(&w); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			// Name the member with its path (actor.foo, entities[2].bar).
+			var ve *ValidationError
+			if merr := checkMembers(data); errors.As(merr, &ve) {
+				return ve
+			}
+		}
 		return decodeError(err)
 	}
 	if dec.More() {
