@@ -1,0 +1,391 @@
+package trail_test
+
+// Validation of client events per DESIGN.md "Event" and "Validation": each
+// refusal is a *trail.ValidationError naming the field to blame, and valid
+// edge cases are accepted.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/trailhq/trail"
+)
+
+type obj = map[string]any
+
+// baseEvent is a valid event as a client sends it.
+func baseEvent() obj {
+	return obj{
+		"stream": "patient/12345",
+		"type":   "patient-record.read",
+		"action": "R",
+		"actor":  obj{"id": "dr-house"},
+	}
+}
+
+func eventJSON(t *testing.T, mod func(obj)) []byte {
+	t.Helper()
+	ev := baseEvent()
+	if mod != nil {
+		mod(ev)
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func set(k string, v any) func(obj) { return func(o obj) { o[k] = v } }
+func del(k string) func(obj)        { return func(o obj) { delete(o, k) } }
+func raw(s string) json.RawMessage  { return json.RawMessage(s) }
+
+// detailsOf returns a details object of exactly n bytes as compact JSON.
+func detailsOf(n int) json.RawMessage {
+	const pre, post = `{"note":"`, `"}`
+	return raw(pre + strings.Repeat("d", n-len(pre)-len(post)) + post)
+}
+
+// stream256 is a valid stream of exactly 256 bytes.
+var stream256 = "patient/" + strings.Repeat("abcdefgh/", 27) + strings.Repeat("x", 256-8-27*9)
+
+func TestValidateRejects(t *testing.T) {
+	if len(stream256) != 256 {
+		t.Fatalf("stream256 is %d bytes", len(stream256))
+	}
+	for _, tc := range []struct {
+		name  string
+		mod   func(obj)
+		field string
+	}{
+		// Required fields.
+		{"missing stream", del("stream"), "stream"},
+		{"empty stream", set("stream", ""), "stream"},
+		{"missing type", del("type"), "type"},
+		{"empty type", set("type", ""), "type"},
+		{"missing action", del("action"), "action"},
+		{"missing actor", del("actor"), "actor.id"},
+		{"missing actor.id", set("actor", obj{"name": "House"}), "actor.id"},
+		{"empty actor.id", set("actor", obj{"id": ""}), "actor.id"},
+
+		// Streams.
+		{"stream empty segment", set("stream", "a//b"), "stream"},
+		{"stream leading slash", set("stream", "/a"), "stream"},
+		{"stream trailing slash", set("stream", "a/"), "stream"},
+		{"stream dot segment", set("stream", "a/./b"), "stream"},
+		{"stream dotdot segment", set("stream", "a/../b"), "stream"},
+		{"stream dotdot first", set("stream", "../x"), "stream"},
+		{"stream dot alone", set("stream", "."), "stream"},
+		{"stream reserved trail/", set("stream", "trail/access"), "stream"},
+		{"stream reserved trail", set("stream", "trail"), "stream"},
+		{"stream 257 bytes", set("stream", stream256+"x"), "stream"},
+		{"stream space", set("stream", "patient/1 2"), "stream"},
+		{"stream backslash", set("stream", `patient\1`), "stream"},
+		{"stream star", set("stream", "patient/*"), "stream"},
+		{"stream non-ASCII", set("stream", "patient/ü"), "stream"},
+		{"stream newline", set("stream", "patient/1\n"), "stream"},
+		{"stream not a string", set("stream", 5), "stream"},
+
+		// Type.
+		{"type 129 bytes", set("type", strings.Repeat("t", 129)), "type"},
+
+		// Action.
+		{"action lower-case", set("action", "r"), "action"},
+		{"action unknown", set("action", "X"), "action"},
+		{"action two letters", set("action", "CR"), "action"},
+		{"action word", set("action", "read"), "action"},
+		{"action empty", set("action", ""), "action"},
+
+		// Outcome.
+		{"outcome unknown", set("outcome", "failure"), "outcome"},
+		{"outcome capitalised", set("outcome", "Success"), "outcome"},
+
+		// Id.
+		{"id space", set("id", "a b"), "id"},
+		{"id slash", set("id", "a/b"), "id"},
+		{"id non-ASCII", set("id", "idé"), "id"},
+		{"id 129 bytes", set("id", strings.Repeat("i", 129)), "id"},
+		{"id not a string", set("id", 7), "id"},
+
+		// Details.
+		{"details array", set("details", raw(`[1,2]`)), "details"},
+		{"details string", set("details", raw(`"x"`)), "details"},
+		{"details number", set("details", raw(`5`)), "details"},
+		{"details bool", set("details", raw(`true`)), "details"},
+		{"details over 16 KiB", set("details", detailsOf(16<<10+1)), "details"},
+
+		// Time.
+		{"time not RFC 3339", set("time", "yesterday"), "time"},
+		{"time date only", set("time", "2026-11-25"), "time"},
+		{"time without zone", set("time", "2026-11-25T10:00:00"), "time"},
+		{"time with space", set("time", "2026-11-25 10:00:00Z"), "time"},
+		{"time comma fraction", set("time", "2026-11-25T10:00:00,5Z"), "time"},
+		{"time number", set("time", 1764064800), "time"},
+
+		// Entities.
+		{"entity without id", set("entities", []any{obj{"type": "Patient"}}), "entities[0].id"},
+		{"second entity without id", set("entities", []any{obj{"id": "1"}, obj{"name": "x"}}), "entities[1].id"},
+
+		// Unknown fields, top level and nested.
+		{"unknown top-level", set("foo", 1), "foo"},
+		{"misspelt top-level", set("patient_id", "1"), "patient_id"},
+		{"top-level in other case", set("Stream", "patient/9"), "Stream"},
+		{"unknown in actor", set("actor", obj{"id": "dr", "foo": 1}), "actor.foo"},
+		{"unknown in source", set("source", obj{"id": "ehr", "bar": "x"}), "source.bar"},
+		{"unknown in entity", set("entities", []any{obj{"id": "1", "baz": true}}), "entities[0].baz"},
+		{"server field name in actor", set("actor", obj{"id": "dr", "index": 1}), "actor.index"},
+
+		// Server fields.
+		{"server index", set("index", 0), "index"},
+		{"server stream_seq", set("stream_seq", 1), "stream_seq"},
+		{"server recorded", set("recorded", "2026-11-25T10:00:00.000000000Z"), "recorded"},
+		{"server prev", set("prev", strings.Repeat("0", 64)), "prev"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := eventJSON(t, tc.mod)
+			_, err := trail.ParseEvent(b)
+			var ve *trail.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("ParseEvent(%s) = %v (%T), want a *trail.ValidationError for %s", b, err, err, tc.field)
+			}
+			if ve.Field != tc.field {
+				t.Fatalf("ParseEvent(%s): Field %q (%v), want %q", b, ve.Field, ve, tc.field)
+			}
+			if ve.Reason == "" || !strings.Contains(ve.Error(), ve.Field) {
+				t.Fatalf("ParseEvent(%s): error %q does not say what is wrong with %s", b, ve.Error(), ve.Field)
+			}
+		})
+	}
+}
+
+// TestValidateMalformed: an event that is not a JSON object, or has a
+// member without a name, is refused, and a ValidationError still names what
+// is to blame.
+func TestValidateMalformed(t *testing.T) {
+	for _, in := range []string{`[]`, `5`, `"event"`, `true`, ``, `{`, `{"stream":"a"} {}`, `{"stream":"a"} x`,
+		`{"":{}}`, `{"stream":"patient/1","type":"t","action":"R","actor":{"id":"a"},"":1}`, `{"actor":{"":1}}`} {
+		_, err := trail.ParseEvent([]byte(in))
+		if err == nil {
+			t.Errorf("ParseEvent(%q): no error", in)
+			continue
+		}
+		var ve *trail.ValidationError
+		if errors.As(err, &ve) && ve.Field == "" {
+			t.Errorf("ParseEvent(%q): ValidationError with an empty Field: %v", in, ve)
+		}
+	}
+}
+
+// TestValidateGoEvents: Event.Validate on Go values names the same fields.
+func TestValidateGoEvents(t *testing.T) {
+	base := func() trail.Event {
+		return trail.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: trail.Actor{ID: "dr"}}
+	}
+	for _, tc := range []struct {
+		name  string
+		mod   func(*trail.Event)
+		field string
+	}{
+		{"stream", func(e *trail.Event) { e.Stream = "a//b" }, "stream"},
+		{"reserved", func(e *trail.Event) { e.Stream = "trail/x" }, "stream"},
+		{"type", func(e *trail.Event) { e.Type = "" }, "type"},
+		{"action", func(e *trail.Event) { e.Action = "r" }, "action"},
+		{"outcome", func(e *trail.Event) { e.Outcome = "ok" }, "outcome"},
+		{"actor.id", func(e *trail.Event) { e.Actor.ID = "" }, "actor.id"},
+		{"id", func(e *trail.Event) { e.ID = "a b" }, "id"},
+		{"details", func(e *trail.Event) { e.Details = raw(`[]`) }, "details"},
+		{"details invalid JSON", func(e *trail.Event) { e.Details = raw(`{"a":`) }, "details"},
+		{"details big", func(e *trail.Event) { e.Details = detailsOf(16<<10 + 1) }, "details"},
+		{"entities[0].id", func(e *trail.Event) { e.Entities = []trail.Entity{{Name: "x"}} }, "entities[0].id"},
+		{"actor.name UTF-8", func(e *trail.Event) { e.Actor.Name = "\xff" }, "actor.name"},
+		{"patient UTF-8", func(e *trail.Event) { e.Patient = "a\xc3" }, "patient"},
+		{"source.site UTF-8", func(e *trail.Event) { e.Source = &trail.Source{Site: "\xfe"} }, "source.site"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := base()
+			if err := ev.Validate(); err != nil {
+				t.Fatalf("base event: %v", err)
+			}
+			tc.mod(&ev)
+			var ve *trail.ValidationError
+			if err := ev.Validate(); !errors.As(err, &ve) || ve.Field != tc.field {
+				t.Fatalf("Validate() = %v, want a ValidationError for %q", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	full := func(o obj) {
+		o["id"] = "5b4c1f0e-1111-7a4a-8b8b-000000000000"
+		o["time"] = "2026-11-25T10:00:00.123456789+01:00"
+		o["outcome"] = "serious-failure"
+		o["outcome_desc"] = "denied: \"no grant\" <403> & more\n\ttab — ü \u2028"
+		o["actor"] = obj{"id": "dr-house", "name": "Gregory House", "role": "physician", "address": "10.0.0.7", "user_agent": "Mozilla/5.0"}
+		o["patient"] = "12345"
+		o["entities"] = []any{obj{"type": "Patient", "id": "12345", "role": "subject", "name": "John"}, obj{"id": "obs/7"}}
+		o["source"] = obj{"id": "ehr-1", "site": "north", "type": "4"}
+		o["purpose"] = "treatment"
+		o["details"] = raw(`{"reason":"follow-up","codes":[1,2,3],"nested":{"ok":true,"none":null}}`)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(obj)
+	}{
+		{"minimal", nil},
+		{"every field", full},
+		{"stream 256 bytes", set("stream", stream256)},
+		{"stream one byte", set("stream", "p")},
+		{"stream every allowed byte", set("stream", "ABCXYZabcxyz0189._:-/a.b/...")},
+		{"stream under trail-", set("stream", "trails/x")},
+		{"stream trail deeper", set("stream", "x/trail/y")},
+		{"id 128 bytes", set("id", strings.Repeat("i", 128))},
+		{"id one byte", set("id", "i")},
+		{"id every allowed byte", set("id", "ABCXYZabcxyz0189._:-")},
+		{"type 128 bytes", set("type", strings.Repeat("t", 128))},
+		{"details 16 KiB exactly", set("details", detailsOf(16<<10))},
+		{"details empty object", set("details", raw(`{}`))},
+		{"details null", set("details", raw(`null`))},
+		{"details spaced", set("details", raw(` { "a" : [ 1 , 2 ] } `))},
+		{"action C", set("action", "C")},
+		{"action U", set("action", "U")},
+		{"action D", set("action", "D")},
+		{"action E", set("action", "E")},
+		{"outcome success", set("outcome", "success")},
+		{"outcome minor-failure", set("outcome", "minor-failure")},
+		{"outcome major-failure", set("outcome", "major-failure")},
+		{"time Z", set("time", "2026-11-25T10:00:00Z")},
+		{"time offset", set("time", "2026-11-25T10:00:00-08:00")},
+		{"time nanoseconds", set("time", "2026-11-25T10:00:00.123456789Z")},
+		{"unicode everywhere", func(o obj) {
+			o["actor"] = obj{"id": "Łukasz 🩺", "name": "\u00e9\u0301"}
+			o["patient"] = "患者-42"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := eventJSON(t, tc.mod)
+			ev, err := trail.ParseEvent(b)
+			if err != nil {
+				t.Fatalf("ParseEvent(%s): %v", b, err)
+			}
+			if err := ev.Validate(); err != nil {
+				t.Fatalf("Validate after ParseEvent(%s): %v", b, err)
+			}
+		})
+	}
+}
+
+// TestValidateEngine: the engine refuses invalid and oversized events,
+// alone and in batches, and stores nothing of them.
+func TestValidateEngine(t *testing.T) {
+	ctx := context.Background()
+	l, err := trail.Open(t.TempDir(), trail.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	ok := trail.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: trail.Actor{ID: "dr"}}
+	if _, err := l.Append(ctx, ok); err != nil {
+		t.Fatal(err)
+	}
+	size := l.Size()
+
+	big := func(mod func(*trail.Event)) trail.Event {
+		ev := ok
+		mod(&ev)
+		return ev
+	}
+	x := func(n int) string { return strings.Repeat("x", n) }
+	tooLarge := []struct {
+		name string
+		ev   trail.Event
+	}{
+		{"several fields", big(func(e *trail.Event) {
+			e.OutcomeDesc, e.Actor.Name, e.Actor.UserAgent, e.Patient, e.Purpose = x(15<<10), x(15<<10), x(15<<10), x(15<<10), x(5<<10)
+		})},
+		{"many entities", big(func(e *trail.Event) {
+			for i := range 3000 {
+				e.Entities = append(e.Entities, trail.Entity{Type: "Observation", ID: fmt.Sprint("obs/", i)})
+			}
+		})},
+		{"details and fields", big(func(e *trail.Event) {
+			e.Details = detailsOf(16 << 10)
+			e.OutcomeDesc, e.Actor.Name, e.Actor.UserAgent = x(16<<10), x(16<<10), x(16<<10)
+		})},
+		{"one field over 64 KiB", big(func(e *trail.Event) { e.OutcomeDesc = x(65 << 10) })},
+		{"one field far over 64 KiB", big(func(e *trail.Event) { e.Actor.Name = x(1 << 20) })},
+	}
+	for _, tc := range tooLarge {
+		t.Run("too large: "+tc.name, func(t *testing.T) {
+			if b, err := tc.ev.MarshalJSON(); err == nil && len(b) <= trail.MaxEventSize {
+				t.Fatalf("test event is only %d bytes", len(b))
+			}
+			if _, err := l.Append(ctx, tc.ev); !errors.Is(err, trail.ErrTooLarge) {
+				t.Errorf("Append: %v, want ErrTooLarge", err)
+			}
+			p := l.Log(tc.ev)
+			if _, err := p.Wait(ctx); !errors.Is(err, trail.ErrTooLarge) {
+				t.Errorf("Log: %v, want ErrTooLarge", err)
+			}
+			_, err := l.AppendBatch(ctx, []trail.Event{ok, tc.ev})
+			var be *trail.BatchError
+			if !errors.As(err, &be) || be.Index != 1 || !errors.Is(err, trail.ErrTooLarge) {
+				t.Errorf("AppendBatch: %v, want a BatchError for event 1 matching ErrTooLarge", err)
+			}
+			if l.Size() != size {
+				t.Fatalf("size %d after refusals, want %d", l.Size(), size)
+			}
+		})
+	}
+
+	t.Run("just under 64 KiB", func(t *testing.T) {
+		ev := big(func(e *trail.Event) {
+			e.OutcomeDesc, e.Actor.Name, e.Actor.UserAgent, e.Patient = x(15<<10), x(15<<10), x(15<<10), x(15<<10)
+		})
+		r, err := l.Append(ctx, ev)
+		if err != nil {
+			t.Fatalf("an event of about 60 KiB: %v", err)
+		}
+		rec, err := l.Read(r.Index)
+		if err != nil || trail.LeafHash(rec) != r.LeafHash {
+			t.Fatalf("Read(%d): %v", r.Index, err)
+		}
+		size = l.Size()
+	})
+
+	t.Run("invalid", func(t *testing.T) {
+		for _, tc := range []struct {
+			mod   func(*trail.Event)
+			field string
+		}{
+			{func(e *trail.Event) { e.Stream = "trail/access" }, "stream"},
+			{func(e *trail.Event) { e.Stream = "a/../b" }, "stream"},
+			{func(e *trail.Event) { e.Action = "r" }, "action"},
+			{func(e *trail.Event) { e.ID = strings.Repeat("i", 129) }, "id"},
+			{func(e *trail.Event) { e.Details = raw(`[]`) }, "details"},
+			{func(e *trail.Event) { e.Actor.ID = "" }, "actor.id"},
+		} {
+			ev := big(tc.mod)
+			var ve *trail.ValidationError
+			if _, err := l.Append(ctx, ev); !errors.As(err, &ve) || ve.Field != tc.field {
+				t.Errorf("Append of an event with a bad %s: %v", tc.field, err)
+			}
+			p := l.Log(ev)
+			if _, err := p.Wait(ctx); !errors.As(err, &ve) || ve.Field != tc.field {
+				t.Errorf("Log of an event with a bad %s: %v", tc.field, err)
+			}
+			_, err := l.AppendBatch(ctx, []trail.Event{ok, ok, ev, ok})
+			var be *trail.BatchError
+			if !errors.As(err, &be) || be.Index != 2 || !errors.As(err, &ve) || ve.Field != tc.field {
+				t.Errorf("AppendBatch with an event with a bad %s at 2: %v", tc.field, err)
+			}
+		}
+		if l.Size() != size {
+			t.Fatalf("size %d after refusals, want %d", l.Size(), size)
+		}
+	})
+}
