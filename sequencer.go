@@ -130,7 +130,7 @@ func (s *sequencer) process() *commit {
 	if len(s.starts) == 0 {
 		return c
 	}
-	err := s.l.tree.Flush()
+	err := s.l.tree.FlushIfLarge()
 	if err == nil && s.l.segs.NeedsRotation(len(s.buf)) {
 		err = s.rotate()
 	}

@@ -45,21 +45,25 @@ func EmptyRoot() []byte {
 
 var factory = &compact.RangeFactory{Hash: HashChildren}
 
-// Tree is a Merkle tree stored in one directory. Append, Flush and Sync are
-// for one writer goroutine; Root and the proof methods are safe to call
-// concurrently with it for sizes up to the last flushed size.
+// Tree is a Merkle tree stored in one directory. Append is for one writer
+// goroutine; everything else is safe for concurrent use. Appended hashes are
+// buffered and written when the buffer is large (FlushIfLarge), when a reader
+// needs them, or on Sync.
 type Tree struct {
 	fs  vfs.FS
 	dir string
-	rng *compact.Range
+
+	wmu     sync.Mutex // guards rng, pending and pendingStart
+	rng     *compact.Range
+	pending [64][]byte // hashes appended but not yet written, per level
+	// index of the first pending hash, per level
+	pendingStart [64]uint64
+	pendingBytes int
 
 	mu      sync.RWMutex // guards files and flushed
 	files   []vfs.File   // one per level
 	flushed uint64       // leaves whose hashes are written to the files
 	created bool         // a level file was created since the last Sync
-
-	pending      [64][]byte // hashes appended but not yet written, per level
-	pendingStart [64]uint64 // index of the first pending hash, per level
 }
 
 // Open opens the tree in dir at the given size. Hashes of sizes up to size
@@ -106,10 +110,16 @@ func Open(fs vfs.FS, dir string, size uint64) (*Tree, error) {
 }
 
 // Size returns the number of leaves appended.
-func (t *Tree) Size() uint64 { return t.rng.End() }
+func (t *Tree) Size() uint64 {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	return t.rng.End()
+}
 
-// Append adds a leaf hash.
+// Append adds a leaf hash. The tree keeps leaf: the caller must not change it.
 func (t *Tree) Append(leaf []byte) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 	if err := t.rng.Append(leaf, t.visit); err != nil {
 		panic("tree: " + err.Error()) // only on a corrupt range, which Open rules out
 	}
@@ -117,11 +127,29 @@ func (t *Tree) Append(leaf []byte) {
 
 func (t *Tree) visit(id compact.NodeID, hash []byte) {
 	t.pending[id.Level] = append(t.pending[id.Level], hash...)
+	t.pendingBytes += len(hash)
+}
+
+// flushAt is how many buffered bytes make FlushIfLarge write.
+const flushAt = 256 << 10
+
+// FlushIfLarge writes the buffered hashes if they are many, so that a small
+// batch costs no write calls for the tree.
+func (t *Tree) FlushIfLarge() error {
+	t.wmu.Lock()
+	large := t.pendingBytes >= flushAt
+	t.wmu.Unlock()
+	if !large {
+		return nil
+	}
+	return t.Flush()
 }
 
 // Flush writes the appended hashes to the level files (without fsync) and
 // makes them readable. After an error the tree must not be used.
 func (t *Tree) Flush() error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 	for k := range t.pending {
 		p := t.pending[k]
 		if len(p) == 0 {
@@ -137,6 +165,7 @@ func (t *Tree) Flush() error {
 		t.pendingStart[k] += uint64(len(p) / HashSize)
 		t.pending[k] = p[:0]
 	}
+	t.pendingBytes = 0
 	t.mu.Lock()
 	t.flushed = t.rng.End()
 	t.mu.Unlock()
@@ -164,11 +193,16 @@ func (t *Tree) level(k int) (vfs.File, error) {
 	return t.files[k], nil
 }
 
-// Sync makes every flushed hash durable and returns the size it covers.
+// Sync writes and makes durable every appended hash and returns the size it
+// covers.
 //
-// Order: fdatasync each level file, then (if a level was created) fsync the
-// directory. Only after both may the caller record the size as durable.
+// Order: write the buffered hashes, fdatasync each level file, then (if a
+// level was created) fsync the directory. Only after all three may the caller
+// record the size as durable.
 func (t *Tree) Sync() (uint64, error) {
+	if err := t.Flush(); err != nil {
+		return 0, err
+	}
 	t.mu.RLock()
 	size, files, created := t.flushed, t.files, t.created
 	t.mu.RUnlock()
@@ -211,10 +245,20 @@ func (t *Tree) node(id compact.NodeID) ([]byte, error) {
 	return b, nil
 }
 
+// checkSize makes sure the hashes of the first size leaves are readable from
+// the files, writing buffered ones if needed.
 func (t *Tree) checkSize(size uint64) error {
 	t.mu.RLock()
 	flushed := t.flushed
 	t.mu.RUnlock()
+	if size > flushed {
+		if err := t.Flush(); err != nil {
+			return err
+		}
+		t.mu.RLock()
+		flushed = t.flushed
+		t.mu.RUnlock()
+	}
 	if size > flushed {
 		return fmt.Errorf("size %d: %w (size %d)", size, ErrSize, flushed)
 	}
