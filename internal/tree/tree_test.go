@@ -135,11 +135,17 @@ func TestSmallSizes(t *testing.T) {
 		if tr.Size() != size {
 			t.Fatalf("Size() = %d after %d appends", tr.Size(), size)
 		}
-		if _, err := tr.Root(size); !errors.Is(err, tree.ErrSize) {
-			t.Fatalf("Root(%d) before Flush: %v, want ErrSize", size, err)
+		// Before Flush a read either writes what it needs or says the size
+		// is not readable yet; it never answers a wrong root.
+		if r, err := tr.Root(size); err == nil && !bytes.Equal(r, roots[size]) {
+			t.Fatalf("Root(%d) before Flush = %x, want %x", size, r, roots[size])
+		} else if err != nil && !errors.Is(err, tree.ErrSize) {
+			t.Fatalf("Root(%d) before Flush: %v", size, err)
 		}
-		if err := tr.Flush(); err != nil {
-			t.Fatal(err)
+		if size%3 == 0 {
+			if err := tr.Flush(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if got := root(t, tr, size); !bytes.Equal(got, roots[size]) {
 			t.Fatalf("Root(%d) = %x, want %x", size, got, roots[size])
@@ -336,5 +342,75 @@ func TestOpenMissingHashes(t *testing.T) {
 		r, rerr := tr.Root(9)
 		tr.Close()
 		t.Fatalf("Open at 9 with 5 leaves written: no error (Root(9) = %x, %v)", r, rerr)
+	}
+}
+
+// TestConcurrentReaders reads roots and proofs of every size the tree has
+// reached while one goroutine appends.
+func TestConcurrentReaders(t *testing.T) {
+	const n = 3000
+	ls := leaves("conc", n)
+	roots := refRoots(ls)
+	tr := open(t, vfs.NewMem(), 0)
+	defer tr.Close()
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for r := range 2 {
+		go func() {
+			rnd := rand.New(rand.NewPCG(uint64(r), 9))
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				size := tr.Size()
+				if size == 0 {
+					continue
+				}
+				got, err := tr.Root(size)
+				if err != nil && !errors.Is(err, tree.ErrSize) {
+					errs <- fmt.Errorf("Root(%d): %v", size, err)
+					return
+				}
+				if err != nil {
+					continue // not readable yet
+				}
+				if !bytes.Equal(got, roots[size]) {
+					errs <- fmt.Errorf("Root(%d) = %x, want %x", size, got, roots[size])
+					return
+				}
+				i := rnd.Uint64N(size)
+				p, err := tr.InclusionProof(i, size)
+				if err == nil {
+					err = proof.VerifyInclusion(hasher, i, size, ls[i], p, roots[size])
+				}
+				if err != nil {
+					errs <- fmt.Errorf("inclusion of %d in %d: %v", i, size, err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range ls {
+		tr.Append(ls[i])
+		if i%97 == 0 {
+			if err := tr.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	close(done)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := root(t, tr, n); !bytes.Equal(got, roots[n]) {
+		t.Fatalf("Root(%d) = %x, want %x", n, got, roots[n])
 	}
 }
