@@ -81,8 +81,11 @@ func (s *memberScanner) object(path string, allowed memberSet) error {
 			return err
 		}
 		field := name
+		if name == "" {
+			field = `""`
+		}
 		if path != "" {
-			field = path + "." + name
+			field = path + "." + field
 		}
 		switch {
 		case path == "" && serverFields[name]:

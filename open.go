@@ -72,7 +72,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 
 func (l *Log) openFiles() error {
 	fs := l.cfg.FS
-	if err := fs.MkdirAll(l.dir, 0o700); err != nil {
+	if err := segment.MkdirDurable(fs, l.dir); err != nil {
 		return fmt.Errorf("trail: create data directory: %w", err)
 	}
 	lock, err := fs.Lock(fs.PathJoin(l.dir, lockFile))
@@ -91,8 +91,10 @@ func (l *Log) openFiles() error {
 	}
 	latest, _ := l.cps.Latest()
 	segDir := fs.PathJoin(l.dir, logDir)
-	if err := fs.MkdirAll(segDir, 0o700); err != nil {
-		return fmt.Errorf("trail: create log directory: %w", err)
+	for _, d := range []string{segDir, fs.PathJoin(l.dir, treeDir), fs.PathJoin(l.dir, indexDir)} {
+		if err := segment.MkdirDurable(fs, d); err != nil {
+			return fmt.Errorf("trail: %w", err)
+		}
 	}
 	l.segs, err = segment.Open(segment.Options{FS: fs, Dir: segDir, SegmentSize: l.cfg.SegmentSize, Durable: latest.Size})
 	if err != nil {

@@ -135,6 +135,11 @@ func (s *sequencer) process() *commit {
 		err = s.rotate()
 	}
 	if err == nil {
+		// Another goroutine may have failed the engine meanwhile (a full disk
+		// under the tree, say): then write nothing more.
+		err = s.l.Err()
+	}
+	if err == nil {
 		c.file, err = s.l.segs.Append(s.buf, s.starts)
 	}
 	if err != nil {
@@ -153,6 +158,9 @@ func (s *sequencer) rotate() error {
 		if err := s.l.waitDurable(s.l.segs.Len()); err != nil {
 			return err
 		}
+	}
+	if err := s.l.Err(); err != nil {
+		return err
 	}
 	return s.l.segs.Rotate(syncHere)
 }
@@ -202,6 +210,19 @@ func (s *sequencer) addBatch(p *Pending, c *commit, recorded string, now time.Ti
 		firstOf[i] = i
 		if prep.given {
 			if j, ok := seen[ev.ID]; ok {
+				if req.dups[j] {
+					// The first copy resent a stored event: so must this one.
+					r, dup, err := s.lookupID(ev, prep.stored)
+					if err == nil && !dup {
+						err = fmt.Errorf("%w: id %q", ErrIDConflict, ev.ID)
+					}
+					if err != nil {
+						p.err = &BatchError{Index: i, Err: err}
+						return
+					}
+					req.receipts[i], req.dups[i] = r, true
+					continue
+				}
 				if !sameEvent(&req.evs[j], ev) {
 					p.err = &BatchError{Index: i, Err: fmt.Errorf("%w: id %q repeats event %d of the batch", ErrIDConflict, ev.ID, j)}
 					return

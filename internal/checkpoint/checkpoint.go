@@ -15,6 +15,7 @@ package checkpoint
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -68,6 +69,9 @@ func Open(fs vfs.FS, dir, origin string) (*Store, error) {
 	}
 	s.log = f
 	all, end, err := readLog(f, s.verifier)
+	if err == nil {
+		err = cutTail(f, end)
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -176,6 +180,19 @@ func readFile(fs vfs.FS, name string) ([]byte, error) {
 	return b[:n], err
 }
 
+// cutTail overwrites a torn last frame with zeros and syncs, so that the next
+// checkpoint appended at end leaves no stale bytes after it.
+func cutTail(f vfs.File, end int64) error {
+	st, err := f.Stat()
+	if err != nil || st.Size() <= end {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, st.Size()-end), end); err != nil {
+		return fmt.Errorf("cut torn checkpoint: %w", err)
+	}
+	return f.SyncData()
+}
+
 // readLog reads every checkpoint in the log. A damaged last frame is a torn
 // write and is dropped; a checkpoint that does not verify is an error.
 func readLog(f vfs.File, v note.Verifier) ([]Checkpoint, int64, error) {
@@ -191,7 +208,15 @@ func readLog(f vfs.File, v note.Verifier) ([]Checkpoint, int64, error) {
 	pos := 0
 	for pos < len(data) {
 		rec, _, size, err := segment.DecodeFrame(data[pos:])
+		if errors.Is(err, segment.ErrEnd) {
+			break
+		}
 		if err != nil {
+			// A torn last write ends the log; damage with data after it is
+			// not a torn write and must not hide the checkpoints that follow.
+			if end := frameEnd(data, pos); end < len(data) && !isZero(data[end:]) {
+				return nil, 0, fmt.Errorf("checkpoint %d in %s is damaged (%v) and more data follows", len(all), LogFile, err)
+			}
 			break
 		}
 		c, err := Parse(rec, v)
@@ -205,6 +230,24 @@ func readLog(f vfs.File, v note.Verifier) ([]Checkpoint, int64, error) {
 		pos += size
 	}
 	return all, int64(pos), nil
+}
+
+// frameEnd is where the frame at pos claims to end (at least the header).
+func frameEnd(data []byte, pos int) int {
+	if len(data)-pos < segment.HeaderSize {
+		return len(data)
+	}
+	n := int(binary.LittleEndian.Uint32(data[pos:]) &^ (1 << 31))
+	return min(pos+segment.HeaderSize+n, len(data))
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Parse verifies a signed checkpoint with v and parses it.

@@ -237,11 +237,13 @@ func readAll(f vfs.File) ([]byte, error) {
 	return data[:n], err
 }
 
-// recoverActive scans the active segment and cuts a torn tail.
+// recoverActive scans the active segment, cuts a torn tail and makes what is
+// left durable.
 //
-// Order: overwrite the tail with zeros, then fdatasync. A crash before the
-// sync leaves either the old tail or zeros; both scan to the same end, so the
-// next Open repeats the cut.
+// Order: overwrite the tail with zeros, then fdatasync (always: intact records
+// may not have been synced before the crash). A crash before the sync leaves
+// either the old tail or zeros; both scan to the same end, so the next Open
+// repeats the cut.
 func (l *Log) recoverActive() error {
 	s := l.segs[len(l.segs)-1]
 	offs, end, err := l.scanSegment(s)
@@ -263,10 +265,13 @@ func (l *Log) recoverActive() error {
 			if _, err := s.f.WriteAt(buf, end); err != nil {
 				return fmt.Errorf("cut torn tail of %s at %d: %w", s.name, end, err)
 			}
-			if err := s.f.SyncData(); err != nil {
-				return fmt.Errorf("sync segment %s: %w", s.name, err)
-			}
 		}
+	}
+	// Records written before a crash but never synced may be in the page
+	// cache only; the caller treats everything it reads here as durable (it
+	// signs a checkpoint over it), so make it so.
+	if err := s.f.SyncData(); err != nil {
+		return fmt.Errorf("sync segment %s: %w", s.name, err)
 	}
 	s.offs = offs
 	l.size = end
