@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/durable"
 	"github.com/trailhq/trail/internal/index"
 	"github.com/trailhq/trail/internal/segment"
 	"github.com/trailhq/trail/internal/tree"
@@ -72,7 +73,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 
 func (l *Log) openFiles() error {
 	fs := l.cfg.FS
-	if err := segment.MkdirDurable(fs, l.dir); err != nil {
+	if err := durable.MkdirAll(fs, l.dir); err != nil {
 		return fmt.Errorf("trail: create data directory: %w", err)
 	}
 	lock, err := fs.Lock(fs.PathJoin(l.dir, lockFile))
@@ -92,7 +93,7 @@ func (l *Log) openFiles() error {
 	latest, _ := l.cps.Latest()
 	segDir := fs.PathJoin(l.dir, logDir)
 	for _, d := range []string{segDir, fs.PathJoin(l.dir, treeDir), fs.PathJoin(l.dir, indexDir)} {
-		if err := segment.MkdirDurable(fs, d); err != nil {
+		if err := durable.MkdirAll(fs, d); err != nil {
 			return fmt.Errorf("trail: %w", err)
 		}
 	}

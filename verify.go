@@ -19,6 +19,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 
 	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/durable"
 	"github.com/trailhq/trail/internal/segment"
 	"github.com/trailhq/trail/internal/tree"
 )
@@ -163,24 +164,6 @@ func compareU64(a, b uint64) int {
 	return 0
 }
 
-func readFileFS(fs vfs.FS, path string) ([]byte, error) {
-	f, err := fs.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	data := make([]byte, st.Size())
-	n, err := f.ReadAt(data, 0)
-	if n == len(data) {
-		err = nil
-	}
-	return data[:n], err
-}
-
 // verifier holds the sequential state: stream chains, the compact range and
 // the next checkpoint to check.
 type verifier struct {
@@ -221,7 +204,7 @@ type checkedSegment struct {
 func readSegments(ctx context.Context, fs vfs.FS, segs []segFile, checkJSON bool, out chan<- checkedSegment) {
 	defer close(out)
 	for _, s := range segs {
-		data, err := readFileFS(fs, s.path)
+		data, err := durable.ReadFile(fs, s.path)
 		cs := checkedSegment{seg: s, size: int64(len(data))}
 		if err != nil {
 			cs.err = fmt.Errorf("read %s: %w", s.path, err)

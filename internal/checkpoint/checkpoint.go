@@ -18,13 +18,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trailhq/trail/internal/durable"
 	"github.com/trailhq/trail/internal/segment"
 )
 
@@ -87,11 +87,11 @@ func (s *Store) loadKeys(origin string) error {
 			return err
 		}
 	}
-	skey, err := readFile(s.fs, keyPath)
+	skey, err := durable.ReadFile(s.fs, keyPath)
 	if err != nil {
 		return fmt.Errorf("read signing key: %w", err)
 	}
-	vkey, err := readFile(s.fs, s.fs.PathJoin(s.dir, VerifierFile))
+	vkey, err := durable.ReadFile(s.fs, s.fs.PathJoin(s.dir, VerifierFile))
 	if err != nil {
 		return fmt.Errorf("read verifier key: %w", err)
 	}
@@ -117,67 +117,10 @@ func (s *Store) createKeys(origin string) error {
 	if err != nil {
 		return fmt.Errorf("generate checkpoint key for origin %q: %w", origin, err)
 	}
-	if err := WriteFileAtomic(s.fs, s.dir, VerifierFile, []byte(vkey+"\n"), false); err != nil {
+	if err := durable.WriteFile(s.fs, s.dir, VerifierFile, []byte(vkey+"\n"), false); err != nil {
 		return err
 	}
-	return WriteFileAtomic(s.fs, s.dir, KeyFile, []byte(skey+"\n"), true)
-}
-
-// WriteFileAtomic replaces dir/name with data: write name.tmp, fsync it,
-// rename it over name, fsync dir. A crash leaves the old or the new file,
-// never a mix. private restricts the file to its owner (mode 0600).
-func WriteFileAtomic(fs vfs.FS, dir, name string, data []byte, private bool) error {
-	tmp := fs.PathJoin(dir, name+".tmp")
-	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	if private {
-		if err := os.Chmod(tmp, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
-			f.Close()
-			return fmt.Errorf("chmod %s: %w", tmp, err)
-		}
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := fs.Rename(tmp, fs.PathJoin(dir, name)); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
-func readFile(fs vfs.FS, name string) ([]byte, error) {
-	f, err := fs.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, st.Size())
-	n, err := f.ReadAt(b, 0)
-	if n == len(b) {
-		err = nil
-	}
-	return b[:n], err
+	return durable.WriteFile(s.fs, s.dir, KeyFile, []byte(skey+"\n"), true)
 }
 
 // cutTail overwrites a torn last frame with zeros and syncs, so that the next
@@ -293,7 +236,7 @@ func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
 	s.logSize += int64(len(frame))
 	c := Checkpoint{Origin: s.Origin(), Size: size, Root: root, Signed: signed}
 	s.all = append(s.all, c)
-	if err := WriteFileAtomic(s.fs, s.dir, LatestFile, signed, false); err != nil {
+	if err := durable.WriteFile(s.fs, s.dir, LatestFile, signed, false); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -308,7 +251,7 @@ func (s *Store) Close() error { return s.log.Close() }
 // ReadAll reads and verifies every checkpoint in dir without opening a Store
 // (for offline verification). It returns the verifier key too.
 func ReadAll(fs vfs.FS, dir string) ([]Checkpoint, note.Verifier, error) {
-	vkey, err := readFile(fs, fs.PathJoin(dir, VerifierFile))
+	vkey, err := durable.ReadFile(fs, fs.PathJoin(dir, VerifierFile))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read verifier key: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/trailhq/trail/internal/durable"
 )
 
 // Options configure a Log.
@@ -128,25 +130,13 @@ func (l *Log) create(first uint64) error {
 		return fmt.Errorf("create segment %s: %w", s.name, err)
 	}
 	s.f = f
-	if err := syncDir(l.opts.FS, l.opts.Dir); err != nil {
+	if err := durable.SyncDir(l.opts.FS, l.opts.Dir); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	l.segs = append(l.segs, s)
 	l.mu.Unlock()
 	l.size = 0
-	return nil
-}
-
-func syncDir(fs vfs.FS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
 	return nil
 }
 
@@ -204,7 +194,7 @@ func (l *Log) writeIndex(s *seg) error {
 // at the first damage, and returns the offsets of the records that form
 // complete groups and the offset where the last such group ends.
 func (l *Log) scanSegment(s *seg) (offs []uint32, end int64, err error) {
-	data, err := readAll(s.f)
+	data, err := durable.ReadAll(s.f)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read segment %s: %w", s.name, err)
 	}
@@ -222,19 +212,6 @@ func (l *Log) scanSegment(s *seg) (offs []uint32, end int64, err error) {
 		}
 	}
 	return offs[:groupStart], end, nil
-}
-
-func readAll(f vfs.File) ([]byte, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	data := make([]byte, st.Size())
-	n, err := f.ReadAt(data, 0)
-	if n == len(data) {
-		err = nil
-	}
-	return data[:n], err
 }
 
 // recoverActive scans the active segment, cuts a torn tail and makes what is
@@ -433,7 +410,7 @@ func (l *Log) Scan(from, to uint64, fn func(i uint64, rec []byte) error) error {
 }
 
 func scanRecords(s *seg, from, to uint64, fn func(i uint64, rec []byte) error) error {
-	data, err := readAll(s.f)
+	data, err := durable.ReadAll(s.f)
 	if err != nil {
 		return fmt.Errorf("read segment %s: %w", s.name, err)
 	}

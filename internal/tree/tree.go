@@ -22,6 +22,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
+
+	"github.com/trailhq/trail/internal/durable"
 )
 
 // HashSize is the size of every hash in the tree.
@@ -212,14 +214,8 @@ func (t *Tree) Sync() (uint64, error) {
 		}
 	}
 	if created {
-		d, err := t.fs.OpenDir(t.dir)
-		if err != nil {
-			return 0, fmt.Errorf("open tree directory: %w", err)
-		}
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return 0, fmt.Errorf("sync tree directory: %w", err)
+		if err := durable.SyncDir(t.fs, t.dir); err != nil {
+			return 0, err
 		}
 		t.mu.Lock()
 		t.created = false
