@@ -91,7 +91,10 @@ func (s *sequencer) run() {
 				}
 			}
 		}
-		s.l.commits <- s.process()
+		s.l.seqBusy.Store(true)
+		c := s.process()
+		s.l.seqBusy.Store(false)
+		s.l.commits <- c
 	}
 }
 
@@ -155,7 +158,14 @@ func (s *sequencer) process() *commit {
 func (s *sequencer) rotate() error {
 	syncHere := s.l.cfg.Sync != SyncAlways
 	if !syncHere {
-		if err := s.l.waitDurable(s.l.segs.Len()); err != nil {
+		// The syncer may be waiting for the batch being built (seqBusy);
+		// hand it an empty batch first, so that it syncs what is written
+		// instead of waiting for this batch while this batch waits for it.
+		s.l.seqBusy.Store(false)
+		s.l.commits <- &commit{end: s.l.segs.Len()}
+		err := s.l.waitDurable(s.l.segs.Len())
+		s.l.seqBusy.Store(true)
+		if err != nil {
 			return err
 		}
 	}

@@ -20,19 +20,7 @@ func (l *Log) syncer() {
 	var batch []*commit
 	var files []vfs.File
 	for c := range l.commits {
-		batch = append(batch[:0], c)
-	more:
-		for {
-			select {
-			case c, ok := <-l.commits:
-				if !ok {
-					break more
-				}
-				batch = append(batch, c)
-			default:
-				break more
-			}
-		}
+		batch = l.gather(append(batch[:0], c))
 		files = files[:0]
 		for _, c := range batch {
 			if c.file != nil && (len(files) == 0 || files[len(files)-1] != c.file) {
@@ -41,6 +29,35 @@ func (l *Log) syncer() {
 		}
 		err := l.syncFiles(files)
 		l.resolve(batch, err)
+	}
+}
+
+// gather adds to batch every batch already written and, if the sequencer is
+// writing one now, that one too: waiting the microseconds it needs costs less
+// than the fsync it would otherwise wait for. It waits for one batch at most,
+// so that a sequencer that is never idle does not hold the fsync back.
+func (l *Log) gather(batch []*commit) []*commit {
+	waited := false
+	for {
+		if !waited && l.seqBusy.Load() {
+			// seqBusy is cleared just before the send, so a send follows.
+			waited = true
+			c, ok := <-l.commits
+			if !ok {
+				return batch
+			}
+			batch = append(batch, c)
+			continue
+		}
+		select {
+		case c, ok := <-l.commits:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, c)
+		default:
+			return batch
+		}
 	}
 }
 

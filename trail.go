@@ -46,6 +46,7 @@ type Log struct {
 	durableCond *sync.Cond    // broadcast when durable grows or the engine fails
 	applied     atomic.Uint64 // events reflected in the index store
 	failure     atomic.Pointer[FailedError]
+	seqBusy     atomic.Bool // the sequencer is building a batch the syncer may wait for
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
