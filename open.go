@@ -104,10 +104,30 @@ func (l *Log) openFiles() error {
 	if l.tree, err = l.openTree(latest); err != nil {
 		return err
 	}
-	if l.idx, err = index.Open(fs, fs.PathJoin(l.dir, indexDir), l.cfg.Logger); err != nil {
+	if l.idx, err = l.openIndex(); err != nil {
 		return fmt.Errorf("trail: %w", err)
 	}
 	return nil
+}
+
+// openIndex opens the index store. The store is derived from the log, so one
+// that cannot be opened (a power loss can leave Pebble's files inconsistent
+// when its directory entries were not all synced) is removed and rebuilt by
+// recover from the whole log.
+func (l *Log) openIndex() (*index.Store, error) {
+	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, indexDir)
+	idx, err := index.Open(fs, dir, l.cfg.Logger)
+	if err == nil {
+		return idx, nil
+	}
+	l.cfg.Logger.Warn("rebuilding the index store from the log", "reason", err)
+	if err := fs.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("remove index store %s: %w", dir, err)
+	}
+	if err := durable.MkdirAll(fs, dir); err != nil {
+		return nil, err
+	}
+	return index.Open(fs, dir, l.cfg.Logger)
 }
 
 // openTree opens the Merkle tree at the latest checkpoint and checks its root
