@@ -57,6 +57,9 @@ func (l *Log) checkpoint() error {
 	if durable <= latest.Size && len(l.cps.All()) > 0 {
 		return nil
 	}
+	if err := l.flushTree(); err != nil {
+		return err
+	}
 	flushed, err := l.tree.Sync()
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ func (l *Log) Root(size uint64) (Hash, error) {
 	if size > l.durable.Load() {
 		return Hash{}, fmt.Errorf("size %d: %w (%d events)", size, ErrOutOfRange, l.durable.Load())
 	}
+	if err := l.flushTreeTo(size); err != nil {
+		return Hash{}, err
+	}
 	r, err := l.tree.Root(size)
 	return toHash(r), treeErr(err)
 }
@@ -55,6 +58,9 @@ func (l *Log) Root(size uint64) (Hash, error) {
 func (l *Log) InclusionProof(index, size uint64) ([]Hash, error) {
 	if index >= size || size > l.durable.Load() {
 		return nil, fmt.Errorf("inclusion of %d in size %d: %w (%d events)", index, size, ErrOutOfRange, l.durable.Load())
+	}
+	if err := l.flushTreeTo(size); err != nil {
+		return nil, err
 	}
 	p, err := l.tree.InclusionProof(index, size)
 	return toHashes(p), treeErr(err)
@@ -66,8 +72,34 @@ func (l *Log) ConsistencyProof(from, to uint64) ([]Hash, error) {
 	if from > to || to > l.durable.Load() {
 		return nil, fmt.Errorf("consistency %d to %d: %w (%d events)", from, to, ErrOutOfRange, l.durable.Load())
 	}
+	if err := l.flushTreeTo(to); err != nil {
+		return nil, err
+	}
 	p, err := l.tree.ConsistencyProof(from, to)
 	return toHashes(p), treeErr(err)
+}
+
+// flushTreeTo makes the tree's hashes of the first size leaves readable.
+func (l *Log) flushTreeTo(size uint64) error {
+	if size <= l.tree.Flushed() {
+		return nil
+	}
+	return l.flushTree()
+}
+
+// flushTree writes the tree's buffered hashes. It holds writeMu, as the
+// sequencer does around its writes, so that a write error here fails the
+// engine before the sequencer can write again.
+func (l *Log) flushTree() error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if err := l.Err(); err != nil {
+		return err
+	}
+	if err := l.tree.Flush(); err != nil {
+		return l.fail(err)
+	}
+	return nil
 }
 
 func treeErr(err error) error {

@@ -133,23 +133,37 @@ func (s *sequencer) process() *commit {
 	if len(s.starts) == 0 {
 		return c
 	}
-	err := s.l.tree.FlushIfLarge()
-	if err == nil && s.l.segs.NeedsRotation(len(s.buf)) {
+	var err error
+	if s.l.segs.NeedsRotation(len(s.buf)) {
 		err = s.rotate()
 	}
 	if err == nil {
-		// Another goroutine may have failed the engine meanwhile (a full disk
-		// under the tree, say): then write nothing more.
-		err = s.l.Err()
-	}
-	if err == nil {
-		c.file, err = s.l.segs.Append(s.buf, s.starts)
+		err = s.write(c)
 	}
 	if err != nil {
 		failAll(c.items, s.l.fail(err))
 		c.file, c.entries = nil, nil
 	}
 	return c
+}
+
+// write writes the batch's tree hashes (when many are buffered) and records.
+// It holds writeMu, as flushTree does: a write error anywhere fails the engine
+// before the next write starts, so that after ENOSPC nothing more is written.
+func (s *sequencer) write(c *commit) error {
+	s.l.writeMu.Lock()
+	defer s.l.writeMu.Unlock()
+	if err := s.l.Err(); err != nil {
+		return err
+	}
+	err := s.l.tree.FlushIfLarge()
+	if err == nil {
+		c.file, err = s.l.segs.Append(s.buf, s.starts)
+	}
+	if err != nil {
+		return s.l.fail(err)
+	}
+	return nil
 }
 
 // rotate starts a new segment. With SyncAlways it first waits until the
@@ -169,6 +183,8 @@ func (s *sequencer) rotate() error {
 			return err
 		}
 	}
+	s.l.writeMu.Lock()
+	defer s.l.writeMu.Unlock()
 	if err := s.l.Err(); err != nil {
 		return err
 	}

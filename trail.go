@@ -47,6 +47,7 @@ type Log struct {
 	applied     atomic.Uint64 // events reflected in the index store
 	failure     atomic.Pointer[FailedError]
 	seqBusy     atomic.Bool // the sequencer is building a batch the syncer may wait for
+	writeMu     sync.Mutex  // held around every write to the log and the tree
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins

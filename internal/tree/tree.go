@@ -49,8 +49,8 @@ var factory = &compact.RangeFactory{Hash: HashChildren}
 
 // Tree is a Merkle tree stored in one directory. Append is for one writer
 // goroutine; everything else is safe for concurrent use. Appended hashes are
-// buffered and written when the buffer is large (FlushIfLarge), when a reader
-// needs them, or on Sync.
+// buffered until Flush (or FlushIfLarge, when the buffer is large); readers
+// see sizes up to the last flush.
 type Tree struct {
 	fs  vfs.FS
 	dir string
@@ -109,6 +109,13 @@ func Open(fs vfs.FS, dir string, size uint64) (*Tree, error) {
 		t.pendingStart[k] = size >> k
 	}
 	return t, nil
+}
+
+// Flushed returns the number of leaves whose hashes are written.
+func (t *Tree) Flushed() uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.flushed
 }
 
 // Size returns the number of leaves appended.
@@ -195,16 +202,12 @@ func (t *Tree) level(k int) (vfs.File, error) {
 	return t.files[k], nil
 }
 
-// Sync writes and makes durable every appended hash and returns the size it
+// Sync makes every written (flushed) hash durable and returns the size it
 // covers.
 //
-// Order: write the buffered hashes, fdatasync each level file, then (if a
-// level was created) fsync the directory. Only after all three may the caller
-// record the size as durable.
+// Order: fdatasync each level file, then (if a level was created) fsync the
+// directory. Only after both may the caller record the size as durable.
 func (t *Tree) Sync() (uint64, error) {
-	if err := t.Flush(); err != nil {
-		return 0, err
-	}
 	t.mu.RLock()
 	size, files, created := t.flushed, t.files, t.created
 	t.mu.RUnlock()
@@ -241,20 +244,11 @@ func (t *Tree) node(id compact.NodeID) ([]byte, error) {
 	return b, nil
 }
 
-// checkSize makes sure the hashes of the first size leaves are readable from
-// the files, writing buffered ones if needed.
+// checkSize reports whether the hashes of the first size leaves are written.
 func (t *Tree) checkSize(size uint64) error {
 	t.mu.RLock()
 	flushed := t.flushed
 	t.mu.RUnlock()
-	if size > flushed {
-		if err := t.Flush(); err != nil {
-			return err
-		}
-		t.mu.RLock()
-		flushed = t.flushed
-		t.mu.RUnlock()
-	}
 	if size > flushed {
 		return fmt.Errorf("size %d: %w (size %d)", size, ErrSize, flushed)
 	}
