@@ -11,8 +11,7 @@ type Pending struct {
 	batch *batchReq // set for an atomic batch; ev is then unused
 	g     *group
 
-	prep    prepared // set by Append in the caller, or by the sequencer
-	prepped bool
+	prep *prepared // set by Append, which prepares in the caller; else nil
 
 	// Set by the engine before g.done is closed.
 	r   Receipt

@@ -2,6 +2,7 @@ package trail
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -43,12 +44,13 @@ const parallelPrepare = 256
 // client-chosen ids in the index store. It runs after pruneRecent, so an id
 // dropped from the recent set is already in the store.
 func (s *sequencer) prepareAll(items []*Pending) {
+	s.preps = slices.Grow(s.preps[:0], len(items))[:len(items)]
 	events := 0
 	for _, p := range items {
 		events += p.size()
 	}
 	if events < parallelPrepare {
-		s.bodies = s.prepareRange(items, s.bodies[:0])
+		s.bodies = s.prepareRange(items, s.preps, s.bodies[:0])
 		return
 	}
 	mid, half := 0, 0
@@ -60,14 +62,15 @@ func (s *sequencer) prepareAll(items []*Pending) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.bodies2 = s.prepareRange(items[mid:], s.bodies2[:0])
+		s.bodies2 = s.prepareRange(items[mid:], s.preps[mid:], s.bodies2[:0])
 	}()
-	s.bodies = s.prepareRange(items[:mid], s.bodies[:0])
+	s.bodies = s.prepareRange(items[:mid], s.preps[:mid], s.bodies[:0])
 	wg.Wait()
 }
 
-func (s *sequencer) prepareRange(items []*Pending, buf []byte) []byte {
-	for _, p := range items {
+// prepareRange prepares items into preps (one each; batches keep theirs).
+func (s *sequencer) prepareRange(items []*Pending, preps []prepared, buf []byte) []byte {
+	for i, p := range items {
 		if p.batch != nil {
 			req := p.batch
 			req.preps = make([]prepared, len(req.evs))
@@ -77,11 +80,12 @@ func (s *sequencer) prepareRange(items []*Pending, buf []byte) []byte {
 			}
 			continue
 		}
-		if !p.prepped {
-			p.prep, buf = prepareEvent(&p.ev, buf)
-			p.prepped = true
+		if p.prep != nil {
+			preps[i] = *p.prep
+		} else {
+			preps[i], buf = prepareEvent(&p.ev, buf)
 		}
-		s.lookupStored(&p.prep)
+		s.lookupStored(&preps[i])
 	}
 	return buf
 }

@@ -29,11 +29,12 @@ type sequencer struct {
 	maxTake  int
 	items    []*Pending
 	groups   []*group
-	buf      []byte // frames of the batch being built
-	starts   []int  // offset of each frame in buf
-	bodies   []byte // bodies prepared by the sequencer goroutine
-	bodies2  []byte // bodies prepared by the second preparing goroutine
-	arena    []byte // leaf hashes; the tree keeps slices of it
+	buf      []byte     // frames of the batch being built
+	starts   []int      // offset of each frame in buf
+	bodies   []byte     // bodies prepared by the sequencer goroutine
+	bodies2  []byte     // bodies prepared by the second preparing goroutine
+	preps    []prepared // the batch's prepared events, one per item
+	arena    []byte     // leaf hashes; the tree keeps slices of it
 	recorded []byte
 }
 
@@ -122,11 +123,11 @@ func (s *sequencer) process() *commit {
 	s.prepareAll(c.items)
 	s.buf, s.starts = s.buf[:0], s.starts[:0]
 	c.entries = make([]index.Entry, 0, c.events)
-	for _, p := range c.items {
+	for i, p := range c.items {
 		if p.batch != nil {
 			s.addBatch(p, c, recorded, now)
 		} else {
-			s.addOne(p, c, recorded, now)
+			s.addOne(p, &s.preps[i], c, recorded, now)
 		}
 	}
 	c.end = s.l.segs.Len() + uint64(len(s.starts))
@@ -200,8 +201,7 @@ func failAll(items []*Pending, err error) {
 	}
 }
 
-func (s *sequencer) addOne(p *Pending, c *commit, recorded string, now time.Time) {
-	prep := &p.prep
+func (s *sequencer) addOne(p *Pending, prep *prepared, c *commit, recorded string, now time.Time) {
 	if prep.err != nil {
 		p.err = prep.err
 		return

@@ -83,11 +83,12 @@ func (l *Log) Enqueue(ctx context.Context, ev Event) (*Pending, error) {
 // in parallel with other callers, and an invalid event never enters the
 // queue.
 func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
-	p := &Pending{ev: ev, prepped: true}
-	p.prep, _ = prepareEvent(&p.ev, nil)
-	if p.prep.err != nil {
-		return Receipt{}, p.prep.err
+	p := &Pending{ev: ev}
+	prep, _ := prepareEvent(&p.ev, nil)
+	if prep.err != nil {
+		return Receipt{}, prep.err
 	}
+	p.prep = &prep
 	if err := l.q.put(ctx, p, true); err != nil {
 		return Receipt{}, err
 	}
