@@ -302,11 +302,11 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	segment.EndFrame(s.buf, start, more)
 	s.starts = append(s.starts, start)
 
-	if len(s.arena)+HashSizeBytes > cap(s.arena) {
+	if len(s.arena)+sha256.Size > cap(s.arena) {
 		s.arena = make([]byte, 0, 64<<10)
 	}
-	leaf := s.arena[len(s.arena) : len(s.arena)+HashSizeBytes]
-	s.arena = s.arena[:len(s.arena)+HashSizeBytes]
+	leaf := s.arena[len(s.arena) : len(s.arena)+sha256.Size]
+	s.arena = s.arena[:len(s.arena)+sha256.Size]
 	s.digest.Reset()
 	s.digest.Write([]byte{0})
 	s.digest.Write(s.buf[start+segment.HeaderSize:])
@@ -322,8 +322,6 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	return Receipt{ID: p.id, Index: n, Stream: p.stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
 }
 
-// HashSizeBytes is the size of a Hash.
-const HashSizeBytes = sha256.Size
 
 // head returns the stream's head, loading it from the index store when the
 // sequencer has not seen the stream since start. The store is complete for
