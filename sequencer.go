@@ -322,7 +322,6 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	return Receipt{ID: p.id, Index: n, Stream: p.stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
 }
 
-
 // head returns the stream's head, loading it from the index store when the
 // sequencer has not seen the stream since start. The store is complete for
 // such streams: only the sequencer adds events, and recovery replayed the log
