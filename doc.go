@@ -1,0 +1,33 @@
+// Package trail is Trail's engine: an append-only, tamper-evident audit log
+// that an application embeds (trail.Open) and the Trail server runs.
+//
+// An event handed to Log is validated, given a global index (its leaf in an
+// RFC 6962 Merkle tree), a gap-free stream_seq within its stream, the leaf
+// hash of the previous event of its stream (prev) and a recorded time, and
+// written to segment files by one sequencer goroutine with group commit.
+//
+// Guarantees:
+//
+//   - A Receipt is given only after the event is fdatasync'd (Config.Sync
+//     "always", the default); a crash at any moment loses at most events
+//     that were never acknowledged. An atomic batch (LogBatch, AppendBatch)
+//     is wholly stored or wholly absent, also across crashes.
+//   - Events one caller logs to one stream are stored in the order it logged
+//     them.
+//   - An id is unique in the log: sending it again returns the first
+//     receipt (Pending.Duplicate reports it), with other content
+//     ErrIDConflict; also after a restart.
+//   - Log never blocks on the disk. When the bounded queue is full it fails
+//     with ErrBufferFull; Enqueue and Append wait for room under their
+//     context. Nothing is dropped silently.
+//   - Signed checkpoints (C2SP tlog-checkpoint, Ed25519) commit to the tree
+//     every Config.CheckpointInterval and on Close; proofs are served from
+//     hashes kept on disk; Verify rechecks everything offline.
+//
+// Failure: after a failed write or fsync (a full disk, an I/O error) the
+// engine stops acknowledging, resolves every pending event with an error
+// matching ErrFailed, never calls fsync again on the failed file, and Err
+// says why. Opening the directory again recovers: a torn tail is cut, the
+// tree and the index store are brought up to the end of the log from the
+// latest signed checkpoint, never by rescanning the whole log.
+package trail
