@@ -211,7 +211,7 @@ func readSegments(ctx context.Context, fs vfs.FS, segs []segFile, checkJSON bool
 		} else {
 			frames, pos := splitFrames(data)
 			cs.results = checkFrames(frames, checkJSON)
-			if !isZero(data[pos:]) {
+			if !segment.Zero(data[pos:]) {
 				cs.rest = len(data) - pos
 			}
 		}
@@ -272,10 +272,6 @@ func (v *verifier) tail(last bool, name, why string) error {
 		return nil
 	}
 	return &VerifyError{Index: v.n, Reason: fmt.Sprintf("%s: %s", name, why)}
-}
-
-func isZero(b []byte) bool {
-	return len(bytes.Trim(b, "\x00")) == 0
 }
 
 // checkFrames checks CRC, layout, JSON (optionally) and leaf hash of each

@@ -9,8 +9,10 @@
 //	checkpoint        the latest signed checkpoint alone, replaced atomically
 //
 // Guarantees. Add appends a checkpoint and fsyncs before it returns, so a
-// returned checkpoint survives a crash; a torn last frame is ignored on open.
-// The caller must only sign sizes whose records and tree hashes are durable.
+// returned checkpoint survives a crash. On open a torn last frame (damage
+// with nothing but zeros after it) is cut; damage followed by more data is an
+// error, so that it cannot hide the checkpoints after it. The caller must only
+// sign sizes whose records and tree hashes are durable.
 package checkpoint
 
 import (
@@ -157,7 +159,7 @@ func readLog(f vfs.File, v note.Verifier) ([]Checkpoint, int64, error) {
 		if err != nil {
 			// A torn last write ends the log; damage with data after it is
 			// not a torn write and must not hide the checkpoints that follow.
-			if end := frameEnd(data, pos); end < len(data) && !isZero(data[end:]) {
+			if end := frameEnd(data, pos); end < len(data) && !segment.Zero(data[end:]) {
 				return nil, 0, fmt.Errorf("checkpoint %d in %s is damaged (%v) and more data follows", len(all), LogFile, err)
 			}
 			break
@@ -182,15 +184,6 @@ func frameEnd(data []byte, pos int) int {
 	}
 	n := int(binary.LittleEndian.Uint32(data[pos:]) &^ (1 << 31))
 	return min(pos+segment.HeaderSize+n, len(data))
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Parse verifies a signed checkpoint with v and parses it.

@@ -58,7 +58,7 @@ func AppendFrame(buf, rec []byte, more bool) []byte {
 // total size. A zero header is ErrEnd.
 func DecodeFrame(b []byte) (rec []byte, more bool, size int, err error) {
 	if len(b) < HeaderSize {
-		if allZero(b) {
+		if Zero(b) {
 			return nil, false, 0, ErrEnd
 		}
 		return nil, false, 0, ErrTruncated
@@ -83,7 +83,9 @@ func DecodeFrame(b []byte) (rec []byte, more bool, size int, err error) {
 	return rec, word&moreBit != 0, HeaderSize + n, nil
 }
 
-func allZero(b []byte) bool {
+// Zero reports whether b holds only zero bytes (the end marker and what
+// follows a cut tail).
+func Zero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {
 			return false

@@ -237,7 +237,7 @@ func (l *Log) recoverActive() error {
 	}
 	if tail := st.Size() - end; tail > 0 {
 		buf := make([]byte, tail)
-		if _, err := s.f.ReadAt(buf, end); err == nil && !allZero(buf) {
+		if _, err := s.f.ReadAt(buf, end); err == nil && !Zero(buf) {
 			clear(buf)
 			if _, err := s.f.WriteAt(buf, end); err != nil {
 				return fmt.Errorf("cut torn tail of %s at %d: %w", s.name, end, err)
