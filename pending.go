@@ -85,3 +85,15 @@ func (b BatchPending) Duplicates() []bool {
 	<-b.p.g.done
 	return b.p.batch.dups
 }
+
+// NewPending returns a Pending whose outcome is decided outside the engine,
+// and the function that decides it; call settle exactly once. The remote
+// client (package client) uses it so that it and the engine hand out the same
+// receipts and satisfy one Appender interface.
+func NewPending() (p *Pending, settle func(r Receipt, duplicate bool, err error)) {
+	p = &Pending{g: &group{done: make(chan struct{})}}
+	return p, func(r Receipt, duplicate bool, err error) {
+		p.r, p.dup, p.err = r, duplicate, err
+		close(p.g.done)
+	}
+}
