@@ -126,18 +126,23 @@ func jsonKind(goKind string) string {
 // MarshalJSON encodes ev as a client sends it: id (when set), stream and the
 // client fields in the stored order.
 func (ev Event) MarshalJSON() ([]byte, error) {
+	return ev.AppendJSON(make([]byte, 0, 256))
+}
+
+// AppendJSON appends ev encoded as MarshalJSON does, without allocating
+// beyond dst's growth: the remote client encodes batches with it.
+func (ev *Event) AppendJSON(dst []byte) ([]byte, error) {
 	if err := ev.validateForEncoding(); err != nil {
-		return nil, err
+		return dst, err
 	}
-	b := make([]byte, 0, 256)
-	b = append(b, '{')
+	b := append(dst, '{')
 	if ev.ID != "" {
 		b = appendMember(b, "id", ev.ID, false)
 		b = append(b, ',')
 	}
 	b = appendMember(b, "stream", ev.Stream, false)
 	b = append(b, ',')
-	b, _ = appendBody(b, &ev)
+	b, _ = appendBody(b, ev)
 	return append(b, '}'), nil
 }
 
