@@ -79,5 +79,6 @@ func (l *Log) indexer() {
 			continue
 		}
 		l.applied.Store(end)
+		l.appliedNote.notify()
 	}
 }

@@ -62,6 +62,10 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	l.q = newQueue(cfg.QueueSize, 4096)
 	l.seq = newSequencer(l)
+	if err := l.seq.resumeClock(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
 	go l.seq.run()
 	go l.syncer()
 	go l.indexer()
@@ -194,13 +198,14 @@ func (l *Log) recover() (uint64, error) {
 		if i < applied {
 			return nil
 		}
-		h, err := parseHeader(rec)
-		if err != nil || h.index != i {
+		ev, err := ParseStored(rec)
+		if err != nil || ev.Index != i {
 			return fmt.Errorf("trail: record %d is not a valid event (run trail verify): %v", i, err)
 		}
-		gen, ok := decodeGeneratedID(h.id)
+		gen, ok := decodeGeneratedID(ev.ID)
 		given := !ok || gen != i
-		entries = append(entries, index.Entry{Index: i, ID: h.id, Given: given, Stream: h.stream, Seq: h.seq, Leaf: leaf})
+		e := index.Entry{Index: i, ID: ev.ID, Given: given, Stream: ev.Stream, Seq: ev.StreamSeq, Leaf: leaf}
+		entries = append(entries, queryFieldsOf(&ev.Event).entry(e))
 		if len(entries) == replayMax {
 			err = l.idx.Apply(entries, i+1)
 			entries = entries[:0]

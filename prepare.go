@@ -14,6 +14,7 @@ type prepared struct {
 	body       []byte // client fields as compact JSON members (appendBody)
 	hasTime    bool
 	given      bool  // the client chose the id
+	query      queryFields
 	stored     int64 // index of a stored event with this id (from the index store), or -1
 	err        error // why the event cannot be stored
 }
@@ -33,6 +34,7 @@ func prepareEvent(ev *Event, buf []byte) (prepared, []byte) {
 		p.err = fmt.Errorf("%w: %d bytes as compact JSON; the limit is %d", ErrTooLarge, n, MaxEventSize)
 	}
 	p.id, p.stream = ev.ID, ev.Stream
+	p.query = queryFieldsOf(ev)
 	return p, buf
 }
 

@@ -99,6 +99,30 @@ func (s *sequencer) run() {
 	}
 }
 
+// resumeClock starts recorded times at the last stored one, so that they
+// never decrease along the log even if the clock went back across a restart:
+// queries bound time by binary search on it.
+func (s *sequencer) resumeClock() error {
+	n := s.l.segs.Len()
+	if n == 0 {
+		return nil
+	}
+	rec, err := s.l.segs.Read(n - 1)
+	if err != nil {
+		return fmt.Errorf("trail: read last record: %w", err)
+	}
+	h, err := parseHeader(rec)
+	if err != nil {
+		return fmt.Errorf("trail: last record %d: %w (run trail verify)", n-1, err)
+	}
+	t, err := time.Parse(RecordedLayout, h.recorded)
+	if err != nil {
+		return fmt.Errorf("trail: last record %d: recorded: %w", n-1, err)
+	}
+	s.last = t
+	return nil
+}
+
 // process sequences and writes the batch in s.items.
 func (s *sequencer) process() *commit {
 	c := &commit{
@@ -318,7 +342,7 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	if p.given {
 		s.rememberID(p.id, n)
 	}
-	c.entries = append(c.entries, index.Entry{Index: n, ID: p.id, Given: p.given, Stream: p.stream, Seq: h.seq, Leaf: h.leaf})
+	c.entries = append(c.entries, p.query.entry(index.Entry{Index: n, ID: p.id, Given: p.given, Stream: p.stream, Seq: h.seq, Leaf: h.leaf}))
 	return Receipt{ID: p.id, Index: n, Stream: p.stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
 }
 

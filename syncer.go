@@ -102,6 +102,7 @@ func (l *Log) setDurable(n uint64) {
 	l.durable.Store(n)
 	l.durableMu.Unlock()
 	l.durableCond.Broadcast()
+	l.durableNote.notify()
 }
 
 // waitDurable waits until the first n events are durable, or the engine

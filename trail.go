@@ -44,7 +44,9 @@ type Log struct {
 	durable     atomic.Uint64 // events fsynced and acknowledged
 	durableMu   sync.Mutex
 	durableCond *sync.Cond    // broadcast when durable grows or the engine fails
+	durableNote notifier      // notified when durable grows or the engine fails
 	applied     atomic.Uint64 // events reflected in the index store
+	appliedNote notifier      // notified when applied grows
 	failure     atomic.Pointer[FailedError]
 	seqBusy     atomic.Bool // the sequencer is building a batch the syncer may wait for
 	writeMu     sync.Mutex  // held around every write to the log and the tree
@@ -136,6 +138,8 @@ func (l *Log) fail(cause error) *FailedError {
 		l.durableMu.Lock()
 		l.durableMu.Unlock()
 		l.durableCond.Broadcast()
+		l.durableNote.notify()
+		l.appliedNote.notify()
 		return f
 	}
 	return l.failure.Load()

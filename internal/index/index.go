@@ -1,6 +1,7 @@
 // Package index keeps the engine's derived state in an embedded Pebble store:
 // each event's id (for exactly-once), each stream's head (for stream_seq and
-// prev), and the number of log records applied.
+// prev), posting lists for queries (postings.go), and the number of log
+// records applied.
 //
 // Guarantees. Everything here is derived from the log. Apply writes a batch
 // of events and the new applied count in one atomic Pebble batch, so after any
@@ -24,6 +25,7 @@ import (
 const (
 	prefixID     = 'i' // i/<id> → index
 	prefixStream = 's' // s/<stream> → head
+	prefixPost   = 'x' // x<field><len><value><first index> → postings (postings.go)
 	keyApplied   = "m/applied"
 )
 
@@ -42,6 +44,9 @@ type Entry struct {
 	Stream string
 	Seq    uint64
 	Leaf   [32]byte
+
+	// Query fields: each non-empty one gets a posting.
+	Patient, Actor, Type, Action, Outcome string
 }
 
 // Store is the Pebble-backed index.
@@ -137,6 +142,9 @@ func (s *Store) Apply(entries []Entry, applied uint64) error {
 		if err := b.Set(key(prefixStream, e.Stream), v[:], nil); err != nil {
 			return err
 		}
+	}
+	if err := addPostings(b, entries); err != nil {
+		return err
 	}
 	binary.BigEndian.PutUint64(v[:8], applied)
 	if err := b.Set([]byte(keyApplied), v[:8], nil); err != nil {

@@ -1,0 +1,308 @@
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/trailhq/trail/internal/index"
+)
+
+// Query selects stored events. Empty fields do not filter; all given
+// filters must match. Results come in log order (or backwards with Desc).
+type Query struct {
+	Stream  string // exact stream
+	Patient string // exact patient
+	Actor   string // actor.id
+	Type    string
+	Action  string
+	Outcome string // "success" matches events sent without an outcome too
+	// Since (inclusive) and Until (exclusive) bound recorded; zero values do
+	// not bound.
+	Since, Until time.Time
+	// After is the cursor: only events after it in the direction of the
+	// query (index > After, or < After with Desc). Nil starts at the
+	// beginning (or the end with Desc).
+	After *uint64
+	// Limit is the most events returned (default 100).
+	Limit int
+	Desc  bool
+	// Readable, when set, leaves out events of streams it refuses.
+	Readable func(stream string) bool
+}
+
+// QueryResult is one page of a query.
+type QueryResult struct {
+	Events [][]byte // stored bytes, as Read returns them
+	Next   uint64   // the cursor for the next page, when More
+	More   bool     // another page has events
+}
+
+// Query returns the events matching q. It sees every event acknowledged
+// before it was called: it first waits (under ctx) for the index store to
+// catch up with them. Paging with Next returns every matching event exactly
+// once, even while events are appended: a page never shifts, as indexes only
+// grow.
+func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	snap, end, err := l.indexSnapshot(ctx)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	defer snap.Close()
+	lo, hi, err := l.queryRange(q, end)
+	if err != nil || lo >= hi {
+		return QueryResult{}, err
+	}
+	cand, closeAll, err := l.candidates(snap, q, lo, hi)
+	if err != nil {
+		return QueryResult{}, err
+	}
+	defer closeAll()
+	var res QueryResult
+	for {
+		i, ok, err := cand()
+		if err != nil || !ok {
+			return res, err
+		}
+		rec, err := l.segs.Read(i)
+		if err != nil {
+			return res, fmt.Errorf("trail: query: read %d: %w", i, err)
+		}
+		if q.Readable != nil {
+			h, err := parseHeader(rec)
+			if err != nil {
+				return res, fmt.Errorf("trail: query: record %d: %w", i, err)
+			}
+			if !q.Readable(h.stream) {
+				continue
+			}
+		}
+		if len(res.Events) == q.Limit {
+			res.More = true
+			return res, nil
+		}
+		res.Events = append(res.Events, rec)
+		res.Next = i
+	}
+}
+
+// indexSnapshot waits until the index store reflects every event durable
+// now, and returns a snapshot of it and how many events it reflects.
+func (l *Log) indexSnapshot(ctx context.Context) (*pebble.Snapshot, uint64, error) {
+	if err := l.waitApplied(ctx, l.durable.Load()); err != nil {
+		return nil, 0, err
+	}
+	snap, n, err := l.idx.Snapshot()
+	if err != nil {
+		return nil, 0, fmt.Errorf("trail: %w", err)
+	}
+	return snap, n, nil
+}
+
+// waitApplied waits until the index store reflects the first n events.
+func (l *Log) waitApplied(ctx context.Context, n uint64) error {
+	for {
+		ch := l.appliedNote.wait()
+		if l.applied.Load() >= n {
+			return nil
+		}
+		if err := l.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-l.idxDone:
+			if l.applied.Load() >= n {
+				return nil
+			}
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// queryRange turns the time bounds and the cursor into a range of indexes
+// [lo, hi) within the first end events. Recorded times never decrease along
+// the log, so each bound is a binary search.
+func (l *Log) queryRange(q Query, end uint64) (lo, hi uint64, err error) {
+	hi = end
+	if !q.Since.IsZero() {
+		if lo, err = l.searchRecorded(q.Since, end); err != nil {
+			return 0, 0, err
+		}
+	}
+	if !q.Until.IsZero() {
+		if hi, err = l.searchRecorded(q.Until, end); err != nil {
+			return 0, 0, err
+		}
+	}
+	if q.After != nil {
+		if q.Desc {
+			hi = min(hi, *q.After)
+		} else if *q.After >= hi {
+			lo = hi
+		} else {
+			lo = max(lo, *q.After+1)
+		}
+	}
+	return lo, hi, nil
+}
+
+// searchRecorded returns the first index below end recorded at or after t
+// (end if none).
+func (l *Log) searchRecorded(t time.Time, end uint64) (uint64, error) {
+	want := t.UTC().Format(RecordedLayout)
+	var ferr error
+	i := sort.Search(int(end), func(i int) bool {
+		if ferr != nil {
+			return true
+		}
+		rec, err := l.segs.Read(uint64(i))
+		if err == nil {
+			var h header
+			h, err = parseHeader(rec)
+			if err == nil {
+				return h.recorded >= want
+			}
+		}
+		ferr = fmt.Errorf("trail: query: record %d: %w", i, err)
+		return true
+	})
+	return uint64(i), ferr
+}
+
+// candidates returns a function yielding, in the query's direction, the
+// indexes in [lo, hi) that match every filter of q: a leapfrog join of the
+// filters' posting lists, or every index when there is no filter.
+func (l *Log) candidates(snap *pebble.Snapshot, q Query, lo, hi uint64) (func() (uint64, bool, error), func(), error) {
+	type filter struct {
+		f index.Field
+		v string
+	}
+	var fs []filter
+	for _, f := range []filter{
+		{index.FieldStream, q.Stream}, {index.FieldPatient, q.Patient}, {index.FieldActor, q.Actor},
+		{index.FieldType, q.Type}, {index.FieldAction, q.Action}, {index.FieldOutcome, q.Outcome},
+	} {
+		if f.v != "" {
+			fs = append(fs, f)
+		}
+	}
+	var its []*index.Postings
+	closeAll := func() {
+		for _, it := range its {
+			it.Close()
+		}
+	}
+	for _, f := range fs {
+		it, err := l.idx.Postings(snap, f.f, f.v, q.Desc)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("trail: query: %w", err)
+		}
+		its = append(its, it)
+	}
+	x, done := lo, lo >= hi
+	if q.Desc {
+		x = hi - 1
+	}
+	next := func() (uint64, bool, error) {
+		if done {
+			return 0, false, nil
+		}
+		i, ok, err := leapfrog(its, x, q.Desc)
+		if err != nil || !ok || i < lo || i >= hi {
+			done = true
+			return 0, false, err
+		}
+		if q.Desc {
+			done = i == 0
+			x = i - 1
+		} else {
+			x = i + 1
+		}
+		return i, true, nil
+	}
+	return next, closeAll, nil
+}
+
+// leapfrog returns the first index at or past x (backwards with desc) that
+// every iterator holds; with no iterators, x itself.
+func leapfrog(its []*index.Postings, x uint64, desc bool) (uint64, bool, error) {
+	for agreed := 0; agreed < len(its); {
+		for _, it := range its {
+			v, ok, err := it.Seek(x)
+			if err != nil || !ok {
+				return 0, false, err
+			}
+			if v != x {
+				x, agreed = v, 0
+				break
+			}
+			agreed++
+		}
+	}
+	return x, true, nil
+}
+
+// StreamHead is the last event of a stream.
+type StreamHead struct {
+	Stream       string `json:"stream"`
+	Length       uint64 `json:"length"`
+	HeadIndex    uint64 `json:"head_index"`
+	HeadLeafHash Hash   `json:"head_leaf_hash"`
+}
+
+// StreamHead returns the head of stream as of every event acknowledged
+// before the call, or ErrNotFound when the stream has no events.
+func (l *Log) StreamHead(ctx context.Context, stream string) (StreamHead, error) {
+	if err := l.waitApplied(ctx, l.durable.Load()); err != nil {
+		return StreamHead{}, err
+	}
+	h, ok, err := l.idx.Head(stream)
+	if err != nil {
+		return StreamHead{}, fmt.Errorf("trail: %w", err)
+	}
+	if !ok {
+		return StreamHead{}, fmt.Errorf("stream %q: %w", stream, ErrNotFound)
+	}
+	return StreamHead{Stream: stream, Length: h.Seq, HeadIndex: h.Index, HeadLeafHash: h.LeafHash}, nil
+}
+
+// WaitSize waits until more than n events are stored and returns the size,
+// or returns an error when ctx ends or the engine closes or fails.
+func (l *Log) WaitSize(ctx context.Context, n uint64) (uint64, error) {
+	for {
+		ch := l.durableNote.wait()
+		if s := l.durable.Load(); s > n {
+			return s, nil
+		}
+		if err := l.Err(); err != nil {
+			return 0, err
+		}
+		select {
+		case <-ch:
+		case <-l.closing:
+			return 0, ErrClosed
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// RecordStream returns the stream of stored event bytes.
+func RecordStream(rec []byte) (string, error) {
+	h, err := parseHeader(rec)
+	if err != nil {
+		return "", errors.New("trail: record is " + err.Error())
+	}
+	return h.stream, nil
+}
