@@ -13,7 +13,7 @@ type prepared struct {
 	id, stream string
 	body       []byte // client fields as compact JSON members (appendBody)
 	hasTime    bool
-	given      bool  // the client chose the id
+	given      bool // the client chose the id
 	query      queryFields
 	stored     int64 // index of a stored event with this id (from the index store), or -1
 	err        error // why the event cannot be stored
