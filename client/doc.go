@@ -1,0 +1,70 @@
+// Package client is the Go client of a Trail server: the same Appender as
+// the embedded engine (trail.Open), over HTTP, plus the read endpoints.
+//
+//	c, err := client.New("https://trail.example:7070", client.WithToken(tok))
+//	p := c.Log(ev)          // never waits for the network
+//	r, err := p.Wait(ctx)   // the receipt once the server has stored it durably
+//	err = c.Close(ctx)      // every event handed over is stored or told why not
+//
+// # Guarantees
+//
+//   - A Receipt means the server stored the event durably; it is the
+//     server's receipt, unchanged.
+//   - Exactly once across retries: before an event without an id is first
+//     sent, the client gives it a random UUIDv4 (never a UUIDv7, the form of
+//     ids the server assigns). Every resend carries the same id, and the
+//     server answers a stored id with the first receipt, so a batch retried
+//     after a lost answer is not stored twice.
+//   - Per-stream order: events one Client logs to one stream are stored in
+//     the order they were logged. Each stream hashes to one of the lanes
+//     (WithLanes); a lane has at most one request in flight and retries a
+//     batch until it is resolved before it sends anything logged after it.
+//   - Bounded memory: at most WithMaxBuffered events are held, queued or in
+//     flight. When that many are held, Log fails at once with an error
+//     matching trail.ErrBufferFull; Enqueue and Append wait for room under
+//     their context. Nothing is dropped silently: every Pending is resolved.
+//   - A bad event never takes others down. Log validates each event
+//     (Event.Validate) and fails an invalid one at once with its
+//     *trail.ValidationError; it is never sent. If the server still refuses
+//     one line of a batch (400 or 409 naming the line), only that event
+//     fails, with an *Error carrying the server's detail (409 matches
+//     trail.ErrIDConflict), and the rest of the batch is sent again.
+//
+// # Batching
+//
+// Log appends the event to its lane's queue (no network, no goroutine per
+// event). A lane sends as soon as it is idle and has events, without added
+// delay. While its request is in flight, new events accumulate and go as
+// the next batch when it returns, at most WithBatchSize events and less
+// than 16 MiB per request. Linger applies only right after a request
+// returns: if fewer events wait than that request carried, the lane waits
+// up to WithLinger (default 2ms) for that many, which lets closed-loop
+// producers woken by the receipts join the next batch instead of trickling
+// out one request per event. An idle lane never lingers.
+//
+// # Failures
+//
+// Network errors and 502, 503, 504 and 429 answers are retried with the
+// same ids, with exponential backoff (from 10ms to 1s, with jitter) or the
+// server's Retry-After, until WithRetryTimeout has passed since the batch
+// was first sent; then its events fail with an error wrapping the last
+// failure. A 413 splits the batch in halves, sent one after the other; a
+// single event too large fails with an *Error matching trail.ErrTooLarge.
+// 401, 403 and other refusals fail the whole batch with the *Error, not
+// retried. Close waits for all of this; when its context ends first, it
+// stops retrying and fails what is left with an error matching
+// trail.ErrClosed.
+//
+// Pending.Duplicate is always false for events sent through the client:
+// the batch endpoint answers a resent id with the first receipt without
+// saying it was stored earlier, so the client cannot tell a retry that
+// found its event already stored from a first store.
+//
+// # Reads
+//
+// Get, Query, Stream, Checkpoint, InclusionProof, ConsistencyProof and Tail
+// are one call per read endpoint. Stored events come back as the exact
+// bytes the server hashed into its Merkle tree, so trail.LeafHash of them
+// can be checked against a proof. Refusals are *Error (a 404 matches
+// trail.ErrNotFound). BreakGlass marks a context's reads as emergency reads.
+package client
