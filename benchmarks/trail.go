@@ -42,3 +42,6 @@ func openEmbedded(baseDir string) (trailSide, error) {
 func openHTTP(ctx context.Context, baseDir string) (trailSide, error) {
 	return trailSide{}, errors.New("trail over HTTP: the server and client packages are not there yet")
 }
+
+// httpAvailable says whether openHTTP can run in this build.
+const httpAvailable = false
