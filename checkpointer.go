@@ -78,5 +78,6 @@ func (l *Log) checkpoint() error {
 	if _, err := l.cps.Add(size, root); err != nil {
 		return err
 	}
+	l.checkpointAt = time.Now()
 	return nil
 }

@@ -51,6 +51,8 @@ func Open(dir string, cfg Config) (*Log, error) {
 		cpDone:   make(chan struct{}),
 	}
 	l.durableCond = sync.NewCond(&l.durableMu)
+	l.syncHist = newHistogram(expBounds(50e-6, 2, 16))
+	l.batchHist = newHistogram(expBounds(1, 2, 17))
 	if err := l.openFiles(); err != nil {
 		l.closeFiles()
 		return nil, err

@@ -1,6 +1,8 @@
 package trail
 
 import (
+	"time"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/trailhq/trail/internal/index"
@@ -27,7 +29,16 @@ func (l *Log) syncer() {
 				files = append(files, c.file)
 			}
 		}
+		start := time.Now()
 		err := l.syncFiles(files)
+		if err == nil && len(files) > 0 {
+			l.syncHist.observe(time.Since(start).Seconds())
+			events := 0
+			for _, c := range batch {
+				events += len(c.entries)
+			}
+			l.batchHist.observe(float64(events))
+		}
 		l.resolve(batch, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/trailhq/trail/internal/checkpoint"
 	"github.com/trailhq/trail/internal/index"
@@ -36,7 +37,11 @@ type Log struct {
 	tree  *tree.Tree
 	idx   *index.Store
 	cps   *checkpoint.Store
-	cpsMu sync.Mutex // guards cps
+	cpsMu sync.Mutex // guards cps and checkpointAt
+
+	checkpointAt time.Time  // when this process signed the latest checkpoint
+	syncHist     *histogram // fsync latency, seconds
+	batchHist    *histogram // events per fsync
 
 	commits chan *commit // sequencer → syncer
 	applies *indexQueue  // syncer → indexer

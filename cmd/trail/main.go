@@ -31,6 +31,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: trail <command> [flags]
 
 commands:
+  serve    run the server (HTTP API) on a data directory
   bench    measure append throughput and acknowledgement latency
   verify   check a data directory offline: records, chains, tree, signed checkpoints
 
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var cmd command
 	switch args[0] {
+	case "serve":
+		cmd = &serveCmd{stdout: stdout, stderr: stderr}
 	case "bench":
 		cmd = &benchCmd{stdout: stdout, stderr: stderr}
 	case "verify":

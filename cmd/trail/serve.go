@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/server"
+)
+
+// serveCmd is "trail serve": the daemon.
+type serveCmd struct {
+	stdout, stderr io.Writer
+}
+
+func (c *serveCmd) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	data := fs.String("data", "./trail-data", "data directory (created on first start)")
+	listen := fs.String("listen", "127.0.0.1:7070", "address to listen on")
+	sync := fs.String("sync", "always", "always: a receipt means fsynced; none: do not wait for the disk (loses acknowledged events on power loss)")
+	origin := fs.String("origin", "", "checkpoint origin, fixed at first start (default trail/<random>)")
+	interval := fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
+	queueWait := fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
+	cfg := trail.DefaultConfig()
+	cfg.Sync = trail.SyncMode(*sync)
+	cfg.Origin = *origin
+	cfg.CheckpointInterval = *interval
+	cfg.Logger = logger
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	d, err := startDaemon(*data, cfg, server.Config{Logger: logger, QueueWait: *queueWait}, ln)
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(*data)
+	logger.Info("trail serving", "data", abs, "listen", "http://"+ln.Addr().String(),
+		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin)
+	if d.tokenCreated {
+		logger.Info("admin token created; keep it secret", "file", filepath.Join(abs, server.AdminTokenFile))
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("stopping: draining requests, then a final checkpoint")
+	case err := <-d.errc:
+		logger.Error("server stopped", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.stop(sctx); err != nil {
+		return err
+	}
+	logger.Info("stopped", "events", d.l.Size())
+	return nil
+}
+
+// daemon is an engine served over HTTP.
+type daemon struct {
+	l            *trail.Log
+	srv          *server.Server
+	http         *http.Server
+	token        server.Token
+	tokenCreated bool
+	errc         chan error
+}
+
+// startDaemon opens the engine in dir and serves it on ln.
+func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listener) (*daemon, error) {
+	l, err := trail.Open(dir, cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	d := &daemon{l: l, errc: make(chan error, 1)}
+	fail := func(err error) (*daemon, error) {
+		ln.Close()
+		l.Close(context.Background())
+		return nil, err
+	}
+	if d.token, d.tokenCreated, err = server.EnsureAdminToken(dir); err != nil {
+		return fail(err)
+	}
+	if scfg.AdminToken == "" {
+		scfg.AdminToken = d.token
+	}
+	if d.srv, err = server.New(l, scfg); err != nil {
+		return fail(err)
+	}
+	d.http = &http.Server{
+		Handler:           d.srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := d.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			d.errc <- err
+		}
+	}()
+	return d, nil
+}
+
+// stop is the graceful stop: refuse new connections, let requests in
+// progress finish (their events are acknowledged or refused), end live
+// tails, then close the engine, which drains its queue, fsyncs and signs a
+// final checkpoint.
+func (d *daemon) stop(ctx context.Context) error {
+	d.srv.Shutdown()
+	herr := d.http.Shutdown(ctx)
+	return errors.Join(herr, d.l.Close(ctx))
+}

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/trailhq/trail"
+)
+
+// appendOne serves POST /v1/events: one event, 201 with its receipt, or 200
+// with the first receipt when the id is already stored with the same
+// content.
+func (s *Server) appendOne(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+	body, pr := readBody(r, trail.MaxEventSize)
+	if pr != nil {
+		pr.Detail = fmt.Sprintf("event over %d bytes; an event is at most 64 KiB as sent", trail.MaxEventSize)
+		return pr
+	}
+	ev, err := trail.ParseEvent(body)
+	if err != nil {
+		return eventProblem(err, 0)
+	}
+	if pr := s.canAppend(p, ev.Stream, 0); pr != nil {
+		return pr
+	}
+	ctx, cancel := s.queueContext(r)
+	pend, err := s.l.Enqueue(ctx, ev)
+	cancel()
+	if err != nil {
+		return s.engineProblem(err, 0)
+	}
+	rc, err := pend.Wait(r.Context())
+	if err != nil {
+		return s.engineProblem(err, 0)
+	}
+	status := http.StatusCreated
+	if pend.Duplicate() {
+		status = http.StatusOK
+	}
+	s.metrics.appended.Add(1)
+	writeJSON(w, status, rc)
+	return nil
+}
+
+// batchReply is the answer to a batch.
+type batchReply struct {
+	Receipts []trail.Receipt `json:"receipts"`
+}
+
+// appendBatch serves POST /v1/batch: NDJSON, all or nothing, receipts in line
+// order.
+func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+	body, pr := readBody(r, int64(s.cfg.MaxBatchBytes))
+	if pr != nil {
+		pr.Detail = fmt.Sprintf("batch over %d bytes; send at most %d bytes and %d events per batch", s.cfg.MaxBatchBytes, s.cfg.MaxBatchBytes, s.cfg.MaxBatchEvents)
+		return pr
+	}
+	evs, lines, pr := s.parseBatch(body, p)
+	if pr != nil {
+		return pr
+	}
+	ctx, cancel := s.queueContext(r)
+	b, err := s.l.LogBatch(ctx, evs)
+	cancel()
+	if err != nil {
+		return s.engineProblem(err, 0)
+	}
+	rcs, err := b.Wait(r.Context())
+	if err != nil {
+		var be *trail.BatchError
+		if errors.As(err, &be) && be.Index >= 0 && be.Index < len(lines) {
+			return s.engineProblem(be.Err, lines[be.Index])
+		}
+		return s.engineProblem(err, 0)
+	}
+	s.metrics.appended.Add(float64(len(rcs)))
+	s.metrics.batchSize.Observe(float64(len(rcs)))
+	writeJSON(w, http.StatusOK, batchReply{Receipts: rcs})
+	return nil
+}
+
+// parseBatch parses and checks every line of an NDJSON body. Blank lines are
+// skipped; lines are counted from 1, blank ones included. It returns the
+// events and the line of each.
+func (s *Server) parseBatch(body []byte, p *Principal) ([]trail.Event, []int, *problem) {
+	n := bytes.Count(body, []byte{'\n'}) + 1
+	evs := make([]trail.Event, 0, min(n, s.cfg.MaxBatchEvents))
+	lines := make([]int, 0, cap(evs))
+	for line := 1; len(body) > 0; line++ {
+		var l []byte
+		l, body, _ = bytes.Cut(body, []byte{'\n'})
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 {
+			continue
+		}
+		if len(evs) == s.cfg.MaxBatchEvents {
+			pr := newProblem(http.StatusRequestEntityTooLarge, "too_large",
+				fmt.Sprintf("batch has more than %d events (line %d is event %d); split it", s.cfg.MaxBatchEvents, line, len(evs)+1))
+			return nil, nil, pr
+		}
+		if len(l) > trail.MaxEventSize {
+			return nil, nil, lineProblem(badRequest(fmt.Sprintf("event over %d bytes (%d); an event is at most 64 KiB as sent", trail.MaxEventSize, len(l))), line)
+		}
+		ev, err := trail.ParseEvent(l)
+		if err != nil {
+			return nil, nil, eventProblem(err, line)
+		}
+		if pr := s.canAppend(p, ev.Stream, line); pr != nil {
+			return nil, nil, pr
+		}
+		evs = append(evs, ev)
+		lines = append(lines, line)
+	}
+	if len(evs) == 0 {
+		return nil, nil, badRequest("empty batch: send one JSON event per line")
+	}
+	return evs, lines, nil
+}
+
+// canAppend checks p's grant to append to stream.
+func (s *Server) canAppend(p *Principal, stream string, line int) *problem {
+	if p.CanAppend(stream) {
+		return nil
+	}
+	return lineProblem(newProblem(http.StatusForbidden, "forbidden",
+		fmt.Sprintf("principal %q has no append grant for stream %q", p.Name, stream)), line)
+}
+
+// readBody reads at most limit bytes of the request body; a longer body is
+// a 413 (its detail is set by the caller).
+func readBody(r *http.Request, limit int64) ([]byte, *problem) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, badRequest("read request body: " + err.Error())
+	}
+	if int64(len(body)) > limit {
+		return nil, newProblem(http.StatusRequestEntityTooLarge, "too_large", "")
+	}
+	return body, nil
+}
+
+// eventProblem turns a parse or validation error into a 400 (413 for an
+// event too large), naming the field and, in a batch, the line.
+func eventProblem(err error, line int) *problem {
+	if errors.Is(err, trail.ErrTooLarge) && line == 0 {
+		return newProblem(http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	}
+	return lineProblem(badRequest(err.Error()), line)
+}
+
+// engineProblem maps an error of the engine to an answer.
+func (s *Server) engineProblem(err error, line int) *problem {
+	var ve *trail.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return eventProblem(err, line)
+	case errors.Is(err, trail.ErrIDConflict):
+		return lineProblem(newProblem(http.StatusConflict, "id_conflict",
+			err.Error()+": the id is stored with different content; use a new id for a new event"), line)
+	case errors.Is(err, trail.ErrTooLarge):
+		return eventProblem(err, line)
+	case errors.Is(err, trail.ErrBufferFull), errors.Is(err, context.DeadlineExceeded):
+		pr := newProblem(http.StatusServiceUnavailable, "overloaded", "the server's queue is full; retry with the same ids after Retry-After")
+		pr.retryAfter = 1
+		return pr
+	case errors.Is(err, trail.ErrFailed):
+		return newProblem(http.StatusServiceUnavailable, "failed", err.Error())
+	case errors.Is(err, trail.ErrClosed):
+		pr := newProblem(http.StatusServiceUnavailable, "closing", "the server is shutting down; retry with the same ids")
+		pr.retryAfter = 1
+		return pr
+	case errors.Is(err, context.Canceled):
+		return newProblem(499, "canceled", "request canceled; the events may have been stored: resend the same ids to learn their receipts")
+	}
+	s.log.Error("append failed", "err", err)
+	return newProblem(http.StatusInternalServerError, "internal", err.Error())
+}
+
+// lineProblem adds a batch line to p (line 0: not in a batch).
+func lineProblem(p *problem, line int) *problem {
+	if line > 0 {
+		p.Line = line
+		p.Detail = fmt.Sprintf("line %d: %s (nothing of the batch was stored)", line, p.Detail)
+	}
+	return p
+}

@@ -1,0 +1,20 @@
+// Package server serves a Trail engine over HTTP: the v1 API of the contract
+// (append, batch, get, query, stream heads, checkpoint, proofs, live tail),
+// health and readiness, and Prometheus metrics.
+//
+// Guarantees. A 201 or 200 answer to an append is given only after the
+// engine's receipt, so only after the events are fsynced. A batch is handed
+// to the engine whole or not at all: every line is parsed and validated before
+// any is queued, and the engine stores it atomically, so a 4xx or 5xx answer
+// means nothing of the request was stored (a timeout or dropped connection
+// may still have stored it; resending the same ids returns the first
+// receipts). Stored events are answered as the exact bytes the Merkle tree
+// hashed.
+//
+// How it fails. Every rejection is application/problem+json (RFC 9457) with a
+// detail naming what was wrong and where (a batch error carries the line).
+// Oversized bodies are cut off at the limit and refused with 413. When the
+// engine's queue stays full the request gets 503 with Retry-After instead of
+// waiting without bound; when the engine has stopped after a storage failure
+// every append gets 503 and /readyz says why.
+package server

@@ -1,0 +1,94 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/trailhq/trail"
+)
+
+// maxLimit is the most events one page of GET /v1/events carries.
+const maxLimit = 1000
+
+var queryParams = []string{"stream", "patient", "actor", "type", "action", "outcome", "since", "until", "after", "limit", "order"}
+
+// query serves GET /v1/events: filters, time bounds and cursor pagination.
+// Results are limited to streams p may read.
+func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+	q, pr := parseQuery(r)
+	if pr != nil {
+		return pr
+	}
+	if q.Stream != "" && !p.CanRead(q.Stream) {
+		return forbiddenRead(p, q.Stream)
+	}
+	if !p.Admin {
+		q.Readable = p.CanRead
+	}
+	res, err := s.l.Query(r.Context(), q)
+	if err != nil {
+		return s.readProblem(err)
+	}
+	n := 32
+	for _, e := range res.Events {
+		n += len(e) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"events":[`...)
+	for i, e := range res.Events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e...)
+	}
+	b = append(b, `],"next":"`...)
+	if res.More {
+		b = strconv.AppendUint(b, res.Next, 10)
+	}
+	b = append(b, "\"}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+	return nil
+}
+
+// parseQuery reads and checks the parameters of GET /v1/events.
+func parseQuery(r *http.Request) (trail.Query, *problem) {
+	ps := parseParams(r.URL.RawQuery, queryParams...)
+	if ps.err != nil {
+		return trail.Query{}, ps.err
+	}
+	q := trail.Query{
+		Stream: ps.str("stream"), Patient: ps.str("patient"), Actor: ps.str("actor"), Type: ps.str("type"),
+		Action:  ps.oneOf("action", "C", "R", "U", "D", "E"),
+		Outcome: ps.oneOf("outcome", trail.OutcomeSuccess, "minor-failure", "serious-failure", "major-failure"),
+		Since:   ps.time("since"),
+		Until:   ps.time("until"),
+		Limit:   int(min(ps.uint("limit", 100), maxLimit+1)),
+		Desc:    ps.oneOf("order", "asc", "desc") == "desc",
+	}
+	if ps.has("after") {
+		after := ps.uint("after", 0)
+		q.After = &after
+	}
+	if ps.err != nil {
+		return q, ps.err
+	}
+	if q.Limit < 1 || q.Limit > maxLimit {
+		return q, badRequest(fmt.Sprintf("query parameter limit=%q must be 1-%d", ps.str("limit"), maxLimit))
+	}
+	if q.Stream != "" {
+		if err := trail.ValidateStream(q.Stream); err != nil {
+			return q, badRequest("query parameter stream: " + err.Error())
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"patient", q.Patient}, {"actor", q.Actor}, {"type", q.Type}} {
+		if ps.has(f.name) && f.v == "" {
+			return q, badRequest(fmt.Sprintf("query parameter %s is empty; leave it out to not filter by it", f.name))
+		}
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return q, badRequest("since must be before until (since is inclusive, until exclusive)")
+	}
+	return q, nil
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/trailhq/trail"
+)
+
+// keepAlive is how often an idle tail sends a comment, so proxies and
+// clients can tell a quiet log from a dead connection.
+const keepAlive = 15 * time.Second
+
+// tail serves GET /v1/tail?stream=&after=: server-sent events, one per stored
+// event (id: its index, data: its stored bytes). Without after it sends only
+// events stored after it connected; with after it first replays the events
+// after that index. Only streams p may read are sent.
+func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+	ps := parseParams(r.URL.RawQuery, "stream", "after")
+	stream := ps.str("stream")
+	next := ps.uint("after", 0) + 1
+	if ps.err != nil {
+		return ps.err
+	}
+	if stream != "" {
+		if err := trail.ValidateStream(stream); err != nil {
+			return badRequest("query parameter stream: " + err.Error())
+		}
+		if !p.CanRead(stream) {
+			return forbiddenRead(p, stream)
+		}
+	}
+	if !ps.has("after") {
+		next = s.l.Size()
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	s.streamEvents(ctx, w, rc, p, stream, next)
+	return nil
+}
+
+// streamEvents writes events from index next on until ctx ends.
+func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, p *Principal, stream string, next uint64) {
+	var buf []byte
+	for {
+		size := s.l.Size()
+		for ; next < size; next++ {
+			rec, err := s.l.Read(next)
+			if err != nil {
+				s.log.Error("tail: read", "index", next, "err", err)
+				return
+			}
+			st, err := trail.RecordStream(rec)
+			if err != nil || (stream != "" && st != stream) || !p.CanRead(st) {
+				continue
+			}
+			buf = append(buf[:0], "id: "...)
+			buf = strconv.AppendUint(buf, next, 10)
+			buf = append(buf, "\ndata: "...)
+			buf = append(buf, rec...)
+			buf = append(buf, "\n\n"...)
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		wctx, cancel := context.WithTimeout(ctx, keepAlive)
+		_, err := s.l.WaitSize(wctx, next)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == context.DeadlineExceeded {
+			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			return
+		}
+	}
+}
