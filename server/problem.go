@@ -25,7 +25,9 @@ func newProblem(status int, reason, detail string) *problem {
 	return &problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, reason: reason}
 }
 
-func badRequest(detail string) *problem { return newProblem(http.StatusBadRequest, "bad_request", detail) }
+func badRequest(detail string) *problem {
+	return newProblem(http.StatusBadRequest, "bad_request", detail)
+}
 
 func notFound(detail string) *problem { return newProblem(http.StatusNotFound, "not_found", detail) }
 
