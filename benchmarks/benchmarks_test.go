@@ -203,6 +203,14 @@ func BenchmarkPostgresCopyBatched(b *testing.B) {
 	})
 }
 
+func BenchmarkTrailHTTP64(b *testing.B) {
+	benchTrail(b, bench.Workload{Producers: 64}, true)
+}
+
+func BenchmarkTrailHTTPBatched(b *testing.B) {
+	benchTrail(b, bench.Workload{Async: true}, true)
+}
+
 func BenchmarkTrailEmbedded64(b *testing.B) {
 	benchTrail(b, bench.Workload{Producers: 64}, false)
 }
