@@ -15,10 +15,10 @@ import (
 // Config is one comparison. The zero value of each field means its default.
 type Config struct {
 	// Events is the number of events of each Trail run and of each
-	// PostgreSQL COPY run (default 50,000).
+	// PostgreSQL COPY run (default 100,000).
 	Events int
 	// InsertEvents is the number of events of the PostgreSQL single-row
-	// INSERT run, which is much slower (default 20,000). Throughput is
+	// INSERT run, which is much slower (default 30,000). Throughput is
 	// compared, so the counts may differ; a smaller table favours PostgreSQL.
 	InsertEvents int
 	// Size is the approximate size of an event as a client sends it, in
@@ -36,7 +36,7 @@ type Config struct {
 	// CopyBatch is the number of events per COPY (default 1000).
 	CopyBatch int
 	// Runs is how many times each mode runs; the report gives medians
-	// (default 1).
+	// (default 3).
 	Runs int
 	// Embedded adds rows for the engine driven in-process, without HTTP.
 	Embedded bool
@@ -59,14 +59,14 @@ func (c *Config) fill() {
 			*v = d
 		}
 	}
-	def(&c.Events, 50000)
-	def(&c.InsertEvents, 20000)
+	def(&c.Events, 100000)
+	def(&c.InsertEvents, 30000)
 	def(&c.Size, 300)
 	def(&c.Producers, 64)
 	def(&c.Streams, 1000)
 	def(&c.CopyConns, 4)
 	def(&c.CopyBatch, 1000)
-	def(&c.Runs, 1)
+	def(&c.Runs, 3)
 	if c.Cluster.BaseDir == "" {
 		c.Cluster.BaseDir = c.BaseDir
 	}
@@ -101,15 +101,17 @@ type Row struct {
 	AckMaxms     float64 `json:"ack_max_ms"`
 }
 
-// Ratio is Trail's throughput over PostgreSQL's in one mode.
+// Ratio is Trail's throughput over PostgreSQL's in one mode: the median of
+// the ratios within each run (PerRun), and each side's median throughput.
 type Ratio struct {
-	Mode       string  `json:"mode"`
-	System     string  `json:"system"`
-	Ratio      float64 `json:"ratio"`
-	Goal       float64 `json:"goal"`
-	GoalMet    bool    `json:"goal_met"`
-	Trail      float64 `json:"trail_events_per_sec"`
-	PostgreSQL float64 `json:"postgresql_events_per_sec"`
+	Mode       string    `json:"mode"`
+	System     string    `json:"system"`
+	Ratio      float64   `json:"ratio"`
+	PerRun     []float64 `json:"ratio_per_run"`
+	Goal       float64   `json:"goal"`
+	GoalMet    bool      `json:"goal_met"`
+	Trail      float64   `json:"trail_events_per_sec"`
+	PostgreSQL float64   `json:"postgresql_events_per_sec"`
 }
 
 // Report is the outcome of Compare.
@@ -163,7 +165,7 @@ func Compare(ctx context.Context, cfg Config) (rep Report, err error) {
 	for i, t := range targets {
 		rep.Rows = append(rep.Rows, median(t, results[i]))
 	}
-	rep.Ratios = ratios(rep.Rows)
+	rep.Ratios = ratios(targets, results)
 	return rep, nil
 }
 
@@ -260,11 +262,7 @@ func median(t target, rs []bench.Result) Row {
 		for i, r := range rs {
 			v[i] = f(r)
 		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return medianOf(v)
 	}
 	return Row{System: t.system, Mode: t.mode, Method: t.method, Events: t.w.Events, Runs: len(rs),
 		EventsPerSec: m(func(r bench.Result) float64 { return r.EventsPerSec }),
@@ -273,25 +271,44 @@ func median(t target, rs []bench.Result) Row {
 		AckMaxms:     m(func(r bench.Result) float64 { return r.AckMaxms })}
 }
 
-// ratios pairs each Trail row with PostgreSQL's row of the same mode. The
+func medianOf(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// ratios pairs each Trail target with PostgreSQL's target of the same mode.
+// A ratio is taken within each run, where the two ran one after the other,
+// and the median of those is reported: on a shared machine whose speed
+// drifts between runs it is steadier than the ratio of the medians. The
 // goals are the project's: at least 5× with producers, 3× batched.
-func ratios(rows []Row) []Ratio {
+func ratios(targets []target, results [][]bench.Result) []Ratio {
 	var out []Ratio
-	for _, t := range rows {
-		if t.System == SystemPostgreSQL {
+	for i, t := range targets {
+		if t.system == SystemPostgreSQL {
 			continue
 		}
-		for _, p := range rows {
-			if p.System != SystemPostgreSQL || p.Mode != t.Mode {
+		for j, p := range targets {
+			if p.system != SystemPostgreSQL || p.mode != t.mode {
 				continue
 			}
+			per := make([]float64, len(results[i]))
+			tv := make([]float64, len(results[i]))
+			pv := make([]float64, len(results[i]))
+			for k := range per {
+				tv[k], pv[k] = results[i][k].EventsPerSec, results[j][k].EventsPerSec
+				per[k] = tv[k] / pv[k]
+			}
 			goal := 5.0
-			if t.Mode == ModeBatched {
+			if t.mode == ModeBatched {
 				goal = 3
 			}
-			r := t.EventsPerSec / p.EventsPerSec
-			out = append(out, Ratio{Mode: t.Mode, System: t.System, Ratio: r, Goal: goal, GoalMet: r >= goal,
-				Trail: t.EventsPerSec, PostgreSQL: p.EventsPerSec})
+			r := medianOf(per)
+			out = append(out, Ratio{Mode: t.mode, System: t.system, Ratio: r, PerRun: per, Goal: goal, GoalMet: r >= goal,
+				Trail: medianOf(tv), PostgreSQL: medianOf(pv)})
 		}
 	}
 	return out

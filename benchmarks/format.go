@@ -26,8 +26,12 @@ func WriteTable(w io.Writer, rep Report) error {
 		if !r.GoalMet {
 			verdict = "goal NOT met"
 		}
-		fmt.Fprintf(w, "%s / postgresql, %s: %.2f× (%.0f vs %.0f events/s; goal ≥ %g×: %s)\n",
-			r.System, r.Mode, r.Ratio, r.Trail, r.PostgreSQL, r.Goal, verdict)
+		per := make([]string, len(r.PerRun))
+		for i, x := range r.PerRun {
+			per[i] = fmt.Sprintf("%.2f", x)
+		}
+		fmt.Fprintf(w, "%s / postgresql, %s: %.2f× (runs: %s; medians %.0f vs %.0f events/s); goal ≥ %g×: %s\n",
+			r.System, r.Mode, r.Ratio, strings.Join(per, " "), r.Trail, r.PostgreSQL, r.Goal, verdict)
 	}
 	return nil
 }
