@@ -7,12 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime/pprof"
 	"time"
 
 	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/internal/bench"
+	"github.com/trailhq/trail/server"
 )
 
 // benchCmd is "trail bench": events/s and acknowledgement latency.
@@ -29,8 +31,9 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	fs.IntVar(&w.Producers, "producers", 64, "concurrent callers, each waiting for its receipt")
 	fs.BoolVar(&w.Async, "async", false, "one caller logs all events without waiting, then waits for every receipt")
 	fs.IntVar(&w.Streams, "streams", 1000, "distinct streams the events go to")
-	embedded := fs.Bool("embedded", false, "drive the engine in-process")
-	server := fs.String("server", "", "drive a running server at URL")
+	embedded := fs.Bool("embedded", false, "drive the engine in-process (default: start a server on loopback and drive it through the Go client)")
+	server := fs.String("server", "", "drive a running server at URL (token from --token or $TRAIL_TOKEN)")
+	remote := remoteFlags{server: server, token: fs.String("token", "", "bearer token for --server (default $TRAIL_TOKEN)")}
 	data := fs.String("data", "", "data directory to keep (default: a temporary directory, removed afterwards)")
 	sync := fs.String("sync", "always", "always: fsync before each receipt; none: do not wait for the disk")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -54,11 +57,20 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *server != "" || !*embedded {
-		return errors.New("only --embedded is available in this build: the server arrives with the HTTP API")
-	}
 	if w.Events <= 0 || w.Size <= 0 {
 		return errors.New("--events and --size must be positive")
+	}
+	if *server != "" && *embedded {
+		return &exitError{code: 2, err: errors.New("--embedded and --server exclude each other")}
+	}
+	cfg := trail.DefaultConfig()
+	cfg.Sync = trail.SyncMode(*sync)
+	if *server != "" {
+		res, err := runRemote(ctx, remote, *server, w)
+		if err != nil {
+			return err
+		}
+		return c.print([]bench.Result{res}, *asJSON)
 	}
 	dir := *data
 	if dir == "" {
@@ -69,9 +81,13 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	cfg := trail.DefaultConfig()
-	cfg.Sync = trail.SyncMode(*sync)
-	res, err := runEmbedded(ctx, dir, cfg, w)
+	var res bench.Result
+	var err error
+	if *embedded {
+		res, err = runEmbedded(ctx, dir, cfg, w)
+	} else {
+		res, err = runSelfHosted(ctx, dir, cfg, w)
+	}
 	if err != nil {
 		return err
 	}
@@ -110,6 +126,44 @@ func runEmbedded(ctx context.Context, dir string, cfg trail.Config, w bench.Work
 	}
 	res.Mode = modeName("embedded", w)
 	res.Durable = cfg.Sync == trail.SyncAlways
+	return res, err
+}
+
+// runSelfHosted starts a server on loopback over dir and drives it through
+// the Go client, as an application would.
+func runSelfHosted(ctx context.Context, dir string, cfg trail.Config, w bench.Workload) (bench.Result, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return bench.Result{}, err
+	}
+	d, err := startDaemon(dir, cfg, server.Config{}, ln)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	tok := string(d.token)
+	res, err := runRemote(ctx, remoteFlags{server: ptr("http://" + ln.Addr().String()), token: &tok}, "", w)
+	if serr := d.stop(context.Background()); err == nil {
+		err = serr
+	}
+	res.Mode = modeName("self-hosted", w)
+	res.Durable = cfg.Sync == trail.SyncAlways
+	return res, err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// runRemote drives a server through the Go client.
+func runRemote(ctx context.Context, remote remoteFlags, url string, w bench.Workload) (bench.Result, error) {
+	cl, err := remote.client()
+	if err != nil {
+		return bench.Result{}, err
+	}
+	res, err := bench.Run(ctx, bench.Engine{L: cl}, w)
+	if cerr := cl.Close(context.Background()); err == nil {
+		err = cerr
+	}
+	res.Mode = modeName("server", w)
+	res.Durable = true // as the server is configured; a server with --sync none is not
 	return res, err
 }
 

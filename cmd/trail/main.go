@@ -1,5 +1,5 @@
-// Command trail is the Trail audit-trail tool: the benchmark and the offline
-// verifier (more subcommands arrive with the server).
+// Command trail is the Trail audit-trail tool: the server, the commands
+// that use its API from a shell, the benchmark and the offline verifier.
 package main
 
 import (
@@ -31,9 +31,13 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: trail <command> [flags]
 
 commands:
-  serve    run the server (HTTP API) on a data directory
-  bench    measure append throughput and acknowledgement latency
-  verify   check a data directory offline: records, chains, tree, signed checkpoints
+  serve       run the server (HTTP API) on a data directory
+  append      append events (JSON arguments or NDJSON on stdin); prints receipts
+  query       query stored events; prints them as NDJSON
+  tail        follow new events live
+  checkpoint  print the latest signed checkpoint
+  bench       measure append throughput and acknowledgement latency
+  verify      check a data directory offline: records, chains, tree, signed checkpoints
 
 Run "trail <command> -h" for a command's flags.
 `)
@@ -55,6 +59,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		cmd = &serveCmd{stdout: stdout, stderr: stderr}
+	case "append":
+		cmd = &appendCmd{stdin: os.Stdin, stdout: stdout, stderr: stderr}
+	case "query":
+		cmd = &queryCmd{stdout: stdout, stderr: stderr}
+	case "tail":
+		cmd = &tailCmd{stdout: stdout, stderr: stderr}
+	case "checkpoint":
+		cmd = &checkpointCmd{stdout: stdout, stderr: stderr}
 	case "bench":
 		cmd = &benchCmd{stdout: stdout, stderr: stderr}
 	case "verify":

@@ -6,10 +6,17 @@ import (
 	"github.com/trailhq/trail"
 )
 
-// Engine adapts the embedded engine to Appender. Log waits for room in the
-// queue (Enqueue), so that an async run larger than the queue applies
-// backpressure instead of failing.
-type Engine struct{ L *trail.Log }
+// Engine adapts the embedded engine or the remote client to Appender. Log
+// waits for room (Enqueue), so that an async run larger than the buffer
+// applies backpressure instead of failing.
+type Engine struct{ L Enqueuer }
+
+// Enqueuer is what the engine (*trail.Log) and the client (*client.Client)
+// both offer.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, ev trail.Event) (*trail.Pending, error)
+	Append(ctx context.Context, ev trail.Event) (trail.Receipt, error)
+}
 
 type pendingWaiter struct {
 	p   *trail.Pending
