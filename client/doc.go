@@ -26,9 +26,10 @@
 //   - A bad event never takes others down. Log validates each event
 //     (Event.Validate) and fails an invalid one at once with its
 //     *trail.ValidationError; it is never sent. If the server still refuses
-//     one line of a batch (400 or 409 naming the line), only that event
-//     fails, with an *Error carrying the server's detail (409 matches
-//     trail.ErrIDConflict), and the rest of the batch is sent again.
+//     one line of a batch (400, 409, or 403 for a stream the token may not
+//     append to, naming the line), only that event fails, with an *Error
+//     carrying the server's detail (409 matches trail.ErrIDConflict), and
+//     the rest of the batch is sent again.
 //
 // # Batching
 //
@@ -50,8 +51,8 @@
 // was first sent; then its events fail with an error wrapping the last
 // failure. A 413 splits the batch in halves, sent one after the other; a
 // single event too large fails with an *Error matching trail.ErrTooLarge.
-// 401, 403 and other refusals fail the whole batch with the *Error, not
-// retried. Close waits for all of this; when its context ends first, it
+// 401, a 403 naming no line, and other refusals fail the whole batch with
+// the *Error, not retried. Close waits for all of this; when its context ends first, it
 // stops retrying and fails what is left with an error matching
 // trail.ErrClosed.
 //

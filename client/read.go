@@ -156,7 +156,8 @@ type breakGlassKey struct{}
 // BreakGlass returns a context whose reads are emergency reads: they carry
 // purpose=emergency and the reason, so that a principal granted break_glass
 // may read beyond its grants. Every such read is recorded in trail/access
-// and trail/break-glass.
+// and trail/break-glass. Checkpoint and ConsistencyProof, which are public,
+// do not carry them.
 func BreakGlass(ctx context.Context, reason string) context.Context {
 	return context.WithValue(ctx, breakGlassKey{}, reason)
 }
@@ -164,7 +165,7 @@ func BreakGlass(ctx context.Context, reason string) context.Context {
 // get sends a GET and returns the response when it is a success; a refusal
 // is an *Error.
 func (c *Client) get(ctx context.Context, path string, v url.Values, accept string) (*http.Response, error) {
-	if reason, ok := ctx.Value(breakGlassKey{}).(string); ok {
+	if reason, ok := ctx.Value(breakGlassKey{}).(string); ok && !publicPath(path) {
 		if v == nil {
 			v = url.Values{}
 		}
@@ -191,6 +192,12 @@ func (c *Client) get(ctx context.Context, path string, v url.Values, accept stri
 		return nil, readError(resp)
 	}
 	return resp, nil
+}
+
+// publicPath reports whether path is a public endpoint, which reveals sizes
+// and hashes only and takes no purpose.
+func publicPath(path string) bool {
+	return path == "/v1/checkpoint" || path == "/v1/proof/consistency"
 }
 
 // read GETs path and returns the whole answer.

@@ -252,7 +252,9 @@ func classify(e *Error) action {
 	switch e.Status {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
 		return actRetry
-	case http.StatusBadRequest, http.StatusConflict:
+	case http.StatusBadRequest, http.StatusConflict, http.StatusForbidden:
+		// A 403 naming a line is a missing grant for that event's stream:
+		// the other events may be granted.
 		if e.Line > 0 {
 			return actLine
 		}

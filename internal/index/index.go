@@ -18,6 +18,7 @@ import (
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -60,7 +61,13 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
 		FS:           fs,
 		DisableWAL:   true,
 		MemTableSize: 32 << 20,
+		CacheSize:    64 << 20,
 		Logger:       pebbleLogger{logger},
+	}
+	// Bloom filters on every level: most id lookups are for new ids, and
+	// a filter answers "absent" without reading (and decompressing) blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
