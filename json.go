@@ -35,7 +35,7 @@ var serverFields = map[string]bool{"index": true, "stream_seq": true, "recorded"
 // blame.
 func ParseEvent(data []byte) (Event, error) {
 	var ev Event
-	if err := json.Unmarshal(data, &ev); err != nil {
+	if err := ev.UnmarshalJSON(data); err != nil {
 		return Event{}, err
 	}
 	return ev, ev.Validate()
@@ -44,6 +44,22 @@ func ParseEvent(data []byte) (Event, error) {
 // UnmarshalJSON decodes an event, rejecting unknown and server-assigned
 // fields, and keeps a given time exactly as sent.
 func (ev *Event) UnmarshalJSON(data []byte) error {
+	var e Event
+	var err error
+	if w, ok := parseFast(data); ok {
+		e, err = w.event()
+	} else {
+		e, err = parseSlow(data)
+	}
+	if err != nil {
+		return err
+	}
+	*ev = e
+	return nil
+}
+
+// parseSlow decodes an event with encoding/json and names what is wrong.
+func parseSlow(data []byte) (Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var w eventWire
@@ -52,23 +68,18 @@ func (ev *Event) UnmarshalJSON(data []byte) error {
 			// Name the member with its path (actor.foo, entities[2].bar).
 			var ve *ValidationError
 			if merr := checkMembers(data); errors.As(merr, &ve) {
-				return ve
+				return Event{}, ve
 			}
 		}
-		return decodeError(err)
+		return Event{}, decodeError(err)
 	}
 	if dec.More() {
-		return &ValidationError{Field: "(event)", Reason: "unexpected data after the JSON object"}
+		return Event{}, &ValidationError{Field: "(event)", Reason: "unexpected data after the JSON object"}
 	}
 	if err := checkMembers(data); err != nil {
-		return err
+		return Event{}, err
 	}
-	e, err := w.event()
-	if err != nil {
-		return err
-	}
-	*ev = e
-	return nil
+	return w.event()
 }
 
 // event converts the wire form, checking the time.
