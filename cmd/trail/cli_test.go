@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trailhq/trail"
+)
+
+// trailCmd runs the trail binary against p and returns stdout, stderr and
+// the exit code.
+func trailCmd(t *testing.T, p *serveProc, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, trailBin, args...)
+	cmd.Env = append(os.Environ(), "TRAIL_SERVER="+p.url, "TRAIL_TOKEN="+p.token)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestCommandLine walks the shell workflow of the README: append from
+// arguments and from NDJSON, query, checkpoint, tail, verify.
+func TestCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, dir, "--checkpoint-interval", "50ms")
+
+	out, errOut, code := trailCmd(t, p, "", "append",
+		`{"stream":"patient/12345","type":"patient-record.read","action":"R","actor":{"id":"dr-house"},"patient":"12345"}`)
+	if code != 0 {
+		t.Fatalf("append: exit %d: %s", code, errOut)
+	}
+	var r trail.Receipt
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Index != 0 || r.StreamSeq != 1 {
+		t.Fatalf("append printed %q (%v)", out, err)
+	}
+
+	ndjson := `{"stream":"patient/12345","type":"patient-record.update","action":"U","actor":{"id":"dr-wilson"},"patient":"12345"}
+
+{"stream":"patient/777","type":"patient-record.read","action":"R","actor":{"id":"dr-house"},"patient":"777"}
+`
+	out, errOut, code = trailCmd(t, p, ndjson, "append")
+	if code != 0 || strings.Count(out, "\n") != 2 {
+		t.Fatalf("append NDJSON: exit %d, %q, %s", code, out, errOut)
+	}
+
+	// A bad line is named and nothing is sent.
+	_, errOut, code = trailCmd(t, p, ndjson+`{"stream":"patient/1","type":"t","action":"X","actor":{"id":"a"}}`+"\n", "append")
+	if code == 0 || !strings.Contains(errOut, "line 4") || !strings.Contains(errOut, "action") {
+		t.Fatalf("bad NDJSON: exit %d, stderr %q", code, errOut)
+	}
+
+	out, errOut, code = trailCmd(t, p, "", "query", "--patient", "12345")
+	if code != 0 {
+		t.Fatalf("query: exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"dr-house"`) || !strings.Contains(lines[1], `"dr-wilson"`) {
+		t.Fatalf("query --patient 12345 printed:\n%s", out)
+	}
+	out, errOut, _ = trailCmd(t, p, "", "query", "--actor", "dr-house", "--limit", "1", "--desc")
+	if !strings.Contains(out, `"patient":"777"`) || !strings.Contains(errOut, "--after") {
+		t.Fatalf("query --desc --limit 1: %q / %q", out, errOut)
+	}
+	out, _, _ = trailCmd(t, p, "", "query", "--actor", "dr-house", "--limit", "1", "--all")
+	if strings.Count(out, "\n") != 2 {
+		t.Fatalf("query --all printed:\n%s", out)
+	}
+
+	time.Sleep(200 * time.Millisecond)
+	out, _, code = trailCmd(t, p, "", "checkpoint")
+	if code != 0 || !strings.Contains(out, "\n3\n") {
+		t.Fatalf("checkpoint: exit %d:\n%s", code, out)
+	}
+
+	// tail --after replays, then the process is stopped.
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, trailBin, "tail", "--after", "0", "--stream", "patient/12345")
+	cmd.Env = append(os.Environ(), "TRAIL_SERVER="+p.url, "TRAIL_TOKEN="+p.token)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	var tailOut strings.Builder
+	cmd.Stdout = &tailOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	trailCmd(t, p, "", "append", `{"stream":"patient/12345","type":"patient-record.read","action":"R","actor":{"id":"dr-cuddy"},"patient":"12345"}`)
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	cmd.Wait()
+	got := strings.Split(strings.TrimSpace(tailOut.String()), "\n")
+	if len(got) != 2 || !strings.Contains(got[0], "dr-wilson") || !strings.Contains(got[1], "dr-cuddy") {
+		t.Fatalf("tail printed:\n%s", tailOut.String())
+	}
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.exited
+	out, errOut, code = trailCmd(t, p, "", "verify", "--data", dir)
+	if code != 0 {
+		t.Fatalf("verify: exit %d: %s %s", code, out, errOut)
+	}
+}
+
+// TestCommandLineNoServer: a remote command without a server says how to
+// name one, with the usage exit code.
+func TestCommandLineNoServer(t *testing.T) {
+	cmd := exec.Command(trailBin, "query")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "TRAIL_SERVER") {
+		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+}
