@@ -126,3 +126,54 @@ func TestCommandLineNoServer(t *testing.T) {
 		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+// TestVerifyServer: the first run saves the checkpoint; later runs check the
+// new one extends it; a saved checkpoint the server's log does not extend
+// (another log's) fails with exit 1; a wrong key cannot verify (exit 1).
+func TestVerifyServer(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, dir, "--checkpoint-interval", "20ms")
+	state := dir + "/../verify-state"
+	vkey := dir + "/checkpoint.vkey"
+	out, errOut, code := trailCmd(t, p, "", "verify", "--server", p.url, "--vkey", vkey, "--state", state)
+	if code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("first run: exit %d: %s %s", code, out, errOut)
+	}
+	for i := 0; i < 3; i++ {
+		trailCmd(t, p, "", "append", `{"stream":"patient/1","type":"t","action":"R","actor":{"id":"a"}}`)
+		time.Sleep(100 * time.Millisecond)
+		out, errOut, code = trailCmd(t, p, "", "verify", "--vkey", vkey, "--state", state)
+		if code != 0 || !strings.Contains(out, "extends") {
+			t.Fatalf("run %d: exit %d: %s %s", i, code, out, errOut)
+		}
+	}
+
+	// Another server with the same key but a different history: its
+	// checkpoint cannot extend the saved one.
+	other := t.TempDir()
+	for _, f := range []string{"checkpoint.key", "checkpoint.vkey"} {
+		b, err := os.ReadFile(dir + "/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(other+"/"+f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.exited
+	q := startServe(t, other, "--checkpoint-interval", "20ms")
+	for i := 0; i < 5; i++ {
+		trailCmd(t, q, "", "append", `{"stream":"patient/2","type":"forged","action":"D","actor":{"id":"mallory"}}`)
+	}
+	time.Sleep(100 * time.Millisecond)
+	out, _, code = trailCmd(t, q, "", "verify", "--vkey", vkey, "--state", state)
+	if code != 1 || !strings.Contains(out, "FAIL") {
+		t.Fatalf("forked log: exit %d: %s", code, out)
+	}
+	// A key that did not sign the checkpoint.
+	_, _, code = trailCmd(t, q, "", "verify", "--vkey", other+"/../nope", "--state", state)
+	if code != 2 {
+		t.Fatalf("missing key file: exit %d, want 2", code)
+	}
+}

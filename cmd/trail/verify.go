@@ -23,7 +23,10 @@ type verifyCmd struct {
 func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	data := fs.String("data", "", "data directory to verify (required)")
+	data := fs.String("data", "", "data directory to verify")
+	remote := addRemoteFlags(fs)
+	vkey := fs.String("vkey", "", "with --server: the checkpoint verifier key file (DIR/checkpoint.vkey)")
+	state := fs.String("state", "", "with --server: file holding the last verified checkpoint (created on the first run)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	checkJSON := fs.Bool("check-json", false, "also parse every record as JSON (slower; tampering is caught without it)")
 	if err := fs.Parse(args); err != nil {
@@ -32,8 +35,14 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 		}
 		return &exitError{2, err}
 	}
-	if *data == "" || fs.NArg() > 0 {
-		return &exitError{2, errors.New("usage: trail verify --data DIR")}
+	usage := &exitError{2, errors.New("usage: trail verify --data DIR, or trail verify --server URL --vkey FILE --state FILE")}
+	switch {
+	case fs.NArg() > 0 || (*data != "" && isSet(fs, "server")):
+		return usage
+	case *data == "" && *remote.server != "":
+		return c.verifyRemote(ctx, remote, *vkey, *state)
+	case *data == "":
+		return usage
 	}
 	opts := trail.VerifyOptions{CheckJSON: *checkJSON}
 	if f, ok := c.stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) {
@@ -59,6 +68,13 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "note: %s\n", rep.TornTail)
 	}
 	return nil
+}
+
+// isSet reports whether the flag was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func progressBar(w io.Writer) func(done, total int64) {
