@@ -1,0 +1,155 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/trailhq/trail"
+)
+
+func TestHealthAndMetrics(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	s.appendBatch(t, event("m-1", "patient/1"), event("m-2", "patient/2"))
+	s.appendOne(t, event("m-3", "patient/1"))
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		t.Run(path, func(t *testing.T) {
+			if r := s.do(t, http.MethodGet, path, "", nil); r.Status != http.StatusOK {
+				t.Errorf("%s without a token: %v, want 200", path, r)
+			}
+		})
+	}
+	t.Run("/metrics", func(t *testing.T) {
+		r := s.do(t, http.MethodGet, "/metrics", "", nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("/metrics without a token: %v, want 200", r)
+		}
+		body := string(r.Body)
+		for _, want := range []string{"trail_log_events", "trail_fsync_duration_seconds"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics has no %s", want)
+			}
+		}
+		if m := regexp.MustCompile(`(?m)^trail_log_events (\S+)$`).FindStringSubmatch(body); m == nil || m[1] != "3" {
+			t.Errorf("trail_log_events sample %v, want 3", m)
+		}
+		m := regexp.MustCompile(`(?m)^trail_fsync_duration_seconds_count (\S+)$`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("/metrics has no trail_fsync_duration_seconds_count sample")
+		}
+		if n, err := strconv.ParseFloat(m[1], 64); err != nil || n < 1 {
+			t.Errorf("trail_fsync_duration_seconds_count %q, want at least 1", m[1])
+		}
+	})
+}
+
+// TestOverload: with a queue of one event and no patience, concurrent
+// appends get 503 with Retry-After; every event acknowledged is stored and
+// none refused is, so a client may resend refused events with the same ids.
+func TestOverload(t *testing.T) {
+	t.Parallel()
+	s := start(t, func(st *setup) {
+		st.engine.QueueSize = 1
+		st.server.QueueWait = time.Millisecond
+	})
+
+	type outcome struct {
+		evs    []trail.Event
+		status int
+	}
+	var (
+		mu       sync.Mutex
+		outcomes []outcome
+		refused  int
+	)
+	for round := 0; round < 20 && refused == 0; round++ {
+		var wg sync.WaitGroup
+		for w := range 32 {
+			wg.Go(func() {
+				for k := range 8 {
+					id := fmt.Sprintf("o%d-%d-%d", round, w, k)
+					o := outcome{evs: []trail.Event{event(id, fmt.Sprintf("load/%d", w%4))}}
+					path, body := "/v1/events", encode(t, o.evs[0])
+					batch := k%3 == 2
+					if batch {
+						o.evs = []trail.Event{event(id+"a", "load/b"), event(id+"b", "load/b")}
+						path, body = "/v1/batch", ndjson(t, o.evs...)
+					}
+					r, err := s.try(http.MethodPost, path, admin, body)
+					if err != nil {
+						t.Errorf("%s: %v", path, err)
+						return
+					}
+					o.status = r.Status
+					switch {
+					case r.Status == http.StatusServiceUnavailable:
+						wantProblem(t, r, http.StatusServiceUnavailable)
+						if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 {
+							t.Errorf("503 with Retry-After %q, want a number of seconds", r.Header.Get("Retry-After"))
+						}
+					case batch && r.Status == http.StatusOK:
+						wantReceipts(t, r)
+					case !batch && r.Status == http.StatusCreated:
+						wantReceipt(t, r, http.StatusCreated)
+					default:
+						t.Errorf("%s: %v, want 201 (200 for a batch) or 503", path, r)
+					}
+					mu.Lock()
+					outcomes = append(outcomes, o)
+					if r.Status == http.StatusServiceUnavailable {
+						refused++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if refused == 0 {
+		t.Fatalf("no 503 in %d appends with a queue of one", len(outcomes))
+	}
+	t.Logf("%d of %d appends refused with 503", refused, len(outcomes))
+
+	var acked []string
+	for _, o := range outcomes {
+		if o.status != http.StatusServiceUnavailable {
+			for _, e := range o.evs {
+				acked = append(acked, e.ID)
+			}
+		}
+	}
+	if d := cmp.Diff(acked, s.storedIDs(t), cmpopts.SortSlices(func(a, b string) bool { return a < b })); d != "" {
+		t.Errorf("stored ids (-acknowledged +stored):\n%s", d)
+	}
+
+	// Resending refused events with the same ids stores them now, once.
+	for _, o := range outcomes {
+		if o.status != http.StatusServiceUnavailable {
+			continue
+		}
+		if len(o.evs) == 1 {
+			s.appendOne(t, o.evs[0]) // 201: not stored before
+			continue
+		}
+		size := s.l.Size()
+		for _, r := range s.appendBatch(t, o.evs...) {
+			if r.Index < size {
+				t.Errorf("resent event %s has receipt %+v: it was stored before", r.ID, r)
+			}
+		}
+	}
+	if ids := s.storedIDs(t); len(ids) != len(slices.Compact(slices.Sorted(slices.Values(ids)))) {
+		t.Errorf("an id is stored twice after resending")
+	}
+}
