@@ -35,6 +35,28 @@ type testServer struct {
 type setup struct {
 	engine trail.Config
 	server server.Config
+	// principals, when set, are admitted by their tokens beside the admin.
+	principals map[string]*server.Principal
+}
+
+// withPrincipals admits each principal with its token (map key).
+func withPrincipals(ps map[string]*server.Principal) func(*setup) {
+	return func(s *setup) { s.principals = ps }
+}
+
+// tokenAuth admits the principals of a map by bearer token, and the admin.
+type tokenAuth struct {
+	principals map[string]*server.Principal
+	admin      server.Authenticator
+}
+
+func (a tokenAuth) Authenticate(r *http.Request) (*server.Principal, error) {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if p, ok := a.principals[tok]; ok {
+			return p, nil
+		}
+	}
+	return a.admin.Authenticate(r)
 }
 
 // withCheckpointInterval makes checkpoints follow the tree quickly (or, with
@@ -69,6 +91,9 @@ func start(t *testing.T, opts ...func(*setup)) *testServer {
 		t.Fatalf("admin token: %v", err)
 	}
 	st.server.AdminToken = tok
+	if st.principals != nil {
+		st.server.Auth = tokenAuth{principals: st.principals, admin: server.AdminOnly(tok)}
+	}
 	srv, err := server.New(l, st.server)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
@@ -211,6 +236,17 @@ func wantJSON(t testing.TB, r reply, status int, v any) {
 	dec := json.NewDecoder(bytes.NewReader(r.Body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decode %s: %v", truncate(r.Body, 400), err)
+	}
+}
+
+// wantJSONLoose is wantJSON for a v that holds only some members.
+func wantJSONLoose(t testing.TB, r reply, v any) {
+	t.Helper()
+	if mt := mediaType(r.Header); mt != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", mt)
+	}
+	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decode %s: %v", truncate(r.Body, 400), err)
 	}
 }

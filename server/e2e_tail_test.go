@@ -30,12 +30,18 @@ type tailConn struct {
 // has chosen where the tail starts.
 func (s *testServer) openTail(t testing.TB, query string) *tailConn {
 	t.Helper()
+	return s.openTailAs(t, string(s.tok), query)
+}
+
+// openTailAs is openTail with a token.
+func (s *testServer) openTailAs(t testing.TB, token, query string) *tailConn {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.ts.URL+"/v1/tail"+query, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+string(s.tok))
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatalf("tail %s: %v", query, err)
