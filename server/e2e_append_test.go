@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,6 +44,23 @@ func TestAppendEvent(t *testing.T) {
 		for _, body := range []string{string(encode(t, e)), resend} {
 			got := wantReceipt(t, s.post(t, "/v1/events", []byte(body)), http.StatusOK)
 			if d := cmp.Diff(first, got); d != "" {
+				t.Errorf("resent %s: receipt (-first +got):\n%s", body, d)
+			}
+		}
+		s.wantUnchanged(t, size)
+	})
+
+	t.Run("equal after parsing", func(t *testing.T) {
+		const v = `"stream":"patient/2","type":"t","action":"R","actor":{"id":"a"}`
+		r := wantReceipt(t, s.post(t, "/v1/events", []byte(`{"id":"ev-2",`+v+`,"time":"2026-11-25T10:00:00Z","details":{"a":[1,2]}}`)), http.StatusCreated)
+		size := s.l.Size()
+		for _, body := range []string{
+			`{"id":"ev-2",` + v + `,"time":"2026-11-25T11:00:00+01:00","details":{"a":[1,2]}}`,
+			`{"id":"ev-2",` + v + `,"time":"2026-11-25T10:00:00.000Z","details":{ "a" : [ 1, 2 ] }}` + "\n",
+			`{"id":"ev-2",` + v + `,"time":"2026-11-25T10:00:00Z","details":{"a":[1,2]},"entities":[],"source":null}`,
+		} {
+			got := wantReceipt(t, s.post(t, "/v1/events", []byte(body)), http.StatusOK)
+			if d := cmp.Diff(r, got); d != "" {
 				t.Errorf("resent %s: receipt (-first +got):\n%s", body, d)
 			}
 		}
@@ -339,4 +359,33 @@ func TestBatchLimits(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestAppendBodyReadError: a body that cannot be read is a 400 that says so,
+// not a claim that the event is too large.
+func TestAppendBodyReadError(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	for _, path := range []string{"/v1/events", "/v1/batch"} {
+		t.Run(path, func(t *testing.T) {
+			conn, err := net.Dial("tcp", s.ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// "zz" is not a chunk size.
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", path, s.tok)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			p := wantProblem(t, reply{Status: resp.StatusCode, Header: resp.Header, Body: b}, http.StatusBadRequest, "body")
+			if strings.Contains(p.Detail, "KiB") || strings.Contains(p.Detail, "MiB") {
+				t.Errorf("detail %q blames the size of a body that could not be read", p.Detail)
+			}
+			s.wantUnchanged(t, 0)
+		})
+	}
 }

@@ -195,6 +195,27 @@ func TestTail(t *testing.T) {
 		s.wantEvents(t, c, want...)
 	})
 
+	t.Run("after the largest index replays nothing", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.ts.URL+"/v1/tail?after=18446744073709551615", nil)
+		req.Header.Set("Authorization", "Bearer "+string(s.tok))
+		resp, err := s.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusBadRequest {
+			return // refusing a cursor past every index is fine too
+		}
+		c := &tailConn{events: make(chan sse, 10000)}
+		c.read(resp.Body) // until the context ends
+		for e := range c.events {
+			t.Errorf("after=18446744073709551615 sent event %s: no index is after it", e.id)
+			break
+		}
+	})
+
 	for _, tt := range []struct {
 		query  string
 		token  string
