@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trailhq/trail"
@@ -20,8 +21,8 @@ type sender struct {
 	lane int
 	ids  idSource
 
-	body     []byte   // NDJSON of the batch being sent
-	lastBody *reqBody // the last request body, until the transport closes it
+	body     []byte       // NDJSON of the batch being sent
+	open     *atomic.Int32 // request bodies over body the transport has not closed
 	resp     bytes.Buffer
 	receipts batchResponse
 }
@@ -71,22 +72,23 @@ func (s *sender) encode(b []item) ([]byte, int) {
 	return buf, k
 }
 
-// buffer returns an empty body buffer, a new one while the transport may
-// still read the last request's body.
+// buffer returns an empty body buffer: a new one while the transport may
+// still read an earlier request's body (it may close a body after Do
+// returns).
 func (s *sender) buffer() []byte {
-	if s.lastBody != nil && !s.lastBody.isClosed() || cap(s.body) > keepBody {
-		s.body = nil
+	if s.open == nil || s.open.Load() != 0 || cap(s.body) > keepBody {
+		s.body, s.open = nil, new(atomic.Int32) // earlier bodies keep the old count
 	}
-	s.lastBody = nil
 	return s.body[:0]
 }
 
 // post sends one batch request and returns its receipts. A refusal is an
 // *Error; anything else is a transport error or an unreadable answer.
 func (s *sender) post(ctx context.Context, body []byte) ([]trail.Receipt, error) {
-	rb := newReqBody(body)
+	rb := newReqBody(body, s.open)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.c.batch, rb)
 	if err != nil {
+		rb.Close()
 		return nil, err
 	}
 	req.ContentLength = int64(len(body))
@@ -94,7 +96,6 @@ func (s *sender) post(ctx context.Context, body []byte) ([]trail.Receipt, error)
 	if s.c.auth != "" {
 		req.Header.Set("Authorization", s.c.auth)
 	}
-	s.lastBody = rb
 	resp, err := s.c.hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -114,32 +115,24 @@ func (s *sender) post(ctx context.Context, body []byte) ([]trail.Receipt, error)
 	return s.receipts.Receipts, nil
 }
 
-// reqBody is a request body that tells when the transport is done with it,
-// so that its buffer is reused only then.
+// reqBody is a request body that counts itself open until the transport
+// closes it, so that its buffer is reused only then.
 type reqBody struct {
 	bytes.Reader
-	once   sync.Once
-	closed chan struct{}
+	once sync.Once
+	open *atomic.Int32
 }
 
-func newReqBody(b []byte) *reqBody {
-	rb := &reqBody{closed: make(chan struct{})}
+func newReqBody(b []byte, open *atomic.Int32) *reqBody {
+	open.Add(1)
+	rb := &reqBody{open: open}
 	rb.Reset(b)
 	return rb
 }
 
 func (rb *reqBody) Close() error {
-	rb.once.Do(func() { close(rb.closed) })
+	rb.once.Do(func() { rb.open.Add(-1) })
 	return nil
-}
-
-func (rb *reqBody) isClosed() bool {
-	select {
-	case <-rb.closed:
-		return true
-	default:
-		return false
-	}
 }
 
 // deliver sends the batch b (body is its encoding) until every event of it

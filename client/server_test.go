@@ -20,7 +20,7 @@ import (
 // testServer is a real engine and HTTP server on loopback, with a hook in
 // front of the handler to inject failures.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	addr string
 	tok  server.Token
@@ -36,7 +36,7 @@ type testServer struct {
 // hook sees every request before the server; it calls next to pass it on.
 type hook func(w http.ResponseWriter, r *http.Request, next http.Handler)
 
-func newTestServer(t *testing.T, configure ...func(*server.Config)) *testServer {
+func newTestServer(t testing.TB, configure ...func(*server.Config)) *testServer {
 	t.Helper()
 	s := &testServer{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
 	tok, _, err := server.EnsureAdminToken(s.dir)
@@ -186,7 +186,7 @@ func event(stream string, producer, i int) trail.Event {
 
 // waitAll waits for every Pending and returns the receipts; any error fails
 // the test.
-func waitAll(t *testing.T, ps []*trail.Pending) []trail.Receipt {
+func waitAll(t testing.TB, ps []*trail.Pending) []trail.Receipt {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
