@@ -21,7 +21,7 @@ type sender struct {
 	lane int
 	ids  idSource
 
-	body     []byte       // NDJSON of the batch being sent
+	body     []byte        // NDJSON of the batch being sent
 	open     *atomic.Int32 // request bodies over body the transport has not closed
 	resp     bytes.Buffer
 	receipts batchResponse
