@@ -15,9 +15,9 @@ import (
 // with the first receipt when the id is already stored with the same
 // content.
 func (s *Server) appendOne(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
-	body, pr := readBody(r, trail.MaxEventSize)
+	body, pr := readBody(r, trail.MaxEventSize,
+		fmt.Sprintf("event over %d bytes; an event is at most 64 KiB as sent", trail.MaxEventSize))
 	if pr != nil {
-		pr.Detail = fmt.Sprintf("event over %d bytes; an event is at most 64 KiB as sent", trail.MaxEventSize)
 		return pr
 	}
 	ev, err := trail.ParseEvent(body)
@@ -46,17 +46,12 @@ func (s *Server) appendOne(w http.ResponseWriter, r *http.Request, p *Principal)
 	return nil
 }
 
-// batchReply is the answer to a batch.
-type batchReply struct {
-	Receipts []trail.Receipt `json:"receipts"`
-}
-
 // appendBatch serves POST /v1/batch: NDJSON, all or nothing, receipts in line
 // order.
 func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
-	body, pr := readBody(r, int64(s.cfg.MaxBatchBytes))
+	body, pr := readBody(r, int64(s.cfg.MaxBatchBytes),
+		fmt.Sprintf("batch over %d bytes; send at most %d bytes and %d events per batch", s.cfg.MaxBatchBytes, s.cfg.MaxBatchBytes, s.cfg.MaxBatchEvents))
 	if pr != nil {
-		pr.Detail = fmt.Sprintf("batch over %d bytes; send at most %d bytes and %d events per batch", s.cfg.MaxBatchBytes, s.cfg.MaxBatchBytes, s.cfg.MaxBatchEvents)
 		return pr
 	}
 	evs, lines, pr := s.parseBatch(body, p)
@@ -79,7 +74,17 @@ func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request, p *Principa
 	}
 	s.metrics.appended.Add(float64(len(rcs)))
 	s.metrics.batchSize.Observe(float64(len(rcs)))
-	writeJSON(w, http.StatusOK, batchReply{Receipts: rcs})
+	out := make([]byte, 0, 16+len(rcs)*220)
+	out = append(out, `{"receipts":[`...)
+	for i := range rcs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = rcs[i].AppendJSON(out)
+	}
+	out = append(out, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
 	return nil
 }
 
@@ -131,14 +136,14 @@ func (s *Server) canAppend(p *Principal, stream string, line int) *problem {
 }
 
 // readBody reads at most limit bytes of the request body; a longer body is
-// a 413 (its detail is set by the caller).
-func readBody(r *http.Request, limit int64) ([]byte, *problem) {
+// a 413 with the detail tooLarge.
+func readBody(r *http.Request, limit int64, tooLarge string) ([]byte, *problem) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, badRequest("read request body: " + err.Error())
+		return nil, badRequest("could not read the request body: " + err.Error() + " (nothing was stored)")
 	}
 	if int64(len(body)) > limit {
-		return nil, newProblem(http.StatusRequestEntityTooLarge, "too_large", "")
+		return nil, newProblem(http.StatusRequestEntityTooLarge, "too_large", tooLarge)
 	}
 	return body, nil
 }

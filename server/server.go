@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,7 +87,20 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 }
 
 // Handler returns the HTTP handler of the API.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The mux would redirect a stream name with "." or ".." segments
+		// or empty ones to a cleaned path, that is to another stream: such
+		// names are invalid, so say so.
+		if name, ok := strings.CutPrefix(r.URL.Path, "/v1/streams/"); ok && r.Method == http.MethodGet {
+			if err := trail.ValidateStream(name); err != nil {
+				s.writeProblem(w, r, badRequest(err.Error()))
+				return
+			}
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
 // Shutdown ends live tails, so that http.Server.Shutdown can finish; the
 // caller then closes the engine, which drains and writes a final checkpoint.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -20,9 +21,13 @@ const keepAlive = 15 * time.Second
 func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
 	ps := parseParams(r.URL.RawQuery, "stream", "after")
 	stream := ps.str("stream")
-	next := ps.uint("after", 0) + 1
+	after := ps.uint("after", 0)
 	if ps.err != nil {
 		return ps.err
+	}
+	next := after + 1
+	if after == math.MaxUint64 {
+		next = after // no index is after it: nothing is ever sent
 	}
 	if stream != "" {
 		if err := trail.ValidateStream(stream); err != nil {
