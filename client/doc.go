@@ -41,7 +41,14 @@
 // returns: if fewer events wait than that request carried, the lane waits
 // up to WithLinger (default 2ms) for that many, which lets closed-loop
 // producers woken by the receipts join the next batch instead of trickling
-// out one request per event. An idle lane never lingers.
+// out one request per event. An idle lane never lingers, and the wait ends
+// as soon as the count is reached: with 64 producers, each waiting for its
+// receipt, lanes lingered 0.2ms on average and 3% of lingers ran to 2ms.
+// Measured end to end on loopback (BenchmarkProducers, fsync on every
+// batch, 2 vCPUs shared with other work, medians of 10 interleaved runs),
+// 64 such producers stored 11,900 events/s with the 2ms default and 8,600
+// without lingering; one producer logging without waiting was the same
+// either way.
 //
 // # Failures
 //
