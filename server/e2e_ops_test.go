@@ -31,6 +31,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		})
 	}
 	t.Run("/metrics", func(t *testing.T) {
+		wantProblem(t, s.do(t, http.MethodPost, "/v1/events", "trail_nobody", encode(t, event("m-4", "patient/1"))), http.StatusUnauthorized)
 		r := s.do(t, http.MethodGet, "/metrics", "", nil)
 		if r.Status != http.StatusOK {
 			t.Fatalf("/metrics without a token: %v, want 200", r)
@@ -43,6 +44,9 @@ func TestHealthAndMetrics(t *testing.T) {
 		}
 		if m := regexp.MustCompile(`(?m)^trail_log_events (\S+)$`).FindStringSubmatch(body); m == nil || m[1] != "3" {
 			t.Errorf("trail_log_events sample %v, want 3", m)
+		}
+		if !regexp.MustCompile(`(?m)^\w+\{[^}]*(unauthenticated|"401")[^}]*\} [1-9]`).MatchString(body) {
+			t.Errorf("/metrics does not count the 401 answered before")
 		}
 		m := regexp.MustCompile(`(?m)^trail_fsync_duration_seconds_count (\S+)$`).FindStringSubmatch(body)
 		if m == nil {

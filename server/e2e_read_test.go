@@ -342,6 +342,7 @@ func TestStreamHead(t *testing.T) {
 		{path: "/v1/streams/patient/x/../1", status: 400},
 		{path: "/v1/streams/patient/1?order=desc", status: 400},
 		{path: "/v1/streams/patient/1", token: "-", status: 401},
+		{path: "/v1/streams/patient/x/../1", token: "-", status: 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
