@@ -110,6 +110,9 @@ func (l *lane) fill(last int) bool {
 		return true
 	}
 	l.pend, l.head = l.pend[:0], 0
+	if cap(l.pend) > 8*l.c.cfg.batchSize {
+		l.pend = nil // do not keep a burst's memory; the queue grows again as needed
+	}
 	want := min(last, l.c.cfg.batchSize)
 	var until time.Time
 	if want > 1 && l.c.cfg.linger > 0 {
