@@ -109,3 +109,36 @@ func hashesToBytes(hs []Hash) [][]byte {
 	}
 	return out
 }
+
+// TestResendEqualAfterParsing: an id sent again with the same event gets the
+// first receipt even when details list their members in another order;
+// different details are a conflict.
+func TestResendEqualAfterParsing(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir(), Config{})
+	defer l.Close(ctx)
+	ev := testEvent("patient/1", 1)
+	ev.ID = "resend-1"
+	ev.Details = json.RawMessage(`{"a":1,"b":{"c":[1,2],"d":"x"}}`)
+	first, err := l.Append(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{`{"b":{"d":"x","c":[1,2]},"a":1}`, ` { "a" : 1 , "b" : { "c" : [ 1 , 2 ] , "d" : "x" } } `} {
+		ev.Details = json.RawMessage(d)
+		p := l.Log(ev)
+		r, err := p.Wait(ctx)
+		if err != nil || r != first || !p.Duplicate() {
+			t.Fatalf("resend with details %s: %+v, %v, duplicate %v", d, r, err, p.Duplicate())
+		}
+	}
+	for _, d := range []string{`{"a":1,"b":{"c":[2,1],"d":"x"}}`, `{"a":1}`, `{"a":1,"b":{"c":[1,2],"d":"x"},"e":null}`} {
+		ev.Details = json.RawMessage(d)
+		if _, err := l.Append(ctx, ev); !errors.Is(err, ErrIDConflict) {
+			t.Fatalf("resend with details %s: %v, want ErrIDConflict", d, err)
+		}
+	}
+	if l.Size() != 1 {
+		t.Fatalf("log has %d events, want 1", l.Size())
+	}
+}

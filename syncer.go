@@ -97,10 +97,12 @@ func (l *Log) resolve(batch []*commit, err error) {
 			l.setDurable(c.end)
 			entries = append(entries, c.entries...)
 		}
+		// Room first: a caller woken by its receipt may log again at once
+		// and must find the queue as empty as it is.
+		l.q.release(c.events)
 		for _, g := range c.groups {
 			close(g.done)
 		}
-		l.q.release(c.events)
 	}
 	if len(entries) > 0 {
 		l.applies.push(entries)

@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -24,11 +23,7 @@ type sender struct {
 	body     []byte        // NDJSON of the batch being sent
 	open     *atomic.Int32 // request bodies over body the transport has not closed
 	resp     bytes.Buffer
-	receipts batchResponse
-}
-
-type batchResponse struct {
-	Receipts []trail.Receipt `json:"receipts"`
+	receipts []trail.Receipt // of the last answer; reused
 }
 
 // keepBody is the largest body buffer kept from one batch to the next.
@@ -108,11 +103,12 @@ func (s *sender) post(ctx context.Context, body []byte) ([]trail.Receipt, error)
 	if _, err := s.resp.ReadFrom(resp.Body); err != nil {
 		return nil, fmt.Errorf("client: read batch answer: %w", err)
 	}
-	s.receipts.Receipts = s.receipts.Receipts[:0]
-	if err := json.Unmarshal(s.resp.Bytes(), &s.receipts); err != nil {
+	rs, err := decodeReceipts(s.resp.Bytes(), s.receipts)
+	if err != nil {
 		return nil, fmt.Errorf("client: decode batch answer (%d %s): %w", resp.StatusCode, resp.Header.Get("Content-Type"), err)
 	}
-	return s.receipts.Receipts, nil
+	s.receipts = rs
+	return rs, nil
 }
 
 // reqBody is a request body that counts itself open until the transport

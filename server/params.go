@@ -1,12 +1,15 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trailhq/trail"
 )
 
 // params reads a request's query parameters, refusing unknown and repeated
@@ -83,4 +86,16 @@ func pathIndex(s string) (uint64, *problem) {
 		return 0, badRequest(fmt.Sprintf("event index %q is not a non-negative integer", s))
 	}
 	return n, nil
+}
+
+// streamName checks a stream name given in a path or a parameter.
+func streamName(name string) (string, *problem) {
+	if err := trail.ValidateStream(name); err != nil {
+		var ve *trail.ValidationError
+		if errors.As(err, &ve) {
+			return "", badRequest("invalid stream name: " + ve.Reason)
+		}
+		return "", badRequest(err.Error())
+	}
+	return name, nil
 }

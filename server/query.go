@@ -78,8 +78,8 @@ func parseQuery(r *http.Request) (trail.Query, *problem) {
 		return q, badRequest(fmt.Sprintf("query parameter limit=%q must be 1-%d", ps.str("limit"), maxLimit))
 	}
 	if q.Stream != "" {
-		if err := trail.ValidateStream(q.Stream); err != nil {
-			return q, badRequest("query parameter stream: " + err.Error())
+		if _, pr := streamName(q.Stream); pr != nil {
+			return q, pr
 		}
 	}
 	for _, f := range []struct{ name, v string }{{"patient", q.Patient}, {"actor", q.Actor}, {"type", q.Type}} {

@@ -158,8 +158,8 @@ func (s *Server) streamHead(w http.ResponseWriter, r *http.Request, p *Principal
 		return ps.err
 	}
 	stream := r.PathValue("stream")
-	if err := trail.ValidateStream(stream); err != nil {
-		return badRequest(err.Error())
+	if _, pr := streamName(stream); pr != nil {
+		return pr
 	}
 	if !p.CanRead(stream) {
 		return forbiddenRead(p, stream)

@@ -88,19 +88,27 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler of the API.
 func (s *Server) Handler() http.Handler {
+	// The mux would redirect a stream name with "." or ".." segments or
+	// empty ones to a cleaned path, that is to another stream: such names
+	// are invalid, and are answered as the stream-head route answers them
+	// (after authentication).
+	bad := s.instrument(routeStreamHead, s.authenticated(func(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+		_, pr := streamName(strings.TrimPrefix(r.URL.Path, "/v1/streams/"))
+		return pr
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The mux would redirect a stream name with "." or ".." segments
-		// or empty ones to a cleaned path, that is to another stream: such
-		// names are invalid, so say so.
 		if name, ok := strings.CutPrefix(r.URL.Path, "/v1/streams/"); ok && r.Method == http.MethodGet {
-			if err := trail.ValidateStream(name); err != nil {
-				s.writeProblem(w, r, badRequest(err.Error()))
+			if _, pr := streamName(name); pr != nil {
+				bad.ServeHTTP(w, r)
 				return
 			}
 		}
 		s.mux.ServeHTTP(w, r)
 	})
 }
+
+// routeStreamHead is the stream-head route, also the name of its metrics.
+const routeStreamHead = "GET /v1/streams/{stream...}"
 
 // Shutdown ends live tails, so that http.Server.Shutdown can finish; the
 // caller then closes the engine, which drains and writes a final checkpoint.
@@ -129,7 +137,7 @@ func (s *Server) routes() {
 	private("GET /v1/events", s.query)
 	private("GET /v1/events/{index}", s.getEvent)
 	private("GET /v1/events/{index}/proof", s.inclusion)
-	private("GET /v1/streams/{stream...}", s.streamHead)
+	private(routeStreamHead, s.streamHead)
 	private("GET /v1/tail", s.tail)
 	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, notFound("no such endpoint: "+r.Method+" "+r.URL.Path+" (see the v1 API)"))

@@ -30,8 +30,8 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 		next = after // no index is after it: nothing is ever sent
 	}
 	if stream != "" {
-		if err := trail.ValidateStream(stream); err != nil {
-			return badRequest("query parameter stream: " + err.Error())
+		if _, pr := streamName(stream); pr != nil {
+			return pr
 		}
 		if !p.CanRead(stream) {
 			return forbiddenRead(p, stream)
