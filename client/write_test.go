@@ -103,7 +103,7 @@ func TestPerStreamOrder(t *testing.T) {
 	s := newTestServer(t)
 	c := s.client(client.WithBatchSize(16), client.WithLanes(4))
 	const producers, perProducer, streams = 32, 150, 5
-	receipts := make([][]trail.Receipt, producers)
+	pendings := make([][]*trail.Pending, producers)
 	var wg sync.WaitGroup
 	for g := 0; g < producers; g++ {
 		wg.Add(1)
@@ -116,11 +116,12 @@ func TestPerStreamOrder(t *testing.T) {
 					time.Sleep(time.Millisecond)
 				}
 			}
-			receipts[g] = waitAll(t, ps)
+			pendings[g] = ps
 		}()
 	}
 	wg.Wait()
-	for g, rs := range receipts {
+	for g, ps := range pendings {
+		rs := waitAll(t, ps)
 		last := map[string]uint64{}
 		for i, r := range rs {
 			if want := fmt.Sprintf("ward/%d", (g+i)%streams); r.Stream != want {
