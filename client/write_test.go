@@ -517,3 +517,33 @@ func TestCloseGivesUpWhenItsContextEnds(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	s := newTestServer(t)
+	var mu sync.Mutex
+	var times []time.Time
+	s.setHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		mu.Lock()
+		times = append(times, time.Now())
+		first := len(times) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	c := s.client()
+	if _, err := c.Append(t.Context(), event("a/1", 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(times) != 2 {
+		t.Fatalf("%d requests, want 2", len(times))
+	}
+	if d := times[1].Sub(times[0]); d < time.Second {
+		t.Errorf("retried after %v; the server asked for 1s", d)
+	}
+}
