@@ -51,9 +51,16 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
-	snap, end, err := l.indexSnapshot(ctx)
-	if err != nil {
+	if err := l.waitApplied(ctx, l.durable.Load()); err != nil {
 		return QueryResult{}, err
+	}
+	if err := l.beginRead(); err != nil {
+		return QueryResult{}, err
+	}
+	defer l.endRead()
+	snap, end, err := l.idx.Snapshot()
+	if err != nil {
+		return QueryResult{}, fmt.Errorf("trail: %w", err)
 	}
 	defer snap.Close()
 	lo, hi, err := l.queryRange(q, end)
@@ -91,19 +98,6 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 		res.Events = append(res.Events, rec)
 		res.Next = i
 	}
-}
-
-// indexSnapshot waits until the index store reflects every event durable
-// now, and returns a snapshot of it and how many events it reflects.
-func (l *Log) indexSnapshot(ctx context.Context) (*pebble.Snapshot, uint64, error) {
-	if err := l.waitApplied(ctx, l.durable.Load()); err != nil {
-		return nil, 0, err
-	}
-	snap, n, err := l.idx.Snapshot()
-	if err != nil {
-		return nil, 0, fmt.Errorf("trail: %w", err)
-	}
-	return snap, n, nil
 }
 
 // waitApplied waits until the index store reflects the first n events.
@@ -159,6 +153,12 @@ func (l *Log) queryRange(q Query, end uint64) (lo, hi uint64, err error) {
 // searchRecorded returns the first index below end recorded at or after t
 // (end if none).
 func (l *Log) searchRecorded(t time.Time, end uint64) (uint64, error) {
+	switch y := t.UTC().Year(); {
+	case y < 1:
+		return 0, nil // before every event
+	case y > 9999:
+		return end, nil // after every event (and not writable in the layout)
+	}
 	want := t.UTC().Format(RecordedLayout)
 	var ferr error
 	i := sort.Search(int(end), func(i int) bool {
@@ -267,6 +267,10 @@ func (l *Log) StreamHead(ctx context.Context, stream string) (StreamHead, error)
 	if err := l.waitApplied(ctx, l.durable.Load()); err != nil {
 		return StreamHead{}, err
 	}
+	if err := l.beginRead(); err != nil {
+		return StreamHead{}, err
+	}
+	defer l.endRead()
 	h, ok, err := l.idx.Head(stream)
 	if err != nil {
 		return StreamHead{}, fmt.Errorf("trail: %w", err)

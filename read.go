@@ -16,6 +16,10 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 	if index >= l.durable.Load() {
 		return nil, fmt.Errorf("event %d: %w", index, ErrNotFound)
 	}
+	if err := l.beginRead(); err != nil {
+		return nil, err
+	}
+	defer l.endRead()
 	return l.segs.Read(index)
 }
 
@@ -46,6 +50,10 @@ func (l *Log) Root(size uint64) (Hash, error) {
 	if size > l.durable.Load() {
 		return Hash{}, fmt.Errorf("size %d: %w (%d events)", size, ErrOutOfRange, l.durable.Load())
 	}
+	if err := l.beginRead(); err != nil {
+		return Hash{}, err
+	}
+	defer l.endRead()
 	if err := l.flushTreeTo(size); err != nil {
 		return Hash{}, err
 	}
@@ -59,6 +67,10 @@ func (l *Log) InclusionProof(index, size uint64) ([]Hash, error) {
 	if index >= size || size > l.durable.Load() {
 		return nil, fmt.Errorf("inclusion of %d in size %d: %w (%d events)", index, size, ErrOutOfRange, l.durable.Load())
 	}
+	if err := l.beginRead(); err != nil {
+		return nil, err
+	}
+	defer l.endRead()
 	if err := l.flushTreeTo(size); err != nil {
 		return nil, err
 	}
@@ -72,6 +84,10 @@ func (l *Log) ConsistencyProof(from, to uint64) ([]Hash, error) {
 	if from > to || to > l.durable.Load() {
 		return nil, fmt.Errorf("consistency %d to %d: %w (%d events)", from, to, ErrOutOfRange, l.durable.Load())
 	}
+	if err := l.beginRead(); err != nil {
+		return nil, err
+	}
+	defer l.endRead()
 	if err := l.flushTreeTo(to); err != nil {
 		return nil, err
 	}

@@ -55,6 +55,8 @@ type Log struct {
 	failure     atomic.Pointer[FailedError]
 	seqBusy     atomic.Bool // the sequencer is building a batch the syncer may wait for
 	writeMu     sync.Mutex  // held around every write to the log and the tree
+	readMu      sync.RWMutex
+	readClosed  bool // guarded by readMu: the files are closed
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
@@ -180,6 +182,24 @@ func (l *Log) waitStopped(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// Wait for reads in progress, and make later ones fail with ErrClosed
+	// instead of touching closed files.
+	l.readMu.Lock()
+	l.readClosed = true
+	l.readMu.Unlock()
 	errs = append(errs, l.idx.Close(), l.tree.Close(), l.segs.Close(), l.cps.Close(), l.lock.Close())
 	return errors.Join(errs...)
 }
+
+// beginRead admits a read of the files unless Close has closed them; call
+// endRead when done.
+func (l *Log) beginRead() error {
+	l.readMu.RLock()
+	if l.readClosed {
+		l.readMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (l *Log) endRead() { l.readMu.RUnlock() }
