@@ -11,8 +11,9 @@
 //   - A Receipt means the server stored the event durably; it is the
 //     server's receipt, unchanged.
 //   - Exactly once across retries: before an event without an id is first
-//     sent, the client gives it a random UUIDv4 (never a UUIDv7, the form of
-//     ids the server assigns). Every resend carries the same id, and the
+//     sent, the client gives it a time-ordered random UUIDv8 (never a
+//     UUIDv7, the form of ids the server assigns; time order keeps the
+//     server's id index cheap). Every resend carries the same id, and the
 //     server answers a stored id with the first receipt, so a batch retried
 //     after a lost answer is not stored twice.
 //   - Per-stream order: events one Client logs to one stream are stored in

@@ -14,20 +14,35 @@ import (
 	"github.com/trailhq/trail"
 )
 
-var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+var uuidV8 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-func TestIDsAreRandomUUIDv4(t *testing.T) {
-	var s idSource
+// TestIDsAreTimeOrderedUUIDv8: client ids are UUIDv8, unique, ordered by
+// the millisecond they were made in (the index store's cheap case), valid
+// event ids, and never in the assigned UUIDv7 form.
+func TestIDsAreTimeOrderedUUIDv8(t *testing.T) {
+	ms := int64(1_780_000_000_000)
+	s := idSource{now: func() time.Time { return time.UnixMilli(ms) }}
 	seen := map[string]bool{}
+	prev := ""
 	for i := 0; i < 3*idBatch+7; i++ {
+		if i%10 == 0 {
+			ms++
+		}
 		id := s.next()
-		if !uuidV4.MatchString(id) {
-			t.Fatalf("id %q is not a lower-case UUIDv4", id)
+		if !uuidV8.MatchString(id) {
+			t.Fatalf("id %q is not a lower-case UUIDv8", id)
 		}
 		if seen[id] {
 			t.Fatalf("id %q repeated", id)
 		}
 		seen[id] = true
+		if i%10 == 0 && id <= prev {
+			t.Fatalf("id %q made a millisecond later sorts before %q", id, prev)
+		}
+		prev = id
+		if got := fmt.Sprintf("%012x", ms); id[:8]+id[9:13] != got {
+			t.Fatalf("id %q does not start with the time %s", id, got)
+		}
 	}
 	ev := trail.Event{ID: s.next(), Stream: "a", Type: "t", Action: "R", Actor: trail.Actor{ID: "x"}}
 	if err := ev.Validate(); err != nil {
@@ -35,14 +50,14 @@ func TestIDsAreRandomUUIDv4(t *testing.T) {
 	}
 }
 
-func TestFormatV4SetsVersionAndVariant(t *testing.T) {
-	got := formatV4([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	if want := "ffffffff-ffff-4fff-bfff-ffffffffffff"; got != want {
-		t.Errorf("formatV4(ff…) = %s, want %s", got, want)
+func TestFormatV8SetsVersionAndVariant(t *testing.T) {
+	got := formatV8([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	if want := "ffffffff-ffff-8fff-bfff-ffffffffffff"; got != want {
+		t.Errorf("formatV8(ff…) = %s, want %s", got, want)
 	}
-	got = formatV4(make([]byte, 16))
-	if want := "00000000-0000-4000-8000-000000000000"; got != want {
-		t.Errorf("formatV4(00…) = %s, want %s", got, want)
+	got = formatV8(make([]byte, 16))
+	if want := "00000000-0000-8000-8000-000000000000"; got != want {
+		t.Errorf("formatV8(00…) = %s, want %s", got, want)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/trailhq/trail/server"
 )
 
-var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+var clientID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 func TestReceiptsMatchStoredEvents(t *testing.T) {
 	s := newTestServer(t)
@@ -56,8 +56,8 @@ func TestReceiptsMatchStoredEvents(t *testing.T) {
 			if r.ID != fmt.Sprintf("app-id-%d", i) {
 				t.Errorf("event %d: the application's id became %s", i, r.ID)
 			}
-		} else if !uuidV4.MatchString(r.ID) {
-			t.Errorf("event %d: client-assigned id %q is not a UUIDv4", i, r.ID)
+		} else if !clientID.MatchString(r.ID) {
+			t.Errorf("event %d: client-assigned id %q is not a UUIDv8", i, r.ID)
 		}
 		if seen[r.Index] {
 			t.Errorf("index %d given twice", r.Index)
