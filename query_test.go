@@ -1048,37 +1048,54 @@ func readYourWrites(t *testing.T, l *Log, g, n int) {
 			t.Errorf("g%d: append %d: %v", g, k, err)
 			return
 		}
-		r := rs[len(rs)-1]
-		h, err := l.StreamHead(ctx, stream)
-		if err != nil || h.HeadIndex != r.Index || h.Length != r.StreamSeq || h.HeadLeafHash != r.LeafHash {
-			t.Errorf("g%d: right after receipt %+v, StreamHead = %+v, %v", g, r, h, err)
-			return
+		checks := []func() error{
+			func() error { return rywHead(ctx, l, stream, rs) },
+			func() error {
+				return rywQuery(ctx, l, "newest of the patient", Query{Patient: patient, Desc: true, Limit: 1}, rs[len(rs)-1:], false)
+			},
+			func() error {
+				return rywQuery(ctx, l, "stream after the previous", Query{Stream: stream, After: prev, Limit: 10}, rs, true)
+			},
+			func() error {
+				since, _ := time.Parse(RecordedLayout, rs[0].Recorded)
+				return rywQuery(ctx, l, "stream since recorded", Query{Stream: stream, Since: since, Desc: true, Limit: 1}, rs[len(rs)-1:], false)
+			},
 		}
-		res, err := l.Query(ctx, Query{Patient: patient, Desc: true, Limit: 1})
-		if err != nil || len(res.Events) != 1 || LeafHash(res.Events[0]) != r.LeafHash {
-			t.Errorf("g%d: right after receipt %+v, the newest event of patient %s is %q (%v)", g, r, patient, res.Events, err)
-			return
-		}
-		res, err = l.Query(ctx, Query{Stream: stream, After: prev, Limit: 10})
-		if err != nil || len(res.Events) != len(rs) || res.More {
-			t.Errorf("g%d: right after receipts %+v, stream %s after %v gives %d events (more %v, %v); want %d",
-				g, rs, stream, prev, len(res.Events), res.More, err, len(rs))
-			return
-		}
-		for i := range rs {
-			if LeafHash(res.Events[i]) != rs[i].LeafHash {
-				t.Errorf("g%d: right after receipts %+v, stream %s after %v: event %d is %s", g, rs, stream, prev, i, res.Events[i])
+		// Each check in turn comes first, right after the receipt.
+		for i := range checks {
+			if err := checks[(i+k)%len(checks)](); err != nil {
+				t.Errorf("g%d: right after receipts %+v: %v", g, rs, err)
 				return
 			}
 		}
-		since, _ := time.Parse(RecordedLayout, r.Recorded)
-		res, err = l.Query(ctx, Query{Stream: stream, Since: since, Desc: true, Limit: 1})
-		if err != nil || len(res.Events) != 1 || LeafHash(res.Events[0]) != r.LeafHash {
-			t.Errorf("g%d: right after receipt %+v, stream %s since %s gives %q (%v)", g, r, stream, r.Recorded, res.Events, err)
-			return
-		}
-		prev = &r.Index
+		prev = &rs[len(rs)-1].Index
 	}
+}
+
+func rywHead(ctx context.Context, l *Log, stream string, rs []Receipt) error {
+	r := rs[len(rs)-1]
+	h, err := l.StreamHead(ctx, stream)
+	if err != nil || h.HeadIndex != r.Index || h.Length != r.StreamSeq || h.HeadLeafHash != r.LeafHash {
+		return fmt.Errorf("StreamHead(%s) = %+v, %v", stream, h, err)
+	}
+	return nil
+}
+
+// rywQuery checks that q's first page is the events of rs, and nothing more
+// when whole.
+func rywQuery(ctx context.Context, l *Log, what string, q Query, rs []Receipt, whole bool) error {
+	res, err := l.Query(ctx, q)
+	if err != nil {
+		return fmt.Errorf("%s: %v", what, err)
+	}
+	ok := len(res.Events) == len(rs) && !(whole && res.More)
+	for i := 0; ok && i < len(rs); i++ {
+		ok = LeafHash(res.Events[i]) == rs[i].LeafHash
+	}
+	if !ok {
+		return fmt.Errorf("%s: %d events (more %v), want the %d just appended: %v", what, len(res.Events), res.More, len(rs), qIndexes(res.Events))
+	}
+	return nil
 }
 
 // ---------------------------------------------------------------------------
@@ -1293,6 +1310,61 @@ func TestQueryAfterClose(t *testing.T) {
 			t.Errorf("StreamHead after Close: %v; want ErrClosed", err)
 		}
 	}()
+}
+
+// TestQueryDuringClose: queries, stream heads and reads running while Close
+// runs either answer or fail with ErrClosed; Close waits for them and
+// succeeds.
+func TestQueryDuringClose(t *testing.T) {
+	for round := 0; round < 10; round++ {
+		l := openTest(t, t.TempDir(), Config{Sync: SyncNone})
+		d := qRng{rand.New(rand.NewPCG(uint64(round), 3))}
+		evs := make([]Event, 500)
+		for i := range evs {
+			evs[i] = qEvent(d, "")
+		}
+		if _, err := l.AppendBatch(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+		p := startQProducers(l, 1, uint64(round))
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for g := 0; g < 3; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := context.Background()
+				for k := 0; ; k++ {
+					var err error
+					switch k % 3 {
+					case 0:
+						_, err = l.Query(ctx, Query{Patient: "p1", Limit: 50})
+					case 1:
+						_, err = l.StreamHead(ctx, "patient/1")
+					default:
+						_, err = l.Read(uint64(k) % 500)
+					}
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round) * time.Millisecond)
+		p.stopped.Store(true)
+		closeQ(t, l)
+		wg.Wait()
+		p.stop()
+		p.check(t)
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d: a read while Close ran: %v; want a result or ErrClosed", round, err)
+		}
+	}
 }
 
 // TestQueryTimeBoundsFarAway: bounds outside the years recorded times are in
