@@ -187,7 +187,9 @@ func ValidateStream(s string) error {
 	if len(s) > MaxStreamLen {
 		return invalid("stream", "is %d bytes; the limit is %d", len(s), MaxStreamLen)
 	}
-	for i, seg := range strings.Split(s, "/") {
+	rest := s
+	for i := 0; ; i++ {
+		seg, tail, more := strings.Cut(rest, "/")
 		switch seg {
 		case "":
 			return invalid("stream", "segment %d of %q is empty", i+1, s)
@@ -199,8 +201,11 @@ func ValidateStream(s string) error {
 				return invalid("stream", "%q: byte %q is not one of A-Z a-z 0-9 . _ : - /", s, seg[j])
 			}
 		}
+		if !more {
+			return nil
+		}
+		rest = tail
 	}
-	return nil
 }
 
 // IsReservedStream reports whether stream is one of Trail's own (under trail/).

@@ -158,6 +158,10 @@ func TestTail(t *testing.T) {
 		s.appendOne(t, event("n-4", "patient/a"))
 		s.wantEvents(t, c, 6)
 	})
+	t.Run("after=-1 replays from the first event", func(t *testing.T) {
+		c := s.openTail(t, "?after=-1")
+		s.wantEvents(t, c, 0, 1, 2, 3, 4, 5, 6)
+	})
 	t.Run("stream", func(t *testing.T) {
 		c := s.openTail(t, "?stream=patient/b")
 		for i, st := range []string{"patient/a", "patient/b", "patient/ab", "patient/b/1", "patient/b"} {
@@ -222,7 +226,7 @@ func TestTail(t *testing.T) {
 		status int
 	}{
 		{"?after=x", admin, 400},
-		{"?after=-1", admin, 400},
+		{"?after=-2", admin, 400},
 		{"?stream=bad%20name", admin, 400},
 		{"?stream=trail/../x", admin, 400},
 		{"?since=2026-01-01T00:00:00Z", admin, 400},

@@ -17,17 +17,21 @@ const keepAlive = 15 * time.Second
 // tail serves GET /v1/tail?stream=&after=: server-sent events, one per stored
 // event (id: its index, data: its stored bytes). Without after it sends only
 // events stored after it connected; with after it first replays the events
-// after that index. Only streams p may read are sent.
+// after that index (after=-1: from the first event). Only streams p may read
+// are sent.
 func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
 	ps := parseParams(r.URL.RawQuery, "stream", "after")
 	stream := ps.str("stream")
-	after := ps.uint("after", 0)
+	var next uint64
+	if ps.str("after") != "-1" { // -1: from the first event
+		after := ps.uint("after", 0)
+		next = after + 1
+		if after == math.MaxUint64 {
+			next = after // no index is after it: nothing is ever sent
+		}
+	}
 	if ps.err != nil {
 		return ps.err
-	}
-	next := after + 1
-	if after == math.MaxUint64 {
-		next = after // no index is after it: nothing is ever sent
 	}
 	if stream != "" {
 		if _, pr := streamName(stream); pr != nil {
