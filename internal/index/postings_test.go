@@ -348,3 +348,75 @@ func TestPostingsChunkBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPostingsAfterLargeApply measures one pass over a value's postings
+// (40 seeks, each into another chunk) right after an Apply call of n other
+// entries, before Pebble has flushed it. An Apply batch over half the
+// memtable size (16 MiB) becomes a Pebble "flushable batch", and every
+// forward Seek that finds no chunk of the value in it (SeekLT, then Next)
+// makes Pebble's merging iterator step through that batch from its first
+// key: compare apply=10000 with apply=200000.
+//
+//	go test ./internal/index -run '^$' -bench PostingsAfterLargeApply -benchtime 3x
+func BenchmarkPostingsAfterLargeApply(b *testing.B) {
+	for _, n := range []int{10_000, 200_000} {
+		b.Run(fmt.Sprintf("apply=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				s, err := Open(vfs.NewMem(), "idx", slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				var next uint64
+				apply := func(n int, target bool) {
+					es := make([]Entry, n)
+					for i := range es {
+						es[i] = Entry{Index: next, Stream: fmt.Sprintf("s/%d", next), Patient: fmt.Sprintf("p%d", next), Actor: fmt.Sprintf("a%d", next%1000)}
+						if target && i == n/2 {
+							es[i].Patient = "target"
+						}
+						next++
+					}
+					if err := s.Apply(es, next); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for i := 0; i < 20; i++ {
+					apply(100, true)
+				}
+				apply(n, false)
+				for i := 0; i < 20; i++ {
+					apply(100, true)
+				}
+				b.StartTimer()
+				snap, _, err := s.Snapshot()
+				if err != nil {
+					b.Fatal(err)
+				}
+				it, err := s.Postings(snap, FieldPatient, "target", false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				found := 0
+				for x := uint64(0); ; found++ {
+					v, ok, err := it.Seek(x)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if !ok {
+						break
+					}
+					x = v + 1
+				}
+				b.StopTimer()
+				if found != 40 {
+					b.Fatalf("found %d of the value's 40 indexes", found)
+				}
+				it.Close()
+				snap.Close()
+				s.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}
