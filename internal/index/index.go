@@ -22,13 +22,23 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Key prefixes.
+// Key prefixes. Client ids sort last: ids that grow over time (the Go
+// client's are time-ordered) then fall past the key range of every older
+// sstable, so looking up a new id reads no sstable at all.
 const (
-	prefixID     = 'i' // i/<id> → index
+	prefixID     = 'z' // z/<id> → index
 	prefixStream = 's' // s/<stream> → head
 	prefixPost   = 'x' // x<field><len><value><first index> → postings (postings.go)
 	keyApplied   = "m/applied"
+	keyFormat    = "m/format"
 )
+
+// format is the layout of the keys above; a store in another layout is
+// rebuilt from the log.
+const format = "2"
+
+// ErrFormat: the store is in another layout and must be rebuilt.
+var ErrFormat = errors.New("index store in an older layout")
 
 // Head is the last event of a stream.
 type Head struct {
@@ -73,7 +83,39 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	if err := s.checkFormat(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkFormat stamps a new store with the layout, and refuses a store in
+// another one.
+func (s *Store) checkFormat() error {
+	v, ok, err := s.get([]byte(keyFormat))
+	if err != nil {
+		return err
+	}
+	if ok {
+		if string(v) != format {
+			return fmt.Errorf("%w (%q, want %q)", ErrFormat, v, format)
+		}
+		return nil
+	}
+	if _, ok, err := s.get([]byte(keyApplied)); err != nil || ok {
+		if ok {
+			return fmt.Errorf("%w (unstamped)", ErrFormat)
+		}
+		return err
+	}
+	// The write-ahead log is off: flush, so that the stamp is on disk before
+	// anything that relies on it.
+	if err := s.db.Set([]byte(keyFormat), []byte(format), pebble.NoSync); err != nil {
+		return err
+	}
+	return s.Flush()
 }
 
 // Applied returns how many log records the store reflects.
