@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"pgregory.net/rapid"
 )
 
@@ -1230,25 +1231,45 @@ func queryPowerLossRun(t *testing.T, seed uint64) {
 		}
 		return clock.now()
 	}
-	cfg := Config{FS: mem, SegmentSize: []int64{4 << 10, 64 << 10}[rng.IntN(2)],
+	cfg := Config{SegmentSize: []int64{4 << 10, 64 << 10}[rng.IntN(2)],
 		CheckpointInterval: time.Duration(2+rng.IntN(10)) * time.Millisecond, Now: now}
 	d := qRng{rng}
 	var before []Receipt // acknowledged before a power loss, in every round so far
-	for round := 0; round < 3; round++ {
+	for round := 0; round < 4; round++ {
 		what := fmt.Sprintf("round %d", round)
-		l := openTest(t, dir, cfg)
-		for _, r := range before {
-			rec, err := l.Read(r.Index)
-			if err != nil || LeafHash(rec) != r.LeafHash {
-				t.Fatalf("%s: acknowledged event %d lost after a power loss (log of %d): %v", what, r.Index, l.Size(), err)
+		if round > 0 && rng.IntN(3) == 0 {
+			// The index store is lost too: recovery rebuilds it from the log.
+			if err := mem.RemoveAll(mem.PathJoin(dir, indexDir)); err != nil {
+				t.Fatal(err)
 			}
+			what += " (index store removed)"
 		}
-		m := qModelFromLog(t, l, what)
-		for range 40 {
-			qCheckQuery(t, l, m, qDrawQuery(d, m, l.Size()), what)
+		// In some rounds the power fails again at the k-th write of the
+		// reopened engine: during recovery and the index rebuild, or soon
+		// after.
+		var during atomic.Pointer[vfs.MemFS]
+		cfg.FS = mem
+		if round > 0 && rng.IntN(2) == 0 {
+			at := int64(1 + rng.IntN(60))
+			var writes atomic.Int64
+			var once sync.Once
+			src, crng := mem, rand.New(rand.NewPCG(seed, uint64(100+round)))
+			cfg.FS = errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
+				if op.Kind.ReadOrWrite() == errorfs.OpIsWrite && writes.Add(1) == at {
+					once.Do(func() { during.Store(src.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: crng})) })
+				}
+				return nil
+			}))
+			what += fmt.Sprintf(" (power fails again at write %d)", at)
 		}
-		qCheckHeads(t, l, m, what)
-
+		l := openTest(t, dir, cfg)
+		m := qCheckRecovered(t, l, d, before, what)
+		if c := during.Load(); c != nil {
+			closeQ(t, l)
+			t.Logf("%s: %d events; the power failed during or soon after recovery", what, len(m.evs))
+			mem = c
+			continue
+		}
 		p := startQProducers(l, 3, rng.Uint64())
 		time.Sleep(time.Duration(2+rng.IntN(30)) * time.Millisecond) // when the power fails; not an assertion
 		n := len(p.receipts())
@@ -1261,21 +1282,31 @@ func queryPowerLossRun(t *testing.T, seed uint64) {
 		p.check(t)
 		t.Logf("%s: %d events before, %d acknowledged before the power loss (keeping %d%% of unsynced writes)", what, len(m.evs), n, pct)
 		mem = clone
-		cfg.FS = clone
 		clock.add(-time.Duration(rng.IntN(3)) * time.Hour)
 	}
+	cfg.FS = mem
 	l := openTest(t, dir, cfg)
 	defer closeQ(t, l)
-	m := qModelFromLog(t, l, "last round")
+	qCheckRecovered(t, l, d, before, "last round")
+}
+
+// qCheckRecovered checks a reopened engine: every receipt in before is in
+// its log, and queries and stream heads answer as the model built from the
+// log does. It returns the model.
+func qCheckRecovered(t *testing.T, l *Log, d qDraw, before []Receipt, what string) *qModel {
+	t.Helper()
 	for _, r := range before {
-		if r.Index >= uint64(len(m.evs)) || LeafHash(m.evs[r.Index].rec) != r.LeafHash {
-			t.Fatalf("acknowledged event %d lost after the last power loss (log of %d)", r.Index, len(m.evs))
+		rec, err := l.Read(r.Index)
+		if err != nil || LeafHash(rec) != r.LeafHash {
+			t.Fatalf("%s: acknowledged event %d lost after a power loss (log of %d): %v", what, r.Index, l.Size(), err)
 		}
 	}
+	m := qModelFromLog(t, l, what)
 	for range 40 {
-		qCheckQuery(t, l, m, qDrawQuery(d, m, l.Size()), "last round")
+		qCheckQuery(t, l, m, qDrawQuery(d, m, l.Size()), what)
 	}
-	qCheckHeads(t, l, m, "last round")
+	qCheckHeads(t, l, m, what)
+	return m
 }
 
 // ---------------------------------------------------------------------------
