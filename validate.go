@@ -120,7 +120,7 @@ func validateDetails(d json.RawMessage) error {
 	if len(t) == 0 || t[0] != '{' {
 		return invalid("details", "must be a JSON object")
 	}
-	if !json.Valid(t) {
+	if !validJSON(t) {
 		return invalid("details", "is not valid JSON")
 	}
 	if !utf8.Valid(t) {
