@@ -75,9 +75,13 @@ func (s *sequencer) prepareRange(items []*Pending, preps []prepared, buf []byte)
 	for i, p := range items {
 		if p.batch != nil {
 			req := p.batch
-			req.preps = make([]prepared, len(req.evs))
-			for i := range req.evs {
-				req.preps[i], buf = prepareEvent(&req.evs[i], buf)
+			if req.preps == nil {
+				req.preps = make([]prepared, len(req.evs))
+				for i := range req.evs {
+					req.preps[i], buf = prepareEvent(&req.evs[i], buf)
+				}
+			}
+			for i := range req.preps {
 				s.lookupStored(&req.preps[i])
 			}
 			continue
@@ -103,5 +107,21 @@ func (s *sequencer) lookupStored(p *prepared) {
 		p.err = err
 	case ok:
 		p.stored = int64(i)
+	}
+}
+
+// prepareBatch prepares a batch's events in the caller's goroutine, so that
+// callers of LogBatch validate and encode in parallel and the sequencer only
+// looks up their ids. Ids are not looked up here: that must follow the
+// sequencer's pruning of recent ids (prepareAll).
+func prepareBatch(req *batchReq) {
+	n := 0
+	for i := range req.evs {
+		n += 256 + len(req.evs[i].Details)
+	}
+	buf := make([]byte, 0, n)
+	req.preps = make([]prepared, len(req.evs))
+	for i := range req.evs {
+		req.preps[i], buf = prepareEvent(&req.evs[i], buf)
 	}
 }

@@ -106,12 +106,14 @@ func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
 
 // LogBatch hands an atomic batch to the engine: after Wait, every event is
 // stored (receipts in order) or none is (a *BatchError names the first bad
-// event). It waits under ctx for room in the queue.
+// event). It validates and encodes the events in the caller's goroutine,
+// then waits under ctx for room in the queue.
 func (l *Log) LogBatch(ctx context.Context, evs []Event) (BatchPending, error) {
 	if len(evs) == 0 {
 		return BatchPending{}, errors.New("trail: empty batch")
 	}
 	p := &Pending{batch: &batchReq{evs: slices.Clone(evs)}}
+	prepareBatch(p.batch)
 	if err := l.q.put(ctx, p, true); err != nil {
 		return BatchPending{}, err
 	}

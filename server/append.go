@@ -110,8 +110,10 @@ func (s *Server) parseBatch(body []byte, p *Principal) ([]trail.Event, []int, *p
 		if len(l) > trail.MaxEventSize {
 			return nil, nil, lineProblem(badRequest(fmt.Sprintf("event over %d bytes (%d); an event is at most 64 KiB as sent", trail.MaxEventSize, len(l))), line)
 		}
-		ev, err := trail.ParseEvent(l)
-		if err != nil {
+		// Decoded here, validated by the engine (LogBatch), whose errors
+		// name the event and so the line: each event is validated once.
+		var ev trail.Event
+		if err := ev.UnmarshalJSON(l); err != nil {
 			return nil, nil, eventProblem(err, line)
 		}
 		if pr := s.canAppend(p, ev.Stream, line); pr != nil {
