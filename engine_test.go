@@ -142,3 +142,29 @@ func TestResendEqualAfterParsing(t *testing.T) {
 		t.Fatalf("log has %d events, want 1", l.Size())
 	}
 }
+
+// TestAppendReserved: Trail's own streams take events only through
+// AppendReserved, which takes nothing else.
+func TestAppendReserved(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir(), Config{})
+	defer l.Close(ctx)
+	own := testEvent("trail/access", 1)
+	if _, err := l.Append(ctx, own); err == nil {
+		t.Fatal("Append to trail/access succeeded")
+	}
+	if _, err := l.AppendBatch(ctx, []Event{testEvent("patient/1", 1), own}); err == nil {
+		t.Fatal("AppendBatch with a trail/access event succeeded")
+	}
+	rs, err := l.AppendReserved(ctx, []Event{own, testEvent("trail/break-glass", 2)})
+	if err != nil || len(rs) != 2 || rs[1].Stream != "trail/break-glass" {
+		t.Fatalf("AppendReserved: %v, %v", rs, err)
+	}
+	var be *BatchError
+	if _, err := l.AppendReserved(ctx, []Event{own, testEvent("patient/1", 3)}); !errors.As(err, &be) || be.Index != 1 {
+		t.Fatalf("AppendReserved with patient/1: %v, want a BatchError at 1", err)
+	}
+	if l.Size() != 2 {
+		t.Fatalf("log has %d events, want 2", l.Size())
+	}
+}

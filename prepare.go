@@ -22,8 +22,13 @@ type prepared struct {
 // prepareEvent validates ev and appends its body to buf. An absent id is
 // assigned later, with the index (generatedID).
 func prepareEvent(ev *Event, buf []byte) (prepared, []byte) {
+	return prepareChecked(ev, buf, ev.Validate)
+}
+
+// prepareChecked is prepareEvent with the given validation.
+func prepareChecked(ev *Event, buf []byte, validate func() error) (prepared, []byte) {
 	p := prepared{given: ev.ID != "", stored: -1}
-	if err := ev.Validate(); err != nil {
+	if err := validate(); err != nil {
 		p.err = err
 		return p, buf
 	}
@@ -114,7 +119,7 @@ func (s *sequencer) lookupStored(p *prepared) {
 // callers of LogBatch validate and encode in parallel and the sequencer only
 // looks up their ids. Ids are not looked up here: that must follow the
 // sequencer's pruning of recent ids (prepareAll).
-func prepareBatch(req *batchReq) {
+func prepareBatch(req *batchReq, reserved bool) {
 	n := 0
 	for i := range req.evs {
 		n += 256 + len(req.evs[i].Details)
@@ -122,6 +127,11 @@ func prepareBatch(req *batchReq) {
 	buf := make([]byte, 0, n)
 	req.preps = make([]prepared, len(req.evs))
 	for i := range req.evs {
-		req.preps[i], buf = prepareEvent(&req.evs[i], buf)
+		ev := &req.evs[i]
+		validate := ev.Validate
+		if reserved {
+			validate = func() error { return ev.validate(true) }
+		}
+		req.preps[i], buf = prepareChecked(ev, buf, validate)
 	}
 }

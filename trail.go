@@ -112,12 +112,31 @@ func (l *Log) LogBatch(ctx context.Context, evs []Event) (BatchPending, error) {
 	if len(evs) == 0 {
 		return BatchPending{}, errors.New("trail: empty batch")
 	}
+	return l.logBatch(ctx, evs, false)
+}
+
+func (l *Log) logBatch(ctx context.Context, evs []Event, reserved bool) (BatchPending, error) {
 	p := &Pending{batch: &batchReq{evs: slices.Clone(evs)}}
-	prepareBatch(p.batch)
+	prepareBatch(p.batch, reserved)
 	if err := l.q.put(ctx, p, true); err != nil {
 		return BatchPending{}, err
 	}
 	return BatchPending{p}, nil
+}
+
+// AppendReserved stores events of Trail's own streams (under trail/, such as
+// the record of every read in trail/access) atomically, like AppendBatch.
+// Every event must be in a reserved stream. The HTTP API never lets a
+// client append there; an application embedding the engine is trusted.
+func (l *Log) AppendReserved(ctx context.Context, evs []Event) ([]Receipt, error) {
+	if len(evs) == 0 {
+		return nil, errors.New("trail: empty batch")
+	}
+	b, err := l.logBatch(ctx, evs, true)
+	if err != nil {
+		return nil, err
+	}
+	return b.Wait(ctx)
 }
 
 // AppendBatch stores evs atomically and returns their receipts in order.

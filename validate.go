@@ -28,7 +28,11 @@ func invalid(field, format string, args ...any) *ValidationError {
 // Validate checks ev against the v1 schema and returns a *ValidationError
 // naming the first bad field. It does not check the 64 KiB size limit, which
 // applies to the event as stored.
-func (ev *Event) Validate() error {
+func (ev *Event) Validate() error { return ev.validate(false) }
+
+// validate is Validate; reserved admits streams under trail/ (Trail's own
+// events, appended with AppendReserved).
+func (ev *Event) validate(reserved bool) error {
 	if ev.ID != "" {
 		if err := checkName("id", ev.ID, MaxIDLen); err != nil {
 			return err
@@ -37,7 +41,10 @@ func (ev *Event) Validate() error {
 	if err := ValidateStream(ev.Stream); err != nil {
 		return err
 	}
-	if IsReservedStream(ev.Stream) {
+	if IsReservedStream(ev.Stream) != reserved {
+		if reserved {
+			return invalid("stream", "%q is not under trail/; AppendReserved is for Trail's own streams", ev.Stream)
+		}
 		return invalid("stream", "%q is under trail/, which is reserved for Trail's own events", ev.Stream)
 	}
 	return ev.validateBody()
