@@ -18,6 +18,7 @@ type metrics struct {
 	latency   *prometheus.HistogramVec // by route
 	rejected  *prometheus.CounterVec   // by reason
 	appended  prometheus.Counter
+	audited   *prometheus.CounterVec // read records, by outcome
 	batchSize prometheus.Histogram
 }
 
@@ -36,12 +37,15 @@ func newMetrics(reg *prometheus.Registry, l *trail.Log) (*metrics, error) {
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trail_http_appended_events_total", Help: "Events acknowledged over HTTP (first receipts and repeats).",
 		}),
+		audited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_read_records_total", Help: "Read records appended to trail/access and trail/break-glass, by outcome.",
+		}, []string{"outcome"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "trail_http_batch_events", Help: "Events per POST /v1/batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rejected, m.appended, m.batchSize, engineCollector{l}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rejected, m.appended, m.audited, m.batchSize, engineCollector{l}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trailhq/trail"
 )
@@ -35,6 +36,9 @@ func parseParams(raw string, known ...string) params {
 		}
 		if len(v[k]) > 1 {
 			return params{err: badRequest(fmt.Sprintf("query parameter %q is given %d times; give it once", k, len(v[k])))}
+		}
+		if !utf8.ValidString(v[k][0]) {
+			return params{err: badRequest(fmt.Sprintf("query parameter %q is not valid UTF-8", k))}
 		}
 	}
 	return params{v: v}

@@ -16,19 +16,33 @@ var queryParams = []string{"stream", "patient", "actor", "type", "action", "outc
 // query serves GET /v1/events: filters, time bounds and cursor pagination.
 // Results are limited to streams p may read.
 func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
-	q, pr := parseQuery(r)
+	q, ps, pr := parseQuery(r)
 	if pr != nil {
 		return pr
 	}
-	if q.Stream != "" && !p.CanRead(q.Stream) {
-		return forbiddenRead(p, q.Stream)
+	rd, pr := s.newRead(r, p, "GET /v1/events", &ps)
+	if pr != nil {
+		return pr
 	}
-	if !p.Admin {
-		q.Readable = p.CanRead
+	rd.patient = q.Patient
+	if q.Stream != "" {
+		if !rd.can(q.Stream) {
+			return rd.forbid(q.Stream)
+		}
+		rd.namePatient(q.Stream)
 	}
+	q.Readable = rd.readable()
 	res, err := s.l.Query(r.Context(), q)
 	if err != nil {
 		return s.readProblem(err)
+	}
+	for _, e := range res.Events {
+		if st, err := trail.RecordStream(e); err == nil {
+			rd.streams[st] = true
+		}
+	}
+	if pr := rd.allow(len(res.Events)); pr != nil {
+		return pr
 	}
 	n := 32
 	for _, e := range res.Events {
@@ -53,11 +67,17 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *pr
 }
 
 // parseQuery reads and checks the parameters of GET /v1/events.
-func parseQuery(r *http.Request) (trail.Query, *problem) {
-	ps := parseParams(r.URL.RawQuery, queryParams...)
+func parseQuery(r *http.Request) (trail.Query, params, *problem) {
+	ps := parseParams(r.URL.RawQuery, append(queryParams, purposeParams...)...)
 	if ps.err != nil {
-		return trail.Query{}, ps.err
+		return trail.Query{}, ps, ps.err
 	}
+	q, pr := queryOf(&ps)
+	return q, ps, pr
+}
+
+// queryOf reads the query of GET /v1/events from its parameters.
+func queryOf(ps *params) (trail.Query, *problem) {
 	q := trail.Query{
 		Stream: ps.str("stream"), Patient: ps.str("patient"), Actor: ps.str("actor"), Type: ps.str("type"),
 		Action:  ps.oneOf("action", "C", "R", "U", "D", "E"),
@@ -87,8 +107,8 @@ func parseQuery(r *http.Request) (trail.Query, *problem) {
 			return q, badRequest(fmt.Sprintf("query parameter %s is empty; leave it out to not filter by it", f.name))
 		}
 	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, badRequest("since must be before until (since is inclusive, until exclusive)")
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Since.After(q.Until) {
+		return q, badRequest("since is after until (since is inclusive, until exclusive)")
 	}
 	return q, nil
 }

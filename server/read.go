@@ -10,7 +10,7 @@ import (
 
 // getEvent serves GET /v1/events/{index}: the exact stored bytes.
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
-	ps := parseParams(r.URL.RawQuery)
+	ps := parseParams(r.URL.RawQuery, purposeParams...)
 	if ps.err != nil {
 		return ps.err
 	}
@@ -18,8 +18,20 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, p *Principal) 
 	if pr != nil {
 		return pr
 	}
-	rec, pr := s.readEvent(p, i)
+	rd, pr := s.newRead(r, p, "GET /v1/events/{index}", &ps)
 	if pr != nil {
+		return pr
+	}
+	rec, pr := s.readEvent(rd.withIndex(i), i)
+	if pr != nil {
+		if pr.Status == http.StatusNotFound {
+			if apr := rd.allow(0); apr != nil {
+				return apr
+			}
+		}
+		return pr
+	}
+	if pr := rd.allow(1); pr != nil {
 		return pr
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -27,27 +39,26 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, p *Principal) 
 	return nil
 }
 
-// readEvent reads event i for p, refusing it when p may not read its stream.
-func (s *Server) readEvent(p *Principal, i uint64) ([]byte, *problem) {
+// readEvent reads event i, refusing (and recording) it when the read may not
+// see its stream.
+func (s *Server) readEvent(rd *read, i uint64) ([]byte, *problem) {
 	rec, err := s.l.Read(i)
 	if errors.Is(err, trail.ErrNotFound) {
 		return nil, notFound(fmt.Sprintf("no event %d: the log has %d events", i, s.l.Size()))
 	}
 	if err != nil {
-		return nil, s.internal("read event", err)
+		return nil, s.readProblem(err)
 	}
 	stream, err := trail.RecordStream(rec)
 	if err != nil {
 		return nil, s.internal("read event", err)
 	}
-	if !p.CanRead(stream) {
-		return nil, forbiddenRead(p, stream)
+	if !rd.can(stream) {
+		return nil, rd.forbid(stream)
 	}
+	rd.namePatient(stream)
+	rd.streams[stream] = true
 	return rec, nil
-}
-
-func forbiddenRead(p *Principal, stream string) *problem {
-	return newProblem(http.StatusForbidden, "forbidden", fmt.Sprintf("principal %q has no read grant for stream %q", p.Name, stream))
 }
 
 func (s *Server) internal(what string, err error) *problem {
@@ -66,7 +77,7 @@ type inclusionReply struct {
 // inclusion serves GET /v1/events/{index}/proof?size=N; size defaults to the
 // latest checkpoint's.
 func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
-	ps := parseParams(r.URL.RawQuery, "size")
+	ps := parseParams(r.URL.RawQuery, append([]string{"size"}, purposeParams...)...)
 	i, pr := pathIndex(r.PathValue("index"))
 	if pr != nil {
 		return pr
@@ -74,6 +85,10 @@ func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, p *Principal)
 	size := ps.uint("size", 0)
 	if ps.err != nil {
 		return ps.err
+	}
+	rd, pr := s.newRead(r, p, "GET /v1/events/{index}/proof", &ps)
+	if pr != nil {
+		return pr
 	}
 	tree := s.l.Size()
 	if !ps.has("size") {
@@ -86,13 +101,16 @@ func (s *Server) inclusion(w http.ResponseWriter, r *http.Request, p *Principal)
 		}
 		return badRequest(detail)
 	}
-	rec, pr := s.readEvent(p, i)
+	rec, pr := s.readEvent(rd.withIndex(i), i)
 	if pr != nil {
 		return pr
 	}
 	hashes, err := s.l.InclusionProof(i, size)
 	if err != nil {
 		return s.internal("inclusion proof", err)
+	}
+	if pr := rd.allow(1); pr != nil {
+		return pr
 	}
 	writeJSON(w, http.StatusOK, inclusionReply{Index: i, Size: size, LeafHash: trail.LeafHash(rec), Hashes: nonNil(hashes)})
 	return nil
@@ -154,22 +172,32 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 
 // streamHead serves GET /v1/streams/{stream...}.
 func (s *Server) streamHead(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
-	if ps := parseParams(r.URL.RawQuery); ps.err != nil {
+	ps := parseParams(r.URL.RawQuery, purposeParams...)
+	if ps.err != nil {
 		return ps.err
 	}
-	stream := r.PathValue("stream")
-	if _, pr := streamName(stream); pr != nil {
+	stream, pr := streamName(r.PathValue("stream"))
+	if pr != nil {
 		return pr
 	}
-	if !p.CanRead(stream) {
-		return forbiddenRead(p, stream)
+	rd, pr := s.newRead(r, p, routeStreamHead, &ps)
+	if pr != nil {
+		return pr
 	}
+	rd.stream = stream
+	if !rd.can(stream) {
+		return rd.forbid(stream)
+	}
+	rd.namePatient(stream)
 	h, err := s.l.StreamHead(r.Context(), stream)
-	if errors.Is(err, trail.ErrNotFound) {
-		return notFound(fmt.Sprintf("stream %q has no events", stream))
+	if err != nil && !errors.Is(err, trail.ErrNotFound) {
+		return s.readProblem(err)
+	}
+	if pr := rd.allow(0); pr != nil {
+		return pr
 	}
 	if err != nil {
-		return s.readProblem(err)
+		return notFound(fmt.Sprintf("stream %q has no events", stream))
 	}
 	writeJSON(w, http.StatusOK, h)
 	return nil

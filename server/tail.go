@@ -20,7 +20,7 @@ const keepAlive = 15 * time.Second
 // after that index (after=-1: from the first event). Only streams p may read
 // are sent.
 func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
-	ps := parseParams(r.URL.RawQuery, "stream", "after")
+	ps := parseParams(r.URL.RawQuery, append([]string{"stream", "after"}, purposeParams...)...)
 	stream := ps.str("stream")
 	var next uint64
 	if ps.str("after") != "-1" { // -1: from the first event
@@ -37,12 +37,24 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 		if _, pr := streamName(stream); pr != nil {
 			return pr
 		}
-		if !p.CanRead(stream) {
-			return forbiddenRead(p, stream)
+	}
+	rd, pr := s.newRead(r, p, "GET /v1/tail", &ps)
+	if pr != nil {
+		return pr
+	}
+	if stream != "" {
+		if !rd.can(stream) {
+			return rd.forbid(stream)
 		}
+		rd.namePatient(stream)
 	}
 	if !ps.has("after") {
 		next = s.l.Size()
+	}
+	// A tail is recorded when it starts: the events it will carry are not
+	// known yet, and none is sent before the record is stored.
+	if pr := rd.allow(0); pr != nil {
+		return pr
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -60,12 +72,12 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.Flush()
-	s.streamEvents(ctx, w, rc, p, stream, next)
+	s.streamEvents(ctx, w, rc, rd, stream, next)
 	return nil
 }
 
 // streamEvents writes events from index next on until ctx ends.
-func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, p *Principal, stream string, next uint64) {
+func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rd *read, stream string, next uint64) {
 	var buf []byte
 	for {
 		size := s.l.Size()
@@ -76,7 +88,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 				return
 			}
 			st, err := trail.RecordStream(rec)
-			if err != nil || (stream != "" && st != stream) || !p.CanRead(st) {
+			if err != nil || (stream != "" && st != stream) || !rd.can(st) {
 				continue
 			}
 			buf = append(buf[:0], "id: "...)
