@@ -30,11 +30,11 @@ type read struct {
 	params    map[string]string // the query parameters, as the record names them
 	purpose   string
 	reason    string
-	emergency bool              // a break-glass principal reading with purpose=emergency and a reason
-	patient   string            // the patient the read named, if any
-	index     *uint64           // the event a get or proof named
-	stream    string            // the stream a stream-head read named
-	streams   map[string]bool   // the streams the answer carried
+	emergency bool            // a break-glass principal reading with purpose=emergency and a reason
+	patient   string          // the patient the read named, if any
+	index     *uint64         // the event a get or proof named
+	stream    string          // the stream a stream-head read named
+	streams   map[string]bool // the streams the answer carried
 }
 
 // purposeParams are accepted by every read endpoint.
@@ -185,4 +185,3 @@ func (rd *read) withIndex(i uint64) *read {
 	rd.index = &i
 	return rd
 }
-
