@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -70,7 +71,7 @@ func New(rawURL string, opts ...Option) (*Client, error) {
 		c.auth = "Bearer " + cfg.token
 	}
 	if c.hc == nil {
-		c.hc, c.ownHC = newHTTPClient(cfg.lanes), true
+		c.hc, c.ownHC = newHTTPClient(cfg.lanes, cfg.tls), true
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -103,8 +104,11 @@ func parseBase(rawURL string) (string, error) {
 
 // newHTTPClient keeps an idle connection per lane, and a few more for reads,
 // where http.DefaultTransport keeps two per host.
-func newHTTPClient(lanes int) *http.Client {
+func newHTTPClient(lanes int, tlsConf *tls.Config) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsConf != nil {
+		t.TLSClientConfig = tlsConf
+	}
 	t.MaxIdleConnsPerHost = lanes + 4
 	t.MaxIdleConns = max(t.MaxIdleConns, lanes+4)
 	return &http.Client{Transport: t}

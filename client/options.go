@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ type Option func(*config)
 type config struct {
 	token        string
 	hc           *http.Client
+	tls          *tls.Config
 	batchSize    int
 	linger       time.Duration
 	lanes        int
@@ -71,6 +73,11 @@ func WithToken(tok string) Option { return func(c *config) { c.token = tok } }
 // new connections. hc.Timeout must be zero if Tail is used: a tail is a
 // long-lived request.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.hc = hc } }
+
+// WithTLS uses conf for https URLs: a CA to trust (RootCAs) and a client
+// certificate to authenticate with (Certificates), for a server started
+// with --tls-cert and --client-ca. Ignored with WithHTTPClient.
+func WithTLS(conf *tls.Config) Option { return func(c *config) { c.tls = conf } }
 
 // WithBatchSize sets the most events sent in one request (default 1000, at
 // most MaxBatchSize). A batch is also cut before its body reaches 16 MiB.

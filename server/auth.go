@@ -1,10 +1,7 @@
 package server
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,11 +12,12 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/trailhq/trail/internal/access"
 	"github.com/trailhq/trail/internal/durable"
 )
 
 // TokenPrefix starts every token, so secret scanners can spot leaked ones.
-const TokenPrefix = "trail_"
+const TokenPrefix = access.TokenPrefix
 
 // AdminTokenFile is the admin token's file in the data directory.
 const AdminTokenFile = "admin.token"
@@ -76,14 +74,10 @@ func (Token) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
 // NewToken returns a new random token: the prefix and 32 random bytes,
 // URL-safe.
-func NewToken() Token {
-	var b [32]byte
-	rand.Read(b[:])
-	return Token(TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]))
-}
+func NewToken() Token { return Token(access.NewToken()) }
 
 // HashToken returns the SHA-256 of a token: all that is kept of it.
-func HashToken(t Token) [32]byte { return sha256.Sum256([]byte(t)) }
+func HashToken(t Token) [32]byte { return access.Hash(string(t)) }
 
 // bearer extracts the token of an Authorization: Bearer header.
 func bearer(r *http.Request) (Token, bool) {

@@ -37,7 +37,7 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, p *problem
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	if p.retryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(max(1, int(p.retryAfter/time.Second))))
+		h.Set("Retry-After", strconv.Itoa(max(1, int((p.retryAfter+time.Second-1)/time.Second))))
 	}
 	if p.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="trail"`)

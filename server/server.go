@@ -42,14 +42,15 @@ const (
 
 // Server is the HTTP face of one engine.
 type Server struct {
-	l       *trail.Log
-	cfg     Config
-	auth    Authenticator
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	metrics *metrics
-	mux     *http.ServeMux
-	stop    chan struct{} // closed by Shutdown: live tails end
+	l        *trail.Log
+	cfg      Config
+	auth     Authenticator
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *metrics
+	mux      *http.ServeMux
+	failures *failLimiter
+	stop     chan struct{} // closed by Shutdown: live tails end
 }
 
 // New returns a server for l.
@@ -76,7 +77,7 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s := &Server{l: l, cfg: cfg, auth: cfg.Auth, log: cfg.Logger, reg: reg, stop: make(chan struct{})}
+	s := &Server{l: l, cfg: cfg, auth: cfg.Auth, log: cfg.Logger, reg: reg, stop: make(chan struct{}), failures: newFailLimiter()}
 	m, err := newMetrics(reg, l)
 	if err != nil {
 		return nil, err
@@ -147,8 +148,17 @@ func (s *Server) routes() {
 // authenticated runs h for an authenticated principal; others get 401.
 func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, *Principal) *problem) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := clientIP(r)
+		if blocked, wait := s.failures.blocked(addr); blocked {
+			pr := newProblem(http.StatusTooManyRequests, "auth_rate_limited",
+				"too many requests with invalid credentials from "+addr+"; wait and send a valid token")
+			pr.retryAfter = wait
+			s.writeProblem(w, r, pr)
+			return
+		}
 		p, err := s.auth.Authenticate(r)
 		if err != nil {
+			s.failures.failed(addr)
 			s.log.Info("unauthenticated request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
 			s.writeProblem(w, r, newProblem(http.StatusUnauthorized, "unauthenticated",
 				"this endpoint needs a valid token: send Authorization: Bearer <token> ("+err.Error()+")"))

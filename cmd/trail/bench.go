@@ -136,7 +136,7 @@ func runSelfHosted(ctx context.Context, dir string, cfg trail.Config, w bench.Wo
 	if err != nil {
 		return bench.Result{}, err
 	}
-	d, err := startDaemon(dir, cfg, server.Config{}, ln)
+	d, err := startDaemon(dir, cfg, server.Config{}, ln, nil)
 	if err != nil {
 		return bench.Result{}, err
 	}

@@ -32,6 +32,7 @@ func usage(w io.Writer) {
 
 commands:
   serve       run the server (HTTP API) on a data directory
+  token       create, list or revoke the principals of a data directory
   append      append events (JSON arguments or NDJSON on stdin); prints receipts
   query       query stored events; prints them as NDJSON
   tail        follow new events live
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		cmd = &serveCmd{stdout: stdout, stderr: stderr}
+	case "token":
+		cmd = &tokenCmd{stdout: stdout, stderr: stderr}
 	case "append":
 		cmd = &appendCmd{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	case "query":

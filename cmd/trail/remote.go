@@ -1,8 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 
 	"github.com/trailhq/trail/client"
@@ -11,13 +14,46 @@ import (
 // remoteFlags are the flags of the commands that talk to a server.
 type remoteFlags struct {
 	server, token *string
+	ca, cert, key *string
 }
 
 func addRemoteFlags(fs *flag.FlagSet) remoteFlags {
 	return remoteFlags{
 		server: fs.String("server", os.Getenv("TRAIL_SERVER"), "server URL (default $TRAIL_SERVER)"),
 		token:  fs.String("token", "", "bearer token (default $TRAIL_TOKEN)"),
+		ca:     fs.String("ca", "", "trust the server certificate's CA in this PEM `file` (https)"),
+		cert:   fs.String("cert", "", "authenticate with this PEM client certificate `file` (with --key)"),
+		key:    fs.String("key", "", "the PEM private key `file` of --cert"),
 	}
+}
+
+// tlsConfig builds the client TLS configuration of --ca, --cert, --key.
+func (r remoteFlags) tlsConfig() (*tls.Config, error) {
+	if r.ca == nil || *r.ca == "" && *r.cert == "" && *r.key == "" {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS13}
+	if *r.ca != "" {
+		pem, err := os.ReadFile(*r.ca)
+		if err != nil {
+			return nil, err
+		}
+		conf.RootCAs = x509.NewCertPool()
+		if !conf.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s holds no PEM certificate", *r.ca)
+		}
+	}
+	if (*r.cert == "") != (*r.key == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	if *r.cert != "" {
+		c, err := tls.LoadX509KeyPair(*r.cert, *r.key)
+		if err != nil {
+			return nil, err
+		}
+		conf.Certificates = []tls.Certificate{c}
+	}
+	return conf, nil
 }
 
 // client returns a client of the server the flags name.
@@ -29,5 +65,9 @@ func (r remoteFlags) client(opts ...client.Option) (*client.Client, error) {
 	if tok == "" {
 		tok = os.Getenv("TRAIL_TOKEN")
 	}
-	return client.New(*r.server, append([]client.Option{client.WithToken(tok)}, opts...)...)
+	conf, err := r.tlsConfig()
+	if err != nil {
+		return nil, &exitError{code: 2, err: err}
+	}
+	return client.New(*r.server, append([]client.Option{client.WithToken(tok), client.WithTLS(conf)}, opts...)...)
 }

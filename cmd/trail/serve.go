@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,10 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	origin := fs.String("origin", "", "checkpoint origin, fixed at first start (default trail/<random>)")
 	interval := fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
 	queueWait := fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
+	var tlsFiles server.TLSFiles
+	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.3) with this PEM certificate chain `file` (re-read when it changes)")
+	fs.StringVar(&tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")
+	fs.StringVar(&tlsFiles.ClientCA, "client-ca", "", "accept client certificates signed by the CAs in this PEM `file`; the subject CN names the principal")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,16 +47,27 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	cfg.Origin = *origin
 	cfg.CheckpointInterval = *interval
 	cfg.Logger = logger
+	var tlsFilesP *server.TLSFiles
+	switch {
+	case tlsFiles.Cert != "" && tlsFiles.Key != "":
+		tlsFilesP = &tlsFiles
+	case tlsFiles.Cert != "" || tlsFiles.Key != "" || tlsFiles.ClientCA != "":
+		return &exitError{2, errors.New("--tls-cert and --tls-key go together (and --client-ca needs both)")}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	d, err := startDaemon(*data, cfg, server.Config{Logger: logger, QueueWait: *queueWait}, ln)
+	d, err := startDaemon(*data, cfg, server.Config{Logger: logger, QueueWait: *queueWait}, ln, tlsFilesP)
 	if err != nil {
 		return err
 	}
 	abs, _ := filepath.Abs(*data)
-	logger.Info("trail serving", "data", abs, "listen", "http://"+ln.Addr().String(),
+	scheme := "http://"
+	if tlsFilesP != nil {
+		scheme = "https://"
+	}
+	logger.Info("trail serving", "data", abs, "listen", scheme+ln.Addr().String(),
 		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin)
 	if d.tokenCreated {
 		logger.Info("admin token created; keep it secret", "file", filepath.Join(abs, server.AdminTokenFile))
@@ -77,12 +93,23 @@ type daemon struct {
 	srv          *server.Server
 	http         *http.Server
 	token        server.Token
+	auth         *server.TokenAuth // nil when the caller gave its own
 	tokenCreated bool
 	errc         chan error
 }
 
-// startDaemon opens the engine in dir and serves it on ln.
-func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listener) (*daemon, error) {
+// startDaemon opens the engine in dir and serves it on ln (over TLS when
+// tlsFiles is set). Unless scfg names an authenticator, principals come from
+// the admin token and DIR/tokens.json.
+func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listener, tlsFiles *server.TLSFiles) (*daemon, error) {
+	var tlsConf *tls.Config
+	if tlsFiles != nil {
+		var err error
+		if tlsConf, err = tlsFiles.Config(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
 	l, err := trail.Open(dir, cfg)
 	if err != nil {
 		ln.Close()
@@ -91,14 +118,20 @@ func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listen
 	d := &daemon{l: l, errc: make(chan error, 1)}
 	fail := func(err error) (*daemon, error) {
 		ln.Close()
+		if d.auth != nil {
+			d.auth.Close()
+		}
 		l.Close(context.Background())
 		return nil, err
 	}
 	if d.token, d.tokenCreated, err = server.EnsureAdminToken(dir); err != nil {
 		return fail(err)
 	}
-	if scfg.AdminToken == "" {
-		scfg.AdminToken = d.token
+	if scfg.Auth == nil {
+		if d.auth, err = server.NewTokenAuth(dir, d.token, cfg.Logger); err != nil {
+			return fail(err)
+		}
+		scfg.Auth = d.auth
 	}
 	if d.srv, err = server.New(l, scfg); err != nil {
 		return fail(err)
@@ -108,10 +141,17 @@ func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listen
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         tlsConf,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	go func() {
-		if err := d.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsConf != nil {
+			err = d.http.ServeTLS(ln, "", "")
+		} else {
+			err = d.http.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			d.errc <- err
 		}
 	}()
@@ -125,5 +165,8 @@ func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listen
 func (d *daemon) stop(ctx context.Context) error {
 	d.srv.Shutdown()
 	herr := d.http.Shutdown(ctx)
+	if d.auth != nil {
+		d.auth.Close()
+	}
 	return errors.Join(herr, d.l.Close(ctx))
 }
