@@ -82,9 +82,15 @@ func TestCommandLine(t *testing.T) {
 		t.Fatalf("query --all printed:\n%s", out)
 	}
 
+	// Each page read was recorded in trail/access: four reads so far.
+	out, _, _ = trailCmd(t, p, "", "query", "--stream", "trail/access")
+	if n := strings.Count(out, `"type":"audit-log.read"`); n != 4 || !strings.Contains(out, `"actor":{"id":"admin"`) {
+		t.Fatalf("trail/access holds %d read records, want 4:\n%s", n, out)
+	}
+
 	time.Sleep(200 * time.Millisecond)
 	out, _, code = trailCmd(t, p, "", "checkpoint")
-	if code != 0 || !strings.Contains(out, "\n3\n") {
+	if code != 0 || !strings.Contains(out, "\n8\n") { // 3 events, 5 read records
 		t.Fatalf("checkpoint: exit %d:\n%s", code, out)
 	}
 
