@@ -23,6 +23,15 @@
 //   - Signed checkpoints (C2SP tlog-checkpoint, Ed25519) commit to the tree
 //     every Config.CheckpointInterval and on Close; proofs are served from
 //     hashes kept on disk; Verify rechecks everything offline.
+//   - Query sees every event acknowledged before it was called, and paging
+//     with its cursor returns each matching event exactly once, in order,
+//     while appends continue. Its indexes (posting lists by stream, patient,
+//     actor, type, action and outcome; time by binary search, as recorded
+//     times never decrease along the log) are derived from the log, kept
+//     off the acknowledgement path, and replayed or rebuilt from the log
+//     after a crash or when missing.
+//   - Streams under trail/ take only Trail's own events (AppendReserved),
+//     such as the server's record of every read.
 //
 // Failure: after a failed write or fsync (a full disk, an I/O error) the
 // engine stops acknowledging, resolves every pending event with an error

@@ -2,6 +2,18 @@
 // (append, batch, get, query, stream heads, checkpoint, proofs, live tail),
 // health and readiness, and Prometheus metrics.
 //
+// Access. Every endpoint but /healthz, /readyz, /metrics, the checkpoint
+// and consistency proofs needs a principal: a bearer token (TokenAuth: the
+// admin token and DIR/tokens.json, reloaded when it changes) or a verified
+// TLS client certificate. Appends need an append grant for the stream;
+// reads return only streams the principal may read (a query by patient or
+// actor leaves the others out; naming a forbidden stream is 403). Every
+// read, allowed or refused with 403, is appended to trail/access before it
+// is answered (a read whose record cannot be stored is refused: 503), and a
+// break-glass read (purpose=emergency with a reason, by a principal allowed
+// to) also to trail/break-glass. Failed authentication is rate-limited per
+// client address (429).
+//
 // Guarantees. A 201 or 200 answer to an append is given only after the
 // engine's receipt, so only after the events are fsynced. A batch is handed
 // to the engine whole or not at all: every line is parsed and validated before
