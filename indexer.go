@@ -2,6 +2,7 @@ package trail
 
 import (
 	"sync"
+	"time"
 
 	"github.com/trailhq/trail/internal/index"
 )
@@ -18,10 +19,11 @@ type indexQueue struct {
 	cond    *sync.Cond // signalled when entries are taken (room) or added
 	entries []index.Entry
 	closed  bool
+	more    chan struct{} // capacity 1: entries were added
 }
 
 func newIndexQueue() *indexQueue {
-	q := &indexQueue{}
+	q := &indexQueue{more: make(chan struct{}, 1)}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -35,6 +37,21 @@ func (q *indexQueue) push(e []index.Entry) {
 	q.entries = append(q.entries, e...)
 	q.mu.Unlock()
 	q.cond.Broadcast()
+	select {
+	case q.more <- struct{}{}:
+	default:
+	}
+}
+
+// popMore appends whatever is queued, without waiting.
+func (q *indexQueue) popMore(into []index.Entry) []index.Entry {
+	q.mu.Lock()
+	into = append(into, q.entries...)
+	clear(q.entries)
+	q.entries = q.entries[:0]
+	q.mu.Unlock()
+	q.cond.Broadcast()
+	return into
 }
 
 // pop takes everything queued, waiting for some; it returns nil once the
@@ -65,20 +82,65 @@ func (q *indexQueue) close() {
 func (l *Log) indexer() {
 	defer close(l.idxDone)
 	var entries []index.Entry
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		entries = l.applies.pop(entries)
 		if len(entries) == 0 {
 			return
 		}
+		entries = l.coalesce(entries, linger)
 		if l.failure.Load() != nil {
 			continue
 		}
-		end := entries[len(entries)-1].Index + 1
-		if err := l.idx.Apply(entries, end); err != nil {
-			l.fail(err)
-			continue
+		// Apply at most applyMax at a time: Pebble keeps a batch larger
+		// than half its memtable as a separate "flushable batch" that
+		// iterators then step through on every seek, which made queries
+		// after a burst take seconds.
+		for rest := entries; len(rest) > 0; {
+			part := rest[:min(len(rest), applyMax)]
+			rest = rest[len(part):]
+			end := part[len(part)-1].Index + 1
+			if err := l.idx.Apply(part, end); err != nil {
+				l.fail(err)
+				break
+			}
+			l.applied.Store(end)
+			l.appliedNote.notify()
 		}
-		l.applied.Store(end)
-		l.appliedNote.notify()
 	}
+}
+
+// Indexing many events at once costs far fewer index-store keys than
+// indexing a few at a time (a posting list per value per batch), so under a
+// steady trickle the indexer waits up to indexLinger for indexBatch events.
+// A reader waiting for the index (waitApplied) cuts the wait short, so
+// queries never wait for it.
+const (
+	applyMax    = replayMax
+	indexBatch  = 4096
+	indexLinger = 20 * time.Millisecond
+)
+
+// coalesce adds to entries what arrives within indexLinger, until there are
+// indexBatch, a reader waits, or the engine closes.
+func (l *Log) coalesce(entries []index.Entry, linger *time.Timer) []index.Entry {
+	if len(entries) >= indexBatch || l.readers.Load() > 0 {
+		return entries
+	}
+	linger.Reset(indexLinger)
+	defer linger.Stop()
+	for len(entries) < indexBatch {
+		select {
+		case <-linger.C:
+			return l.applies.popMore(entries)
+		case <-l.indexKick:
+			return l.applies.popMore(entries)
+		case <-l.closing:
+			return l.applies.popMore(entries)
+		case <-l.applies.more:
+			entries = l.applies.popMore(entries)
+		}
+	}
+	return entries
 }

@@ -42,13 +42,14 @@ func Open(dir string, cfg Config) (*Log, error) {
 	start := time.Now()
 	l := &Log{
 		cfg: cfg, dir: dir,
-		commits:  make(chan *commit, 1),
-		applies:  newIndexQueue(),
-		closing:  make(chan struct{}),
-		seqDone:  make(chan struct{}),
-		syncDone: make(chan struct{}),
-		idxDone:  make(chan struct{}),
-		cpDone:   make(chan struct{}),
+		commits:   make(chan *commit, 1),
+		applies:   newIndexQueue(),
+		indexKick: make(chan struct{}, 1),
+		closing:   make(chan struct{}),
+		seqDone:   make(chan struct{}),
+		syncDone:  make(chan struct{}),
+		idxDone:   make(chan struct{}),
+		cpDone:    make(chan struct{}),
 	}
 	l.durableCond = sync.NewCond(&l.durableMu)
 	l.syncHist = newHistogram(expBounds(50e-6, 2, 16))

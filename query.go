@@ -102,6 +102,15 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 
 // waitApplied waits until the index store reflects the first n events.
 func (l *Log) waitApplied(ctx context.Context, n uint64) error {
+	if l.applied.Load() >= n {
+		return nil
+	}
+	l.readers.Add(1)
+	defer l.readers.Add(-1)
+	select {
+	case l.indexKick <- struct{}{}:
+	default:
+	}
 	for {
 		ch := l.appliedNote.wait()
 		if l.applied.Load() >= n {

@@ -52,6 +52,8 @@ type Log struct {
 	durableNote notifier      // notified when durable grows or the engine fails
 	applied     atomic.Uint64 // events reflected in the index store
 	appliedNote notifier      // notified when applied grows
+	readers     atomic.Int32  // readers waiting for the index store (waitApplied)
+	indexKick   chan struct{} // capacity 1: a reader waits; the indexer stops lingering
 	failure     atomic.Pointer[FailedError]
 	seqBusy     atomic.Bool // the sequencer is building a batch the syncer may wait for
 	writeMu     sync.Mutex  // held around every write to the log and the tree

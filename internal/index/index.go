@@ -12,10 +12,12 @@
 package index
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -168,39 +170,54 @@ func (s *Store) get(k []byte) ([]byte, bool, error) {
 // written; each
 // stream's head only once, at its last entry.
 func (s *Store) Apply(entries []Entry, applied uint64) error {
-	b := s.db.NewBatch()
-	defer b.Close()
+	var w sortedWrites
 	last := make(map[string]int, 64)
-	var v [48]byte
 	for i := range entries {
 		e := &entries[i]
 		last[e.Stream] = i
-		if !e.Given {
-			continue
-		}
-		binary.BigEndian.PutUint64(v[:8], e.Index)
-		if err := b.Set(key(prefixID, e.ID), v[:8], nil); err != nil {
-			return err
+		if e.Given {
+			w.add(key(prefixID, e.ID), binary.BigEndian.AppendUint64(nil, e.Index))
 		}
 	}
 	for _, i := range last {
 		e := &entries[i]
+		v := make([]byte, 48)
 		binary.BigEndian.PutUint64(v[:8], e.Seq)
 		binary.BigEndian.PutUint64(v[8:16], e.Index)
 		copy(v[16:], e.Leaf[:])
-		if err := b.Set(key(prefixStream, e.Stream), v[:], nil); err != nil {
-			return err
-		}
+		w.add(key(prefixStream, e.Stream), v)
 	}
-	if err := addPostings(b, entries); err != nil {
-		return err
-	}
-	binary.BigEndian.PutUint64(v[:8], applied)
-	if err := b.Set([]byte(keyApplied), v[:8], nil); err != nil {
+	addPostings(&w, entries)
+	w.add([]byte(keyApplied), binary.BigEndian.AppendUint64(nil, applied))
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := w.into(b); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("index: commit: %w", err)
+	}
+	return nil
+}
+
+// sortedWrites collects a batch's writes and hands them to Pebble in key
+// order: the memtable inserts each key next to the one before instead of
+// searching the skiplist from the top, which made unsorted batches cost
+// about 1 µs a key.
+type sortedWrites struct {
+	kvs []kv
+}
+
+type kv struct{ k, v []byte }
+
+func (w *sortedWrites) add(k, v []byte) { w.kvs = append(w.kvs, kv{k, v}) }
+
+func (w *sortedWrites) into(b *pebble.Batch) error {
+	slices.SortStableFunc(w.kvs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	for _, e := range w.kvs {
+		if err := b.Set(e.k, e.v, nil); err != nil {
+			return fmt.Errorf("index: %w", err)
+		}
 	}
 	return nil
 }

@@ -76,8 +76,8 @@ func valuePrefix(dst []byte, f Field, v string) []byte {
 	return append(dst, v...)
 }
 
-// addPostings adds the chunks of entries to b.
-func addPostings(b *pebble.Batch, entries []Entry) error {
+// addPostings adds the chunks of entries to w.
+func addPostings(w *sortedWrites, entries []Entry) {
 	type list struct {
 		first, last uint64
 		val         []byte
@@ -107,14 +107,10 @@ func addPostings(b *pebble.Batch, entries []Entry) error {
 			for _, v := range order {
 				l := lists[v]
 				k := valuePrefix(nil, f, v)
-				k = binary.BigEndian.AppendUint64(k, l.first)
-				if err := b.Set(k, l.val, nil); err != nil {
-					return fmt.Errorf("index: postings: %w", err)
-				}
+				w.add(binary.BigEndian.AppendUint64(k, l.first), l.val)
 			}
 		}
 	}
-	return nil
 }
 
 // Postings iterates the indexes of the events whose field f is v, in log
