@@ -130,20 +130,12 @@ func TestGrants(t *testing.T) {
 // tryQueryAs is query with a token.
 func (s *testServer) tryQueryAs(t testing.TB, token string, params url.Values) ([]uint64, string) {
 	t.Helper()
-	r := s.do(t, http.MethodGet, "/v1/events?"+params.Encode(), token, nil)
-	var p struct {
-		Events []struct {
-			Index uint64 `json:"index"`
-		} `json:"events"`
-		Next string `json:"next"`
+	idx, next, err := s.tryQueryWith(token, params)
+	if err != nil {
+		if token == admin {
+			token = "the admin"
+		}
+		t.Fatalf("as %s: %v", token, err)
 	}
-	if r.Status != http.StatusOK {
-		t.Fatalf("query %s as %s: %v", params.Encode(), token, r)
-	}
-	wantJSONLoose(t, r, &p)
-	idx := []uint64{}
-	for _, e := range p.Events {
-		idx = append(idx, e.Index)
-	}
-	return idx, p.Next
+	return idx, next
 }

@@ -403,3 +403,67 @@ func (s *testServer) wantUnchanged(t testing.TB, size uint64) {
 		t.Errorf("log size %d after a rejected request, want %d: something was stored", got, size)
 	}
 }
+
+// storedRead is a record of trail/access as stored: the members the
+// contract fixes, and the event or stream a get, proof or stream head named.
+type storedRead struct {
+	Index   uint64 `json:"index"`
+	Type    string `json:"type"`
+	Action  string `json:"action"`
+	Outcome string `json:"outcome"`
+	Actor   struct {
+		ID string `json:"id"`
+	} `json:"actor"`
+	Patient string `json:"patient"`
+	Purpose string `json:"purpose"`
+	Details struct {
+		Endpoint string            `json:"endpoint"`
+		Params   map[string]string `json:"params"`
+		Count    int               `json:"count"`
+		Index    *uint64           `json:"index"`
+		Stream   string            `json:"stream"`
+	} `json:"details"`
+}
+
+// readsFrom returns the records in trail/access at index from and after,
+// straight from the engine (reading them through the API would add more),
+// and checks that each is an audit-log.read R event.
+func (s *testServer) readsFrom(t testing.TB, from uint64) []storedRead {
+	t.Helper()
+	var out []storedRead
+	for i, end := from, s.l.Size(); i < end; i++ {
+		rec := s.stored(t, i)
+		st, err := trail.RecordStream(rec)
+		if err != nil {
+			t.Fatalf("stored event %d: %v", i, err)
+		}
+		if st != server.AccessStream {
+			continue
+		}
+		var r storedRead
+		if err := json.Unmarshal(rec, &r); err != nil {
+			t.Fatalf("%s event %d %s: %v", st, i, rec, err)
+		}
+		if r.Type != "audit-log.read" || r.Action != "R" {
+			t.Errorf("%s event %d: type %q action %q, want audit-log.read R", st, i, r.Type, r.Action)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// wantRead checks that the only record stored from index from on is the
+// read the caller just made, by actor at endpoint with the outcome, and
+// returns it.
+func (s *testServer) wantRead(t testing.TB, from uint64, actor, outcome, endpoint string) storedRead {
+	t.Helper()
+	recs := s.readsFrom(t, from)
+	if len(recs) != 1 {
+		t.Fatalf("%d records in %s from index %d, want the one of the read (%s by %s): %+v", len(recs), server.AccessStream, from, endpoint, actor, recs)
+	}
+	r := recs[0]
+	if r.Actor.ID != actor || r.Outcome != outcome || r.Details.Endpoint != endpoint {
+		t.Errorf("read record %d: actor %q outcome %q endpoint %q, want %q %q %q", r.Index, r.Actor.ID, r.Outcome, r.Details.Endpoint, actor, outcome, endpoint)
+	}
+	return r
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/server"
 )
 
 // queryPage is one answer of GET /v1/events; Next is a pointer so that its
@@ -30,7 +32,12 @@ type queryPage struct {
 // events and the next cursor. It checks that every event is the stored bytes
 // verbatim. It is safe to call from any goroutine.
 func (s *testServer) tryQuery(params url.Values) ([]uint64, string, error) {
-	r, err := s.try(http.MethodGet, "/v1/events?"+params.Encode(), admin, nil)
+	return s.tryQueryWith(admin, params)
+}
+
+// tryQueryWith is tryQuery with a token.
+func (s *testServer) tryQueryWith(token string, params url.Values) ([]uint64, string, error) {
+	r, err := s.try(http.MethodGet, "/v1/events?"+params.Encode(), token, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -78,6 +85,12 @@ func (s *testServer) query(t testing.TB, params url.Values) ([]uint64, string) {
 // pageAll follows next from the first page to the last, limit events a page.
 func (s *testServer) pageAll(t testing.TB, params url.Values, limit int) []uint64 {
 	t.Helper()
+	return s.pageAllAs(t, admin, params, limit)
+}
+
+// pageAllAs is pageAll with a token.
+func (s *testServer) pageAllAs(t testing.TB, token string, params url.Values, limit int) []uint64 {
+	t.Helper()
 	p := url.Values{}
 	for k, v := range params {
 		p[k] = v
@@ -85,7 +98,7 @@ func (s *testServer) pageAll(t testing.TB, params url.Values, limit int) []uint6
 	p.Set("limit", strconv.Itoa(limit))
 	var all []uint64
 	for range 10000 {
-		idx, next := s.query(t, p)
+		idx, next := s.tryQueryAs(t, token, p)
 		if len(idx) > limit {
 			t.Fatalf("query %s: %d events, over the limit", p.Encode(), len(idx))
 		}
@@ -139,10 +152,65 @@ func queryData(t *testing.T, s *testServer) []logged {
 	return all
 }
 
+// TestQuery checks the filters as a principal that reads every stream of
+// the data but not trail/, so the records of its own reads stay out of its
+// answers; the admin, who reads trail/ too, sees them.
 func TestQuery(t *testing.T) {
 	t.Parallel()
-	s := start(t)
+	const reader = "trail_query_reader"
+	s := start(t, withPrincipals(map[string]*server.Principal{
+		reader: {Name: "query-reader", Read: []string{"patient/*", "auth/*", "ward/*", "nobody/*"}},
+	}))
 	data := queryData(t, s)
+	var dataIdx []uint64
+	for _, m := range data {
+		dataIdx = append(dataIdx, m.r.Index)
+	}
+
+	// Before any other read: each query sees the records of the reads
+	// before it, not its own, which is stored after its events are chosen.
+	t.Run("admin sees the read records", func(t *testing.T) {
+		all := url.Values{"limit": {"1000"}}
+		size := s.l.Size()
+		got, _ := s.query(t, all)
+		if d := cmp.Diff(dataIdx, got); d != "" {
+			t.Errorf("first query (-data +got):\n%s", d)
+		}
+		first := s.wantRead(t, size, "admin", "success", "GET /v1/events")
+		if d := cmp.Diff(map[string]string{"limit": "1000"}, first.Details.Params); d != "" || first.Details.Count != len(data) {
+			t.Errorf("record of the first query: params (-want +got):\n%s\ncount %d, want %d", d, first.Details.Count, len(data))
+		}
+
+		size = s.l.Size()
+		got, _ = s.query(t, all)
+		if d := cmp.Diff(append(slices.Clone(dataIdx), first.Index), got); d != "" {
+			t.Errorf("second query (-data and the first record +got):\n%s", d)
+		}
+		second := s.wantRead(t, size, "admin", "success", "GET /v1/events")
+
+		size = s.l.Size()
+		got, _ = s.tryQueryAs(t, reader, all)
+		if d := cmp.Diff(dataIdx, got); d != "" {
+			t.Errorf("reader's query (-data +got):\n%s", d)
+		}
+		third := s.wantRead(t, size, "query-reader", "success", "GET /v1/events")
+		if third.Details.Count != len(data) {
+			t.Errorf("record of the reader's query: count %d, want %d", third.Details.Count, len(data))
+		}
+
+		got, _ = s.query(t, url.Values{"stream": {server.AccessStream}})
+		if d := cmp.Diff([]uint64{first.Index, second.Index, third.Index}, got); d != "" {
+			t.Errorf("stream=%s (-records +got):\n%s", server.AccessStream, d)
+		}
+		got, _ = s.query(t, url.Values{"actor": {"query-reader"}})
+		if d := cmp.Diff([]uint64{third.Index}, got); d != "" {
+			t.Errorf("actor=query-reader (-records +got):\n%s", d)
+		}
+		size = s.l.Size()
+		r := s.do(t, http.MethodGet, "/v1/events?stream="+server.AccessStream, reader, nil)
+		wantProblem(t, r, http.StatusForbidden, "read", server.AccessStream)
+		s.wantRead(t, size, "query-reader", "minor-failure", "GET /v1/events")
+	})
 	r2, r4 := data[60].recorded(t), data[120].recorded(t)
 	if !data[59].recorded(t).Before(r2) || !data[119].recorded(t).Before(r4) {
 		t.Fatalf("batches share a recorded time: %s %s %s %s", data[59].r.Recorded, data[60].r.Recorded, data[119].r.Recorded, data[120].r.Recorded)
@@ -186,6 +254,8 @@ func TestQuery(t *testing.T) {
 		}},
 		{"since in the future", "since=2999-01-01T00:00:00Z", func(logged) bool { return false }},
 		{"until in the past", "until=2000-01-01T00:00:00Z", func(logged) bool { return false }},
+		{"since equals until", "since=" + url.QueryEscape(data[60].r.Recorded) + "&until=" + url.QueryEscape(data[60].r.Recorded), func(logged) bool { return false }},
+		{"purpose is recorded, not a filter", "purpose=treatment&stream=patient/2", func(m logged) bool { return m.e.Stream == "patient/2" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,15 +270,32 @@ func TestQuery(t *testing.T) {
 				t.Fatal(err)
 			}
 			params.Set("limit", "1000")
-			got, next := s.query(t, params)
+			size := s.l.Size()
+			got, next := s.tryQueryAs(t, reader, params)
 			if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
 				t.Errorf("ascending (-want +got):\n%s", d)
 			}
 			if next != "" {
 				t.Errorf("next %q after every match, want \"\"", next)
 			}
+			rec := s.wantRead(t, size, "query-reader", "success", "GET /v1/events")
+			wantParams := map[string]string{}
+			for k := range params {
+				wantParams[k] = params.Get(k)
+			}
+			if d := cmp.Diff(wantParams, rec.Details.Params); d != "" || rec.Details.Count != len(want) || rec.Purpose != params.Get("purpose") {
+				t.Errorf("record: params (-want +got):\n%s\ncount %d, want %d; purpose %q, want %q", d, rec.Details.Count, len(want), rec.Purpose, params.Get("purpose"))
+			}
+			// The patient the read named: by patient=, or by a patient/<id> stream.
+			patient := params.Get("patient")
+			if id, ok := strings.CutPrefix(params.Get("stream"), "patient/"); ok && patient == "" {
+				patient = id
+			}
+			if rec.Patient != patient {
+				t.Errorf("record: patient %q, want %q", rec.Patient, patient)
+			}
 			params.Set("order", "desc")
-			got, next = s.query(t, params)
+			got, next = s.tryQueryAs(t, reader, params)
 			rev := slices.Clone(want)
 			slices.Reverse(rev)
 			if d := cmp.Diff(rev, got, cmpopts.EquateEmpty()); d != "" {
@@ -224,7 +311,7 @@ func TestQuery(t *testing.T) {
 				if order == "desc" {
 					w = rev
 				}
-				if d := cmp.Diff(w, s.pageAll(t, params, 7), cmpopts.EquateEmpty()); d != "" {
+				if d := cmp.Diff(w, s.pageAllAs(t, reader, params, 7), cmpopts.EquateEmpty()); d != "" {
 					t.Errorf("%s, pages of 7 (-want +got):\n%s", order, d)
 				}
 			}
@@ -240,9 +327,18 @@ func TestQuery(t *testing.T) {
 		if len(got) != 1 || next == "" {
 			t.Errorf("limit=1: %d events, next %q; want 1 and a cursor", len(got), next)
 		}
+		got, _ = s.tryQueryAs(t, reader, url.Values{"limit": {"1"}, "order": {"desc"}})
+		if d := cmp.Diff([]uint64{data[len(data)-1].r.Index}, got); d != "" {
+			t.Errorf("limit=1&order=desc as the reader (-last event +got):\n%s", d)
+		}
+		// For the admin the newest event is the record of the read before.
+		size := s.l.Size()
 		got, _ = s.query(t, url.Values{"limit": {"1"}, "order": {"desc"}})
-		if d := cmp.Diff([]uint64{149}, got); d != "" {
-			t.Errorf("limit=1&order=desc (-want +got):\n%s", d)
+		if prev := s.readsFrom(t, size-1); len(prev) != 2 || prev[0].Actor.ID != "query-reader" {
+			t.Errorf("records from %d: %+v, want the reader's query then this one", size-1, prev)
+		}
+		if d := cmp.Diff([]uint64{size - 1}, got); d != "" {
+			t.Errorf("limit=1&order=desc as the admin (-last record +got):\n%s", d)
 		}
 		// patient/1 has 38 events: a page of exactly that many is the last.
 		got, next = s.query(t, url.Values{"stream": {"patient/1"}, "limit": {"38"}})
@@ -275,14 +371,47 @@ func TestQuery(t *testing.T) {
 		{"after=x", "after"},
 		{"after=-1", "after"},
 		{"patient=", "patient"},
+		{"purpose=emergency", "reason"},
 	} {
 		t.Run(tt.params, func(t *testing.T) {
+			size := s.l.Size()
 			wantProblem(t, s.get(t, "/v1/events?"+tt.params), http.StatusBadRequest, tt.detail)
+			s.wantUnchanged(t, size) // 400s are not recorded
 		})
 	}
 	t.Run("no token", func(t *testing.T) {
+		size := s.l.Size()
 		r := s.do(t, http.MethodGet, "/v1/events", "", nil)
 		wantProblem(t, r, http.StatusUnauthorized)
+		s.wantUnchanged(t, size) // 401s are not recorded
+	})
+
+	// Valid reads whatever their answer or parameters: the record of a read
+	// must not be what refuses it. A 503 would be retried forever.
+	t.Run("a long filter value is answered", func(t *testing.T) {
+		r := s.do(t, http.MethodGet, "/v1/events?actor="+strings.Repeat("a", 20<<10), reader, nil)
+		if r.Status != http.StatusOK && r.Status != http.StatusBadRequest {
+			t.Errorf("actor= of 20 KiB: %v, want 200 (no match) or 400", r)
+		}
+	})
+	// Last, as it adds events: a full page of events from as many streams.
+	t.Run("a full page from 1000 streams", func(t *testing.T) {
+		var evs []trail.Event
+		for i := range 1000 {
+			evs = append(evs, event("", fmt.Sprintf("patient/%08x-0000-4000-8000-%012x", i, i)))
+		}
+		var want []uint64
+		for _, r := range s.appendBatch(t, evs...) {
+			want = append(want, r.Index)
+		}
+		got, next, err := s.tryQueryWith(reader, url.Values{"limit": {"1000"}, "order": {"desc"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Reverse(want)
+		if d := cmp.Diff(want, got); d != "" || next == "" {
+			t.Errorf("limit=1000&order=desc (-want +got):\n%s\nnext %q, want a cursor", d, next)
+		}
 	})
 }
 
@@ -330,10 +459,19 @@ func TestQueryReadYourWrites(t *testing.T) {
 
 // TestQueryPagingWhileAppending pages through queries in both orders while
 // writers append, and checks that every matching event comes exactly once,
-// in order.
+// in order. The pagers read the data streams only, not the records their
+// reads add to trail/access.
 func TestQueryPagingWhileAppending(t *testing.T) {
 	t.Parallel()
-	s := start(t)
+	const pager = "trail_pager"
+	s := start(t, withPrincipals(map[string]*server.Principal{
+		pager: {Name: "pager", Read: []string{"load/*", "other/*"}},
+	}))
+	var queries atomic.Int64 // reads the pagers made, each recorded
+	tryQuery := func(params url.Values) ([]uint64, string, error) {
+		queries.Add(1)
+		return s.tryQueryWith(pager, params)
+	}
 	// Some events before the pagers start.
 	for i := range 10 {
 		s.appendOne(t, event(fmt.Sprintf("pre-%d", i), []string{"load/a", "load/b"}[i%2]))
@@ -424,7 +562,7 @@ func TestQueryPagingWhileAppending(t *testing.T) {
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
 			finished := done.Load()
-			idx, next, err := s.tryQuery(params)
+			idx, next, err := tryQuery(params)
 			if err != nil {
 				t.Error(err)
 				return
@@ -464,7 +602,7 @@ func TestQueryPagingWhileAppending(t *testing.T) {
 			}
 			var got []uint64
 			for {
-				idx, next, err := s.tryQuery(params)
+				idx, next, err := tryQuery(params)
 				if err != nil {
 					t.Error(err)
 					return passes
@@ -513,7 +651,18 @@ func TestQueryPagingWhileAppending(t *testing.T) {
 		t.Logf("stream %q: %d descending passes while appending", stream, len(p))
 		checkDescending(stream, p)
 	}
-	if got, want := s.l.Size(), uint64(len(acked())); got != want {
-		t.Errorf("log size %d, receipts %d", got, want)
+	// The log holds the acknowledged events and a record of each read.
+	reads := s.readsFrom(t, 0)
+	for _, r := range reads {
+		if r.Actor.ID != "pager" || r.Outcome != "success" || r.Details.Endpoint != "GET /v1/events" {
+			t.Errorf("read record %d: actor %q outcome %q endpoint %q, want a pager's query", r.Index, r.Actor.ID, r.Outcome, r.Details.Endpoint)
+			break
+		}
+	}
+	if got, want := len(reads), int(queries.Load()); got != want {
+		t.Errorf("%d read records, %d queries made", got, want)
+	}
+	if got, want := s.l.Size()-uint64(len(reads)), uint64(len(acked())); got != want {
+		t.Errorf("log holds %d events besides the read records, receipts %d", got, want)
 	}
 }

@@ -27,7 +27,9 @@ func TestGetEvent(t *testing.T) {
 		e.Details = []byte(`{"note":"a <b> & c"}`)
 		rcs = append(rcs, s.appendOne(t, e))
 	}
+	var records []uint64
 	for _, rc := range rcs {
+		size := s.l.Size()
 		r := s.get(t, fmt.Sprintf("/v1/events/%d", rc.Index))
 		if r.Status != http.StatusOK || mediaType(r.Header) != "application/json" {
 			t.Fatalf("event %d: %v, want 200 application/json", rc.Index, r)
@@ -38,15 +40,30 @@ func TestGetEvent(t *testing.T) {
 		if got := trail.LeafHash(r.Body); got != rc.LeafHash {
 			t.Errorf("event %d: LeafHash(body) %v, receipt leaf_hash %v", rc.Index, got, rc.LeafHash)
 		}
+		rec := s.wantRead(t, size, "admin", "success", "GET /v1/events/{index}")
+		if rec.Details.Index == nil || *rec.Details.Index != rc.Index || rec.Details.Count != 1 {
+			t.Errorf("record of the get of %d: details.index %v count %d, want %d and 1", rc.Index, rec.Details.Index, rec.Details.Count, rc.Index)
+		}
+		records = append(records, rec.Index)
+	}
+	// The admin reads trail/ too: a read record is an event like any other.
+	for _, i := range records {
+		r := s.get(t, fmt.Sprintf("/v1/events/%d", i))
+		if r.Status != http.StatusOK || !bytes.Equal(r.Body, s.stored(t, i)) {
+			t.Errorf("read record %d: %v, want 200 and the stored bytes", i, r)
+		}
 	}
 
+	// end stands for the log's size when the request is made: the first
+	// index past the end.
+	const end = "{end}"
 	tests := []struct {
 		path   string
 		token  string
 		status int
 		detail string
 	}{
-		{path: "/v1/events/3", status: 404, detail: "3"},
+		{path: "/v1/events/" + end, status: 404, detail: end},
 		{path: "/v1/events/18446744073709551615", status: 404},
 		{path: "/v1/events/abc", status: 400, detail: "abc"},
 		{path: "/v1/events/-1", status: 400},
@@ -64,14 +81,25 @@ func TestGetEvent(t *testing.T) {
 			} else if tt.token != "" {
 				token = tt.token
 			}
+			size := s.l.Size()
+			path := strings.ReplaceAll(tt.path, end, strconv.FormatUint(size, 10))
 			var detail []string
 			if tt.detail != "" {
-				detail = append(detail, tt.detail)
+				detail = append(detail, strings.ReplaceAll(tt.detail, end, strconv.FormatUint(size, 10)))
 			}
-			r := s.do(t, http.MethodGet, tt.path, token, nil)
+			r := s.do(t, http.MethodGet, path, token, nil)
 			wantProblem(t, r, tt.status, detail...)
 			if tt.status == 401 && !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("WWW-Authenticate %q, want Bearer", r.Header.Get("WWW-Authenticate"))
+			}
+			if tt.status != http.StatusNotFound {
+				s.wantUnchanged(t, size) // 400s and 401s are not recorded
+				return
+			}
+			// A get past the end is a read allowed that found nothing.
+			rec := s.wantRead(t, size, "admin", "success", "GET /v1/events/{index}")
+			if want, _ := strconv.ParseUint(strings.TrimPrefix(path, "/v1/events/"), 10, 64); rec.Details.Index == nil || *rec.Details.Index != want || rec.Details.Count != 0 {
+				t.Errorf("record of %s: details.index %v count %d, want %d and 0", path, rec.Details.Index, rec.Details.Count, want)
 			}
 		})
 	}
@@ -133,39 +161,72 @@ func TestInclusionProof(t *testing.T) {
 	}
 
 	t.Run("every index and size", func(t *testing.T) {
+		from := s.l.Size()
+		type asked struct{ index, size uint64 }
+		var want []asked
 		for size := uint64(1); size <= n; size++ {
 			for i := range size {
 				verify(t, s.get(t, fmt.Sprintf("/v1/events/%d/proof?size=%d", i, size)), i, size)
+				want = append(want, asked{i, size})
 			}
+		}
+		// Each proof is a read, recorded with the event and size it named.
+		var got []asked
+		for _, r := range s.readsFrom(t, from) {
+			if r.Actor.ID != "admin" || r.Outcome != "success" || r.Details.Endpoint != "GET /v1/events/{index}/proof" || r.Details.Count != 1 || r.Details.Index == nil {
+				t.Fatalf("record %d of a proof: %+v", r.Index, r)
+			}
+			size, err := strconv.ParseUint(r.Details.Params["size"], 10, 64)
+			if err != nil || len(r.Details.Params) != 1 {
+				t.Fatalf("record %d of a proof: params %v, want size only", r.Index, r.Details.Params)
+			}
+			got = append(got, asked{*r.Details.Index, size})
+		}
+		if d := cmp.Diff(want, got, cmp.AllowUnexported(asked{})); d != "" {
+			t.Errorf("proof records (-asked +recorded):\n%s", d)
 		}
 	})
 	t.Run("size defaults to the latest checkpoint", func(t *testing.T) {
-		s.waitCheckpoint(t, n)
-		verify(t, s.get(t, "/v1/events/4/proof"), 4, n)
+		// Reads grow the log: wait until the checkpoint covers every
+		// record so far. The proof's own record comes after the size is
+		// chosen.
+		cp := s.waitCheckpoint(t, s.l.Size())
+		verify(t, s.get(t, "/v1/events/4/proof"), 4, cp.Size)
 	})
 
+	// Requests refused with 400 are not recorded, so the tree keeps its
+	// size while these run.
 	tests := []struct {
-		path   string
-		status int
+		name string
+		path func(t testing.TB, tree uint64) string
 	}{
-		{"/v1/events/5/proof?size=5", 400},
-		{"/v1/events/5/proof?size=3", 400},
-		{"/v1/events/0/proof?size=0", 400},
-		{fmt.Sprintf("/v1/events/0/proof?size=%d", n+1), 400},
-		{fmt.Sprintf("/v1/events/%d/proof", n), 400},
-		{"/v1/events/99/proof?size=100", 400},
-		{"/v1/events/0/proof?size=x", 400},
-		{"/v1/events/x/proof?size=1", 400},
-		{"/v1/events/0/proof?size=1&size=2", 400},
-		{"/v1/events/0/proof?tree_size=1", 400},
+		{"index at size", func(testing.TB, uint64) string { return "/v1/events/5/proof?size=5" }},
+		{"index past size", func(testing.TB, uint64) string { return "/v1/events/5/proof?size=3" }},
+		{"size 0", func(testing.TB, uint64) string { return "/v1/events/0/proof?size=0" }},
+		{"size past the tree", func(_ testing.TB, tree uint64) string { return fmt.Sprintf("/v1/events/0/proof?size=%d", tree+1) }},
+		{"index at the checkpoint's size", func(t testing.TB, tree uint64) string {
+			return fmt.Sprintf("/v1/events/%d/proof", s.waitCheckpoint(t, tree).Size)
+		}},
+		{"index and size past the tree", func(_ testing.TB, tree uint64) string {
+			return fmt.Sprintf("/v1/events/%d/proof?size=%d", tree+89, tree+90)
+		}},
+		{"size not a number", func(testing.TB, uint64) string { return "/v1/events/0/proof?size=x" }},
+		{"index not a number", func(testing.TB, uint64) string { return "/v1/events/x/proof?size=1" }},
+		{"size twice", func(testing.TB, uint64) string { return "/v1/events/0/proof?size=1&size=2" }},
+		{"unknown parameter", func(testing.TB, uint64) string { return "/v1/events/0/proof?tree_size=1" }},
 	}
 	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			wantProblem(t, s.get(t, tt.path), tt.status)
+		t.Run(tt.name, func(t *testing.T) {
+			size := s.l.Size()
+			path := tt.path(t, size)
+			wantProblem(t, s.get(t, path), http.StatusBadRequest)
+			s.wantUnchanged(t, size)
 		})
 	}
 	t.Run("no token", func(t *testing.T) {
+		size := s.l.Size()
 		wantProblem(t, s.do(t, http.MethodGet, "/v1/events/0/proof?size=1", "", nil), http.StatusUnauthorized)
+		s.wantUnchanged(t, size)
 	})
 }
 
@@ -318,12 +379,20 @@ func TestStreamHead(t *testing.T) {
 		{Stream: "ward/7/bed:3", Length: 2, HeadIndex: 4, HeadLeafHash: rcs[4].LeafHash.String()},
 	} {
 		t.Run(want.Stream, func(t *testing.T) {
+			size := s.l.Size()
 			var got head
 			wantJSON(t, s.get(t, "/v1/streams/"+want.Stream), http.StatusOK, &got)
 			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("head (-want +got):\n%s", d)
 			}
 			hashOf(t, "head_leaf_hash", got.HeadLeafHash)
+			rec := s.wantRead(t, size, "admin", "success", "GET /v1/streams/{stream...}")
+			if rec.Details.Stream != want.Stream {
+				t.Errorf("record of the head of %s: details.stream %q", want.Stream, rec.Details.Stream)
+			}
+			if p, ok := strings.CutPrefix(want.Stream, "patient/"); ok && rec.Patient != p {
+				t.Errorf("record of the head of %s: patient %q, want %q", want.Stream, rec.Patient, p)
+			}
 		})
 	}
 
@@ -350,7 +419,17 @@ func TestStreamHead(t *testing.T) {
 			if tt.token == "-" {
 				token = ""
 			}
+			size := s.l.Size()
 			wantProblem(t, s.do(t, http.MethodGet, tt.path, token, nil), tt.status)
+			if tt.status != http.StatusNotFound {
+				s.wantUnchanged(t, size) // 400s and 401s are not recorded
+				return
+			}
+			// A stream with no events is a read allowed that found nothing.
+			rec := s.wantRead(t, size, "admin", "success", "GET /v1/streams/{stream...}")
+			if want := strings.TrimPrefix(tt.path, "/v1/streams/"); rec.Details.Stream != want || rec.Details.Count != 0 {
+				t.Errorf("record of %s: details.stream %q count %d, want %q and 0", tt.path, rec.Details.Stream, rec.Details.Count, want)
+			}
 		})
 	}
 }

@@ -11,6 +11,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/trailhq/trail"
 )
 
 // sse is one server-sent event.
@@ -136,49 +141,106 @@ func (s *testServer) wantEvents(t testing.TB, c *tailConn, want ...uint64) {
 	}
 }
 
+// TestTail reads as the admin, who may read trail/: a tail carries the
+// records of reads (its own included, stored after the tail began) like any
+// other event.
 func TestTail(t *testing.T) {
 	t.Parallel()
 	s := start(t)
+	// span returns the indexes from from to to, to excluded.
+	span := func(from, to uint64) []uint64 {
+		var out []uint64
+		for i := from; i < to; i++ {
+			out = append(out, i)
+		}
+		return out
+	}
+	var sent []trail.Receipt // every event appended, in order
+	add := func(t *testing.T, evs ...trail.Event) []trail.Receipt {
+		t.Helper()
+		var rcs []trail.Receipt
+		if len(evs) == 1 {
+			rcs = []trail.Receipt{s.appendOne(t, evs[0])}
+		} else {
+			rcs = s.appendBatch(t, evs...)
+		}
+		sent = append(sent, rcs...)
+		return rcs
+	}
+	// in returns the indexes of the events appended to stream after index
+	// after.
+	in := func(stream string, after uint64) []uint64 {
+		var out []uint64
+		for _, r := range sent {
+			if r.Stream == stream && r.Index > after {
+				out = append(out, r.Index)
+			}
+		}
+		return out
+	}
+	// tailRead checks that the tail just opened is recorded from index from
+	// on with its parameters, and returns the record's index.
+	tailRead := func(t *testing.T, from uint64, params map[string]string) uint64 {
+		t.Helper()
+		rec := s.wantRead(t, from, "admin", "success", "GET /v1/tail")
+		if d := cmp.Diff(params, rec.Details.Params, cmpopts.EquateEmpty()); d != "" {
+			t.Errorf("tail record params (-want +got):\n%s", d)
+		}
+		return rec.Index
+	}
+	var old []trail.Receipt
 	for i := range 3 {
-		s.appendOne(t, event(fmt.Sprintf("old-%d", i), "patient/a"))
+		old = append(old, add(t, event(fmt.Sprintf("old-%d", i), "patient/a"))...)
 	}
 
 	t.Run("new events only", func(t *testing.T) {
+		before := s.l.Size()
 		c := s.openTail(t, "")
-		s.appendBatch(t, event("n-1", "patient/a"), event("n-2", "patient/b"))
-		r := s.appendOne(t, event("n-3", "patient/b"))
-		s.wantEvents(t, c, 3, 4, 5)
-		if r.Index != 5 {
-			t.Errorf("receipt index %d, want 5", r.Index)
-		}
+		own := tailRead(t, before, nil)
+		b := add(t, event("n-1", "patient/a"), event("n-2", "patient/b"))
+		r := add(t, event("n-3", "patient/b"))
+		s.wantEvents(t, c, own, b[0].Index, b[1].Index, r[0].Index)
 	})
 	t.Run("after replays first", func(t *testing.T) {
-		c := s.openTail(t, "?after=1")
-		s.wantEvents(t, c, 2, 3, 4, 5)
-		s.appendOne(t, event("n-4", "patient/a"))
-		s.wantEvents(t, c, 6)
+		before := s.l.Size()
+		c := s.openTail(t, fmt.Sprintf("?after=%d", old[1].Index))
+		own := tailRead(t, before, map[string]string{"after": strconv.FormatUint(old[1].Index, 10)})
+		s.wantEvents(t, c, span(old[1].Index+1, own+1)...)
+		r := add(t, event("n-4", "patient/a"))
+		s.wantEvents(t, c, r[0].Index)
 	})
 	t.Run("after=-1 replays from the first event", func(t *testing.T) {
+		before := s.l.Size()
 		c := s.openTail(t, "?after=-1")
-		s.wantEvents(t, c, 0, 1, 2, 3, 4, 5, 6)
+		own := tailRead(t, before, map[string]string{"after": "-1"})
+		s.wantEvents(t, c, span(0, own+1)...)
 	})
 	t.Run("stream", func(t *testing.T) {
+		before := s.l.Size()
 		c := s.openTail(t, "?stream=patient/b")
+		tailRead(t, before, map[string]string{"stream": "patient/b"})
+		after := s.l.Size()
 		for i, st := range []string{"patient/a", "patient/b", "patient/ab", "patient/b/1", "patient/b"} {
-			s.appendOne(t, event(fmt.Sprintf("st-%d", i), st))
+			add(t, event(fmt.Sprintf("st-%d", i), st))
 		}
-		s.wantEvents(t, c, 8, 11)
+		want := in("patient/b", after)
+		if len(want) != 2 {
+			t.Fatalf("%d events appended to patient/b, want 2", len(want))
+		}
+		s.wantEvents(t, c, want...)
 	})
 	t.Run("stream and after", func(t *testing.T) {
-		c := s.openTail(t, "?stream=patient/a&after=0")
-		s.wantEvents(t, c, 1, 2, 3, 6, 7)
-		s.appendOne(t, event("sa-1", "patient/b"))
-		s.appendOne(t, event("sa-2", "patient/a"))
-		s.wantEvents(t, c, 13)
+		before := s.l.Size()
+		c := s.openTail(t, fmt.Sprintf("?stream=patient/a&after=%d", old[0].Index))
+		tailRead(t, before, map[string]string{"stream": "patient/a", "after": strconv.FormatUint(old[0].Index, 10)})
+		s.wantEvents(t, c, in("patient/a", old[0].Index)...)
+		add(t, event("sa-1", "patient/b"))
+		r := add(t, event("sa-2", "patient/a"))
+		s.wantEvents(t, c, r[0].Index)
 	})
 	t.Run("every event once, in order, under concurrent appends", func(t *testing.T) {
+		before := s.l.Size()
 		c := s.openTail(t, "")
-		from := s.l.Size()
 		var wg sync.WaitGroup
 		for w := range 4 {
 			wg.Go(func() {
@@ -192,11 +254,13 @@ func TestTail(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		var want []uint64
-		for i := from; i < from+60; i++ {
-			want = append(want, i)
+		// The tail's own record, then the 60 events.
+		end := s.l.Size()
+		if end-before != 61 {
+			t.Errorf("log grew by %d, want the tail's record and 60 events", end-before)
 		}
-		s.wantEvents(t, c, want...)
+		tailRead(t, before, nil)
+		s.wantEvents(t, c, span(before, end)...)
 	})
 
 	t.Run("after the largest index replays nothing", func(t *testing.T) {
@@ -233,7 +297,9 @@ func TestTail(t *testing.T) {
 		{"", "", 401},
 	} {
 		t.Run("refused "+tt.query, func(t *testing.T) {
+			size := s.l.Size()
 			wantProblem(t, s.do(t, http.MethodGet, "/v1/tail"+tt.query, tt.token, nil), tt.status)
+			s.wantUnchanged(t, size) // 400s and 401s are not recorded
 		})
 	}
 }
@@ -243,10 +309,19 @@ func TestTail(t *testing.T) {
 func TestTailShutdown(t *testing.T) {
 	t.Parallel()
 	s := start(t)
+	before := s.l.Size()
 	all := s.openTail(t, "")
 	one := s.openTail(t, "?stream=patient/quiet")
 	r := s.appendOne(t, event("before-stop", "patient/1"))
-	s.wantEvents(t, all, r.Index)
+	// The admin's tail carries the records of both tails, then the event.
+	var want []uint64
+	for _, rec := range s.readsFrom(t, before) {
+		want = append(want, rec.Index)
+	}
+	if len(want) != 2 {
+		t.Fatalf("%d read records, want one for each tail", len(want))
+	}
+	s.wantEvents(t, all, append(want, r.Index)...)
 
 	s.srv.Shutdown()
 	for name, c := range map[string]*tailConn{"tail": all, "tail?stream=": one} {
