@@ -40,6 +40,9 @@ func parseParams(raw string, known ...string) params {
 		if !utf8.ValidString(v[k][0]) {
 			return params{err: badRequest(fmt.Sprintf("query parameter %q is not valid UTF-8", k))}
 		}
+		if n, max := len(v[k][0]), maxParamLen(k); n > max {
+			return params{err: badRequest(fmt.Sprintf("query parameter %q is %d bytes; the limit is %d", k, n, max))}
+		}
 	}
 	return params{v: v}
 }
@@ -102,4 +105,13 @@ func streamName(name string) (string, *problem) {
 		return "", badRequest(err.Error())
 	}
 	return name, nil
+}
+
+// maxParamLen bounds a query parameter's value, so that a read record (which
+// names every parameter) always fits in an event's details.
+func maxParamLen(name string) int {
+	if name == "reason" {
+		return 1024
+	}
+	return 512
 }
