@@ -51,6 +51,16 @@
 // without lingering; one producer logging without waiting was the same
 // either way.
 //
+// Lanes (WithLanes, default 1) bound the batches in flight. Measured on
+// loopback against a server on the same 2 cores (fsync on every batch, three
+// interleaved runs each): 64 producers each waiting for their receipts
+// stored 45-52k events/s with 1 lane and 22-26k with 4, because the events
+// of one round trip are split over four requests and the fsyncs they wait
+// for; one caller logging 200,000 events without waiting stored 82-94k
+// events/s with 1 lane and 118-137k with 4, which overlap parsing on the
+// server with the round trips. Choose more lanes for a backlog or a slow
+// network.
+//
 // # Failures
 //
 // Network errors and 502, 503, 504 and 429 answers are retried with the
