@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/client"
 	"github.com/trailhq/trail/internal/bench"
 	"github.com/trailhq/trail/server"
 )
@@ -34,6 +35,7 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	embedded := fs.Bool("embedded", false, "drive the engine in-process (default: start a server on loopback and drive it through the Go client)")
 	server := fs.String("server", "", "drive a running server at URL (token from --token or $TRAIL_TOKEN)")
 	remote := remoteFlags{server: server, token: fs.String("token", "", "bearer token for --server (default $TRAIL_TOKEN)")}
+	lanes := fs.Int("lanes", 1, "with a server: the client's lanes (batches in flight at once)")
 	data := fs.String("data", "", "data directory to keep (default: a temporary directory, removed afterwards)")
 	sync := fs.String("sync", "always", "always: fsync before each receipt; none: do not wait for the disk")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -66,7 +68,7 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	cfg := trail.DefaultConfig()
 	cfg.Sync = trail.SyncMode(*sync)
 	if *server != "" {
-		res, err := runRemote(ctx, remote, *server, w)
+		res, err := runRemote(ctx, remote, *lanes, w)
 		if err != nil {
 			return err
 		}
@@ -86,7 +88,7 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	if *embedded {
 		res, err = runEmbedded(ctx, dir, cfg, w)
 	} else {
-		res, err = runSelfHosted(ctx, dir, cfg, w)
+		res, err = runSelfHosted(ctx, dir, cfg, *lanes, w)
 	}
 	if err != nil {
 		return err
@@ -131,7 +133,7 @@ func runEmbedded(ctx context.Context, dir string, cfg trail.Config, w bench.Work
 
 // runSelfHosted starts a server on loopback over dir and drives it through
 // the Go client, as an application would.
-func runSelfHosted(ctx context.Context, dir string, cfg trail.Config, w bench.Workload) (bench.Result, error) {
+func runSelfHosted(ctx context.Context, dir string, cfg trail.Config, lanes int, w bench.Workload) (bench.Result, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return bench.Result{}, err
@@ -141,7 +143,7 @@ func runSelfHosted(ctx context.Context, dir string, cfg trail.Config, w bench.Wo
 		return bench.Result{}, err
 	}
 	tok := string(d.token)
-	res, err := runRemote(ctx, remoteFlags{server: ptr("http://" + ln.Addr().String()), token: &tok}, "", w)
+	res, err := runRemote(ctx, remoteFlags{server: ptr("http://" + ln.Addr().String()), token: &tok}, lanes, w)
 	if serr := d.stop(context.Background()); err == nil {
 		err = serr
 	}
@@ -153,8 +155,8 @@ func runSelfHosted(ctx context.Context, dir string, cfg trail.Config, w bench.Wo
 func ptr[T any](v T) *T { return &v }
 
 // runRemote drives a server through the Go client.
-func runRemote(ctx context.Context, remote remoteFlags, url string, w bench.Workload) (bench.Result, error) {
-	cl, err := remote.client()
+func runRemote(ctx context.Context, remote remoteFlags, lanes int, w bench.Workload) (bench.Result, error) {
+	cl, err := remote.client(client.WithLanes(lanes))
 	if err != nil {
 		return bench.Result{}, err
 	}
