@@ -238,7 +238,11 @@ func benchTrail(b *testing.B, w bench.Workload, overHTTP bool) {
 	var s trailSide
 	var err error
 	if overHTTP {
-		s, err = openHTTP(ctx, "")
+		lanes := 1
+		if w.Async {
+			lanes = 4
+		}
+		s, err = openHTTP(ctx, "", lanes)
 	} else {
 		s, err = openEmbedded("")
 	}

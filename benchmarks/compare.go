@@ -209,7 +209,7 @@ func trailTargets(cfg Config, mode string, w bench.Workload, method string) []ta
 	if !cfg.SkipHTTP {
 		ts = append(ts, target{SystemTrail, mode, "HTTP client, " + method, w,
 			func(ctx context.Context) (bench.Appender, func(context.Context) (int, error), error) {
-				s, err := openHTTP(ctx, cfg.BaseDir)
+				s, err := openHTTP(ctx, cfg.BaseDir, lanesFor(mode))
 				return s.a, trailStop(s), err
 			}})
 	}
@@ -221,6 +221,16 @@ func trailTargets(cfg Config, mode string, w bench.Workload, method string) []ta
 			}})
 	}
 	return ts
+}
+
+// lanesFor is the client's lanes per mode, as an application would choose
+// them: the default (1) for producers that wait for their receipts, 4 for a
+// backlog (see the client package's documentation for the measurements).
+func lanesFor(mode string) int {
+	if mode == ModeBatched {
+		return 4
+	}
+	return 1
 }
 
 func pgStop(conn string, close func()) func(context.Context) (int, error) {

@@ -44,8 +44,8 @@ func openEmbedded(baseDir string) (trailSide, error) {
 
 // openHTTP starts the engine and its HTTP server in-process on a free
 // loopback port, as "trail serve" does, and returns the Go client connected
-// to it with its default options (batches of up to 1000 events, 4 in flight).
-func openHTTP(ctx context.Context, baseDir string) (trailSide, error) {
+// to it (batches of up to 1000 events, lanes batches in flight).
+func openHTTP(ctx context.Context, baseDir string, lanes int) (trailSide, error) {
 	dir, err := os.MkdirTemp(baseDir, "trail-vspg-data-")
 	if err != nil {
 		return trailSide{}, err
@@ -61,7 +61,7 @@ func openHTTP(ctx context.Context, baseDir string) (trailSide, error) {
 		os.RemoveAll(dir)
 		return trailSide{}, err
 	}
-	c, err := client.New("http://"+addr, client.WithToken(string(tok)))
+	c, err := client.New("http://"+addr, client.WithToken(string(tok)), client.WithLanes(lanes))
 	if err != nil {
 		hs.Close()
 		l.Close(ctx)
