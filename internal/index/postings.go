@@ -159,6 +159,14 @@ func (p *Postings) Seek(x uint64) (uint64, bool, error) {
 			return c[i], true, nil
 		}
 	}
+	if p.loaded {
+		// Targets move in one direction, usually by little: the adjacent
+		// chunk most often holds the answer, and stepping to it costs far
+		// less than seeking from the top of the store.
+		if v, ok, done, err := p.step(x); done || err != nil {
+			return v, ok, err
+		}
+	}
 	// The chunk starting at or before x, if any, may hold the answer.
 	p.key = binary.BigEndian.AppendUint64(append(p.key[:0], p.prefix...), x)
 	p.key = append(p.key, 0) // just past x's own key
@@ -192,6 +200,44 @@ func (p *Postings) Seek(x uint64) (uint64, bool, error) {
 		return 0, false, fmt.Errorf("index: postings: %w", err)
 	}
 	return 0, false, nil
+}
+
+// step moves to the chunk after (before, backwards) the current one, whose
+// every index is below (above) x, and answers from it when it can; done is
+// false when the answer lies further.
+func (p *Postings) step(x uint64) (v uint64, ok, done bool, err error) {
+	var more bool
+	if p.desc {
+		more = p.it.Prev()
+	} else {
+		more = p.it.Next()
+	}
+	if !more {
+		// No chunk beyond the current one: nothing at or past x.
+		if err := p.it.Error(); err != nil {
+			return 0, false, true, fmt.Errorf("index: postings: %w", err)
+		}
+		p.loaded = false
+		return 0, false, true, nil
+	}
+	if err := p.load(); err != nil {
+		return 0, false, true, err
+	}
+	c := p.chunk
+	i, found := slices.BinarySearch(c, x)
+	if p.desc {
+		if c[0] > x {
+			return 0, false, false, nil
+		}
+		if !found {
+			i--
+		}
+		return c[i], true, true, nil
+	}
+	if i == len(c) {
+		return 0, false, false, nil
+	}
+	return c[i], true, true, nil
 }
 
 // load decodes the chunk at the iterator.
