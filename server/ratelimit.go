@@ -8,8 +8,9 @@ import (
 // failLimiter rate-limits failed authentication per client address: each
 // address has a bucket of failBurst attempts, refilled at failRate a
 // second. An address whose bucket is empty gets 429 without its token being
-// looked at, so guessing tokens is slow; an address that authenticates is
-// not limited.
+// looked at, valid or not, so guessing tokens is slow; only failures take
+// from the bucket. Behind a reverse proxy every client shares the proxy's
+// address (the limit then applies to all of them together).
 type failLimiter struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket

@@ -54,7 +54,13 @@ func (s *Server) readEvent(rd *read, i uint64) ([]byte, *problem) {
 		return nil, s.internal("read event", err)
 	}
 	if !rd.can(stream) {
-		return nil, rd.forbid(stream)
+		// The record names the stream; the answer does not, so that reading
+		// by index cannot map which streams (patients) have events.
+		pr := rd.forbid(stream)
+		if pr.Status == http.StatusForbidden {
+			pr.Detail = fmt.Sprintf("principal %q has no read grant for the stream of event %d", rd.p.Name, i)
+		}
+		return nil, pr
 	}
 	rd.namePatient(stream)
 	rd.streams[stream] = true

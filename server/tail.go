@@ -79,7 +79,10 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 // streamEvents writes events from index next on until ctx ends.
 func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rd *read, stream string, next uint64) {
 	var buf []byte
-	for {
+	for first := true; ; first = false {
+		if !first && !s.stillAuthorized(rd) {
+			return // revoked (or its grants changed) while tailing
+		}
 		size := s.l.Size()
 		for ; next < size; next++ {
 			rec, err := s.l.Read(next)
@@ -119,4 +122,19 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 			return
 		}
 	}
+}
+
+// stillAuthorized authenticates a live tail's request again, so that a
+// revoked principal's tail ends when the policy changes (within
+// PolicyReload), and picks up changed grants.
+func (s *Server) stillAuthorized(rd *read) bool {
+	p, err := s.auth.Authenticate(rd.r)
+	if err != nil || p.Name != rd.p.Name {
+		return false
+	}
+	rd.p = p
+	if rd.purpose == "emergency" {
+		rd.emergency = p.BreakGlass || p.Admin
+	}
+	return true
 }

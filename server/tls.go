@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -22,12 +23,12 @@ type TLSFiles struct {
 
 	mu       sync.Mutex
 	checked  time.Time
-	stamp    [3]time.Time // modification times of Cert, Key, ClientCA
+	sums     [3][32]byte // SHA-256 of Cert, Key, ClientCA as last loaded
 	cert     *tls.Certificate
 	clientCA *x509.CertPool
 }
 
-// recheck is how often the files' modification times are looked at.
+// recheck is how often the files are read again.
 const recheck = time.Second
 
 // Config returns the server TLS configuration. It fails if the files cannot
@@ -55,8 +56,9 @@ func (f *TLSFiles) Config() (*tls.Config, error) {
 }
 
 // load returns the current certificate and client CAs, reading the files
-// again when they changed (checked at most once a second). A file that
-// changed but does not load leaves the previous one in use.
+// again (at most once a second) and taking them when their content changed,
+// whatever their modification times say. Files that changed but do not load
+// leave the previous ones in use.
 func (f *TLSFiles) load() (*tls.Certificate, *x509.CertPool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -64,31 +66,31 @@ func (f *TLSFiles) load() (*tls.Certificate, *x509.CertPool, error) {
 		return f.cert, f.clientCA, nil
 	}
 	f.checked = time.Now()
-	var stamp [3]time.Time
+	var sum [3][32]byte
 	for i, name := range []string{f.Cert, f.Key, f.ClientCA} {
 		if name == "" {
 			continue
 		}
-		st, err := os.Stat(name)
+		b, err := os.ReadFile(name)
 		if err != nil {
 			if f.cert != nil {
 				return f.cert, f.clientCA, nil
 			}
 			return nil, nil, err
 		}
-		stamp[i] = st.ModTime()
+		sum[i] = sha256.Sum256(b)
 	}
-	if f.cert != nil && stamp == f.stamp {
+	if f.cert != nil && sum == f.sums {
 		return f.cert, f.clientCA, nil
 	}
 	cert, pool, err := f.read()
 	if err != nil {
 		if f.cert != nil {
-			return f.cert, f.clientCA, nil // keep serving with the previous pair
+			return f.cert, f.clientCA, nil // keep serving with the previous files
 		}
 		return nil, nil, err
 	}
-	f.cert, f.clientCA, f.stamp = cert, pool, stamp
+	f.cert, f.clientCA, f.sums = cert, pool, sum
 	return cert, pool, nil
 }
 

@@ -28,7 +28,8 @@ const PolicyReload = 250 * time.Millisecond
 // client certificate whose subject common name is a principal's name.
 //
 // A policy is swapped in whole (one atomic pointer), so no request sees a
-// half-changed one. Tokens are compared by their SHA-256, in constant time,
+// half-changed one. A malformed file leaves the previous policy in force; a
+// missing file is an empty policy (only the admin token works). Tokens are compared by their SHA-256, in constant time,
 // against every principal's.
 type TokenAuth struct {
 	dir   string
@@ -36,8 +37,9 @@ type TokenAuth struct {
 	log   *slog.Logger
 	cur   atomic.Pointer[policyView]
 
-	mu   sync.Mutex // guards seen
-	seen fileID
+	mu     sync.Mutex // guards seen and failed
+	seen   fileID     // the file last loaded
+	failed fileID     // the file last found malformed
 
 	stop chan struct{}
 	done chan struct{}
@@ -125,8 +127,13 @@ func (a *TokenAuth) Reload() (bool, error) {
 	}
 	pol, err := access.Load(a.dir)
 	if err != nil {
+		if a.failed == id {
+			return false, nil // reported when it appeared
+		}
+		a.failed = id
 		return false, err
 	}
+	a.failed = fileID{}
 	v := &policyView{byName: map[string]*Principal{}}
 	for _, pr := range pol.Principals {
 		if pr.Revoked != nil {
