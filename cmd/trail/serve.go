@@ -67,11 +67,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if tlsFilesP != nil {
 		scheme = "https://"
 	}
-	logger.Info("trail serving", "data", abs, "listen", scheme+ln.Addr().String(),
-		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin)
 	if d.tokenCreated {
 		logger.Info("admin token created; keep it secret", "file", filepath.Join(abs, server.AdminTokenFile))
 	}
+	logger.Info("trail serving", "data", abs, "listen", scheme+ln.Addr().String(),
+		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin)
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: draining requests, then a final checkpoint")
