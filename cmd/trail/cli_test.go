@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"os"
@@ -94,25 +95,45 @@ func TestCommandLine(t *testing.T) {
 		t.Fatalf("checkpoint: exit %d:\n%s", code, out)
 	}
 
-	// tail --after replays, then the process is stopped.
+	// tail --after replays, then follows; then the process is stopped.
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	cmd := exec.CommandContext(ctx, trailBin, "tail", "--after", "0", "--stream", "patient/12345")
 	cmd.Env = append(os.Environ(), "TRAIL_SERVER="+p.url, "TRAIL_TOKEN="+p.token)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
-	var tailOut strings.Builder
-	cmd.Stdout = &tailOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	tailLines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			tailLines <- sc.Text()
+		}
+		close(tailLines)
+	}()
+	next := func() string {
+		select {
+		case l := <-tailLines:
+			return l
+		case <-time.After(20 * time.Second):
+			t.Fatal("trail tail printed nothing for 20s")
+			return ""
+		}
+	}
+	if got := next(); !strings.Contains(got, "dr-wilson") {
+		t.Fatalf("tail replayed %s, want the event after index 0", got)
+	}
 	trailCmd(t, p, "", "append", `{"stream":"patient/12345","type":"patient-record.read","action":"R","actor":{"id":"dr-cuddy"},"patient":"12345"}`)
-	time.Sleep(300 * time.Millisecond)
+	if got := next(); !strings.Contains(got, "dr-cuddy") {
+		t.Fatalf("tail followed with %s, want the new event", got)
+	}
 	cancel()
 	cmd.Wait()
-	got := strings.Split(strings.TrimSpace(tailOut.String()), "\n")
-	if len(got) != 2 || !strings.Contains(got[0], "dr-wilson") || !strings.Contains(got[1], "dr-cuddy") {
-		t.Fatalf("tail printed:\n%s", tailOut.String())
-	}
 
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.exited
