@@ -74,7 +74,7 @@ func openHTTP(ctx context.Context, baseDir string, lanes int) (trailSide, error)
 		err = errors.Join(err, hs.Shutdown(ctx), l.Close(ctx))
 		return l.Size(), err
 	}
-	return trailSide{a: clientAppender{c}, stop: stop}, nil
+	return trailSide{a: bench.Engine{L: c}, stop: stop}, nil
 }
 
 // serve serves l over HTTP on a free loopback port with the admin token of
@@ -96,37 +96,6 @@ func serve(l *trail.Log, dir string) (*http.Server, string, server.Token, error)
 	hs.RegisterOnShutdown(srv.Shutdown)
 	go hs.Serve(ln)
 	return hs, ln.Addr().String(), tok, nil
-}
-
-// clientAppender adapts the client to bench.Appender. Log waits for room in
-// the client's buffer (Enqueue), as bench.Engine does with the engine's
-// queue, so that an async run larger than the buffer applies backpressure
-// instead of failing.
-type clientAppender struct{ c *client.Client }
-
-type pendingWaiter struct {
-	p   *trail.Pending
-	err error
-}
-
-func (w pendingWaiter) Wait(ctx context.Context) error {
-	if w.err != nil {
-		return w.err
-	}
-	_, err := w.p.Wait(ctx)
-	return err
-}
-
-// Log implements bench.Appender.
-func (a clientAppender) Log(ev trail.Event) bench.Waiter {
-	p, err := a.c.Enqueue(context.Background(), ev)
-	return pendingWaiter{p, err}
-}
-
-// Append implements bench.Appender.
-func (a clientAppender) Append(ctx context.Context, ev trail.Event) error {
-	_, err := a.c.Append(ctx, ev)
-	return err
 }
 
 // httpAvailable says whether openHTTP can run in this build.
