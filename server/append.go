@@ -20,25 +20,32 @@ func (s *Server) appendOne(w http.ResponseWriter, r *http.Request, p *Principal)
 	if pr != nil {
 		return pr
 	}
-	ev, err := trail.ParseEvent(body)
-	if err != nil {
+	// Decoded here, validated once by the engine: LogBatch prepares in this
+	// goroutine, in parallel with other requests.
+	var ev trail.Event
+	if err := ev.UnmarshalJSON(body); err != nil {
 		return eventProblem(err, 0)
 	}
 	if pr := s.canAppend(p, ev.Stream, 0); pr != nil {
 		return pr
 	}
 	ctx, cancel := s.queueContext(r)
-	pend, err := s.l.Enqueue(ctx, ev)
+	b, err := s.l.LogBatch(ctx, []trail.Event{ev})
 	cancel()
 	if err != nil {
 		return s.engineProblem(err, 0)
 	}
-	rc, err := pend.Wait(r.Context())
+	rcs, err := b.Wait(r.Context())
 	if err != nil {
+		var be *trail.BatchError
+		if errors.As(err, &be) {
+			err = be.Err
+		}
 		return s.engineProblem(err, 0)
 	}
+	rc := rcs[0]
 	status := http.StatusCreated
-	if pend.Duplicate() {
+	if b.Duplicates()[0] {
 		status = http.StatusOK
 	}
 	s.metrics.appended.Add(1)
@@ -130,6 +137,10 @@ func (s *Server) parseBatch(body []byte, p *Principal) ([]trail.Event, []int, *p
 
 // canAppend checks p's grant to append to stream.
 func (s *Server) canAppend(p *Principal, stream string, line int) *problem {
+	if trail.IsReservedStream(stream) {
+		// Nobody may append there, admin included: a 400, whatever the grants.
+		return lineProblem(badRequest(fmt.Sprintf("stream %q is under trail/, which is reserved for Trail's own events", stream)), line)
+	}
 	if p.CanAppend(stream) {
 		return nil
 	}
