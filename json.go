@@ -74,7 +74,8 @@ func parseSlow(data []byte) (Event, error) {
 		}
 		return Event{}, decodeError(err)
 	}
-	if dec.More() {
+	// Only whitespace may follow (dec.More is false before a stray '}').
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		return Event{}, &ValidationError{Field: "(event)", Reason: "unexpected data after the JSON object"}
 	}
 	if err := checkMembers(data); err != nil {
