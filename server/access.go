@@ -1,13 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/trailhq/trail"
 )
@@ -18,10 +20,19 @@ const (
 	BreakGlassStream = "trail/break-glass"
 )
 
+// Purposes with a meaning of their own.
+const (
+	purposeEmergency = "emergency" // break-glass: read beyond the grants, with a reason
+	purposeSystem    = "system"    // backup, verify --full: admin only, kept out of patients' views
+)
+
 // read is one read request on its way through the grant check and the read
 // audit: every read (query, get, proof, tail, stream head), allowed or
 // refused with 403, is appended to trail/access before anything is
-// answered; a break-glass read also to trail/break-glass.
+// answered; a break-glass read also to trail/break-glass. As IHE BALP asks,
+// a read that returned events of patients it did not name also appends one
+// record per such patient, so that every patient finds every read of their
+// events by searching trail/access for their id.
 type read struct {
 	s         *Server
 	r         *http.Request
@@ -31,17 +42,30 @@ type read struct {
 	purpose   string
 	reason    string
 	emergency bool            // a break-glass principal reading with purpose=emergency and a reason
+	system    bool            // the admin reading with purpose=system
 	patient   string          // the patient the read named, if any
 	index     *uint64         // the event a get or proof named
 	stream    string          // the stream a stream-head read named
 	streams   map[string]bool // the streams the answer carried
+	patients  map[string]*patientReads
+	delivered int // events a tail delivered since its last record
+}
+
+// patientReads is what a read returned of one patient's events.
+type patientReads struct {
+	count   int
+	streams map[string]bool
 }
 
 // purposeParams are accepted by every read endpoint.
 var purposeParams = []string{"purpose", "reason"}
 
-// newRead checks purpose and reason: purpose=emergency needs a non-empty
-// reason, from anyone (400 otherwise, and a 400 is not recorded).
+// maxPurposeLen bounds purpose, a code such as treatment or emergency.
+const maxPurposeLen = 64
+
+// newRead checks the principal's read rate, purpose and reason:
+// purpose=emergency needs a reason with a visible character, from anyone;
+// purpose=system is the admin's (400 otherwise, and a 400 is not recorded).
 func (s *Server) newRead(r *http.Request, p *Principal, route string, ps *params) (*read, *problem) {
 	rd := &read{s: s, r: r, p: p, route: route, params: map[string]string{}, streams: map[string]bool{}}
 	for k, v := range ps.v {
@@ -51,13 +75,51 @@ func (s *Server) newRead(r *http.Request, p *Principal, route string, ps *params
 	if ps.has("reason") && rd.purpose == "" {
 		return nil, badRequest("reason is given without purpose; for an emergency read pass purpose=emergency&reason=<why>")
 	}
-	if rd.purpose == "emergency" {
-		if strings.TrimSpace(rd.reason) == "" {
-			return nil, badRequest("purpose=emergency needs a non-empty reason: say why, e.g. reason=cardiac+arrest+in+ER")
+	if ps.has("purpose") && !validPurpose(rd.purpose) {
+		return nil, badRequest(fmt.Sprintf("purpose=%q is not a purpose-of-use code: 1-%d bytes of letters, digits and . _ : - (e.g. treatment, emergency)", rd.purpose, maxPurposeLen))
+	}
+	switch rd.purpose {
+	case purposeEmergency:
+		if !hasVisible(rd.reason) {
+			return nil, badRequest("purpose=emergency needs a reason with visible text: say why, e.g. reason=cardiac+arrest+in+ER")
 		}
 		rd.emergency = p.BreakGlass || p.Admin // admin implies every grant
+	case purposeSystem:
+		if !p.Admin {
+			return nil, badRequest(fmt.Sprintf("purpose=system is for the admin's own reads (backup, verify --full); principal %q may not use it", p.Name))
+		}
+		rd.system = true
+	}
+	if pr := s.readAllowed(p); pr != nil {
+		return nil, pr
 	}
 	return rd, nil
+}
+
+// validPurpose reports whether v is a purpose code.
+func validPurpose(v string) bool {
+	if v == "" || len(v) > maxPurposeLen {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// hasVisible reports whether s has a character that shows: not a space, a
+// control or a format character (zero-width spaces and joiners are format
+// characters).
+func hasVisible(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !unicode.IsControl(r) && !unicode.Is(unicode.Cf, r) && r != utf8.RuneError && unicode.IsGraphic(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // can reports whether the read may see stream: by grant, or by break-glass
@@ -74,16 +136,61 @@ func (rd *read) readable() func(string) bool {
 	return rd.can
 }
 
-// namePatient notes the patient a stream names (patient/<id>…), unless the
-// read named one already.
+// patientOfStream is the patient a stream names (patient/<id>…), if any.
+func patientOfStream(stream string) string {
+	rest, ok := strings.CutPrefix(stream, "patient/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return id
+}
+
+// namePatient notes the patient a stream names, unless the read named one
+// already.
 func (rd *read) namePatient(stream string) {
-	if rd.patient != "" {
+	if rd.patient == "" {
+		rd.patient = patientOfStream(stream)
+	}
+}
+
+// recordFields are the members of a stored event the read audit needs.
+type recordFields struct {
+	Stream  string `json:"stream"`
+	Patient string `json:"patient"`
+}
+
+// returned notes a stored event the answer carries: its stream, and its
+// patient (its patient member, else the patient its stream names) unless it
+// is one of Trail's own records, whose patients a read of the trail does not
+// fan out over.
+func (rd *read) returned(rec []byte) {
+	var f recordFields
+	if err := json.Unmarshal(rec, &f); err != nil {
+		rd.s.log.Error("read audit: stored event not parsed", "err", err)
 		return
 	}
-	if rest, ok := strings.CutPrefix(stream, "patient/"); ok {
-		id, _, _ := strings.Cut(rest, "/")
-		rd.patient = id
+	rd.streams[f.Stream] = true
+	if trail.IsReservedStream(f.Stream) {
+		return
 	}
+	pt := f.Patient
+	if pt == "" {
+		pt = patientOfStream(f.Stream)
+	}
+	if pt == "" {
+		return
+	}
+	if rd.patients == nil {
+		rd.patients = map[string]*patientReads{}
+	}
+	pr := rd.patients[pt]
+	if pr == nil {
+		pr = &patientReads{streams: map[string]bool{}}
+		rd.patients[pt] = pr
+	}
+	pr.count++
+	pr.streams[f.Stream] = true
 }
 
 // forbid records the refused read and returns the 403.
@@ -105,6 +212,78 @@ func (rd *read) allow(count int) *problem {
 	return nil
 }
 
+// record appends the read's records and waits until they are durable: a
+// read is never answered unless its records are stored. It then forgets
+// the events noted so far, so a tail records each delivery once.
+func (rd *read) record(outcome string, count int) error {
+	evs, err := rd.records(outcome, count)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(rd.r.Context()), rd.s.cfg.QueueWait+auditWait)
+	defer cancel()
+	if _, err = rd.s.l.AppendReserved(ctx, evs); err != nil {
+		return err
+	}
+	rd.s.metrics.audited.WithLabelValues(outcome).Add(float64(len(evs)))
+	rd.streams, rd.patients = map[string]bool{}, nil
+	return nil
+}
+
+// records builds the read's records: the read itself (naming the patient
+// the read named), its copy in trail/break-glass for an emergency read, and
+// one record per other patient whose events it returned.
+func (rd *read) records(outcome string, count int) ([]trail.Event, error) {
+	d := auditDetails{Endpoint: rd.route, Params: rd.params, Count: count, Index: rd.index, Stream: rd.stream}
+	if rd.emergency {
+		d.Reason = rd.reason
+	}
+	d.Streams, d.StreamsTotal = streamList(rd.streams)
+	ev := trail.Event{
+		Stream: AccessStream, Type: "audit-log.read", Action: "R", Outcome: outcome,
+		Actor:   trail.Actor{ID: rd.p.Name, Address: rd.s.cfg.TrustedProxies.clientAddr(rd.r), UserAgent: cutUTF8(strings.ToValidUTF8(rd.r.UserAgent(), "\uFFFD"), maxUserAgent)},
+		Patient: rd.patient, Purpose: rd.purpose,
+	}
+	if rd.system {
+		ev.Patient = "" // kept out of every patient's view
+	}
+	var err error
+	if ev.Details, err = d.encode(); err != nil {
+		return nil, err
+	}
+	evs := []trail.Event{ev}
+	if rd.emergency {
+		bg := ev
+		bg.Stream = BreakGlassStream
+		evs = append(evs, bg)
+	}
+	if rd.system {
+		return evs, nil
+	}
+	pts := make([]string, 0, len(rd.patients))
+	for pt := range rd.patients {
+		if pt != rd.patient {
+			pts = append(pts, pt)
+		}
+	}
+	slices.Sort(pts)
+	for _, pt := range pts {
+		pr := rd.patients[pt]
+		pd := auditDetails{Endpoint: rd.route, Params: rd.params, Count: pr.count, Reason: d.Reason}
+		pd.Streams, pd.StreamsTotal = streamList(pr.streams)
+		pe := ev
+		pe.Patient = pt
+		if pe.Details, err = pd.encode(); err != nil {
+			return nil, err
+		}
+		evs = append(evs, pe)
+	}
+	return evs, nil
+}
+
+// maxUserAgent bounds the User-Agent a read record keeps.
+const maxUserAgent = 512
+
 // auditDetails is the details member of a read record.
 type auditDetails struct {
 	Endpoint string            `json:"endpoint"`
@@ -116,11 +295,79 @@ type auditDetails struct {
 	Streams  []string          `json:"streams,omitempty"`
 	// StreamsTotal is set when Streams had to be cut short.
 	StreamsTotal int `json:"streams_total,omitempty"`
+	// ParamsCut is set when parameter values (or the reason) were cut so
+	// that the record fits.
+	ParamsCut bool `json:"params_cut,omitempty"`
+}
+
+// detailsBudget is what a read record's details may take as encoded JSON:
+// under the 16 KiB an event's details may have, with room to spare.
+const detailsBudget = 15 << 10
+
+// encode returns d as compact JSON of at most detailsBudget bytes. Escaping
+// can make a value six times longer than it was sent (a control character
+// becomes \u00XX), so the size is checked after encoding; while it is over,
+// the longest parameter value (or the reason) is cut in half at a UTF-8
+// boundary and params_cut is set. Every accepted read thus has a record.
+func (d auditDetails) encode() (json.RawMessage, error) {
+	d.Params = copyParams(d.Params)
+	for {
+		b, err := marshalCompact(d)
+		if err != nil || len(b) <= detailsBudget {
+			return b, err
+		}
+		d.ParamsCut = true
+		longest, n := "", len(d.Reason)
+		for k, v := range d.Params {
+			if len(v) > n || len(v) == n && k < longest {
+				longest, n = k, len(v)
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("read record details are %d bytes with every parameter cut", len(b))
+		}
+		if longest == "" {
+			d.Reason = cutUTF8(d.Reason, n/2)
+		} else {
+			d.Params[longest] = cutUTF8(d.Params[longest], n/2)
+		}
+	}
+}
+
+// copyParams copies a map of strings, so cutting values leaves the request's alone.
+func copyParams(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// marshalCompact encodes v as JSON without HTML escaping (stored events
+// have none) and without the encoder's trailing newline.
+func marshalCompact(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// cutUTF8 returns at most n bytes of s, cut at a UTF-8 boundary.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // streamsBudget bounds the bytes of stream names a read record lists: with
-// the parameters (at most 13 of 512 bytes) and the reason (1 KiB), a record
-// stays well inside the 16 KiB of an event's details.
+// the parameters and the reason, a record stays inside detailsBudget.
 const streamsBudget = 6 << 10
 
 // streamList returns the streams in order, cut at streamsBudget bytes; when
@@ -140,38 +387,6 @@ func streamList(set map[string]bool) (list []string, total int) {
 	return list, 0
 }
 
-// record appends the read record and waits until it is durable: a read is
-// never answered unless its record is stored.
-func (rd *read) record(outcome string, count int) error {
-	d := auditDetails{Endpoint: rd.route, Params: rd.params, Count: count, Index: rd.index, Stream: rd.stream}
-	if rd.purpose == "emergency" {
-		d.Reason = rd.reason
-	}
-	d.Streams, d.StreamsTotal = streamList(rd.streams)
-	details, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	ev := trail.Event{
-		Stream: AccessStream, Type: "audit-log.read", Action: "R", Outcome: outcome,
-		Actor:   trail.Actor{ID: rd.p.Name, Address: clientIP(rd.r), UserAgent: truncate(strings.ToValidUTF8(rd.r.UserAgent(), "\uFFFD"), 512)},
-		Patient: rd.patient, Purpose: rd.purpose, Details: details,
-	}
-	evs := []trail.Event{ev}
-	if rd.emergency {
-		bg := ev
-		bg.Stream = BreakGlassStream
-		evs = append(evs, bg)
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(rd.r.Context()), rd.s.cfg.QueueWait+auditWait)
-	defer cancel()
-	_, err = rd.s.l.AppendReserved(ctx, evs)
-	if err == nil {
-		rd.s.metrics.audited.WithLabelValues(outcome).Add(float64(len(evs)))
-	}
-	return err
-}
-
 // auditWait bounds how long a read waits for its record to be durable.
 const auditWait = 10_000_000_000 // 10s
 
@@ -183,22 +398,6 @@ func (s *Server) auditProblem(err error) *problem {
 		"the read could not be recorded in "+AccessStream+", so it is refused: "+err.Error())
 	pr.retryAfter = 1
 	return pr
-}
-
-// clientIP is the request's peer address without the port.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // withIndex notes the event a get or proof names.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/trailhq/trail"
 )
@@ -15,6 +17,9 @@ import (
 // with the first receipt when the id is already stored with the same
 // content.
 func (s *Server) appendOne(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+	if pr := s.beforeBody(w, p); pr != nil {
+		return pr
+	}
 	body, pr := readBody(r, trail.MaxEventSize,
 		fmt.Sprintf("event over %d bytes; an event is at most 64 KiB as sent", trail.MaxEventSize))
 	if pr != nil {
@@ -56,6 +61,9 @@ func (s *Server) appendOne(w http.ResponseWriter, r *http.Request, p *Principal)
 // appendBatch serves POST /v1/batch: NDJSON, all or nothing, receipts in line
 // order.
 func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+	if pr := s.beforeBody(w, p); pr != nil {
+		return pr
+	}
 	body, pr := readBody(r, int64(s.cfg.MaxBatchBytes),
 		fmt.Sprintf("batch over %d bytes; send at most %d bytes and %d events per batch", s.cfg.MaxBatchBytes, s.cfg.MaxBatchBytes, s.cfg.MaxBatchEvents))
 	if pr != nil {
@@ -148,10 +156,28 @@ func (s *Server) canAppend(p *Principal, stream string, line int) *problem {
 		fmt.Sprintf("principal %q has no append grant for stream %q", p.Name, stream)), line)
 }
 
+// beforeBody refuses a principal without any append grant before a byte of
+// its body is read (so read-only tokens cannot make the server buffer
+// bodies), and bounds how long the body may take to arrive: a body slower
+// than BodyTimeout ends the connection.
+func (s *Server) beforeBody(w http.ResponseWriter, p *Principal) *problem {
+	if !p.Admin && len(p.Append) == 0 {
+		return newProblem(http.StatusForbidden, "forbidden",
+			fmt.Sprintf("principal %q has no append grant: it may not append to any stream", p.Name))
+	}
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return s.internal("set body deadline", err)
+	}
+	return nil
+}
+
 // readBody reads at most limit bytes of the request body; a longer body is
 // a 413 with the detail tooLarge.
 func readBody(r *http.Request, limit int64, tooLarge string) ([]byte, *problem) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		return nil, newProblem(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time (nothing was stored); send it at once")
+	}
 	if err != nil {
 		return nil, badRequest("could not read the request body: " + err.Error() + " (nothing was stored)")
 	}

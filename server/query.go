@@ -37,9 +37,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *pr
 		return s.readProblem(err)
 	}
 	for _, e := range res.Events {
-		if st, err := trail.RecordStream(e); err == nil {
-			rd.streams[st] = true
-		}
+		rd.returned(e)
 	}
 	if pr := rd.allow(len(res.Events)); pr != nil {
 		return pr

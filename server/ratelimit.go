@@ -5,15 +5,18 @@ import (
 	"time"
 )
 
-// failLimiter rate-limits failed authentication per client address: each
-// address has a bucket of failBurst attempts, refilled at failRate a
-// second. An address whose bucket is empty gets 429 without its token being
-// looked at, valid or not, so guessing tokens is slow; only failures take
-// from the bucket. Behind a reverse proxy every client shares the proxy's
-// address (the limit then applies to all of them together).
-type failLimiter struct {
+// limiter is a table of token buckets, one per key (a client address for
+// failed authentication, a principal for reads), each holding at most burst
+// tokens and refilled at rate a second. The table is bounded: past
+// maxBuckets keys, full buckets idle for a while are dropped first, then any
+// half, so an attacker who varies its key cannot grow it without limit (a
+// dropped bucket comes back full, which is the price of the bound).
+type limiter struct {
 	mu      sync.Mutex
+	burst   float64
+	rate    float64 // tokens a second
 	buckets map[string]*bucket
+	max     int
 	now     func() time.Time
 }
 
@@ -22,68 +25,118 @@ type bucket struct {
 	last   time.Time
 }
 
-const (
-	failBurst  = 20
-	failRate   = 1.0 // per second
-	maxBuckets = 100_000
-	bucketIdle = time.Minute
-)
+const bucketIdle = time.Minute
 
-func newFailLimiter() *failLimiter {
-	return &failLimiter{buckets: map[string]*bucket{}, now: time.Now}
+func newLimiter(rate, burst float64, maxBuckets int) *limiter {
+	return &limiter{rate: rate, burst: burst, buckets: map[string]*bucket{}, max: maxBuckets, now: time.Now}
 }
 
-// blocked reports whether addr has no attempts left, and when it will.
-func (l *failLimiter) blocked(addr string) (bool, time.Duration) {
+// blocked reports whether key has no token left, and how long until it has
+// one; it takes nothing.
+func (l *limiter) blocked(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.refill(addr)
+	b := l.refill(key)
 	if b == nil || b.tokens >= 1 {
 		return false, 0
 	}
-	return true, time.Duration((1 - b.tokens) / failRate * float64(time.Second))
+	return true, l.wait(b)
 }
 
-// failed takes one attempt from addr's bucket.
-func (l *failLimiter) failed(addr string) {
+// take takes one token from key's bucket when it has one; otherwise it
+// reports how long until it will.
+func (l *limiter) take(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.refill(addr)
-	if b == nil {
-		if len(l.buckets) >= maxBuckets {
-			l.sweep()
-		}
-		b = &bucket{tokens: failBurst, last: l.now()}
-		l.buckets[addr] = b
+	b := l.get(key)
+	if b.tokens < 1 {
+		return false, l.wait(b)
 	}
+	b.tokens--
+	return true, 0
+}
+
+// spend takes one token from key's bucket, down to empty.
+func (l *limiter) spend(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.get(key)
 	b.tokens = max(b.tokens-1, 0)
 }
 
-// refill brings addr's bucket up to now; nil if it has none.
-func (l *failLimiter) refill(addr string) *bucket {
-	b := l.buckets[addr]
+func (l *limiter) wait(b *bucket) time.Duration {
+	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// get returns key's bucket brought up to now, making a full one if needed.
+func (l *limiter) get(key string) *bucket {
+	b := l.refill(key)
+	if b == nil {
+		if len(l.buckets) >= l.max {
+			l.sweep()
+		}
+		b = &bucket{tokens: l.burst, last: l.now()}
+		l.buckets[key] = b
+	}
+	return b
+}
+
+// refill brings key's bucket up to now; nil if it has none.
+func (l *limiter) refill(key string) *bucket {
+	b := l.buckets[key]
 	if b == nil {
 		return nil
 	}
 	now := l.now()
-	b.tokens = min(failBurst, b.tokens+now.Sub(b.last).Seconds()*failRate)
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
 	return b
 }
 
-// sweep drops full buckets idle for a while; if none, any half of them, so
-// the map stays bounded whatever addresses an attacker uses.
-func (l *failLimiter) sweep() {
+// sweep drops full buckets idle for a while; if that is not enough, any
+// half of them.
+func (l *limiter) sweep() {
 	now := l.now()
-	for a, b := range l.buckets {
-		if now.Sub(b.last) > bucketIdle {
-			delete(l.buckets, a)
+	for k, b := range l.buckets {
+		if now.Sub(b.last) > bucketIdle && b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, k)
 		}
 	}
-	for a := range l.buckets {
-		if len(l.buckets) < maxBuckets/2 {
+	for k := range l.buckets {
+		if len(l.buckets) < l.max/2 {
 			break
 		}
-		delete(l.buckets, a)
+		delete(l.buckets, k)
 	}
+}
+
+// len is the number of buckets held.
+func (l *limiter) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
+// Failed authentication: a burst of 20 attempts per address, then one a
+// second. Only failures take from the bucket, and only requests without
+// valid credentials are refused, so failures from a shared address (a NAT, a
+// proxy) never lock out the applications behind it.
+const (
+	failBurst      = 20
+	failRate       = 1.0
+	maxFailBuckets = 100_000
+)
+
+// Read rates per principal (ReadRate in Config).
+const (
+	defaultReadRate       = 50
+	defaultReadBurst      = 200
+	defaultAdminReadRate  = 1000
+	defaultAdminReadBurst = 2000
+)
+
+// Rate is a sustained rate a second with a burst.
+type Rate struct {
+	PerSecond float64
+	Burst     int
 }

@@ -63,7 +63,7 @@ func (s *Server) readEvent(rd *read, i uint64) ([]byte, *problem) {
 		return nil, pr
 	}
 	rd.namePatient(stream)
-	rd.streams[stream] = true
+	rd.returned(rec)
 	return rec, nil
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -32,12 +33,27 @@ type Config struct {
 	// 16 MiB); a larger batch gets 413.
 	MaxBatchEvents int
 	MaxBatchBytes  int
+	// TrustedProxies are reverse proxies whose X-Forwarded-For names the
+	// client (for the failed-authentication limit and read records).
+	TrustedProxies Proxies
+	// BodyTimeout bounds how long a request body may take to arrive
+	// (default 60s); a slower body ends the connection.
+	BodyTimeout time.Duration
+	// MaxTails is the most live tails one principal holds (default 32);
+	// more get 429.
+	MaxTails int
+	// ReadRate and AdminReadRate limit reads per principal (defaults 50/s
+	// with bursts of 200, and 1,000/s with bursts of 2,000 for the admin);
+	// past them a read gets 429 with Retry-After and leaves no record.
+	ReadRate, AdminReadRate Rate
 }
 
 const (
 	defaultQueueWait      = time.Second
 	defaultMaxBatchEvents = 10000
 	defaultMaxBatchBytes  = 16 << 20
+	defaultBodyTimeout    = 60 * time.Second
+	defaultMaxTails       = 32
 )
 
 // Server is the HTTP face of one engine.
@@ -49,7 +65,10 @@ type Server struct {
 	reg      *prometheus.Registry
 	metrics  *metrics
 	mux      *http.ServeMux
-	failures *failLimiter
+	failures *limiter // failed authentication, by client address (/64 for IPv6)
+	reads    *limiter // reads, by principal
+	admin    *limiter // reads of admin principals, by principal
+	tails    tailCount
 	stop     chan struct{} // closed by Shutdown: live tails end
 }
 
@@ -73,11 +92,28 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	if cfg.MaxBatchBytes <= 0 {
 		cfg.MaxBatchBytes = defaultMaxBatchBytes
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = defaultBodyTimeout
+	}
+	if cfg.MaxTails <= 0 {
+		cfg.MaxTails = defaultMaxTails
+	}
+	if cfg.ReadRate.PerSecond <= 0 {
+		cfg.ReadRate = Rate{defaultReadRate, defaultReadBurst}
+	}
+	if cfg.AdminReadRate.PerSecond <= 0 {
+		cfg.AdminReadRate = Rate{defaultAdminReadRate, defaultAdminReadBurst}
+	}
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	s := &Server{l: l, cfg: cfg, auth: cfg.Auth, log: cfg.Logger, reg: reg, stop: make(chan struct{}), failures: newFailLimiter()}
+	s := &Server{l: l, cfg: cfg, auth: cfg.Auth, log: cfg.Logger, reg: reg, stop: make(chan struct{}),
+		failures: newLimiter(failRate, failBurst, maxFailBuckets),
+		reads:    newLimiter(cfg.ReadRate.PerSecond, float64(max(1, cfg.ReadRate.Burst)), maxFailBuckets),
+		admin:    newLimiter(cfg.AdminReadRate.PerSecond, float64(max(1, cfg.AdminReadRate.Burst)), maxFailBuckets),
+		tails:    tailCount{n: map[string]int{}},
+	}
 	m, err := newMetrics(reg, l)
 	if err != nil {
 		return nil, err
@@ -146,28 +182,52 @@ func (s *Server) routes() {
 }
 
 // authenticated runs h for an authenticated principal; others get 401.
+// Failed attempts are limited per client address: once an address has used
+// its burst, requests from it without valid credentials get 429 (counted and
+// logged like a 401, and never recorded in the trail). Requests with valid
+// credentials are never refused by it, so nobody locks out an application
+// by sending bad tokens from its address.
 func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, *Principal) *problem) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := clientIP(r)
-		if blocked, wait := s.failures.blocked(addr); blocked {
+		p, err := s.auth.Authenticate(r)
+		if err == nil {
+			if pr := h(w, r, p); pr != nil {
+				s.writeProblem(w, r, pr)
+			}
+			return
+		}
+		addr := s.cfg.TrustedProxies.clientAddr(r)
+		key := limitKey(addr)
+		if blocked, wait := s.failures.blocked(key); blocked {
 			pr := newProblem(http.StatusTooManyRequests, "auth_rate_limited",
 				"too many requests with invalid credentials from "+addr+"; wait and send a valid token")
 			pr.retryAfter = wait
 			s.writeProblem(w, r, pr)
 			return
 		}
-		p, err := s.auth.Authenticate(r)
-		if err != nil {
-			s.failures.failed(addr)
-			s.log.Info("unauthenticated request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
-			s.writeProblem(w, r, newProblem(http.StatusUnauthorized, "unauthenticated",
-				"this endpoint needs a valid token: send Authorization: Bearer <token> ("+err.Error()+")"))
-			return
-		}
-		if pr := h(w, r, p); pr != nil {
-			s.writeProblem(w, r, pr)
-		}
+		s.failures.spend(key)
+		s.log.Info("unauthenticated request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "client", addr, "err", err)
+		s.writeProblem(w, r, newProblem(http.StatusUnauthorized, "unauthenticated",
+			"this endpoint needs a valid token: send Authorization: Bearer <token> ("+err.Error()+")"))
 	})
+}
+
+// readAllowed takes one read from p's rate; a read past it gets 429 with
+// Retry-After, before anything is recorded (so one reader cannot fill the
+// disk with read records).
+func (s *Server) readAllowed(p *Principal) *problem {
+	lim := s.reads
+	if p.Admin {
+		lim = s.admin
+	}
+	ok, wait := lim.take(p.Name)
+	if ok {
+		return nil
+	}
+	pr := newProblem(http.StatusTooManyRequests, "read_rate_limited",
+		fmt.Sprintf("principal %q reads faster than its limit allows; retry after %s", p.Name, wait.Round(time.Millisecond)))
+	pr.retryAfter = wait
+	return pr
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/trailhq/trail"
@@ -51,11 +53,23 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 	if !ps.has("after") {
 		next = s.l.Size()
 	}
+	if !s.tails.acquire(p.Name, s.cfg.MaxTails) {
+		return newProblem(http.StatusTooManyRequests, "too_many_tails",
+			fmt.Sprintf("principal %q already holds %d live tails, the most it may; end one first", p.Name, s.cfg.MaxTails))
+	}
+	defer s.tails.release(p.Name)
 	// A tail is recorded when it starts: the events it will carry are not
-	// known yet, and none is sent before the record is stored.
+	// known yet, and none is sent before the record is stored. It is
+	// recorded again at most once a second while it delivers events (with
+	// the patients they belong to), and when it ends.
 	if pr := rd.allow(0); pr != nil {
 		return pr
 	}
+	defer func() {
+		if err := rd.record(trail.OutcomeSuccess, rd.delivered); err != nil {
+			s.log.Error("tail: closing read record not stored", "principal", p.Name, "err", err)
+		}
+	}()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	go func() {
@@ -76,15 +90,21 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 	return nil
 }
 
-// streamEvents writes events from index next on until ctx ends.
+// streamEvents writes events from index next on until ctx ends. What it
+// delivered is recorded at most once every tailRecordEvery; the deferred
+// record in tail covers the rest.
 func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rd *read, stream string, next uint64) {
 	var buf []byte
+	lastRecord := time.Now()
 	for first := true; ; first = false {
 		if !first && !s.stillAuthorized(rd) {
 			return // revoked (or its grants changed) while tailing
 		}
 		size := s.l.Size()
 		for ; next < size; next++ {
+			if ctx.Err() != nil {
+				return
+			}
 			rec, err := s.l.Read(next)
 			if err != nil {
 				s.log.Error("tail: read", "index", next, "err", err)
@@ -102,17 +122,39 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 			if _, err := w.Write(buf); err != nil {
 				return
 			}
+			rd.returned(rec)
+			rd.delivered++
+			if time.Since(lastRecord) >= tailRecordEvery {
+				next++
+				break // record before delivering more
+			}
 		}
 		if err := rc.Flush(); err != nil {
 			return
 		}
-		wctx, cancel := context.WithTimeout(ctx, keepAlive)
+		wait := keepAlive
+		if rd.delivered > 0 {
+			if due := tailRecordEvery - time.Since(lastRecord); due <= 0 {
+				if err := rd.record(trail.OutcomeSuccess, rd.delivered); err != nil {
+					s.log.Error("tail: read record not stored; tail ended", "principal", rd.p.Name, "err", err)
+					return
+				}
+				rd.delivered, lastRecord = 0, time.Now()
+				continue
+			} else {
+				wait = due
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		_, err := s.l.WaitSize(wctx, next)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		if err == context.DeadlineExceeded {
+			if rd.delivered > 0 {
+				continue // a record is due
+			}
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return
 			}
@@ -121,6 +163,34 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 		if err != nil {
 			return
 		}
+	}
+}
+
+// tailRecordEvery is how often a tail that delivers events is recorded.
+const tailRecordEvery = time.Second
+
+// tailCount counts live tails per principal.
+type tailCount struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire counts one more tail of name, unless it holds max already.
+func (c *tailCount) acquire(name string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[name] >= max {
+		return false
+	}
+	c.n[name]++
+	return true
+}
+
+func (c *tailCount) release(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[name]--; c.n[name] <= 0 {
+		delete(c.n, name)
 	}
 }
 

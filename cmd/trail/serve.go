@@ -35,8 +35,14 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.3) with this PEM certificate chain `file` (re-read when it changes)")
 	fs.StringVar(&tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")
 	fs.StringVar(&tlsFiles.ClientCA, "client-ca", "", "accept client certificates signed by the CAs in this PEM `file`; the subject CN names the principal")
+	var limits serveLimits
+	limits.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	scfg, err := limits.config()
+	if err != nil {
+		return &exitError{2, err}
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -58,7 +64,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := startDaemon(*data, cfg, server.Config{Logger: logger, QueueWait: *queueWait}, ln, tlsFilesP)
+	scfg.Logger, scfg.QueueWait = logger, *queueWait
+	d, err := startDaemon(*data, cfg, scfg, ln, tlsFilesP)
 	if err != nil {
 		return err
 	}
