@@ -140,7 +140,7 @@ func TestProofsVerify(t *testing.T) {
 	}
 	h := rfc6962.DefaultHasher
 	for _, r := range rs[:5] {
-		p, err := c.InclusionProof(t.Context(), r.Index, 0)
+		p, err := c.InclusionProof(t.Context(), r.Index, size)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,6 +150,19 @@ func TestProofsVerify(t *testing.T) {
 		if err := proof.VerifyInclusion(h, r.Index, p.Size, r.LeafHash[:], hashBytes(p.Hashes), root); err != nil {
 			t.Errorf("inclusion of %d: %v", r.Index, err)
 		}
+	}
+	// Without a size, the proof is at the latest checkpoint's, which the
+	// read records of this test may have moved past size.
+	p, err := c.InclusionProof(t.Context(), rs[0].Index, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := s.log.Root(p.Size)
+	if err != nil || p.Size < size {
+		t.Fatalf("proof at the default size %d (checkpoint was %d): root %v", p.Size, size, err)
+	}
+	if err := proof.VerifyInclusion(h, rs[0].Index, p.Size, rs[0].LeafHash[:], hashBytes(p.Hashes), latest[:]); err != nil {
+		t.Errorf("inclusion of %d at the default size %d: %v", rs[0].Index, p.Size, err)
 	}
 	mid := rs[10].Index + 1
 	midRoot, err := s.log.Root(mid)

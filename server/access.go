@@ -48,7 +48,8 @@ type read struct {
 	stream    string          // the stream a stream-head read named
 	streams   map[string]bool // the streams the answer carried
 	patients  map[string]*patientReads
-	delivered int // events a tail delivered since its last record
+	delivered int  // events a tail delivered since its last record
+	listed    bool // an emergency read's record is in trail/break-glass
 }
 
 // patientReads is what a read returned of one patient's events.
@@ -226,7 +227,7 @@ func (rd *read) record(outcome string, count int) error {
 		return err
 	}
 	rd.s.metrics.audited.WithLabelValues(outcome).Add(float64(len(evs)))
-	rd.streams, rd.patients = map[string]bool{}, nil
+	rd.streams, rd.patients, rd.listed = map[string]bool{}, nil, true
 	return nil
 }
 
@@ -252,7 +253,7 @@ func (rd *read) records(outcome string, count int) ([]trail.Event, error) {
 		return nil, err
 	}
 	evs := []trail.Event{ev}
-	if rd.emergency {
+	if rd.emergency && !rd.listed { // once per read, not for a tail's later records
 		bg := ev
 		bg.Stream = BreakGlassStream
 		evs = append(evs, bg)

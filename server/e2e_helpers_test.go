@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"maps"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -65,13 +66,21 @@ func withCheckpointInterval(d time.Duration) func(*setup) {
 	return func(s *setup) { s.engine.CheckpointInterval = d }
 }
 
+// unlimitedReads is the read rate of tests that are not about it.
+var unlimitedReads = server.Rate{PerSecond: 1e9, Burst: 1e9}
+
+// withTailRecordEvery sets how often live tails are recorded.
+func withTailRecordEvery(d time.Duration) func(*setup) {
+	return func(s *setup) { s.server.TailRecordEvery = d }
+}
+
 // start opens an engine and serves it until the test ends. On cleanup the
 // order is the one trail serve uses: end live tails, stop HTTP, close the
 // engine.
 func start(t *testing.T, opts ...func(*setup)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	st := setup{engine: trail.DefaultConfig()}
+	st := setup{engine: trail.DefaultConfig(), server: server.Config{ReadRate: unlimitedReads, AdminReadRate: unlimitedReads}}
 	for _, o := range opts {
 		o(&st)
 	}
@@ -452,18 +461,32 @@ func (s *testServer) readsFrom(t testing.TB, from uint64) []storedRead {
 	return out
 }
 
-// wantRead checks that the only record stored from index from on is the
-// read the caller just made, by actor at endpoint with the outcome, and
-// returns it.
+// wantRead checks that the records stored from index from on are those of
+// the read the caller just made, by actor at endpoint with the outcome: its
+// record, then one per other patient whose events it returned (each with
+// the same endpoint and parameters, a count, and a patient of its own).
+// It returns the read's record.
 func (s *testServer) wantRead(t testing.TB, from uint64, actor, outcome, endpoint string) storedRead {
 	t.Helper()
 	recs := s.readsFrom(t, from)
-	if len(recs) != 1 {
-		t.Fatalf("%d records in %s from index %d, want the one of the read (%s by %s): %+v", len(recs), server.AccessStream, from, endpoint, actor, recs)
+	if len(recs) == 0 {
+		t.Fatalf("no record in %s from index %d, want the one of the read (%s by %s)", server.AccessStream, from, endpoint, actor)
 	}
 	r := recs[0]
 	if r.Actor.ID != actor || r.Outcome != outcome || r.Details.Endpoint != endpoint {
 		t.Errorf("read record %d: actor %q outcome %q endpoint %q, want %q %q %q", r.Index, r.Actor.ID, r.Outcome, r.Details.Endpoint, actor, outcome, endpoint)
+	}
+	seen, total := map[string]bool{r.Patient: true}, 0
+	for _, p := range recs[1:] {
+		if p.Actor.ID != actor || p.Details.Endpoint != endpoint || p.Patient == "" || seen[p.Patient] || p.Details.Count < 1 ||
+			!maps.Equal(p.Details.Params, r.Details.Params) {
+			t.Fatalf("records in %s from index %d: want the read (%s by %s) and one per other patient it returned: %+v", server.AccessStream, from, endpoint, actor, recs)
+		}
+		seen[p.Patient] = true
+		total += p.Details.Count
+	}
+	if total > r.Details.Count {
+		t.Errorf("per-patient records count %d events, the read returned %d: %+v", total, r.Details.Count, recs)
 	}
 	return r
 }

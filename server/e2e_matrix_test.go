@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -74,7 +75,7 @@ func mxStart(t testing.TB, cfg trail.Config, principals []access.Principal, revo
 		t.Fatalf("token auth: %v", err)
 	}
 	t.Cleanup(s.auth.Close)
-	if s.srv, err = server.New(l, server.Config{Auth: s.auth}); err != nil {
+	if s.srv, err = server.New(l, server.Config{Auth: s.auth, ReadRate: unlimitedReads, AdminReadRate: unlimitedReads}); err != nil {
 		t.Fatalf("new server: %v", err)
 	}
 	t.Cleanup(s.srv.Shutdown)
@@ -512,9 +513,11 @@ func mxCell(t *testing.T, s *mxServer, c *http.Client, op mxOp, w mxWho, st mxSt
 	if emergency {
 		want.Purpose, want.Details.Reason = "emergency", rq.query.Get("reason")
 	}
+	var carried []mxRecord
 	if allowed {
 		want.Outcome = trail.OutcomeSuccess
-		want.Details.Count = mxCheckAnswer(t, s, r, op, w, st, visible)
+		carried = mxCheckAnswer(t, s, r, op, w, st, visible)
+		want.Details.Count = len(carried)
 	} else {
 		want.Outcome = trail.OutcomeMinorFailure
 		if strings.HasPrefix(op.endpoint, "GET /v1/events/{index}") {
@@ -535,6 +538,15 @@ func mxCell(t *testing.T, s *mxServer, c *http.Client, op mxOp, w mxWho, st mxSt
 		bg.Stream = server.BreakGlassStream
 		wantStored = append(wantStored, bg)
 	}
+	wantStored = append(wantStored, mxFanOut(want, carried)...)
+	if op.endpoint == "GET /v1/tail" && allowed {
+		// A tail is recorded again when it ends (the client hung up):
+		// nothing was delivered, so with count 0.
+		end := want
+		end.Details.Count = 0
+		wantStored = append(wantStored, end)
+		stored = mxWaitSince(t, s.l, before, len(wantStored))
+	}
 	ignoreIndex := cmpopts.IgnoreFields(mxRecord{}, "Index")
 	if d := cmp.Diff(wantStored, stored, ignoreIndex, cmpopts.EquateEmpty()); d != "" {
 		t.Errorf("events stored by the read (-want +got):\n%s", d)
@@ -546,7 +558,12 @@ func mxCell(t *testing.T, s *mxServer, c *http.Client, op mxOp, w mxWho, st mxSt
 func mxCellAppend(t *testing.T, r mxReply, w mxWho, st mxStream, stored []mxRecord) {
 	t.Helper()
 	if !w.mayAppend(st.name) {
-		mxProblem(t, r, http.StatusForbidden, "append grant", st.name)
+		if len(w.append) == 0 && !w.admin {
+			// No append grant at all: refused before the body is read.
+			mxProblem(t, r, http.StatusForbidden, "no append grant")
+		} else {
+			mxProblem(t, r, http.StatusForbidden, "append grant", st.name)
+		}
 		if len(stored) != 0 {
 			t.Errorf("a refused append stored %+v", stored)
 		}
@@ -585,9 +602,40 @@ func mxVisible(t testing.TB, l *trail.Log, q trail.Query, w mxWho) []uint64 {
 	return idx
 }
 
-// mxCheckAnswer checks the 200 of an allowed read and returns the number of
-// events it carried.
-func mxCheckAnswer(t *testing.T, s *mxServer, r mxReply, op mxOp, w mxWho, st mxStream, visible []uint64) int {
+// mxFanOut returns the records a read leaves for the patients of the events
+// it carried other than the one it named (IHE BALP): one per patient, with
+// the count of that patient's events.
+func mxFanOut(main mxRecord, carried []mxRecord) []mxRecord {
+	counts := map[string]int{}
+	for _, e := range carried {
+		if e.Patient != main.Patient && !trail.IsReservedStream(e.Stream) {
+			counts[e.Patient]++
+		}
+	}
+	var out []mxRecord
+	for _, pt := range slices.Sorted(maps.Keys(counts)) {
+		r := main
+		r.Stream, r.Patient, r.Details.Count = server.AccessStream, pt, counts[pt]
+		out = append(out, r)
+	}
+	return out
+}
+
+// mxWaitSince waits until the log holds n events from index from on (a
+// tail's closing record is stored after its client hung up).
+func mxWaitSince(t testing.TB, l *trail.Log, from uint64, n int) []mxRecord {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.WaitSize(ctx, from+uint64(n)-1); err != nil {
+		t.Fatalf("waiting for %d records from index %d: %v (have %d)", n, from, err, l.Size()-from)
+	}
+	return mxSince(t, l, from)
+}
+
+// mxCheckAnswer checks the 200 of an allowed read and returns the events it
+// carried.
+func mxCheckAnswer(t *testing.T, s *mxServer, r mxReply, op mxOp, w mxWho, st mxStream, visible []uint64) []mxRecord {
 	t.Helper()
 	if r.status != http.StatusOK {
 		t.Fatalf("got %v, want 200", r)
@@ -602,17 +650,19 @@ func mxCheckAnswer(t *testing.T, s *mxServer, r mxReply, op mxOp, w mxWho, st mx
 			t.Fatalf("query answer %s: %v", r.body, err)
 		}
 		var got []uint64
+		var carried []mxRecord
 		for _, e := range page.Events {
 			rec := mxParse(t, e)
 			if !w.mayRead(rec.Stream) {
 				t.Errorf("LEAK: %s may not read %s, yet the query answered its event %d", w.label, rec.Stream, rec.Index)
 			}
 			got = append(got, rec.Index)
+			carried = append(carried, rec)
 		}
 		if d := cmp.Diff(visible, got, cmpopts.EquateEmpty()); d != "" {
 			t.Errorf("events answered (-readable +got):\n%s", d)
 		}
-		return len(page.Events)
+		return carried
 	case "GET /v1/events/{index}":
 		want, _ := s.l.Read(st.idx[0])
 		if !bytes.Equal(r.body, want) || mt != "application/json" {
@@ -642,7 +692,11 @@ func mxCheckAnswer(t *testing.T, s *mxServer, r mxReply, op mxOp, w mxWho, st mx
 			t.Errorf("stream head %s (%v), want %s of length %d", r.body, err, st.name, len(st.idx))
 		}
 	}
-	return op.count
+	if op.count == 1 {
+		rec, _ := s.l.Read(st.idx[0])
+		return []mxRecord{mxParse(t, rec)}
+	}
+	return nil
 }
 
 // TestAccessMatrixBreakGlassTrail: after the matrix's kind of reads, the
@@ -674,12 +728,26 @@ func TestAccessMatrixBreakGlassTrail(t *testing.T) {
 		}
 	}
 	acc, glass := mxAudit(t, s.l, server.AccessStream), mxAudit(t, s.l, server.BreakGlassStream)
-	if len(acc) != len(reads) {
-		t.Fatalf("trail/access holds %d records, want %d", len(acc), len(reads))
+	// Read 4 named no patient and returned patient 1's and patient 2's
+	// events: one more record each, in trail/access only.
+	if len(acc) != len(reads)+2 {
+		t.Fatalf("trail/access holds %d records, want %d", len(acc), len(reads)+2)
+	}
+	fan := acc[5:7]
+	acc = append(acc[:5:5], acc[7:]...)
+	for i, r := range fan {
+		if want := strconv.Itoa(i + 1); r.Patient != want || r.Details.Count != 1 || r.Purpose != "emergency" || r.Actor.ID != "er-doc" {
+			t.Errorf("record for patient %s of the emergency read without a filter: %+v, want patient %s, count 1", want, r, want)
+		}
 	}
 	inGlass := func(r mxRecord) bool {
 		r.Stream, r.Index = server.BreakGlassStream, 0
 		return slices.ContainsFunc(glass, func(g mxRecord) bool { g.Index = 0; return cmp.Equal(r, g, cmpopts.EquateEmpty()) })
+	}
+	for _, r := range fan {
+		if inGlass(r) {
+			t.Errorf("a per-patient record is in trail/break-glass: %+v", r)
+		}
 	}
 	for i, must := range map[int]bool{0: true, 1: false, 3: false, 4: true, 5: false} {
 		if inGlass(acc[i]) != must {

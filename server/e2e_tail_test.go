@@ -51,7 +51,17 @@ func (s *testServer) openTailAs(t testing.TB, token, query string) *tailConn {
 	if err != nil {
 		t.Fatalf("tail %s: %v", query, err)
 	}
-	t.Cleanup(func() { cancel(); resp.Body.Close() })
+	t.Cleanup(func() {
+		// The tail ends, and is recorded once more, after the client hung
+		// up: wait for that record, so that it falls in no later window.
+		live := s.srv.LiveTails()
+		cancel()
+		resp.Body.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.srv.LiveTails() >= live && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	})
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("tail %s: status %d: %s", query, resp.StatusCode, b)
@@ -146,7 +156,7 @@ func (s *testServer) wantEvents(t testing.TB, c *tailConn, want ...uint64) {
 // other event.
 func TestTail(t *testing.T) {
 	t.Parallel()
-	s := start(t)
+	s := start(t, withTailRecordEvery(time.Hour))
 	// span returns the indexes from from to to, to excluded.
 	span := func(from, to uint64) []uint64 {
 		var out []uint64

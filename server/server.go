@@ -46,6 +46,9 @@ type Config struct {
 	// with bursts of 200, and 1,000/s with bursts of 2,000 for the admin);
 	// past them a read gets 429 with Retry-After and leaves no record.
 	ReadRate, AdminReadRate Rate
+	// TailRecordEvery is how often a live tail that delivers events is
+	// recorded in trail/access (default 1s).
+	TailRecordEvery time.Duration
 }
 
 const (
@@ -95,6 +98,9 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = defaultBodyTimeout
 	}
+	if cfg.TailRecordEvery <= 0 {
+		cfg.TailRecordEvery = time.Second
+	}
 	if cfg.MaxTails <= 0 {
 		cfg.MaxTails = defaultMaxTails
 	}
@@ -143,6 +149,10 @@ func (s *Server) Handler() http.Handler {
 		s.mux.ServeHTTP(w, r)
 	})
 }
+
+// LiveTails is the number of live tails. A tail counts until its closing
+// read record is stored.
+func (s *Server) LiveTails() int { return s.tails.total() }
 
 // routeStreamHead is the stream-head route, also the name of its metrics.
 const routeStreamHead = "GET /v1/streams/{stream...}"

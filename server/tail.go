@@ -91,7 +91,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 }
 
 // streamEvents writes events from index next on until ctx ends. What it
-// delivered is recorded at most once every tailRecordEvery; the deferred
+// delivered is recorded at most once every TailRecordEvery; the deferred
 // record in tail covers the rest.
 func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rd *read, stream string, next uint64) {
 	var buf []byte
@@ -124,7 +124,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 			}
 			rd.returned(rec)
 			rd.delivered++
-			if time.Since(lastRecord) >= tailRecordEvery {
+			if time.Since(lastRecord) >= s.cfg.TailRecordEvery {
 				next++
 				break // record before delivering more
 			}
@@ -134,7 +134,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 		}
 		wait := keepAlive
 		if rd.delivered > 0 {
-			if due := tailRecordEvery - time.Since(lastRecord); due <= 0 {
+			if due := s.cfg.TailRecordEvery - time.Since(lastRecord); due <= 0 {
 				if err := rd.record(trail.OutcomeSuccess, rd.delivered); err != nil {
 					s.log.Error("tail: read record not stored; tail ended", "principal", rd.p.Name, "err", err)
 					return
@@ -166,9 +166,6 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 	}
 }
 
-// tailRecordEvery is how often a tail that delivers events is recorded.
-const tailRecordEvery = time.Second
-
 // tailCount counts live tails per principal.
 type tailCount struct {
 	mu sync.Mutex
@@ -184,6 +181,16 @@ func (c *tailCount) acquire(name string, max int) bool {
 	}
 	c.n[name]++
 	return true
+}
+
+func (c *tailCount) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, k := range c.n {
+		n += k
+	}
+	return n
 }
 
 func (c *tailCount) release(name string) {
