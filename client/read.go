@@ -176,22 +176,49 @@ func (c *Client) get(ctx context.Context, path string, v url.Values, accept stri
 	if len(v) > 0 {
 		u += "?" + v.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		req.Header.Set("Accept", accept)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("client: GET %s: %w", path, err)
+		}
+		if resp.StatusCode/100 == 2 {
+			return resp, nil
+		}
+		err = readError(resp)
+		if !c.waitReadRate(ctx, err, attempt) {
+			return nil, err
+		}
 	}
-	req.Header.Set("Accept", accept)
-	if c.auth != "" {
-		req.Header.Set("Authorization", c.auth)
+}
+
+// maxReadRetries bounds the attempts of a read refused for its rate.
+const maxReadRetries = 20
+
+// waitReadRate waits out a 429 that limits the caller's read rate (a
+// refused read leaves no record, so asking again is safe) and reports
+// whether to try again.
+func (c *Client) waitReadRate(ctx context.Context, err error, attempt int) bool {
+	e, ok := err.(*Error)
+	if !ok || e.Status != http.StatusTooManyRequests || attempt >= maxReadRetries {
+		return false
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("client: GET %s: %w", path, err)
+	wait := min(max(e.RetryAfter, 50*time.Millisecond), 10*time.Second)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
-	if resp.StatusCode/100 != 2 {
-		return nil, readError(resp)
-	}
-	return resp, nil
 }
 
 // publicPath reports whether path is a public endpoint, which reveals sizes

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/client"
+	"github.com/trailhq/trail/server"
 )
 
 func TestQueryPagesThroughStoredBytes(t *testing.T) {
@@ -275,5 +276,40 @@ func TestBreakGlassParameters(t *testing.T) {
 	}
 	if q, want := <-got, "patient=123&purpose=emergency&reason=patient+unconscious+in+ER"; q != want {
 		t.Errorf("query string %q, want %q", q, want)
+	}
+}
+
+// TestReadRateWaited: reads the server refuses for their rate (429 with
+// Retry-After, which leaves no read record) are asked again after the wait,
+// so a caller paging through results slows down instead of failing.
+func TestReadRateWaited(t *testing.T) {
+	s := newTestServer(t, func(c *server.Config) { c.AdminReadRate = server.Rate{PerSecond: 4, Burst: 1} })
+	c := s.client()
+	r, err := c.Append(t.Context(), event("patient/9", 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, reads := time.Now(), 4
+	for range reads {
+		if _, err := c.Get(t.Context(), r.Index); err != nil {
+			t.Fatalf("get under the read rate: %v", err)
+		}
+	}
+	// A burst of one at four a second: the reads after the first waited.
+	if d := time.Since(start); d < time.Duration(reads-2)*250*time.Millisecond {
+		t.Errorf("%d reads took %v: the rate was not applied", reads, d)
+	}
+	// Each read is recorded once: refused attempts leave nothing.
+	res, err := s.log.Query(t.Context(), trail.Query{Stream: "trail/access", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Events) != reads {
+		t.Errorf("trail/access holds %d records after %d reads", len(res.Events), reads)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Get(ctx, r.Index); err == nil {
+		t.Error("a read past the rate with a context ending before the wait succeeded")
 	}
 }
