@@ -11,8 +11,21 @@
 // read, allowed or refused with 403, is appended to trail/access before it
 // is answered (a read whose record cannot be stored is refused: 503), and a
 // break-glass read (purpose=emergency with a reason, by a principal allowed
-// to) also to trail/break-glass. Failed authentication is rate-limited per
-// client address (429).
+// to) also to trail/break-glass. As IHE BALP does, a read that returned
+// events of patients it did not name appends one more record per such
+// patient, so every patient finds every read of their events in
+// trail/access; reads with purpose=system (the admin's backups and full
+// verification) append one record that names no patient. A live tail is
+// recorded when it starts, at most once a second while it delivers events,
+// and when it ends.
+//
+// Limits. Failed authentication is limited per client address (IPv6 per
+// /64; behind Config.TrustedProxies, the rightmost untrusted
+// X-Forwarded-For address): past the burst, requests without valid
+// credentials get 429, while valid credentials from the same address are
+// never refused. Reads are limited per principal (429 with Retry-After,
+// no record), live tails per principal, and request bodies in time; a
+// principal without any append grant is refused before its body is read.
 //
 // Guarantees. A 201 or 200 answer to an append is given only after the
 // engine's receipt, so only after the events are fsynced. A batch is handed

@@ -125,6 +125,11 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "trail_live_tails", Help: "Live tails (GET /v1/tail) being served.",
+	}, func() float64 { return float64(s.LiveTails()) })); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
