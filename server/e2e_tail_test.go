@@ -58,7 +58,7 @@ func (s *testServer) openTailAs(t testing.TB, token, query string) *tailConn {
 		cancel()
 		resp.Body.Close()
 		deadline := time.Now().Add(10 * time.Second)
-		for s.srv.LiveTails() >= live && time.Now().Before(deadline) {
+		for live > 0 && s.srv.LiveTails() >= live && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 	})
@@ -72,6 +72,17 @@ func (s *testServer) openTailAs(t testing.TB, token, query string) *tailConn {
 	c := &tailConn{events: make(chan sse, 10000)}
 	go c.read(resp.Body)
 	return c
+}
+
+// waitTailsEnded waits until no tail is live, that is until every tail's
+// closing record is stored.
+func (s *testServer) waitTailsEnded(t testing.TB) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.srv.LiveTails() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tails still live 10s after their clients went away", s.srv.LiveTails())
+		}
+	}
 }
 
 // read parses the event stream (the subset the server writes: id and data
@@ -292,6 +303,7 @@ func TestTail(t *testing.T) {
 			t.Errorf("after=18446744073709551615 sent event %s: no index is after it", e.id)
 			break
 		}
+		s.waitTailsEnded(t)
 	})
 
 	for _, tt := range []struct {
