@@ -83,6 +83,9 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := registerAuth(reg, cfg.Auth); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }

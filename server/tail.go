@@ -129,7 +129,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 // PolicyReload), and picks up changed grants.
 func (s *Server) stillAuthorized(rd *read) bool {
 	p, err := s.auth.Authenticate(rd.r)
-	if err != nil || p.Name != rd.p.Name {
+	if err != nil || p.Name != rd.p.Name || s.policyRefusal(p) != nil {
 		return false
 	}
 	rd.p = p
