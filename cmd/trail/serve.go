@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/internal/datadir"
 	"github.com/trailhq/trail/server"
 )
 
@@ -40,6 +41,9 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := checkServeDir(*data); err != nil {
+		return err
 	}
 	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
 	cfg := trail.DefaultConfig()
@@ -72,6 +76,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	logger.Info("trail serving", "data", abs, "listen", scheme+ln.Addr().String(),
 		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin)
+	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil)
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: draining requests, then a final checkpoint")
@@ -169,4 +174,33 @@ func (d *daemon) stop(ctx context.Context) error {
 		d.auth.Close()
 	}
 	return errors.Join(herr, d.l.Close(ctx))
+}
+
+// checkServeDir refuses (exit 2) a data directory that the group or others
+// may use, and an existing non-empty directory that is not a Trail data
+// directory, so that trail serve never takes over another program's files.
+// A missing one is made by trail.Open, mode 0700.
+func checkServeDir(dir string) error {
+	st, err := datadir.Inspect(dir)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--data %w; give a new or empty directory, or the one an earlier trail serve made", err)}
+	}
+	if st == datadir.Missing {
+		return nil
+	}
+	if err := datadir.CheckPrivate(dir); err != nil {
+		return &exitError{2, fmt.Errorf("--data %w", err)}
+	}
+	return nil
+}
+
+// warnPlainHTTP warns when the API is served without TLS on an address other
+// hosts can reach: bearer tokens and patients' events would cross the
+// network in the clear.
+func warnPlainHTTP(logger *slog.Logger, addr net.Addr, overTLS bool) {
+	if tcp, ok := addr.(*net.TCPAddr); overTLS || ok && tcp.IP.IsLoopback() {
+		return
+	}
+	logger.Warn("serving plain HTTP on an address other hosts can reach: tokens and events cross the network unencrypted; "+
+		"serve HTTPS with --tls-cert and --tls-key, or listen on loopback behind a TLS proxy", "listen", addr.String())
 }
