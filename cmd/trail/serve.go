@@ -33,9 +33,10 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	interval := fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
 	queueWait := fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
 	var tlsFiles server.TLSFiles
-	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.3) with this PEM certificate chain `file` (re-read when it changes)")
+	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.2 and 1.3, ECDHE suites only) with this PEM certificate chain `file` (re-read when it changes)")
 	fs.StringVar(&tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")
 	fs.StringVar(&tlsFiles.ClientCA, "client-ca", "", "accept client certificates signed by the CAs in this PEM `file`; the subject CN names the principal")
+	fs.BoolVar(&tlsFiles.LegacyRSA, "tls-legacy-rsa", false, "also accept TLS 1.2 with RSA key exchange (no forward secrecy), for old IHE ATNA senders that offer nothing else")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,8 +56,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	switch {
 	case tlsFiles.Cert != "" && tlsFiles.Key != "":
 		tlsFilesP = &tlsFiles
-	case tlsFiles.Cert != "" || tlsFiles.Key != "" || tlsFiles.ClientCA != "":
-		return &exitError{2, errors.New("--tls-cert and --tls-key go together (and --client-ca needs both)")}
+	case tlsFiles.Cert != "" || tlsFiles.Key != "" || tlsFiles.ClientCA != "" || tlsFiles.LegacyRSA:
+		return &exitError{2, errors.New("--tls-cert and --tls-key go together (and --client-ca and --tls-legacy-rsa need both)")}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
