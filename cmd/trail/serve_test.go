@@ -56,6 +56,13 @@ var listenRE = regexp.MustCompile(`listen=(http://\S+)`)
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(trailBin, append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, args...)...)
+	return startServeCmd(t, cmd, dir)
+}
+
+// startServeCmd starts cmd, a "trail serve" over dir, and waits until it
+// says where it listens.
+func startServeCmd(t *testing.T, cmd *exec.Cmd, dir string) *serveProc {
+	t.Helper()
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {

@@ -46,7 +46,7 @@ func (c *tokenCmd) Run(ctx context.Context, args []string) error {
 	default:
 		return usage
 	}
-	if errors.Is(err, os.ErrPermission) {
+	if errors.Is(err, os.ErrPermission) && !errors.Is(err, access.ErrUnwritten) {
 		err = fmt.Errorf("%w (run trail token as the user trail serve runs as, or as root)", err)
 	}
 	return err
@@ -160,10 +160,10 @@ func checkDataDir(dir string) error {
 	if err == nil && st != datadir.Data {
 		err = fmt.Errorf("%s: %w: it holds no %s", dir, datadir.ErrNotData, datadir.Marker)
 	}
-	if err != nil {
+	if errors.Is(err, datadir.ErrNotData) {
 		return &exitError{2, fmt.Errorf("--data %w; name the directory a trail serve uses (trail serve --data DIR makes it on first start)", err)}
 	}
-	return nil
+	return err
 }
 
 // parseLifetime reads --expires: a number of days ("90d") or a Go duration

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,5 +197,106 @@ func TestTokenExpires(t *testing.T) {
 		if !found {
 			t.Errorf("token list line %q shows no expiry %v after creation", lines[i+1], d)
 		}
+	}
+}
+
+// TestTokenAsServerUser: the server runs as uid 65534 and owns its data
+// directory. A token root creates is that user's to revoke; and when the
+// tokens file is root's 0600 (as the old "trail token" left it), that user's
+// "trail token revoke" fails, prints nothing on stdout and says what to do.
+func TestTokenAsServerUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running as another user needs root")
+	}
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(base, "trail")
+	b, err := os.ReadFile(trailBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "data")
+	l, err := trail.Open(dir, trail.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(dir, func(path string, _ os.FileInfo, _ error) error { return os.Lchown(path, 65534, 65534) })
+	asServer := func(args ...string) (string, string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return out.String(), errb.String(), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String(), 0
+	}
+	for _, name := range []string{"app", "other"} {
+		if _, errOut, code := runTrail(t, "token", "create", "--data", dir, "--name", name); code != 0 {
+			t.Fatalf("token create as root: exit %d: %s", code, errOut)
+		}
+	}
+	if out, errOut, code := asServer("token", "revoke", "--data", dir, "app"); code != 0 || out != "revoked app\n" {
+		t.Fatalf("revoke as the server's user: exit %d, %q, %s", code, out, errOut)
+	}
+	path := filepath.Join(dir, "tokens.json")
+	wantOwner(t, path, 65534, 65534, 0o600)
+
+	// The finding itself: the server runs as its user; root revokes; the
+	// revoked token stops working.
+	srv := exec.Command(bin, "serve", "--data", dir, "--listen", "127.0.0.1:0")
+	srv.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	p := startServeCmd(t, srv, dir)
+	tok, errOut, code := runTrail(t, "token", "create", "--data", dir, "--name", "reader", "--read", "patient/1")
+	if code != 0 {
+		t.Fatalf("token create as root: exit %d: %s", code, errOut)
+	}
+	head := func() int {
+		req, _ := http.NewRequest("GET", p.url+"/v1/streams/patient/1", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitStatus := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for st := head(); st != want; st = head() {
+			if time.Now().After(deadline) {
+				t.Fatalf("reader's read still %d 2 s after the change, want %d\n%s", st, want, p.log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitStatus(http.StatusNotFound) // allowed: patient/1 has no events
+	if out, errOut, code := runTrail(t, "token", "revoke", "--data", dir, "reader"); code != 0 || out != "revoked reader\n" {
+		t.Fatalf("revoke as root: exit %d, %q, %s", code, out, errOut)
+	}
+	waitStatus(http.StatusUnauthorized)
+	p.cmd.Process.Signal(syscall.SIGINT)
+	<-p.exited
+
+	if err := os.Chown(path, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := asServer("token", "revoke", "--data", dir, "other")
+	if code == 0 || out != "" || !strings.Contains(errOut, "permission denied") || !strings.Contains(errOut, "run trail token as") {
+		t.Errorf("revoke of a file the user cannot read: exit %d, stdout %q, stderr %q; want a failure saying what to do", code, out, errOut)
 	}
 }

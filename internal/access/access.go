@@ -74,6 +74,9 @@ type Policy struct {
 var (
 	ErrExists   = errors.New("a principal with this name exists")
 	ErrNotFound = errors.New("no such principal")
+	// ErrUnwritten: the new tokens file could not be written; the old one
+	// is in force.
+	ErrUnwritten = errors.New("tokens file not written")
 )
 
 // NewToken returns a new random token: the prefix and 32 random bytes,
@@ -187,7 +190,7 @@ func Update(dir string, fn func(p *Policy) error) error {
 		return err
 	}
 	if err := durable.WritePrivate(dir, FileName, append(b, '\n'), perm, &owner); err != nil {
-		return fmt.Errorf("%w; %s is unchanged: run trail token as the user who owns it (uid %d) or as root", err,
+		return fmt.Errorf("%w: %w; %s is unchanged: run trail token as the user who owns it (uid %d) or as root", ErrUnwritten, err,
 			filepath.Join(dir, FileName), owner.UID)
 	}
 	return nil
