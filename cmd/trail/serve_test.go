@@ -109,7 +109,7 @@ func (p *serveProc) log() string {
 // and every event acknowledged before it is in the log afterwards, which
 // verifies whole.
 func TestServeGracefulStop(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data")
 	p := startServe(t, dir)
 	var mu sync.Mutex
 	var acked []trail.Receipt
