@@ -26,7 +26,7 @@ type serveCmd struct {
 func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	data := fs.String("data", "./trail-data", "data directory (created on first start)")
+	data := fs.String("data", "./trail-data", "data directory (created mode 0700 on first start; an existing one must be 0700, and empty or a Trail data directory)")
 	listen := fs.String("listen", "127.0.0.1:7070", "address to listen on")
 	sync := fs.String("sync", "always", "always: a receipt means fsynced; none: do not wait for the disk (loses acknowledged events on power loss)")
 	origin := fs.String("origin", "", "checkpoint origin, fixed at first start (default trail/<random>)")

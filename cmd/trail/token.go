@@ -55,7 +55,7 @@ func (c *tokenCmd) Run(ctx context.Context, args []string) error {
 func (c *tokenCmd) flags(name string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("token "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	return fs, fs.String("data", "./trail-data", "data directory")
+	return fs, fs.String("data", "./trail-data", "the data directory of the server (made by trail serve, never by trail token)")
 }
 
 func (c *tokenCmd) create(args []string) error {
