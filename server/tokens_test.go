@@ -588,7 +588,9 @@ func TestTokenFileFailureLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(3*time.Second + server.PolicyReload)
-	if n := strings.Count(buf.String(), "tokens file unreadable"); n < 3 || n > 4 {
+	// Once a second is 3 or 4 times; a loaded machine may delay a check,
+	// and every check (4 a second) would be 13.
+	if n := strings.Count(buf.String(), "tokens file unreadable"); n < 2 || n > 5 {
 		t.Errorf("logged %d times in about 3 s, want once a second:\n%s", n, buf.String())
 	}
 }
