@@ -68,6 +68,9 @@ const maxPurposeLen = 64
 // purpose=emergency needs a reason with a visible character, from anyone;
 // purpose=system is the admin's (400 otherwise, and a 400 is not recorded).
 func (s *Server) newRead(r *http.Request, p *Principal, route string, ps *params) (*read, *problem) {
+	if pr := s.policyRefusal(p); pr != nil {
+		return nil, pr
+	}
 	rd := &read{s: s, r: r, p: p, route: route, params: map[string]string{}, streams: map[string]bool{}}
 	for k, v := range ps.v {
 		rd.params[k] = v[0]

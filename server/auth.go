@@ -110,7 +110,8 @@ func (a adminAuth) Authenticate(r *http.Request) (*Principal, error) {
 }
 
 // EnsureAdminToken returns the admin token kept in DIR/admin.token, creating
-// the file (mode 0600, written atomically and fsynced) when it is missing.
+// the file (mode 0600 from its first byte, written atomically and fsynced)
+// when it is missing.
 // created reports whether it was made now.
 func EnsureAdminToken(dir string) (tok Token, created bool, err error) {
 	path := filepath.Join(dir, AdminTokenFile)

@@ -41,5 +41,8 @@
 // Oversized bodies are cut off at the limit and refused with 413. When the
 // engine's queue stays full the request gets 503 with Retry-After instead of
 // waiting without bound; when the engine has stopped after a storage failure
-// every append gets 503 and /readyz says why.
+// every append gets 503 and /readyz says why. When a changed tokens file
+// cannot be read or parsed, every read but the admin token's gets 503
+// (tokens_unreadable) while appends go on under the last policy read; an
+// expired token gets 401. Every TLS listener uses TLSPolicy.
 package server

@@ -130,6 +130,9 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	}, func() float64 { return float64(s.LiveTails()) })); err != nil {
 		return nil, err
 	}
+	if err := registerAuth(reg, cfg.Auth); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }

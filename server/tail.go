@@ -206,7 +206,7 @@ func (c *tailCount) release(name string) {
 // PolicyReload), and picks up changed grants.
 func (s *Server) stillAuthorized(rd *read) bool {
 	p, err := s.auth.Authenticate(rd.r)
-	if err != nil || p.Name != rd.p.Name {
+	if err != nil || p.Name != rd.p.Name || s.policyRefusal(p) != nil {
 		return false
 	}
 	rd.p = p

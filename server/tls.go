@@ -13,19 +13,53 @@ import (
 
 // TLSFiles serves TLS from certificate files that are read again when they
 // change, so a renewed certificate (or client CA bundle) takes effect
-// without a restart. TLS 1.3 is the minimum. With a client CA, clients may
+// without a restart, under TLSPolicy. With a client CA, clients may
 // present a certificate signed by it; a verified certificate's subject
 // common name names the principal (TokenAuth). Clients without one still
 // authenticate with a bearer token.
 type TLSFiles struct {
 	Cert, Key string // PEM certificate chain and private key
 	ClientCA  string // PEM bundle of CAs for client certificates; empty: none asked
+	// LegacyRSA also accepts TLS 1.2 suites with RSA key exchange (see
+	// TLSPolicy).
+	LegacyRSA bool
 
 	mu       sync.Mutex
 	checked  time.Time
 	sums     [3][32]byte // SHA-256 of Cert, Key, ClientCA as last loaded
 	cert     *tls.Certificate
 	clientCA *x509.CertPool
+}
+
+// TLSPolicy returns the TLS settings of every listener of a Trail server
+// (HTTPS, and syslog over TLS), so that they cannot drift apart: TLS 1.2 and
+// 1.3, and in TLS 1.2 only suites with ephemeral ECDHE key exchange (forward
+// secrecy) and an AEAD cipher, AES-GCM or ChaCha20-Poly1305, as BCP 195
+// (RFC 9325) recommends. TLS 1.3's suites all qualify and are not
+// configurable. TLS 1.0 and 1.1, CBC and 3DES suites are refused.
+//
+// With legacyRSA, TLS 1.2 suites with RSA key exchange are accepted too:
+// old IHE ATNA senders offer nothing else (ATNA long required
+// TLS_RSA_WITH_AES_128_CBC_SHA). They have no forward secrecy — whoever
+// later gets the server's key can read recorded traffic — so they are off
+// unless asked for (trail serve --tls-legacy-rsa).
+func TLSPolicy(legacyRSA bool) *tls.Config {
+	suites := []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
+	if legacyRSA {
+		suites = append(suites,
+			tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+		)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS13, CipherSuites: suites}
 }
 
 // recheck is how often the files are read again.
@@ -37,7 +71,8 @@ func (f *TLSFiles) Config() (*tls.Config, error) {
 	if _, _, err := f.load(); err != nil {
 		return nil, err
 	}
-	base := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{"h2", "http/1.1"}}
+	base := TLSPolicy(f.LegacyRSA)
+	base.NextProtos = []string{"h2", "http/1.1"}
 	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		cert, pool, err := f.load()
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -18,6 +19,7 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,7 +194,8 @@ func (m *mxTLS) client(t testing.TB, conf *tls.Config) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// TestTLS: TLS 1.3 only; a client certificate of the test CA authenticates
+// TestTLS: TLS 1.2 with ECDHE and TLS 1.3 (TestTLSPolicy has the rest of
+// the policy); a client certificate of the test CA authenticates
 // as the principal its subject CN names (grants and read record included);
 // an unknown, revoked or admin CN is 401; a certificate of another CA does
 // not authenticate; without a certificate a bearer token still works; and a
@@ -217,12 +220,16 @@ func TestTLS(t *testing.T) {
 		return r
 	}
 
-	t.Run("TLS 1.2 refused", func(t *testing.T) {
+	t.Run("TLS 1.2 with ECDHE", func(t *testing.T) {
 		conf := m.clientConf(nil, false)
 		conf.MaxVersion = tls.VersionTLS12
-		if c, err := tls.Dial("tcp", m.addr, conf); err == nil {
-			c.Close()
-			t.Fatalf("a TLS 1.2 handshake succeeded, want TLS 1.3 only")
+		c, err := tls.Dial("tcp", m.addr, conf)
+		if err != nil {
+			t.Fatalf("TLS 1.2 handshake: %v", err)
+		}
+		defer c.Close()
+		if st := c.ConnectionState(); st.Version != tls.VersionTLS12 || !strings.HasPrefix(tls.CipherSuiteName(st.CipherSuite), "TLS_ECDHE_") {
+			t.Errorf("negotiated %s %s, want TLS 1.2 with an ECDHE suite", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 		}
 	})
 	t.Run("TLS 1.3", func(t *testing.T) {
@@ -435,5 +442,89 @@ func TestTLSFilesSameModTime(t *testing.T) {
 			t.Fatalf("certificate and key files replaced (same modification times, other content and inode), still serving the old certificate after 2.5s")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTLSPolicy: every listener's policy (BCP 195): TLS 1.2 with ECDHE and
+// an AEAD cipher and TLS 1.3 are accepted; RSA key exchange only with
+// LegacyRSA; CBC with ECDHE, TLS 1.1 and TLS 1.0 never. The server has an
+// RSA certificate, so that RSA key exchange would be possible at all.
+func TestTLSPolicy(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "trail.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "rsa.pem"), filepath.Join(dir, "rsa.key")
+	mxWriteFile(t, certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	mxWriteFile(t, keyPath, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+
+	cases := []struct {
+		name     string
+		min, max uint16
+		suite    uint16 // 0: the client's defaults
+		ok       bool   // accepted without LegacyRSA
+		legacyOK bool   // accepted with it
+	}{
+		{"TLS 1.3", tls.VersionTLS13, tls.VersionTLS13, 0, true, true},
+		{"TLS 1.2 ECDHE AES-GCM", tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, true, true},
+		{"TLS 1.2 ECDHE AES-256-GCM", tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, true, true},
+		{"TLS 1.2 ECDHE ChaCha20-Poly1305", tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, true, true},
+		{"TLS 1.2 ECDHE CBC", tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, false, false},
+		{"TLS 1.2 RSA key exchange AES-GCM", tls.VersionTLS12, tls.VersionTLS12, tls.TLS_RSA_WITH_AES_128_GCM_SHA256, false, true},
+		{"TLS 1.2 RSA key exchange AES-CBC (IHE ATNA)", tls.VersionTLS12, tls.VersionTLS12, tls.TLS_RSA_WITH_AES_128_CBC_SHA, false, true},
+		{"TLS 1.1", tls.VersionTLS11, tls.VersionTLS11, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, false, false},
+		{"TLS 1.0", tls.VersionTLS10, tls.VersionTLS10, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, false, false},
+	}
+	for _, legacy := range []bool{false, true} {
+		files := &server.TLSFiles{Cert: certPath, Key: keyPath, LegacyRSA: legacy}
+		conf, err := files.Config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: http.NotFoundHandler(), TLSConfig: conf, ErrorLog: log.New(io.Discard, "", 0)}
+		go hs.ServeTLS(ln, "", "")
+		for _, c := range cases {
+			conf := &tls.Config{RootCAs: roots, MinVersion: c.min, MaxVersion: c.max}
+			if c.suite != 0 {
+				conf.CipherSuites = []uint16{c.suite}
+			}
+			want := c.ok
+			if legacy {
+				want = c.legacyOK
+			}
+			conn, err := tls.Dial("tcp", ln.Addr().String(), conf)
+			switch {
+			case err == nil && !want:
+				st := conn.ConnectionState()
+				t.Errorf("legacy-rsa %v: %s accepted (%s %s), want refused", legacy, c.name, tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+			case err != nil && want:
+				t.Errorf("legacy-rsa %v: %s refused: %v", legacy, c.name, err)
+			case err == nil && c.suite != 0 && conn.ConnectionState().CipherSuite != c.suite:
+				t.Errorf("legacy-rsa %v: %s negotiated %s", legacy, c.name, tls.CipherSuiteName(conn.ConnectionState().CipherSuite))
+			}
+			if conn != nil {
+				conn.Close()
+			}
+		}
+		hs.Close()
 	}
 }

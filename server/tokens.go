@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/trailhq/trail/internal/access"
 )
 
@@ -28,32 +30,56 @@ const PolicyReload = 250 * time.Millisecond
 // client certificate whose subject common name is a principal's name.
 //
 // A policy is swapped in whole (one atomic pointer), so no request sees a
-// half-changed one. A malformed file leaves the previous policy in force; a
-// missing file is an empty policy (only the admin token works). Tokens are compared by their SHA-256, in constant time,
-// against every principal's.
+// half-changed one; a missing file is an empty policy (only the admin token
+// works). Tokens are compared by their SHA-256, in constant time, against
+// every principal's. A token past its expiry time is refused (401) from that
+// moment, with no change to the file.
+//
+// A changed file that cannot be read or parsed (a failed write, a file its
+// user may not read, a reserved name) leaves the server unsure what the
+// policy is: maybe a token was revoked. Until the file loads again, reads by
+// anyone but the admin token's holder are refused (see ReadRefusal), while
+// appends go on under the last policy read, so that no application is held
+// up and no revoked reader sees more. The failure is logged every second and
+// counted in trail_tokens_reload_errors_total (TokenAuth is a
+// prometheus.Collector, registered by New).
 type TokenAuth struct {
 	dir   string
 	admin [32]byte
 	log   *slog.Logger
 	cur   atomic.Pointer[policyView]
+	now   func() time.Time
 
-	mu     sync.Mutex // guards seen and failed
-	seen   fileID     // the file last loaded
-	failed fileID     // the file last found malformed
+	// stale holds why the file on disk is not the policy in force; nil
+	// when it is.
+	stale        atomic.Pointer[error]
+	reloadErrors prometheus.Counter
+
+	mu       sync.Mutex // guards seen and reported
+	seen     fileID     // the file last loaded
+	reported time.Time  // when a failed reload was last logged
 
 	stop chan struct{}
 	done chan struct{}
 }
 
+var _ prometheus.Collector = (*TokenAuth)(nil)
+
 // policyView is a loaded policy.
 type policyView struct {
 	hashes []principalHash
-	byName map[string]*Principal
+	byName map[string]principalHash
 }
 
 type principalHash struct {
-	hash [32]byte
-	p    *Principal
+	hash    [32]byte
+	p       *Principal
+	expires time.Time // zero: never
+}
+
+// expired reports whether ph's token has expired at now.
+func (ph principalHash) expired(now time.Time) bool {
+	return !ph.expires.IsZero() && !now.Before(ph.expires)
 }
 
 // fileID tells a changed file: the rename of a new file changes the inode.
@@ -68,7 +94,13 @@ func NewTokenAuth(dir string, admin Token, logger *slog.Logger) (*TokenAuth, err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &TokenAuth{dir: dir, admin: HashToken(admin), log: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &TokenAuth{dir: dir, admin: HashToken(admin), log: logger, now: time.Now,
+		stop: make(chan struct{}), done: make(chan struct{}),
+		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trail_tokens_reload_errors_total",
+			Help: "Loads of a changed tokens file that failed; while it fails, reads other than the admin's are refused.",
+		}),
+	}
 	if _, err := a.Reload(); err != nil {
 		return nil, err
 	}
@@ -97,7 +129,7 @@ func (a *TokenAuth) watch() {
 		case <-t.C:
 			changed, err := a.Reload()
 			if err != nil {
-				a.log.Error("tokens file not reloaded; the previous policy stays in force", "err", err)
+				a.report(err)
 			} else if changed {
 				a.log.Info("tokens file reloaded", "principals", len(a.cur.Load().byName))
 			}
@@ -105,36 +137,68 @@ func (a *TokenAuth) watch() {
 	}
 }
 
-// Reload reads the policy file if it changed since the last load.
+// reportEvery is how often a tokens file that stays unreadable is logged.
+const reportEvery = time.Second
+
+// report logs a failed reload, at most once every reportEvery.
+func (a *TokenAuth) report(err error) {
+	a.mu.Lock()
+	now := a.now()
+	due := now.Sub(a.reported) >= reportEvery
+	if due {
+		a.reported = now
+	}
+	a.mu.Unlock()
+	if due {
+		a.log.Error("tokens file unreadable: reads other than the admin's are refused, appends go on under the previous policy, until it is repaired",
+			"file", filepath.Join(a.dir, access.FileName), "err", err)
+	}
+}
+
+// Reload reads the policy file if it changed since the last load; while the
+// file fails to load it is read again on every call, so that a repair of any
+// kind (a chown or chmod changes no content) is seen.
 func (a *TokenAuth) Reload() (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	path := filepath.Join(a.dir, access.FileName)
+	id, err := a.statFile()
+	if err == nil && id == a.seen && a.cur.Load() != nil && a.stale.Load() == nil {
+		return false, nil
+	}
+	var pol access.Policy
+	if err == nil {
+		pol, err = access.Load(a.dir)
+	}
+	if err != nil {
+		a.reloadErrors.Inc()
+		a.stale.Store(&err)
+		return false, err
+	}
+	a.cur.Store(newPolicyView(pol))
+	a.seen = id
+	a.stale.Store(nil)
+	return true, nil
+}
+
+// statFile identifies the policy file; a missing file has the zero id.
+func (a *TokenAuth) statFile() (fileID, error) {
 	var id fileID
-	st, err := os.Stat(path)
+	st, err := os.Stat(filepath.Join(a.dir, access.FileName))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return false, err
+		return id, err
 	default:
 		id = fileID{size: st.Size(), mtime: st.ModTime()}
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 			id.ino = sys.Ino
 		}
 	}
-	if id == a.seen && a.cur.Load() != nil {
-		return false, nil
-	}
-	pol, err := access.Load(a.dir)
-	if err != nil {
-		if a.failed == id {
-			return false, nil // reported when it appeared
-		}
-		a.failed = id
-		return false, err
-	}
-	a.failed = fileID{}
-	v := &policyView{byName: map[string]*Principal{}}
+	return id, nil
+}
+
+func newPolicyView(pol access.Policy) *policyView {
+	v := &policyView{byName: map[string]principalHash{}}
 	for _, pr := range pol.Principals {
 		if pr.Revoked != nil {
 			continue
@@ -142,13 +206,32 @@ func (a *TokenAuth) Reload() (bool, error) {
 		var ph principalHash
 		hex.Decode(ph.hash[:], []byte(pr.TokenSHA256))
 		ph.p = &Principal{Name: pr.Name, Admin: pr.Admin, BreakGlass: pr.BreakGlass, Append: pr.Append, Read: pr.Read}
+		if pr.Expires != nil {
+			ph.expires = *pr.Expires
+		}
 		v.hashes = append(v.hashes, ph)
-		v.byName[pr.Name] = ph.p
+		v.byName[pr.Name] = ph
 	}
-	a.cur.Store(v)
-	a.seen = id
-	return true, nil
+	return v
 }
+
+// ReadRefusal returns why p may not read now, or nil: while the tokens file
+// cannot be loaded, only the admin token's holder may read.
+func (a *TokenAuth) ReadRefusal(p *Principal) error {
+	if p == adminPrincipal {
+		return nil
+	}
+	if err := a.stale.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// Describe implements prometheus.Collector.
+func (a *TokenAuth) Describe(ch chan<- *prometheus.Desc) { a.reloadErrors.Describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (a *TokenAuth) Collect(ch chan<- prometheus.Metric) { a.reloadErrors.Collect(ch) }
 
 var adminPrincipal = &Principal{Name: access.AdminName, Admin: true}
 
@@ -156,7 +239,7 @@ var adminPrincipal = &Principal{Name: access.AdminName, Admin: true}
 func (a *TokenAuth) Authenticate(r *http.Request) (*Principal, error) {
 	v := a.cur.Load()
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		return v.byCertificate(r.TLS.VerifiedChains[0][0])
+		return v.byCertificate(r.TLS.VerifiedChains[0][0], a.now())
 	}
 	tok, ok := bearer(r)
 	if !ok {
@@ -167,10 +250,18 @@ func (a *TokenAuth) Authenticate(r *http.Request) (*Principal, error) {
 	if subtle.ConstantTimeCompare(h[:], a.admin[:]) == 1 {
 		found = adminPrincipal
 	}
+	var expired time.Time
+	now := a.now()
 	for _, ph := range v.hashes { // every one, so the time does not tell which matched
 		if subtle.ConstantTimeCompare(h[:], ph.hash[:]) == 1 {
 			found = ph.p
+			if ph.expired(now) {
+				found, expired = nil, ph.expires
+			}
 		}
+	}
+	if !expired.IsZero() {
+		return nil, fmt.Errorf("%w: the token expired at %s", ErrUnauthenticated, expired.UTC().Format(time.RFC3339))
 	}
 	if found == nil {
 		return nil, ErrUnauthenticated
@@ -180,10 +271,50 @@ func (a *TokenAuth) Authenticate(r *http.Request) (*Principal, error) {
 
 // byCertificate maps a verified client certificate to the principal its
 // subject common name names.
-func (v *policyView) byCertificate(c *x509.Certificate) (*Principal, error) {
-	p, ok := v.byName[c.Subject.CommonName]
+func (v *policyView) byCertificate(c *x509.Certificate, now time.Time) (*Principal, error) {
+	ph, ok := v.byName[c.Subject.CommonName]
 	if !ok {
 		return nil, fmt.Errorf("%w: client certificate subject CN=%q is not an active principal", ErrUnauthenticated, c.Subject.CommonName)
 	}
-	return p, nil
+	if ph.expired(now) {
+		return nil, fmt.Errorf("%w: principal %q expired at %s", ErrUnauthenticated, c.Subject.CommonName, ph.expires.UTC().Format(time.RFC3339))
+	}
+	return ph.p, nil
+}
+
+// readGate is an Authenticator that may be unable to vouch for read grants:
+// TokenAuth while its tokens file cannot be loaded.
+type readGate interface {
+	ReadRefusal(p *Principal) error
+}
+
+// policyRefusal returns the answer to a read by p when the authenticator
+// cannot vouch for read grants now, or nil.
+//
+// It is 503, not 403: the caller's grant is not known to be missing — the
+// server cannot tell what the policy is, as a revocation may be among what
+// it cannot read — so the fault is the server's. A 503 with Retry-After is
+// retried by clients once an administrator has repaired the file, shows on
+// the operator's dashboards with the other 5xx, and is not taken for a
+// refused grant (a 403, recorded in trail/access, tells the caller its
+// grants need changing). Nothing is read, so nothing is recorded; the
+// failure is logged and counted by the authenticator.
+func (s *Server) policyRefusal(p *Principal) *problem {
+	g, ok := s.auth.(readGate)
+	if !ok || g.ReadRefusal(p) == nil {
+		return nil
+	}
+	pr := newProblem(http.StatusServiceUnavailable, "tokens_unreadable",
+		"the server's tokens file ("+access.FileName+") is unreadable, so it cannot tell who may read: reads are refused (appends go on) until an administrator repairs it")
+	pr.retryAfter = 5
+	return pr
+}
+
+// registerAuth registers the authenticator's metrics, when it has any, on
+// the server's registry.
+func registerAuth(reg prometheus.Registerer, auth Authenticator) error {
+	if c, ok := auth.(prometheus.Collector); ok {
+		return reg.Register(c)
+	}
+	return nil
 }

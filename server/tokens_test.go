@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -241,32 +242,59 @@ func mxCheckChurn(t *testing.T, c *mxChurn) {
 	}
 }
 
-// TestTokenFileMalformed: a tokens file that does not parse, or parses into
-// an invalid policy, leaves the previous policy in force; "trail token
-// create" refuses to build on it; once repaired, changes apply again.
+// TestTokenFileMalformed: a changed tokens file that does not parse, parses
+// into an invalid policy, names a reserved principal, or cannot be read at
+// all leaves the server unsure whether a token was revoked: every read but
+// the admin's is refused with 503 (within a second, saying why), appends go
+// on under the previous policy, each failed load is counted in
+// trail_tokens_reload_errors_total; "trail token create" refuses to build on
+// it; once repaired, reads work again and changes apply.
 func TestTokenFileMalformed(t *testing.T) {
 	t.Parallel()
-	s := mxStart(t, mxFast(), []access.Principal{{Name: "steady", Read: []string{"patient/1"}}})
+	s := mxStart(t, mxFast(), []access.Principal{{Name: "steady", Read: []string{"patient/1"}, Append: []string{"patient/*"}}})
 	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
 	path := filepath.Join(s.dir, access.FileName)
 	good, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	steady := s.tokens["steady"]
 	works := func(what string) {
 		t.Helper()
-		for _, tok := range []string{s.tokens["steady"], string(s.admin)} {
+		for _, tok := range []string{steady, string(s.admin)} {
 			if r := mxServe(s.h, mxAddr(), mxHead(tok)); r.status != http.StatusOK {
-				t.Errorf("%s: got %v, want the previous policy in force (200)", what, r)
+				t.Errorf("%s: got %v, want reads back (200)", what, r)
 			}
 		}
 	}
+	refused := func(what string) {
+		t.Helper()
+		mxWaitStatus(t, s, mxHead(steady), time.Now(), http.StatusServiceUnavailable, http.StatusOK)
+		r := mxServe(s.h, mxAddr(), mxHead(steady))
+		mxProblem(t, r, http.StatusServiceUnavailable, "tokens file", "unreadable")
+		if r.header.Get("Retry-After") == "" {
+			t.Errorf("%s: 503 without Retry-After", what)
+		}
+		q := mxServe(s.h, mxAddr(), mxRequest{method: http.MethodGet, path: "/v1/events", query: url.Values{"stream": {"patient/1"}}, token: steady})
+		mxProblem(t, q, http.StatusServiceUnavailable, "tokens file")
+		if r := mxServe(s.h, mxAddr(), mxHead(string(s.admin))); r.status != http.StatusOK {
+			t.Errorf("%s: the admin's read got %v, want 200", what, r)
+		}
+		b := []byte(`{"stream":"patient/2","type":"t","action":"C","actor":{"id":"app"}}`)
+		if r := mxServe(s.h, mxAddr(), mxRequest{method: http.MethodPost, path: "/v1/events", body: b, token: steady}); r.status != http.StatusCreated {
+			t.Errorf("%s: an append under the previous policy got %v, want 201", what, r)
+		}
+	}
 	// Written in place, as an editor might, and picked up by the watcher.
+	before := mxReloadErrors(t, s)
 	if err := os.WriteFile(path, []byte(`{"principals": [`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2*server.PolicyReload + 100*time.Millisecond)
-	works("truncated JSON, after the watcher saw it")
+	refused("truncated JSON")
+	time.Sleep(2 * server.PolicyReload)
+	if n := mxReloadErrors(t, s); n < before+2 {
+		t.Errorf("trail_tokens_reload_errors_total went from %v to %v while the file stayed broken, want it counting", before, n)
+	}
 
 	bad := map[string]string{
 		"empty":          "",
@@ -275,6 +303,8 @@ func TestTokenFileMalformed(t *testing.T) {
 		"bad hash":       strings.Replace(string(good), `"token_sha256": "`, `"token_sha256": "zz`, 1),
 		"duplicate name": `{"principals":[` + mxPrincipalJSON("a") + `,` + mxPrincipalJSON("a") + `]}`,
 		"bad pattern":    `{"principals":[{"name":"x","token_sha256":"` + strings.Repeat("ab", 32) + `","read":["patient/../2"]}]}`,
+		"admin":          `{"principals":[` + mxPrincipalJSON("admin") + `]}`,
+		"trail prefix":   `{"principals":[` + mxPrincipalJSON("trail-sync") + `]}`,
 	}
 	for name, content := range bad {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -283,7 +313,14 @@ func TestTokenFileMalformed(t *testing.T) {
 		if _, err := s.auth.Reload(); err == nil {
 			t.Errorf("%s tokens file: reloaded without error", name)
 		}
-		works(name + " tokens file")
+		refused(name + " tokens file")
+		if err := os.WriteFile(path, good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mxWaitStatus(t, s, mxHead(steady), time.Now(), http.StatusOK, http.StatusServiceUnavailable)
+	}
+	if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := access.Create(s.dir, access.Principal{Name: "on-broken"}, time.Now()); err == nil {
 		t.Errorf("token create over a malformed tokens file succeeded: it must not replace what it cannot read")
@@ -295,6 +332,90 @@ func TestTokenFileMalformed(t *testing.T) {
 	tok := mxCreate(t, s.dir, access.Principal{Name: "after-repair", Read: []string{"patient/1"}})
 	mxWaitStatus(t, s, mxHead(tok), time.Now(), http.StatusOK, http.StatusUnauthorized)
 	works("repaired tokens file")
+}
+
+// TestTokenFileUnreadable: a tokens file the server cannot read at all — the
+// finding was a root-owned 0600 file and a server running as another user;
+// the tests run as root, which ignores modes, so here a directory and a
+// symbolic-link loop stand in its place, which fail for root too — refuses
+// reads but the admin's and keeps appends, until the file is back; a
+// revocation the server could not read is then in force.
+func TestTokenFileUnreadable(t *testing.T) {
+	t.Parallel()
+	s := mxStart(t, mxFast(), []access.Principal{
+		{Name: "reader", Read: []string{"patient/1"}, Append: []string{"patient/*"}},
+		{Name: "kept", Read: []string{"patient/1"}},
+	})
+	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
+	path := filepath.Join(s.dir, access.FileName)
+	reader := s.tokens["reader"]
+	for _, c := range []struct {
+		name    string
+		breakIt func() error
+	}{
+		{"directory", func() error { return os.Mkdir(path, 0o700) }},
+		{"symlink loop", func() error { return os.Symlink(access.FileName, path) }},
+	} {
+		// The revocation is written, then the file made unreadable.
+		if err := access.Revoke(s.dir, "reader", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		good, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		before := mxReloadErrors(t, s)
+		if err := c.breakIt(); err != nil {
+			t.Fatal(err)
+		}
+		mxWaitStatus(t, s, mxHead(s.tokens["kept"]), time.Now(), http.StatusServiceUnavailable, http.StatusOK)
+		mxProblem(t, mxServe(s.h, mxAddr(), mxHead(s.tokens["kept"])), http.StatusServiceUnavailable, "tokens file")
+		// The watcher may have seen the revocation before the file broke
+		// (401); either way the revoked reader reads nothing.
+		if r := mxServe(s.h, mxAddr(), mxHead(reader)); r.status != http.StatusServiceUnavailable && r.status != http.StatusUnauthorized {
+			t.Errorf("%s: the revoked reader got %v, want 503 or 401", c.name, r)
+		}
+		if r := mxServe(s.h, mxAddr(), mxHead(string(s.admin))); r.status != http.StatusOK {
+			t.Errorf("%s: the admin's read got %v, want 200", c.name, r)
+		}
+		b := []byte(`{"stream":"patient/2","type":"t","action":"C","actor":{"id":"app"}}`)
+		if r := mxServe(s.h, mxAddr(), mxRequest{method: http.MethodPost, path: "/v1/events", body: b, token: string(s.admin)}); r.status != http.StatusCreated {
+			t.Errorf("%s: an append got %v, want 201", c.name, r)
+		}
+		if n := mxReloadErrors(t, s); n <= before {
+			t.Errorf("%s: trail_tokens_reload_errors_total %v, was %v: the failure is not counted", c.name, n, before)
+		}
+
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mxWaitStatus(t, s, mxHead(s.tokens["kept"]), time.Now(), http.StatusOK, http.StatusServiceUnavailable)
+		mxUnauthorized(t, mxServe(s.h, mxAddr(), mxHead(reader)))
+		// The next round revokes a principal that is revoked already.
+	}
+}
+
+// mxReloadErrors reads trail_tokens_reload_errors_total from /metrics.
+func mxReloadErrors(t *testing.T, s *mxServer) float64 {
+	t.Helper()
+	r := mxServe(s.h, mxAddr(), mxRequest{method: http.MethodGet, path: "/metrics"})
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if v, ok := strings.CutPrefix(line, "trail_tokens_reload_errors_total "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/metrics has no trail_tokens_reload_errors_total:\n%s", r.body)
+	return 0
 }
 
 func mxPrincipalJSON(name string) string {
@@ -418,4 +539,76 @@ func TestRevokeEndsLiveTail(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Logf("the tail is still open but sent nothing")
 	}
+}
+
+// TestTokenExpires: a token created with an expiry works until then and is
+// refused (401) from that moment, with no change to the tokens file; a live
+// tail of it ends.
+func TestTokenExpires(t *testing.T) {
+	t.Parallel()
+	s := mxStart(t, mxFast(), []access.Principal{{Name: "steady", Read: []string{"patient/1"}}})
+	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
+	expires := time.Now().Add(1500 * time.Millisecond)
+	tok := mxCreate(t, s.dir, access.Principal{Name: "temp", Read: []string{"patient/1"}, Expires: &expires})
+	mxWaitStatus(t, s, mxHead(tok), time.Now(), http.StatusOK, http.StatusUnauthorized)
+	st, err := os.Stat(filepath.Join(s.dir, access.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(expires))
+	r := mxServe(s.h, mxAddr(), mxHead(tok))
+	mxUnauthorized(t, r)
+	if !strings.Contains(string(r.body), "expired") {
+		t.Errorf("401 for an expired token does not say it expired: %s", r.body)
+	}
+	if r := mxServe(s.h, mxAddr(), mxHead(s.tokens["steady"])); r.status != http.StatusOK {
+		t.Errorf("another principal's read after the expiry: %v", r)
+	}
+	if st2, err := os.Stat(filepath.Join(s.dir, access.FileName)); err != nil || !st2.ModTime().Equal(st.ModTime()) {
+		t.Errorf("the tokens file changed (%v): expiry must not need a change", err)
+	}
+	if _, err := access.Create(s.dir, access.Principal{Name: "past", Expires: &expires}, time.Now()); err == nil {
+		t.Errorf("created a principal that expired already")
+	}
+}
+
+// TestTokenFileFailureLogged: while the tokens file stays unreadable the
+// failure is logged about once a second, not once and not on every check.
+func TestTokenFileFailureLogged(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mxCreate(t, dir, access.Principal{Name: "one"})
+	var buf mxLockedBuffer
+	a, err := server.NewTokenAuth(dir, server.NewToken(), slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := os.WriteFile(filepath.Join(dir, access.FileName), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3*time.Second + server.PolicyReload)
+	// Once a second is 3 or 4 times; a loaded machine may delay a check,
+	// and every check (4 a second) would be 13.
+	if n := strings.Count(buf.String(), "tokens file unreadable"); n < 2 || n > 5 {
+		t.Errorf("logged %d times in about 3 s, want once a second:\n%s", n, buf.String())
+	}
+}
+
+// mxLockedBuffer is a bytes.Buffer safe for a logger's goroutine.
+type mxLockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *mxLockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *mxLockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,7 +39,7 @@ func trailCmd(t *testing.T, p *serveProc, stdin string, args ...string) (string,
 // TestCommandLine walks the shell workflow of the README: append from
 // arguments and from NDJSON, query, checkpoint, tail, verify.
 func TestCommandLine(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data") // t.TempDir is 0755; serve makes its own 0700
 	p := startServe(t, dir, "--checkpoint-interval", "50ms")
 
 	out, errOut, code := trailCmd(t, p, "", "append",
@@ -160,7 +161,7 @@ func TestCommandLineNoServer(t *testing.T) {
 // new one extends it; a saved checkpoint the server's log does not extend
 // (another log's) fails with exit 1; a wrong key cannot verify (exit 1).
 func TestVerifyServer(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data")
 	p := startServe(t, dir, "--checkpoint-interval", "20ms")
 	state := dir + "/../verify-state"
 	vkey := dir + "/checkpoint.vkey"
@@ -179,7 +180,10 @@ func TestVerifyServer(t *testing.T) {
 
 	// Another server with the same key but a different history: its
 	// checkpoint cannot extend the saved one.
-	other := t.TempDir()
+	other := filepath.Join(t.TempDir(), "other")
+	if err := os.Mkdir(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range []string{"checkpoint.key", "checkpoint.vkey"} {
 		b, err := os.ReadFile(dir + "/" + f)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/internal/datadir"
 	"github.com/trailhq/trail/server"
 )
 
@@ -25,16 +26,17 @@ type serveCmd struct {
 func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	data := fs.String("data", "./trail-data", "data directory (created on first start)")
+	data := fs.String("data", "./trail-data", "data directory (created mode 0700 on first start; an existing one must be 0700, and empty or a Trail data directory)")
 	listen := fs.String("listen", "127.0.0.1:7070", "address to listen on")
 	sync := fs.String("sync", "always", "always: a receipt means fsynced; none: do not wait for the disk (loses acknowledged events on power loss)")
 	origin := fs.String("origin", "", "checkpoint origin, fixed at first start (default trail/<random>)")
 	interval := fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
 	queueWait := fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
 	var tlsFiles server.TLSFiles
-	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.3) with this PEM certificate chain `file` (re-read when it changes)")
+	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.2 and 1.3, ECDHE suites only) with this PEM certificate chain `file` (re-read when it changes)")
 	fs.StringVar(&tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")
 	fs.StringVar(&tlsFiles.ClientCA, "client-ca", "", "accept client certificates signed by the CAs in this PEM `file`; the subject CN names the principal")
+	fs.BoolVar(&tlsFiles.LegacyRSA, "tls-legacy-rsa", false, "also accept TLS 1.2 with RSA key exchange (no forward secrecy), for old IHE ATNA senders that offer nothing else")
 	var limits serveLimits
 	limits.flags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -47,6 +49,9 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if err := checkServeDir(*data); err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
 	cfg := trail.DefaultConfig()
 	cfg.Sync = trail.SyncMode(*sync)
@@ -57,8 +62,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	switch {
 	case tlsFiles.Cert != "" && tlsFiles.Key != "":
 		tlsFilesP = &tlsFiles
-	case tlsFiles.Cert != "" || tlsFiles.Key != "" || tlsFiles.ClientCA != "":
-		return &exitError{2, errors.New("--tls-cert and --tls-key go together (and --client-ca needs both)")}
+	case tlsFiles.Cert != "" || tlsFiles.Key != "" || tlsFiles.ClientCA != "" || tlsFiles.LegacyRSA:
+		return &exitError{2, errors.New("--tls-cert and --tls-key go together (and --client-ca and --tls-legacy-rsa need both)")}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -79,6 +84,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	logger.Info("trail serving", "data", abs, "listen", scheme+ln.Addr().String(),
 		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin)
+	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil)
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: draining requests, then a final checkpoint")
@@ -176,4 +182,33 @@ func (d *daemon) stop(ctx context.Context) error {
 		d.auth.Close()
 	}
 	return errors.Join(herr, d.l.Close(ctx))
+}
+
+// checkServeDir refuses (exit 2) a data directory that the group or others
+// may use, and an existing non-empty directory that is not a Trail data
+// directory, so that trail serve never takes over another program's files.
+// A missing one is made by trail.Open, mode 0700.
+func checkServeDir(dir string) error {
+	st, err := datadir.Inspect(dir)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--data %w; give a new or empty directory, or the one an earlier trail serve made", err)}
+	}
+	if st == datadir.Missing {
+		return nil
+	}
+	if err := datadir.CheckPrivate(dir); err != nil {
+		return &exitError{2, fmt.Errorf("--data %w", err)}
+	}
+	return nil
+}
+
+// warnPlainHTTP warns when the API is served without TLS on an address other
+// hosts can reach: bearer tokens and patients' events would cross the
+// network in the clear.
+func warnPlainHTTP(logger *slog.Logger, addr net.Addr, overTLS bool) {
+	if tcp, ok := addr.(*net.TCPAddr); overTLS || ok && tcp.IP.IsLoopback() {
+		return
+	}
+	logger.Warn("serving plain HTTP on an address other hosts can reach: tokens and events cross the network unencrypted; "+
+		"serve HTTPS with --tls-cert and --tls-key, or listen on loopback behind a TLS proxy", "listen", addr.String())
 }

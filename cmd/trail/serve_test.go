@@ -56,6 +56,13 @@ var listenRE = regexp.MustCompile(`listen=(http://\S+)`)
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
 	t.Helper()
 	cmd := exec.Command(trailBin, append([]string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, args...)...)
+	return startServeCmd(t, cmd, dir)
+}
+
+// startServeCmd starts cmd, a "trail serve" over dir, and waits until it
+// says where it listens.
+func startServeCmd(t *testing.T, cmd *exec.Cmd, dir string) *serveProc {
+	t.Helper()
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
@@ -102,7 +109,7 @@ func (p *serveProc) log() string {
 // and every event acknowledged before it is in the log afterwards, which
 // verifies whole.
 func TestServeGracefulStop(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data")
 	p := startServe(t, dir)
 	var mu sync.Mutex
 	var acked []trail.Receipt

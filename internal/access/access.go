@@ -6,10 +6,15 @@
 // Guarantees. The file is replaced atomically (write a temporary file,
 // fsync, rename, fsync the directory), so a reader — the running server,
 // which reloads it when it changes — sees the old policy or the new one,
-// never a mix. Changes are serialised with an exclusive lock on
-// DIR/tokens.lock, so two concurrent "trail token" commands cannot lose one
-// another's change. A file that does not parse is an error; the server then
-// keeps the policy it had.
+// never a mix. The new file is readable by nobody but its owner from its
+// first byte, and it keeps the previous file's owner and mode (a new one
+// gets the data directory's owner and mode 0600), so that a change made as
+// root stays readable by the server's user; when that cannot be done the
+// change fails and the old file stays. Changes are serialised with an
+// exclusive lock on DIR/tokens.lock, so two concurrent "trail token"
+// commands cannot lose one another's change. A file that does not parse, or
+// names a reserved principal, is an error; the server then refuses reads
+// until it is repaired (see server.TokenAuth).
 package access
 
 import (
@@ -26,8 +31,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/internal/durable"
 )
@@ -41,6 +44,9 @@ const TokenPrefix = "trail_"
 // AdminName is the principal of DIR/admin.token; no other may take it.
 const AdminName = "admin"
 
+// ReservedPrefix starts names kept for Trail's own principals.
+const ReservedPrefix = "trail"
+
 // Principal is one named holder of a token and its grants.
 type Principal struct {
 	Name        string     `json:"name"`
@@ -50,7 +56,13 @@ type Principal struct {
 	Admin       bool       `json:"admin,omitempty"`
 	BreakGlass  bool       `json:"break_glass,omitempty"`
 	Created     time.Time  `json:"created"`
+	Expires     *time.Time `json:"expires,omitempty"` // the token stops working then
 	Revoked     *time.Time `json:"revoked,omitempty"`
+}
+
+// Expired reports whether p's token has expired at now.
+func (p *Principal) Expired(now time.Time) bool {
+	return p.Expires != nil && !now.Before(*p.Expires)
 }
 
 // Policy is the content of the file.
@@ -62,6 +74,9 @@ type Policy struct {
 var (
 	ErrExists   = errors.New("a principal with this name exists")
 	ErrNotFound = errors.New("no such principal")
+	// ErrUnwritten: the new tokens file could not be written; the old one
+	// is in force.
+	ErrUnwritten = errors.New("tokens file not written")
 )
 
 // NewToken returns a new random token: the prefix and 32 random bytes,
@@ -95,7 +110,7 @@ func Parse(b []byte) (Policy, error) {
 	}
 	seen := map[string]bool{}
 	for _, pr := range p.Principals {
-		if err := CheckName(pr.Name); err != nil && pr.Name != AdminName {
+		if err := CheckName(pr.Name); err != nil {
 			return Policy{}, fmt.Errorf("%s: %w", FileName, err)
 		}
 		if seen[pr.Name] {
@@ -115,7 +130,9 @@ func Parse(b []byte) (Policy, error) {
 }
 
 // CheckName checks a principal name: 1-128 bytes of [A-Za-z0-9._:@-], not
-// "admin".
+// "admin" and not starting with "trail" (in any case), names reserved for the
+// admin token and Trail's own principals, so that no read record or
+// certificate can pass for theirs.
 func CheckName(name string) error {
 	if name == "" || len(name) > 128 {
 		return fmt.Errorf("principal name %q must be 1-128 bytes", name)
@@ -126,8 +143,11 @@ func CheckName(name string) error {
 			return fmt.Errorf("principal name %q: byte %q is not one of A-Z a-z 0-9 . _ : @ -", name, c)
 		}
 	}
-	if name == AdminName {
-		return fmt.Errorf("principal name %q is the admin token's", name)
+	if strings.EqualFold(name, AdminName) {
+		return fmt.Errorf("principal name %q is reserved for the admin token (DIR/admin.token); choose another", name)
+	}
+	if len(name) >= len(ReservedPrefix) && strings.EqualFold(name[:len(ReservedPrefix)], ReservedPrefix) {
+		return fmt.Errorf("principal name %q: names starting with %q are reserved for Trail; choose another", name, ReservedPrefix)
 	}
 	return nil
 }
@@ -142,21 +162,18 @@ func CheckPattern(p string) error {
 	return nil
 }
 
+// LockFile serialises changes to the tokens file.
+const LockFile = "tokens.lock"
+
 // Update changes the policy of dir under the lock and replaces the file
-// atomically. fn changes p in place.
+// atomically. fn changes p in place. dir must exist: a data directory is
+// made by "trail serve", never here.
 func Update(dir string, fn func(p *Policy) error) error {
-	if err := durable.MkdirAll(vfs.Default, dir); err != nil {
-		return err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, "tokens.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := lock(dir)
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("lock %s: %w", lock.Name(), err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	p, err := Load(dir)
 	if err != nil {
 		return err
@@ -168,11 +185,62 @@ func Update(dir string, fn func(p *Policy) error) error {
 	if err != nil {
 		return err
 	}
-	return durable.WriteFile(vfs.Default, dir, FileName, append(b, '\n'), true)
+	perm, owner, err := keep(dir)
+	if err != nil {
+		return err
+	}
+	if err := durable.WritePrivate(dir, FileName, append(b, '\n'), perm, &owner); err != nil {
+		return fmt.Errorf("%w: %w; %s is unchanged: run trail token as the user who owns it (uid %d) or as root", ErrUnwritten, err,
+			filepath.Join(dir, FileName), owner.UID)
+	}
+	return nil
+}
+
+// keep returns the mode and owner the new tokens file takes: the previous
+// file's, or for a first file mode 0600 and the data directory's owner (the
+// user the server runs as).
+func keep(dir string) (os.FileMode, durable.Owner, error) {
+	perm := os.FileMode(0o600)
+	st, err := os.Stat(filepath.Join(dir, FileName))
+	if errors.Is(err, os.ErrNotExist) {
+		st, err = os.Stat(dir)
+	} else if err == nil {
+		perm = st.Mode().Perm()
+	}
+	if err != nil {
+		return 0, durable.Owner{}, err
+	}
+	owner, ok := durable.OwnerOf(st)
+	if !ok {
+		owner = durable.Owner{UID: os.Geteuid(), GID: os.Getegid()}
+	}
+	return perm, owner, nil
+}
+
+// lock takes the exclusive lock on DIR/tokens.lock. A lock file root
+// creates is given to the data directory's owner, so that the server's user
+// can take it later.
+func lock(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockFile), os.O_CREATE|os.O_RDONLY|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open tokens lock: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		if st, err := os.Stat(dir); err == nil {
+			if o, ok := durable.OwnerOf(st); ok {
+				f.Chown(o.UID, o.GID) // best effort: root can always take the lock
+			}
+		}
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // Create adds a principal with a new token and returns the token: the only
-// time it is seen.
+// time it is seen. pr.Expires, when set, must be after now.
 func Create(dir string, pr Principal, now time.Time) (string, error) {
 	if err := CheckName(pr.Name); err != nil {
 		return "", err
@@ -181,6 +249,13 @@ func Create(dir string, pr Principal, now time.Time) (string, error) {
 		if err := CheckPattern(pat); err != nil {
 			return "", err
 		}
+	}
+	if pr.Expires != nil {
+		if !pr.Expires.After(now) {
+			return "", fmt.Errorf("principal %q: expiry %s is not in the future", pr.Name, pr.Expires.Format(time.RFC3339))
+		}
+		t := pr.Expires.UTC()
+		pr.Expires = &t
 	}
 	tok := NewToken()
 	h := Hash(tok)

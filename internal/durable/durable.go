@@ -1,14 +1,13 @@
 // Package durable holds the file operations whose crash behaviour Trail
 // relies on: making a new directory survive a power loss, replacing a file
-// atomically, and reading whole files through the engine's file system seam.
+// atomically, writing a secret file that nobody else can read at any moment,
+// and reading whole files through the engine's file system seam.
 // Each function says in which order it calls the file system and what a crash
 // between two calls leaves behind.
 package durable
 
 import (
-	"errors"
 	"fmt"
-	"os"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -61,19 +60,17 @@ func MkdirAll(fs vfs.FS, dir string) error {
 
 // WriteFile replaces dir/name with data: write name.tmp, fsync it, rename it
 // over name, fsync dir. A crash leaves the old or the new file, never a mix.
-// private restricts the file to its owner (mode 0600).
+// private restricts the file to its owner (mode 0600) from its first byte:
+// on the OS file system it is written by WritePrivate; other file systems of
+// the seam (tests' in-memory ones) have no modes.
 func WriteFile(fs vfs.FS, dir, name string, data []byte, private bool) error {
+	if private && vfs.Root(fs) == vfs.Default {
+		return WritePrivate(dir, name, data, 0o600, nil)
+	}
 	tmp := fs.PathJoin(dir, name+".tmp")
 	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	if private {
-		// The seam has no chmod; on the OS file system tmp is a real path.
-		if err := os.Chmod(tmp, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
-			f.Close()
-			return fmt.Errorf("chmod %s: %w", tmp, err)
-		}
 	}
 	_, err = f.Write(data)
 	if err == nil {
