@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -52,15 +53,15 @@ func (l *serveLimits) config() (server.Config, error) {
 	return c, nil
 }
 
-// parseRate reads RATE[:BURST] (RATE may end in /s); the burst defaults to
-// four seconds' worth.
+// parseRate reads RATE[:BURST] (RATE may end in /s), RATE a positive finite
+// number; the burst defaults to four seconds' worth (at most MaxInt32).
 func parseRate(flagName, v string) (server.Rate, error) {
 	rs, bs, hasBurst := strings.Cut(v, ":")
 	rate, err := strconv.ParseFloat(strings.TrimSuffix(rs, "/s"), 64)
-	if err != nil || rate <= 0 {
+	if err != nil || !(rate > 0) || math.IsInf(rate, 0) { // NaN and Inf parse, and would turn the limit off
 		return server.Rate{}, fmt.Errorf("%s %q: want RATE[:BURST], a positive number of reads a second and optionally a burst, e.g. 50:200", flagName, v)
 	}
-	r := server.Rate{PerSecond: rate, Burst: int(max(1, rate*4))}
+	r := server.Rate{PerSecond: rate, Burst: int(min(max(1, rate*4), math.MaxInt32))}
 	if hasBurst {
 		if r.Burst, err = strconv.Atoi(bs); err != nil || r.Burst < 1 {
 			return server.Rate{}, fmt.Errorf("%s %q: the burst must be a positive integer", flagName, v)
