@@ -1,0 +1,137 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/trailhq/trail"
+)
+
+// FuzzReadRecord: every query the server accepts has read records the
+// engine accepts ("no valid read is refused because of its own record"),
+// whatever its parameters, User-Agent, reason and the patients of the
+// events it returned: each record is a valid event once its reserved stream
+// is set aside, its details fit in 16 KiB as compact JSON, the whole event
+// in 64 KiB, and the User-Agent kept is valid UTF-8 of at most 512 bytes.
+func FuzzReadRecord(f *testing.F) {
+	s := hdFuzzServer(f)
+	ctl := strings.Repeat("\x01", 512)
+	f.Add("lab.result", "dr-house", "p1", "", "", "curl/8", "p2", "patient/p3", false)
+	f.Add(ctl, ctl, ctl, "emergency", "x"+strings.Repeat("\x01", 1023), "a"+strings.Repeat("é", 300), "p9", "ward/x", true)
+	f.Add(strings.Repeat("<", 512), strings.Repeat(`"\`, 256), strings.Repeat("\u2028", 170), "treatment", "", "\xff\xfe", "", "patient/p1/labs", false)
+	f.Add("t", "a", "", "system", "", "", "p1", "patient/p2", true)
+	f.Add("t", "a", "p", "emergency", "\u200b", "", "", "", false)
+	f.Fuzz(func(t *testing.T, typ, actor, patient, purpose, reason, userAgent, retPatient, retStream string, admin bool) {
+		q := url.Values{}
+		for k, v := range map[string]string{"type": typ, "actor": actor, "patient": patient, "purpose": purpose, "reason": reason} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		r := httptest.NewRequest("GET", "/v1/events?"+q.Encode(), nil)
+		r.Header.Set("User-Agent", userAgent)
+		_, ps, pr := parseQuery(r)
+		if pr != nil {
+			return // 400: not recorded
+		}
+		p := &Principal{Name: "dr-house", BreakGlass: true, Read: []string{"patient/*"}}
+		if admin {
+			p = &Principal{Name: "admin", Admin: true}
+		}
+		rd, pr := s.newRead(r, p, "GET /v1/events", &ps)
+		if pr != nil {
+			return // 400 (bad purpose or reason): not recorded
+		}
+		rd.patient = patient
+		hdReturn(t, rd, retStream, retPatient)
+		hdReturn(t, rd, "patient/"+patient, "")
+		hdReturn(t, rd, "trail/access", retPatient)
+		evs, err := rd.records(trail.OutcomeSuccess, 3)
+		if err != nil {
+			t.Fatalf("accepted read has no records: %v", err)
+		}
+		if len(evs) == 0 {
+			t.Fatal("accepted read has no records")
+		}
+		for i, ev := range evs {
+			hdCheckRecord(t, i, ev, userAgent)
+		}
+	})
+}
+
+// hdFuzzServer is a server over an engine in a temporary directory, with
+// read rates a fuzzer never reaches.
+func hdFuzzServer(f *testing.F) *Server {
+	l, err := trail.Open(f.TempDir(), trail.DefaultConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		l.Close(ctx)
+	})
+	s, err := New(l, Config{AdminToken: "trail_fuzz", ReadRate: Rate{1e9, 1e9}, AdminReadRate: Rate{1e9, 1e9}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return s
+}
+
+// hdReturn notes a stored event of stream about patient as returned by rd,
+// when such an event could be stored.
+func hdReturn(t *testing.T, rd *read, stream, patient string) {
+	if trail.ValidateStream(stream) != nil || !utf8.ValidString(patient) {
+		return
+	}
+	rec, err := json.Marshal(map[string]string{"stream": stream, "patient": patient, "type": "lab.result"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd.returned(rec)
+}
+
+// hdCheckRecord checks that ev is an event the engine takes.
+func hdCheckRecord(t *testing.T, i int, ev trail.Event, userAgent string) {
+	t.Helper()
+	if !trail.IsReservedStream(ev.Stream) {
+		t.Fatalf("record %d in stream %q, want one of Trail's own", i, ev.Stream)
+	}
+	plain := ev
+	plain.Stream = "fuzz/" + strings.TrimPrefix(ev.Stream, "trail/")
+	if err := plain.Validate(); err != nil {
+		t.Fatalf("record %d is not a valid event: %v\ndetails %s", i, err, hdTrim(ev.Details))
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, ev.Details); err != nil {
+		t.Fatalf("record %d details: %v", i, err)
+	}
+	if compact.Len() > trail.MaxDetailsSize {
+		t.Fatalf("record %d details are %d bytes, over %d", i, compact.Len(), trail.MaxDetailsSize)
+	}
+	b, err := plain.MarshalJSON()
+	if err != nil {
+		t.Fatalf("record %d: encode: %v", i, err)
+	}
+	if len(b) > trail.MaxEventSize {
+		t.Fatalf("record %d is %d bytes, over %d", i, len(b), trail.MaxEventSize)
+	}
+	ua := ev.Actor.UserAgent
+	if len(ua) > maxUserAgent || !utf8.ValidString(ua) || !strings.HasPrefix(strings.ToValidUTF8(userAgent, "\uFFFD"), ua) {
+		t.Fatalf("record %d user_agent %q (%d bytes): want a valid UTF-8 prefix of the one sent, at most %d bytes", i, hdTrim([]byte(ua)), len(ua), maxUserAgent)
+	}
+}
+
+func hdTrim(b []byte) string {
+	if len(b) > 300 {
+		return string(b[:300]) + "…"
+	}
+	return string(b)
+}
