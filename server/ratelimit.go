@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -135,8 +136,13 @@ const (
 	defaultAdminReadBurst = 2000
 )
 
-// Rate is a sustained rate a second with a burst.
+// Rate is a sustained rate a second with a burst. A PerSecond that is not a
+// positive finite number (zero, negative, NaN, Inf) means the default: such
+// a limit would never refill or never run out.
 type Rate struct {
 	PerSecond float64
 	Burst     int
 }
+
+// set reports whether r names a rate of its own rather than the default.
+func (r Rate) set() bool { return r.PerSecond > 0 && !math.IsInf(r.PerSecond, 0) }

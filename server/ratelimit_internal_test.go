@@ -1,12 +1,16 @@
 package server
 
 import (
+	"context"
+	"math"
 	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trailhq/trail"
 )
 
 // TestHdLimiterBounded: an attacker who varies its key (a new address, or a
@@ -150,6 +154,40 @@ func TestHdParseProxies(t *testing.T) {
 			t.Errorf("ParseProxies(%q) accepted it", bad)
 		} else if bad != "" && !strings.Contains(err.Error(), strconv.Quote(bad)) {
 			t.Errorf("ParseProxies(%q): error %q does not name the entry", bad, err)
+		}
+	}
+}
+
+// TestHdRateNotFinite: a read rate that is NaN, Inf, zero or negative is
+// the default, not a limit that never runs out.
+func TestHdRateNotFinite(t *testing.T) {
+	l, err := trail.Open(t.TempDir(), trail.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		l.Close(ctx)
+	})
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0, -5} {
+		s, err := New(l, Config{AdminToken: "trail_x", ReadRate: Rate{v, 3}, AdminReadRate: Rate{v, 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.cfg.ReadRate != (Rate{defaultReadRate, defaultReadBurst}) || s.cfg.AdminReadRate != (Rate{defaultAdminReadRate, defaultAdminReadBurst}) {
+			t.Errorf("rate %v: read rates %+v and %+v, want the defaults", v, s.cfg.ReadRate, s.cfg.AdminReadRate)
+		}
+		p := &Principal{Name: "clin"}
+		refused := false
+		for range defaultReadBurst + 10 {
+			if s.readAllowed(p) != nil {
+				refused = true
+				break
+			}
+		}
+		if !refused {
+			t.Errorf("rate %v: %d reads at once, none refused", v, defaultReadBurst+10)
 		}
 	}
 }

@@ -104,10 +104,10 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	if cfg.MaxTails <= 0 {
 		cfg.MaxTails = defaultMaxTails
 	}
-	if cfg.ReadRate.PerSecond <= 0 {
+	if !cfg.ReadRate.set() {
 		cfg.ReadRate = Rate{defaultReadRate, defaultReadBurst}
 	}
-	if cfg.AdminReadRate.PerSecond <= 0 {
+	if !cfg.AdminReadRate.set() {
 		cfg.AdminReadRate = Rate{defaultAdminReadRate, defaultAdminReadBurst}
 	}
 	reg := cfg.Registry
