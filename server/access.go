@@ -276,7 +276,8 @@ func (rd *read) records(outcome string, count int) ([]trail.Event, error) {
 		pd := auditDetails{Endpoint: rd.route, Params: rd.params, Count: pr.count, Reason: d.Reason}
 		pd.Streams, pd.StreamsTotal = streamList(pr.streams)
 		pe := ev
-		pe.Patient = pt
+		pe.Patient = cutUTF8(pt, maxRecordPatient)
+		pd.PatientCut = len(pe.Patient) < len(pt)
 		if pe.Details, err = pd.encode(); err != nil {
 			return nil, err
 		}
@@ -287,6 +288,13 @@ func (rd *read) records(outcome string, count int) ([]trail.Event, error) {
 
 // maxUserAgent bounds the User-Agent a read record keeps.
 const maxUserAgent = 512
+
+// maxRecordPatient bounds the patient a read record names. A stored event's
+// patient may take most of its 64 KiB, which with the details would not fit
+// in a record; no query can name more than 512 bytes of it anyway (the
+// patient parameter's limit), so a longer one is cut (patient_cut in the
+// details).
+const maxRecordPatient = 512
 
 // auditDetails is the details member of a read record.
 type auditDetails struct {
@@ -302,6 +310,9 @@ type auditDetails struct {
 	// ParamsCut is set when parameter values (or the reason) were cut so
 	// that the record fits.
 	ParamsCut bool `json:"params_cut,omitempty"`
+	// PatientCut is set when the record's patient is the first
+	// maxRecordPatient bytes of a longer one.
+	PatientCut bool `json:"patient_cut,omitempty"`
 }
 
 // detailsBudget is what a read record's details may take as encoded JSON:

@@ -270,6 +270,7 @@ type hdRecord struct {
 		Streams      []string          `json:"streams"`
 		StreamsTotal int               `json:"streams_total"`
 		ParamsCut    bool              `json:"params_cut"`
+		PatientCut   bool              `json:"patient_cut"`
 	} `json:"details"`
 	raw     []byte
 	details int // bytes of details as compact JSON
@@ -944,6 +945,48 @@ func TestHdPurposeAndReason(t *testing.T) {
 	} {
 		if r := hdSend(t, s, s.client, http.MethodGet, "/v1/events?"+q.Encode(), "tok-er", nil, nil); r.Status != http.StatusOK {
 			t.Errorf("read with %q: %v, want 200", q.Encode(), r)
+		}
+	}
+}
+
+// TestHdLongPatientRecordable: an event may name a patient that takes most
+// of its 64 KiB; reading it (by index, or in a query whose parameters fill
+// the details) is answered and recorded, the patient of the per-patient
+// record cut to its first 512 bytes (patient_cut).
+func TestHdLongPatientRecordable(t *testing.T) {
+	s := start(t)
+	long := strings.Repeat("p", 65380)
+	rc := s.appendOne(t, trail.Event{Stream: "ward/x", Type: "lab.result", Action: "C", Actor: trail.Actor{ID: "lab"}, Patient: long})
+	ctl := strings.Repeat("\x01", 512)
+	q := url.Values{"stream": {"ward/x"}, "type": {"lab.result"}, "actor": {"lab"}, "purpose": {"emergency"}, "reason": {"x" + strings.Repeat("\x01", 1023)}}
+	for _, path := range []string{
+		fmt.Sprintf("/v1/events/%d", rc.Index),
+		fmt.Sprintf("/v1/events/%d?purpose=treatment", rc.Index),
+		"/v1/events?" + q.Encode(),
+		"/v1/events?type=lab.result&since=2026-01-01T00:00:00Z&order=desc&limit=1000&after=" + strings.Repeat("9", 19) + "&purpose=emergency&reason=" + url.QueryEscape("x"+ctl),
+	} {
+		from := s.l.Size()
+		r := s.get(t, path)
+		if r.Status != http.StatusOK || !bytes.Contains(r.Body, []byte(long)) {
+			t.Errorf("GET %s: %v, want 200 with the event", truncate([]byte(path), 80), r)
+			continue
+		}
+		recs := hdAccess(hdRecords(t, s, from))
+		var cut *hdRecord
+		for i, rec := range recs {
+			if rec.details > trail.MaxDetailsSize || len(rec.raw) > trail.MaxEventSize {
+				t.Errorf("record %d: %d bytes, details %d", rec.Index, len(rec.raw), rec.details)
+			}
+			if rec.Patient != "" {
+				cut = &recs[i]
+			}
+		}
+		if cut == nil || cut.Patient != long[:512] || !cut.Details.PatientCut || cut.Details.Count != 1 {
+			var got []string
+			for _, rec := range recs {
+				got = append(got, fmt.Sprintf("patient of %d bytes, patient_cut %v, count %d", len(rec.Patient), rec.Details.PatientCut, rec.Details.Count))
+			}
+			t.Errorf("GET %s: records %q, want one for the patient's first 512 bytes, with patient_cut and count 1", truncate([]byte(path), 80), got)
 		}
 	}
 }
