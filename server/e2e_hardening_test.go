@@ -203,14 +203,12 @@ func TestHdLockoutBehindProxy(t *testing.T) {
 	if n := hdUntilLimited(t, 60, viaProxy("203.0.113.5")); n < 20 {
 		t.Errorf("client 203.0.113.5 was limited after %d failures, want its burst of 20", n)
 	}
+	for i := range 3 {
+		forged := fmt.Sprintf("198.51.100.%d, 203.0.113.5", i+1)
+		hdWantStillLimited(t, "limited client with a forged leftmost X-Forwarded-For "+forged, viaProxy(forged))
+	}
 	if n := hdUntilLimited(t, 60, viaProxy("203.0.113.6")); n < 20 {
 		t.Errorf("client 203.0.113.6 was limited after %d failures, want its own burst of 20 (another client's failures counted against it)", n)
-	}
-	for i := range 5 {
-		forged := fmt.Sprintf("198.51.100.%d, 203.0.113.5", i+1)
-		if r := viaProxy(forged)(i); r.Status != http.StatusTooManyRequests {
-			t.Fatalf("limited client with a forged leftmost X-Forwarded-For %q: %v, want 429", forged, r)
-		}
 	}
 
 	// The read record names the client the proxy named.
@@ -229,9 +227,7 @@ func TestHdLockoutBehindProxy(t *testing.T) {
 	if n := hdUntilLimited(t, 60, viaProxy("2001:db8:1:2::1")); n < 20 {
 		t.Errorf("client 2001:db8:1:2::1 limited after %d failures, want 20", n)
 	}
-	if r := viaProxy("2001:db8:1:2:ffff:ffff:ffff:fffe")(0); r.Status != http.StatusTooManyRequests {
-		t.Errorf("another address of the same /64: %v, want 429 (one /64 is one limit)", r)
-	}
+	hdWantStillLimited(t, "another address of the same /64 (one /64 is one limit)", viaProxy("2001:db8:1:2:ffff:ffff:ffff:fffe"))
 	if r := viaProxy("2001:db8:1:3::1")(0); r.Status != http.StatusUnauthorized {
 		t.Errorf("an address of another /64: %v, want 401", r)
 	}
