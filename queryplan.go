@@ -11,11 +11,14 @@ import (
 
 // Query planning for a Scope. The events of the streams a caller may read
 // are the union of one posting list per read grant: an exact stream name's
-// list, or for "prefix/*" the list of every event below the prefix (the
-// index keeps one per stream prefix, index.FieldPrefix). That union is one
-// more leg of the leapfrog join of the filters (query.go), so a query reads
-// only records of streams in the scope: a reader of one stream among a
-// million other events reads its own stream's records and no other.
+// list, or for "a/*" the list of every event below a (the index keeps one
+// per first segment, index.FieldPrefix). A deeper prefix, "a/b/*", takes
+// the lists of the streams below it, found among the stream heads, or when
+// there are more than maxScopeLegs of them, the list of "a/*", a superset.
+// That union is one more leg of the leapfrog join of the filters
+// (query.go), so a query reads only records of streams in the scope: a
+// reader of one stream among a million other events reads its own stream's
+// records and no other.
 //
 // A break-glass read (Scope.Unreserved) may read every stream but Trail's
 // own: its union is one list per first segment of the streams stored (the
@@ -51,12 +54,26 @@ func (l *Log) scopeLeg(snap *pebble.Snapshot, sc *Scope, desc bool) (leg, error)
 		return len(lists) <= maxScopeLegs
 	}
 	for _, p := range sc.Patterns {
-		if prefix, ok := strings.CutSuffix(p, "/*"); ok {
-			// A prefix deeper than the index keeps lists for: its deepest
-			// kept ancestor's list, a superset.
-			add(index.FieldPrefix, index.IndexedPrefix(prefix+"/"))
-		} else {
+		prefix, ok := strings.CutSuffix(p, "/*")
+		if !ok {
 			add(index.FieldStream, p)
+			continue
+		}
+		prefix += "/"
+		top := index.IndexedPrefix(prefix)
+		if top == prefix || top == "" {
+			add(index.FieldPrefix, top)
+			continue
+		}
+		below, err := l.streamsBelow(snap, prefix)
+		if err != nil {
+			return nil, err
+		}
+		if below == nil {
+			add(index.FieldPrefix, top)
+		}
+		for _, st := range below {
+			add(index.FieldStream, st)
 		}
 	}
 	if sc.Unreserved {
@@ -89,6 +106,24 @@ func (l *Log) scopeLeg(snap *pebble.Snapshot, sc *Scope, desc bool) (leg, error)
 	u.cur = make([]uint64, len(u.its))
 	u.state = make([]legState, len(u.its))
 	return u, nil
+}
+
+// streamsBelow returns the streams below a prefix deeper than the index
+// keeps prefix lists for, or nil when there are more than maxScopeLegs: the
+// query then takes the list of the prefix's first segment, a superset.
+func (l *Log) streamsBelow(snap *pebble.Snapshot, prefix string) ([]string, error) {
+	below := []string{}
+	err := l.idx.Streams(snap, prefix, func(st string) bool {
+		below = append(below, st)
+		return len(below) <= maxScopeLegs
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trail: query: %w", err)
+	}
+	if len(below) > maxScopeLegs {
+		return nil, nil
+	}
+	return below, nil
 }
 
 // union merges posting lists: Seek answers the first index at or past x

@@ -36,17 +36,20 @@ const (
 	FieldType    Field = 't'
 	FieldAction  Field = 'c'
 	FieldOutcome Field = 'o'
-	// FieldPrefix holds, for a stream "a/b/c", the values "a/" and "a/b/":
-	// the events of every stream below a prefix, which a read grant
-	// "a/b/*" names, in one list. Only the first maxPrefixDepth prefixes of
-	// a stream are kept, so that a deep stream name cannot make one event
-	// cost a hundred postings; a query for a deeper prefix takes the
-	// deepest one kept, a superset, and filters the records it reads.
+	// FieldPrefix holds, for a stream "a/b", the value "a/": the events of
+	// every stream below a first segment, which a read grant "a/*" names,
+	// in one list. Only the first segment gets one (maxPrefixDepth), so an
+	// event costs one posting more, and a batch one key per distinct first
+	// segment; a grant of a deeper prefix is planned from the streams below
+	// it (Streams), or from its first segment's list, a superset.
 	FieldPrefix Field = '/'
 )
 
 // maxPrefixDepth is how many prefixes of a stream get a FieldPrefix posting.
-const maxPrefixDepth = 3
+// Deeper ones would cost a key per distinct prefix per batch (a thousand
+// more keys for a batch over a thousand patients' patient/<id>/labs) for
+// grants that are rare and can be planned from the stream heads.
+const maxPrefixDepth = 1
 
 // chunkEvents bounds the events one chunk may span, so that decoding a chunk
 // to find one index stays cheap.
@@ -90,7 +93,7 @@ func Prefixes(stream string) []string {
 // IndexedPrefix returns the longest prefix with a FieldPrefix posting that
 // prefix (ending in '/') starts with: prefix itself when it is shallow
 // enough, otherwise its ancestor at maxPrefixDepth, whose postings are a
-// superset.
+// superset ("" when prefix has no '/').
 func IndexedPrefix(prefix string) string {
 	ps := Prefixes(prefix)
 	if len(ps) == 0 {
@@ -358,6 +361,27 @@ func (s *Store) TopLevel(snap *pebble.Snapshot, fn func(v string, prefix bool) b
 		}
 		// '0' follows '/': past every stream below seg.
 		ok = it.SeekGE(key(prefixStream, seg+"0"))
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("index: streams: %w", err)
+	}
+	return nil
+}
+
+// Streams calls fn, in key order, with each stream in snap whose name starts
+// with prefix, until fn returns false.
+func (s *Store) Streams(snap *pebble.Snapshot, prefix string, fn func(stream string) bool) error {
+	lower := key(prefixStream, prefix)
+	upper := append(slices.Clone(lower), 0xff)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("index: streams: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if !fn(string(it.Key()[2:])) {
+			return nil
+		}
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("index: streams: %w", err)

@@ -37,8 +37,7 @@ var pValues = []string{
 	strings.Repeat("L", 199) + "a",
 	strings.Repeat("L", 199) + "b",
 	strings.Repeat("\x00", 300),
-	// As streams, these have prefix postings ("a/", "a/b/", "a/b/c/"), the
-	// last only its first three.
+	// As streams, these have a prefix posting ("a/", not "a/b/").
 	"a/", "a/b/", "a/b/c/", "a/b", "a/b/c/d/e",
 }
 
