@@ -39,63 +39,12 @@ const maxScopeLegs = 256
 // scopeLeg returns the union of the posting lists of the streams in sc, or
 // nil when the query should read every candidate and filter instead.
 func (l *Log) scopeLeg(snap *pebble.Snapshot, sc *Scope, desc bool) (leg, error) {
-	type list struct {
-		f index.Field
-		v string
-	}
-	seen := map[list]bool{}
-	var lists []list
-	add := func(f index.Field, v string) bool {
-		if v == "" || seen[list{f, v}] {
-			return true
-		}
-		seen[list{f, v}] = true
-		lists = append(lists, list{f, v})
-		return len(lists) <= maxScopeLegs
-	}
-	for _, p := range sc.Patterns {
-		prefix, ok := strings.CutSuffix(p, "/*")
-		if !ok {
-			add(index.FieldStream, p)
-			continue
-		}
-		prefix += "/"
-		top := index.IndexedPrefix(prefix)
-		if top == prefix || top == "" {
-			add(index.FieldPrefix, top)
-			continue
-		}
-		below, err := l.streamsBelow(snap, prefix)
-		if err != nil {
-			return nil, err
-		}
-		if below == nil {
-			add(index.FieldPrefix, top)
-		}
-		for _, st := range below {
-			add(index.FieldStream, st)
-		}
-	}
-	if sc.Unreserved {
-		err := l.idx.TopLevel(snap, func(v string, prefix bool) bool {
-			switch {
-			case v == "trail" || v == "trail/":
-				return true
-			case prefix:
-				return add(index.FieldPrefix, v)
-			default:
-				return add(index.FieldStream, v)
-			}
-		})
-		if err != nil {
-			return nil, fmt.Errorf("trail: query: %w", err)
-		}
-	}
-	if len(lists) > maxScopeLegs {
-		return nil, nil
+	lists, err := l.scopeLists(snap, sc)
+	if err != nil || lists == nil {
+		return nil, err
 	}
 	u := &union{desc: desc}
-	for _, li := range lists {
+	for _, li := range lists.order {
 		it, err := l.idx.Postings(snap, li.f, li.v, desc)
 		if err != nil {
 			u.Close()
@@ -106,6 +55,75 @@ func (l *Log) scopeLeg(snap *pebble.Snapshot, sc *Scope, desc bool) (leg, error)
 	u.cur = make([]uint64, len(u.its))
 	u.state = make([]legState, len(u.its))
 	return u, nil
+}
+
+// postingLists is a set of posting lists, in the order first added.
+type postingLists struct {
+	seen  map[postingList]bool
+	order []postingList
+}
+
+type postingList struct {
+	f index.Field
+	v string
+}
+
+// add adds a list; it returns false when the set has grown past
+// maxScopeLegs.
+func (ls *postingLists) add(f index.Field, v string) bool {
+	if k := (postingList{f, v}); v != "" && !ls.seen[k] {
+		ls.seen[k] = true
+		ls.order = append(ls.order, k)
+	}
+	return len(ls.order) <= maxScopeLegs
+}
+
+// scopeLists returns the posting lists whose union holds the events of the
+// streams in sc, or nil when there are more than maxScopeLegs.
+func (l *Log) scopeLists(snap *pebble.Snapshot, sc *Scope) (*postingLists, error) {
+	ls := &postingLists{seen: map[postingList]bool{}}
+	for _, p := range sc.Patterns {
+		prefix, ok := strings.CutSuffix(p, "/*")
+		if !ok {
+			ls.add(index.FieldStream, p)
+			continue
+		}
+		prefix += "/"
+		top := index.IndexedPrefix(prefix)
+		if top == prefix || top == "" {
+			ls.add(index.FieldPrefix, top)
+			continue
+		}
+		below, err := l.streamsBelow(snap, prefix)
+		if err != nil {
+			return nil, err
+		}
+		if below == nil {
+			ls.add(index.FieldPrefix, top)
+		}
+		for _, st := range below {
+			ls.add(index.FieldStream, st)
+		}
+	}
+	if sc.Unreserved {
+		err := l.idx.TopLevel(snap, func(v string, prefix bool) bool {
+			switch {
+			case v == "trail" || v == "trail/":
+				return true
+			case prefix:
+				return ls.add(index.FieldPrefix, v)
+			default:
+				return ls.add(index.FieldStream, v)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("trail: query: %w", err)
+		}
+	}
+	if len(ls.order) > maxScopeLegs {
+		return nil, nil
+	}
+	return ls, nil
 }
 
 // streamsBelow returns the streams below a prefix deeper than the index

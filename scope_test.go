@@ -226,6 +226,11 @@ func TestQueryScopeNeverWidens(t *testing.T) {
 	sBuild(t, l, qRng{rand.New(rand.NewPCG(8, 8))}, 500)
 	m := qModelFromLog(t, l, "built")
 	only := func(s string) bool { return s == "patient/1" }
+	// More grants than a union merges: the query reads every candidate.
+	var many []string
+	for k := range maxScopeLegs + 10 {
+		many = append(many, fmt.Sprintf("deep/x/%d", k*2))
+	}
 	for _, tc := range []struct {
 		name string
 		q    Query
@@ -238,6 +243,8 @@ func TestQueryScopeNeverWidens(t *testing.T) {
 			func(s string) bool { return sMatch([]string{"a/b/c/d/*", "patient/1/labs/x/*"}, false, s) }},
 		{"prefix over more streams than a union merges", Query{Scope: &Scope{Patterns: []string{"deep/x/*"}}},
 			func(s string) bool { return strings.HasPrefix(s, "deep/x/") }},
+		{"more grants than a union merges", Query{Scope: &Scope{Patterns: many}},
+			func(s string) bool { return sMatch(many, false, s) }},
 		{"stream outside the scope", Query{Stream: "patient/2", Scope: &Scope{Patterns: []string{"patient/1"}}}, func(string) bool { return false }},
 	} {
 		for _, desc := range []bool{false, true} {
