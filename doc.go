@@ -30,6 +30,11 @@
 //     times never decrease along the log) are derived from the log, kept
 //     off the acknowledgement path, and replayed or rebuilt from the log
 //     after a crash or when missing.
+//   - A Query limited to a Scope (a caller's read grants) finds the events
+//     of those streams through the index, so its cost follows what the
+//     caller may read, not the size of the log; it never returns an event
+//     outside the Scope. A query stops with its context's error when the
+//     context ends.
 //   - Streams under trail/ take only Trail's own events (AppendReserved),
 //     such as the server's record of every read.
 //

@@ -31,8 +31,14 @@ type Query struct {
 	// Limit is the most events returned (default 100).
 	Limit int
 	Desc  bool
-	// Readable, when set, leaves out events of streams it refuses.
+	// Readable, when set, leaves out events of streams it refuses. It is
+	// asked about every event read, so on its own it costs a scan of the
+	// log for a caller that may read little of it: give Scope too.
 	Readable func(stream string) bool
+	// Scope, when set, leaves out events of streams outside it, and lets
+	// the query find the events of the streams inside it through the index
+	// (see queryplan.go). With both, an event must pass both.
+	Scope *Scope
 }
 
 // QueryResult is one page of a query.
@@ -40,6 +46,8 @@ type QueryResult struct {
 	Events [][]byte // stored bytes, as Read returns them
 	Next   uint64   // the cursor for the next page, when More
 	More   bool     // another page has events
+
+	scanned int // records read for the page (tests check the plan's cost)
 }
 
 // Query returns the events matching q. It sees every event acknowledged
@@ -63,17 +71,35 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 		return QueryResult{}, fmt.Errorf("trail: %w", err)
 	}
 	defer snap.Close()
-	lo, hi, err := l.queryRange(q, end)
+	if q.Scope != nil && q.Stream != "" && !q.Scope.Match(q.Stream) {
+		return QueryResult{}, nil
+	}
+	lo, hi, err := l.queryRange(ctx, q, end)
 	if err != nil || lo >= hi {
 		return QueryResult{}, err
 	}
-	cand, closeAll, err := l.candidates(snap, q, lo, hi)
+	cand, closeAll, err := l.candidates(ctx, snap, q, lo, hi)
 	if err != nil {
 		return QueryResult{}, err
 	}
 	defer closeAll()
+	return l.collect(ctx, q, cand)
+}
+
+// ctxEvery is how many records a loop reads between looks at its context:
+// a client that went away stops its query within a few milliseconds.
+const ctxEvery = 64
+
+// collect reads the candidates and keeps the page of those the caller may
+// read.
+func (l *Log) collect(ctx context.Context, q Query, cand func() (uint64, bool, error)) (QueryResult, error) {
 	var res QueryResult
 	for {
+		if res.scanned%ctxEvery == ctxEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return QueryResult{}, err
+			}
+		}
 		i, ok, err := cand()
 		if err != nil || !ok {
 			return res, err
@@ -82,12 +108,13 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("trail: query: read %d: %w", i, err)
 		}
-		if q.Readable != nil {
+		res.scanned++
+		if q.Readable != nil || q.Scope != nil {
 			h, err := parseHeader(rec)
 			if err != nil {
 				return res, fmt.Errorf("trail: query: record %d: %w", i, err)
 			}
-			if !q.Readable(h.stream) {
+			if q.Scope != nil && !q.Scope.Match(h.stream) || q.Readable != nil && !q.Readable(h.stream) {
 				continue
 			}
 		}
@@ -135,15 +162,15 @@ func (l *Log) waitApplied(ctx context.Context, n uint64) error {
 // queryRange turns the time bounds and the cursor into a range of indexes
 // [lo, hi) within the first end events. Recorded times never decrease along
 // the log, so each bound is a binary search.
-func (l *Log) queryRange(q Query, end uint64) (lo, hi uint64, err error) {
+func (l *Log) queryRange(ctx context.Context, q Query, end uint64) (lo, hi uint64, err error) {
 	hi = end
 	if !q.Since.IsZero() {
-		if lo, err = l.searchRecorded(q.Since, end); err != nil {
+		if lo, err = l.searchRecorded(ctx, q.Since, end); err != nil {
 			return 0, 0, err
 		}
 	}
 	if !q.Until.IsZero() {
-		if hi, err = l.searchRecorded(q.Until, end); err != nil {
+		if hi, err = l.searchRecorded(ctx, q.Until, end); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -161,7 +188,7 @@ func (l *Log) queryRange(q Query, end uint64) (lo, hi uint64, err error) {
 
 // searchRecorded returns the first index below end recorded at or after t
 // (end if none).
-func (l *Log) searchRecorded(t time.Time, end uint64) (uint64, error) {
+func (l *Log) searchRecorded(ctx context.Context, t time.Time, end uint64) (uint64, error) {
 	switch y := t.UTC().Year(); {
 	case y < 1:
 		return 0, nil // before every event
@@ -172,6 +199,10 @@ func (l *Log) searchRecorded(t time.Time, end uint64) (uint64, error) {
 	var ferr error
 	i := sort.Search(int(end), func(i int) bool {
 		if ferr != nil {
+			return true
+		}
+		if err := ctx.Err(); err != nil {
+			ferr = err
 			return true
 		}
 		rec, err := l.segs.Read(uint64(i))
@@ -190,8 +221,9 @@ func (l *Log) searchRecorded(t time.Time, end uint64) (uint64, error) {
 
 // candidates returns a function yielding, in the query's direction, the
 // indexes in [lo, hi) that match every filter of q: a leapfrog join of the
-// filters' posting lists, or every index when there is no filter.
-func (l *Log) candidates(snap *pebble.Snapshot, q Query, lo, hi uint64) (func() (uint64, bool, error), func(), error) {
+// filters' posting lists and of the scope's (queryplan.go), or every index
+// when there is none of either.
+func (l *Log) candidates(ctx context.Context, snap *pebble.Snapshot, q Query, lo, hi uint64) (func() (uint64, bool, error), func(), error) {
 	type filter struct {
 		f index.Field
 		v string
@@ -205,9 +237,9 @@ func (l *Log) candidates(snap *pebble.Snapshot, q Query, lo, hi uint64) (func() 
 			fs = append(fs, f)
 		}
 	}
-	var its []*index.Postings
+	var legs []leg
 	closeAll := func() {
-		for _, it := range its {
+		for _, it := range legs {
 			it.Close()
 		}
 	}
@@ -217,7 +249,17 @@ func (l *Log) candidates(snap *pebble.Snapshot, q Query, lo, hi uint64) (func() 
 			closeAll()
 			return nil, nil, fmt.Errorf("trail: query: %w", err)
 		}
-		its = append(its, it)
+		legs = append(legs, it)
+	}
+	if q.Scope != nil && q.Stream == "" {
+		u, err := l.scopeLeg(snap, q.Scope, q.Desc)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if u != nil {
+			legs = append(legs, u)
+		}
 	}
 	x, done := lo, lo >= hi
 	if q.Desc {
@@ -227,7 +269,7 @@ func (l *Log) candidates(snap *pebble.Snapshot, q Query, lo, hi uint64) (func() 
 		if done {
 			return 0, false, nil
 		}
-		i, ok, err := leapfrog(its, x, q.Desc)
+		i, ok, err := leapfrog(ctx, legs, x, q.Desc)
 		if err != nil || !ok || i < lo || i >= hi {
 			done = true
 			return 0, false, err
@@ -243,11 +285,29 @@ func (l *Log) candidates(snap *pebble.Snapshot, q Query, lo, hi uint64) (func() 
 	return next, closeAll, nil
 }
 
+// leg is one list of a leapfrog join: a posting list, or a union of them.
+type leg interface {
+	Seek(x uint64) (uint64, bool, error)
+	Close() error
+}
+
+var (
+	_ leg = (*index.Postings)(nil)
+	_ leg = (*union)(nil)
+)
+
 // leapfrog returns the first index at or past x (backwards with desc) that
-// every iterator holds; with no iterators, x itself.
-func leapfrog(its []*index.Postings, x uint64, desc bool) (uint64, bool, error) {
-	for agreed := 0; agreed < len(its); {
-		for _, it := range its {
+// every leg holds; with no legs, x itself. Legs that share few indexes make
+// it seek many times: it watches ctx as it goes.
+func leapfrog(ctx context.Context, legs []leg, x uint64, desc bool) (uint64, bool, error) {
+	seeks := 0
+	for agreed := 0; agreed < len(legs); {
+		for _, it := range legs {
+			if seeks++; seeks%(16*ctxEvery) == 0 {
+				if err := ctx.Err(); err != nil {
+					return 0, false, err
+				}
+			}
 			v, ok, err := it.Seek(x)
 			if err != nil || !ok {
 				return 0, false, err

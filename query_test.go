@@ -1515,3 +1515,133 @@ func qBuildPatients(b *testing.B, l *Log, n int) {
 		flush()
 	}
 }
+
+// BenchmarkQueryOneStreamReader measures a reader that may read one stream
+// (patient/reader, 1,000 events spread evenly over the log) querying among
+// -query.events other events (default 1,000,000): with no filter, with
+// type= (half of the reader's events, and no other's), with action= (all of
+// them, and a fifth of the others) and backwards, each a page of 1000 (the
+// whole answer); and, for comparison, readers of nearly everything:
+//
+//	go test -run '^$' -bench QueryOneStreamReader -benchtime 20x -count 5 .
+//
+// The events are stored once per process (SyncNone) in a temporary
+// directory; the other events are of 100,000 patients' streams.
+func BenchmarkQueryOneStreamReader(b *testing.B) {
+	n := *queryEvents
+	if n < 1000 {
+		b.Fatalf("-query.events=%d: want at least 1000", n)
+	}
+	l := qOneReaderLog(b, n)
+	const reader = "patient/reader"
+	// What the server passes for a principal with the one read grant.
+	one := func(q Query) Query {
+		q.Readable, q.Scope = func(s string) bool { return s == reader }, &Scope{Patterns: []string{reader}}
+		return q
+	}
+	// Readers of nearly everything, for comparison: every patient's stream
+	// (one posting list of the prefix patient/), a break-glass read (one
+	// list per first segment but trail), and the admin (no scope: a scan).
+	every := func(q Query) Query {
+		q.Scope = &Scope{Patterns: []string{"patient/*"}}
+		return q
+	}
+	glass := func(q Query) Query {
+		q.Scope = &Scope{Unreserved: true}
+		return q
+	}
+	for _, tc := range []struct {
+		name string
+		q    Query
+		want int
+	}{
+		{"filter=none", one(Query{Limit: 1000}), 1000},
+		{"filter=type", one(Query{Type: "reader.even", Limit: 1000}), 500},
+		{"filter=action", one(Query{Action: "R", Limit: 1000}), 1000}, // R: a fifth of the others too
+		{"order=desc", one(Query{Limit: 1000, Desc: true}), 1000},
+		{"scope=every-patient", every(Query{Limit: 1000}), 1000},
+		{"scope=break-glass", glass(Query{Limit: 1000}), 1000},
+		{"scope=admin", Query{Limit: 1000}, 1000},
+	} {
+		b.Run(fmt.Sprintf("events=%d/%s", n, tc.name), func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				res, err := l.Query(ctx, tc.q)
+				if err != nil || len(res.Events) != tc.want {
+					b.Fatalf("query: %d events, %v; want %d", len(res.Events), err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// qOneReader is the log of BenchmarkQueryOneStreamReader, opened once per
+// process.
+var qOneReader struct {
+	once sync.Once
+	l    *Log
+	err  error
+}
+
+// qOneReaderLog opens the log of n other events and 1000 of patient/reader,
+// one every n/1000, whose type is reader.even or reader.odd in turn. It is
+// kept in $TMPDIR/trail-bench-reader-N, so that later runs (before and after
+// a change) measure the same log without storing it again; remove that
+// directory when done.
+func qOneReaderLog(b *testing.B, n int) *Log {
+	qOneReader.once.Do(func() {
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("trail-bench-reader-%d", n))
+		l, err := Open(dir, Config{Sync: SyncNone})
+		if err != nil {
+			qOneReader.err = err
+			return
+		}
+		qOneReader.l = l
+		if want := uint64(n + 1000); l.Size() != want {
+			if l.Size() != 0 {
+				qOneReader.err = fmt.Errorf("%s holds %d events, want %d: remove it", dir, l.Size(), want)
+				return
+			}
+			start := time.Now()
+			if qOneReader.err = qBuildOneReader(l, n); qOneReader.err != nil {
+				return
+			}
+			b.Logf("stored %d events in %s in %v", l.Size(), dir, time.Since(start).Round(time.Millisecond))
+		}
+		qOneReader.err = l.idx.Flush() // as in BenchmarkQueryPatient
+	})
+	if qOneReader.err != nil {
+		b.Fatal(qOneReader.err)
+	}
+	return qOneReader.l
+}
+
+func qBuildOneReader(l *Log, n int) error {
+	ctx := context.Background()
+	every := n / 1000
+	rng := rand.New(rand.NewPCG(3, 4))
+	const batch = 10_000
+	evs := make([]Event, 0, batch)
+	mine := 0
+	for i := 0; i < n || len(evs) > 0; i++ {
+		if i < n {
+			patient := fmt.Sprintf("p%d", rng.IntN(100_000))
+			evs = append(evs, Event{
+				Stream: "patient/" + patient, Type: qTypes[rng.IntN(len(qTypes))], Action: qActions[rng.IntN(len(qActions))],
+				Actor: Actor{ID: fmt.Sprintf("dr-%d", rng.IntN(1000)), Role: "physician"}, Patient: patient,
+			})
+			if i%every == every/2 && mine < 1000 {
+				typ := []string{"reader.even", "reader.odd"}[mine%2]
+				evs = append(evs, Event{Stream: "patient/reader", Type: typ, Action: "R", Actor: Actor{ID: "dr-r"}, Patient: "reader"})
+				mine++
+			}
+		}
+		if len(evs) >= batch || i >= n {
+			if _, err := l.AppendBatch(ctx, evs); err != nil {
+				return err
+			}
+			evs = evs[:0]
+		}
+	}
+	return nil
+}

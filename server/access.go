@@ -150,6 +150,16 @@ func patientOfStream(stream string) string {
 	return id
 }
 
+// scope describes the streams readable() accepts, so that the engine finds
+// them through its index instead of reading the whole log (nil: everything).
+// readable() stays the check of every event returned.
+func (rd *read) scope() *trail.Scope {
+	if rd.p.Admin {
+		return nil
+	}
+	return &trail.Scope{Patterns: rd.p.Read, Unreserved: rd.emergency}
+}
+
 // namePatient notes the patient a stream names, unless the read named one
 // already.
 func (rd *read) namePatient(stream string) {

@@ -31,7 +31,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *pr
 		}
 		rd.namePatient(q.Stream)
 	}
-	q.Readable = rd.readable()
+	q.Readable, q.Scope = rd.readable(), rd.scope()
 	res, err := s.l.Query(r.Context(), q)
 	if err != nil {
 		return s.readProblem(err)

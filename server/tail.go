@@ -16,6 +16,10 @@ import (
 // clients can tell a quiet log from a dead connection.
 const keepAlive = 15 * time.Second
 
+// tailCtxEvery is how many records a tail reads between looks at whether
+// its client is still there.
+const tailCtxEvery = 64
+
 // tail serves GET /v1/tail?stream=&after=: server-sent events, one per stored
 // event (id: its index, data: its stored bytes). Without after it sends only
 // events stored after it connected; with after it first replays the events
@@ -102,7 +106,9 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 		}
 		size := s.l.Size()
 		for ; next < size; next++ {
-			if ctx.Err() != nil {
+			// A replay from far back reads many records, most of which it
+			// may not send: stop as soon as the client has gone.
+			if next%tailCtxEvery == 0 && ctx.Err() != nil {
 				return
 			}
 			rec, err := s.l.Read(next)

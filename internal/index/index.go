@@ -36,8 +36,8 @@ const (
 )
 
 // format is the layout of the keys above; a store in another layout is
-// rebuilt from the log.
-const format = "2"
+// rebuilt from the log. 3: postings of stream prefixes (FieldPrefix).
+const format = "3"
 
 // ErrFormat: the store is in another layout and must be rebuilt.
 var ErrFormat = errors.New("index store in an older layout")

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -35,7 +36,20 @@ const (
 	FieldType    Field = 't'
 	FieldAction  Field = 'c'
 	FieldOutcome Field = 'o'
+	// FieldPrefix holds, for a stream "a/b", the value "a/": the events of
+	// every stream below a first segment, which a read grant "a/*" names,
+	// in one list. Only the first segment gets one (maxPrefixDepth), so an
+	// event costs one posting more, and a batch one key per distinct first
+	// segment; a grant of a deeper prefix is planned from the streams below
+	// it (Streams), or from its first segment's list, a superset.
+	FieldPrefix Field = '/'
 )
+
+// maxPrefixDepth is how many prefixes of a stream get a FieldPrefix posting.
+// Deeper ones would cost a key per distinct prefix per batch (a thousand
+// more keys for a batch over a thousand patients' patient/<id>/labs) for
+// grants that are rare and can be planned from the stream heads.
+const maxPrefixDepth = 1
 
 // chunkEvents bounds the events one chunk may span, so that decoding a chunk
 // to find one index stays cheap.
@@ -61,7 +75,32 @@ func (e *Entry) field(f Field) string {
 	return ""
 }
 
-var fields = [...]Field{FieldStream, FieldPatient, FieldActor, FieldType, FieldAction, FieldOutcome}
+var fields = [...]Field{FieldStream, FieldPatient, FieldActor, FieldType, FieldAction, FieldOutcome, FieldPrefix}
+
+// Prefixes returns the prefixes of stream that get a FieldPrefix posting:
+// each of its first maxPrefixDepth segments that another one follows, with
+// the segments before it and a trailing '/'.
+func Prefixes(stream string) []string {
+	var out []string
+	for i := 0; i < len(stream) && len(out) < maxPrefixDepth; i++ {
+		if stream[i] == '/' {
+			out = append(out, stream[:i+1])
+		}
+	}
+	return out
+}
+
+// IndexedPrefix returns the longest prefix with a FieldPrefix posting that
+// prefix (ending in '/') starts with: prefix itself when it is shallow
+// enough, otherwise its ancestor at maxPrefixDepth, whose postings are a
+// superset ("" when prefix has no '/').
+func IndexedPrefix(prefix string) string {
+	ps := Prefixes(prefix)
+	if len(ps) == 0 {
+		return ""
+	}
+	return ps[len(ps)-1]
+}
 
 // valuePrefix is the key prefix of all chunks of field f with value v.
 func valuePrefix(dst []byte, f Field, v string) []byte {
@@ -89,20 +128,28 @@ func addPostings(w *sortedWrites, entries []Entry) {
 		for _, f := range fields {
 			lists := make(map[string]*list)
 			var order []string
-			for i := range chunk {
-				e := &chunk[i]
-				v := e.field(f)
-				if v == "" {
-					continue
-				}
+			add := func(v string, i uint64) {
 				l, ok := lists[v]
 				if !ok {
-					l = &list{first: e.Index, last: e.Index}
+					l = &list{first: i, last: i}
 					lists[v] = l
 					order = append(order, v)
 				}
-				l.val = binary.AppendUvarint(l.val, e.Index-l.last)
-				l.last = e.Index
+				l.val = binary.AppendUvarint(l.val, i-l.last)
+				l.last = i
+			}
+			for i := range chunk {
+				e := &chunk[i]
+				if f == FieldPrefix {
+					for j, depth := 0, 0; j < len(e.Stream) && depth < maxPrefixDepth; j++ {
+						if e.Stream[j] == '/' {
+							add(e.Stream[:j+1], e.Index)
+							depth++
+						}
+					}
+				} else if v := e.field(f); v != "" {
+					add(v, e.Index)
+				}
 			}
 			for _, v := range order {
 				l := lists[v]
@@ -284,4 +331,60 @@ func (s *Store) Snapshot() (*pebble.Snapshot, uint64, error) {
 	n := binary.BigEndian.Uint64(v)
 	closer.Close()
 	return snap, n, nil
+}
+
+// TopLevel calls fn, in key order, with the first segment of the streams in
+// snap: seg itself (prefix false) for a stream without '/', and "seg/"
+// (prefix true) once for all the streams below seg. It costs one seek per
+// distinct first segment, however many streams lie below it. It stops when
+// fn returns false.
+func (s *Store) TopLevel(snap *pebble.Snapshot, fn func(v string, prefix bool) bool) error {
+	it, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixStream, '/'},
+		UpperBound: []byte{prefixStream, '/' + 1},
+	})
+	if err != nil {
+		return fmt.Errorf("index: streams: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		seg, _, below := strings.Cut(string(it.Key()[2:]), "/")
+		if !below {
+			if !fn(seg, false) {
+				return nil
+			}
+			ok = it.Next()
+			continue
+		}
+		if !fn(seg+"/", true) {
+			return nil
+		}
+		// '0' follows '/': past every stream below seg.
+		ok = it.SeekGE(key(prefixStream, seg+"0"))
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("index: streams: %w", err)
+	}
+	return nil
+}
+
+// Streams calls fn, in key order, with each stream in snap whose name starts
+// with prefix, until fn returns false.
+func (s *Store) Streams(snap *pebble.Snapshot, prefix string, fn func(stream string) bool) error {
+	lower := key(prefixStream, prefix)
+	upper := append(slices.Clone(lower), 0xff)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("index: streams: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if !fn(string(it.Key()[2:])) {
+			return nil
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("index: streams: %w", err)
+	}
+	return nil
 }

@@ -37,24 +37,31 @@ var pValues = []string{
 	strings.Repeat("L", 199) + "a",
 	strings.Repeat("L", 199) + "b",
 	strings.Repeat("\x00", 300),
+	// As streams, these have a prefix posting ("a/", not "a/b/").
+	"a/", "a/b/", "a/b/c/", "a/b", "a/b/c/d/e",
 }
 
 // pAbsent are values no entry has.
-var pAbsent = []string{"", "aa", "a\x00\x00", "abcd", strings.Repeat("x", 130), strings.Repeat("L", 199)}
+var pAbsent = []string{"", "aa", "a\x00\x00", "abcd", strings.Repeat("x", 130), strings.Repeat("L", 199), "a/b/c/d/"}
 
 // pModel is the expected posting lists: field → value → indexes, ascending.
 type pModel map[Field]map[string][]uint64
 
 func (m pModel) add(e *Entry) {
 	for _, f := range fields {
-		v := e.field(f)
-		if v == "" {
-			continue
+		vs := []string{e.field(f)}
+		if f == FieldPrefix {
+			vs = Prefixes(e.Stream)
 		}
-		if m[f] == nil {
-			m[f] = map[string][]uint64{}
+		for _, v := range vs {
+			if v == "" {
+				continue
+			}
+			if m[f] == nil {
+				m[f] = map[string][]uint64{}
+			}
+			m[f][v] = append(m[f][v], e.Index)
 		}
-		m[f][v] = append(m[f][v], e.Index)
 	}
 }
 
