@@ -78,7 +78,7 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 		if err != nil || !ok {
 			return res, err
 		}
-		rec, err := l.segs.Read(i)
+		rec, err := l.readChecked(i)
 		if err != nil {
 			return res, fmt.Errorf("trail: query: read %d: %w", i, err)
 		}
