@@ -64,9 +64,7 @@ func (l *Log) Checkpoint() Checkpoint {
 	l.cpsMu.Lock()
 	defer l.cpsMu.Unlock()
 	c, _ := l.cps.Latest()
-	cp := Checkpoint{Origin: c.Origin, Size: c.Size, Signed: c.Signed}
-	copy(cp.Root[:], c.Root)
-	return cp
+	return publicCheckpoint(c)
 }
 
 // VerifierKey returns the checkpoint verifier key (name+hash+base64), as in
