@@ -48,7 +48,7 @@ func (c *verifyCmd) checkFull(ctx context.Context, cl *client.Client, server str
 				Index uint64 `json:"index"`
 			}
 			if err := json.Unmarshal(ev, &h); err != nil || h.Index != n {
-				return c.fail(server, n, fmt.Sprintf("the server sent, in the place of event %d, an event with index %d (%v): events are missing or out of place", n, h.Index, err))
+				return c.outOfPlace(ctx, cl, server, n, h.Index, err)
 			}
 			leaf := trail.LeafHash(ev)
 			leaves = append(leaves, leaf[:])
@@ -82,6 +82,20 @@ func (c *verifyCmd) fullReadError(server string, from uint64, err error) error {
 		return c.fail(server, from, fmt.Sprintf("the server cannot serve the events from %d on: %v", from, err))
 	}
 	return &exitError{2, fmt.Errorf("read events from %d: %w", from, err)}
+}
+
+// outOfPlace reports a query page that skipped event n: exit 2 when the
+// token may not read it (--full needs the admin's), else exit 1.
+func (c *verifyCmd) outOfPlace(ctx context.Context, cl *client.Client, server string, n, got uint64, perr error) error {
+	var e *client.Error
+	if _, err := cl.Get(ctx, n); errors.As(err, &e) && (e.Status == http.StatusForbidden || e.Status == http.StatusUnauthorized) {
+		return &exitError{2, fmt.Errorf("the token may not read event %d (%v): --full needs the admin token", n, err)}
+	}
+	why := fmt.Sprintf("the server sent, in the place of event %d, an event with index %d: events are missing or out of place", n, got)
+	if perr != nil {
+		why = fmt.Sprintf("the server sent, in the place of event %d, something that is not an event (%v)", n, perr)
+	}
+	return c.fail(server, n, why)
 }
 
 func (c *verifyCmd) fail(server string, index uint64, why string) error {

@@ -292,6 +292,10 @@ func (t *Tree) LeafHash(i uint64) ([]byte, error) {
 // hash the tree holds for the record at index i. Readers compare a record's
 // hash with it (and so never need the tree flushed to read recent records).
 func (t *Tree) Leaf(i uint64) ([]byte, error) {
+	// A written leaf is read without the writer's lock.
+	if t.checkSize(i+1) == nil {
+		return t.node(compact.NewNodeID(0, i))
+	}
 	t.wmu.Lock()
 	if start := t.pendingStart[0]; i >= start {
 		defer t.wmu.Unlock()
@@ -301,8 +305,7 @@ func (t *Tree) Leaf(i uint64) ([]byte, error) {
 		off := (i - start) * HashSize
 		return append([]byte(nil), t.pending[0][off:off+HashSize]...), nil
 	}
-	// Below pendingStart the leaf is written (Flush advances pendingStart
-	// only after its write) and stays so.
+	// Flushed meanwhile: Flush advances pendingStart only after its write.
 	t.wmu.Unlock()
 	return t.node(compact.NewNodeID(0, i))
 }
