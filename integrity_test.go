@@ -118,6 +118,12 @@ func TestReadForgedRecord(t *testing.T) {
 	wantIntegrity(t, "Query of the forged record's stream", err, forged)
 	_, err = l.Query(ctx, Query{Limit: 1000})
 	wantIntegrity(t, "Query of everything", err, forged)
+	_, err = l.Query(ctx, Query{Limit: 1000, Desc: true})
+	wantIntegrity(t, "Query of everything backwards", err, forged)
+	after := uint64(forged + 1)
+	if res, err := l.Query(ctx, Query{After: &after, Limit: 1000}); err != nil || len(res.Events) != 60-forged-2 {
+		t.Errorf("Query of the events after the forged one: %d events, %v", len(res.Events), err)
+	}
 	if res, err := l.Query(ctx, Query{Stream: "patient/0", Limit: 100}); err != nil || len(res.Events) != 20 {
 		t.Errorf("Query of another stream: %d events, %v; want 20", len(res.Events), err)
 	}

@@ -73,12 +73,13 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 	}
 	defer closeAll()
 	var res QueryResult
+	leaves := &leafWindow{desc: q.Desc}
 	for {
 		i, ok, err := cand()
 		if err != nil || !ok {
 			return res, err
 		}
-		rec, err := l.readChecked(i)
+		rec, err := l.readCheckedIn(i, leaves)
 		if err != nil {
 			return res, fmt.Errorf("trail: query: read %d: %w", i, err)
 		}

@@ -310,6 +310,24 @@ func (t *Tree) Leaf(i uint64) ([]byte, error) {
 	return t.node(compact.NewNodeID(0, i))
 }
 
+// ReadLeaves reads written leaves from index from on into buf (a multiple of
+// HashSize long) with one read, and returns how many it read: fewer than fit
+// when the written leaves end first (those past are still buffered; see
+// Leaf).
+func (t *Tree) ReadLeaves(from uint64, buf []byte) (int, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if from >= t.flushed || len(t.files) == 0 {
+		return 0, nil
+	}
+	n := min(uint64(len(buf)/HashSize), t.flushed-from)
+	b := buf[:n*HashSize]
+	if k, err := t.files[0].ReadAt(b, int64(from)*HashSize); k != len(b) {
+		return 0, fmt.Errorf("read tree leaves %d-%d: %w", from, from+n-1, errors.Join(err, errors.New("short read")))
+	}
+	return int(n), nil
+}
+
 // StoredLeaf returns what the level-0 file holds for leaf i, whatever the
 // tree's size: ok is false when the file has no hash there (it ends before,
 // or holds zeros, as a crash before the write leaves it). Recovery compares
