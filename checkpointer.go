@@ -44,11 +44,14 @@ const indexFlushEvery = 1 << 16
 // checkpoint signs and stores a checkpoint of everything durable, if the log
 // has grown since the last one.
 //
-// Order: fdatasync the tree's level files (they are written without fsync),
-// take the size both the tree and the acknowledged log cover, compute its
-// root from the files, then append the signed checkpoint and fsync it. So a
-// checkpoint never covers a record or a tree hash that is not on disk, and
-// recovery may trust both below its size.
+// Order: with SyncNone, fdatasync the active segment (acknowledged records
+// were not synced; the sealed segments were, at rotation); fdatasync the
+// tree's level files (they are written without fsync), take the size both
+// the tree and the acknowledged log cover, compute its root from the files,
+// then append the signed checkpoint and fsync it. So a checkpoint never
+// covers a record or a tree hash that is not on disk, and recovery may trust
+// both below its size: a power loss never leaves a checkpoint over records
+// that did not reach the disk.
 func (l *Log) checkpoint() error {
 	l.cpsMu.Lock()
 	defer l.cpsMu.Unlock()
@@ -56,6 +59,11 @@ func (l *Log) checkpoint() error {
 	durable := l.durable.Load()
 	if durable <= latest.Size && len(l.cps.All()) > 0 {
 		return nil
+	}
+	if l.cfg.Sync == SyncNone {
+		if err := l.syncSegments(); err != nil {
+			return err
+		}
 	}
 	if err := l.flushTree(); err != nil {
 		return err
@@ -79,5 +87,19 @@ func (l *Log) checkpoint() error {
 		return err
 	}
 	l.checkpointAt = time.Now()
+	return nil
+}
+
+// syncSegments makes every record written so far durable, for SyncNone, where
+// the syncer acknowledges without fsync. It runs beside the sequencer's
+// writes (not under writeMu: an fsync of a second's writes would stall
+// them); a sync error fails the engine, and a failed engine syncs nothing.
+func (l *Log) syncSegments() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	if err := l.segs.SyncActive(); err != nil {
+		return l.fail(err)
+	}
 	return nil
 }

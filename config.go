@@ -17,7 +17,10 @@ const (
 	// SyncAlways fsyncs every batch before its receipts are given (the default).
 	SyncAlways SyncMode = "always"
 	// SyncNone never waits for fsync: receipts mean "written to the OS", and a
-	// power loss can lose acknowledged events. For benchmarks and tests only.
+	// power loss can lose acknowledged events. Each checkpoint first makes
+	// the records it covers durable, so a restart after a power loss comes
+	// back with at least the latest checkpoint's events. For benchmarks and
+	// tests only.
 	SyncNone SyncMode = "none"
 )
 

@@ -21,8 +21,16 @@
 //     with ErrBufferFull; Enqueue and Append wait for room under their
 //     context. Nothing is dropped silently.
 //   - Signed checkpoints (C2SP tlog-checkpoint, Ed25519) commit to the tree
-//     every Config.CheckpointInterval and on Close; proofs are served from
-//     hashes kept on disk; Verify rechecks everything offline.
+//     every Config.CheckpointInterval and on Close, and only over records
+//     and tree hashes on disk (with Sync "none" too: a power loss never
+//     leaves a checkpoint the log cannot meet); proofs are served from
+//     hashes kept on disk; Verify rechecks everything offline, against a
+//     trusted verifier key and checkpoint when given.
+//   - Reads (Read, Query) never return bytes whose leaf hash differs from
+//     the tree's leaf at their index: such a record, altered on disk, is an
+//     *IntegrityError (ErrIntegrity) naming it, while the rest of the log is
+//     read and appends go on. Open refuses a log whose records past the
+//     latest checkpoint differ from the leaves the tree wrote for them.
 //   - Query sees every event acknowledged before it was called, and paging
 //     with its cursor returns each matching event exactly once, in order,
 //     while appends continue. Its indexes (posting lists by stream, patient,

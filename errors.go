@@ -23,6 +23,9 @@ var (
 	ErrNotFound = errors.New("trail: not found")
 	// ErrOutOfRange: a proof or size outside the tree.
 	ErrOutOfRange = errors.New("trail: out of range")
+	// ErrIntegrity: a stored record does not match the Merkle tree's leaf at
+	// its index (see IntegrityError).
+	ErrIntegrity = errors.New("trail: stored record does not match the Merkle tree")
 )
 
 // BatchError says which event of an atomic batch was refused; nothing of the
@@ -47,3 +50,19 @@ func (e *FailedError) Error() string {
 }
 
 func (e *FailedError) Unwrap() []error { return []error{ErrFailed, e.Cause} }
+
+// IntegrityError names a stored record whose bytes do not match the Merkle
+// tree's leaf at its index, or cannot be read at all: the record was altered
+// on disk (tampering) or the disk damaged it. The engine never returns such
+// bytes; the rest of the log stays readable and appends go on, since the
+// tree is intact. It matches ErrIntegrity with errors.Is.
+type IntegrityError struct {
+	Index uint64 // the record's index
+	Err   error  // what differs
+}
+
+func (e *IntegrityError) Error() string {
+	return fmt.Sprintf("trail: event %d: the stored record does not match the Merkle tree (altered on disk, or a damaged disk; run trail verify): %v", e.Index, e.Err)
+}
+
+func (e *IntegrityError) Unwrap() []error { return []error{ErrIntegrity, e.Err} }

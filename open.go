@@ -128,6 +128,12 @@ func (l *Log) openIndex() (*index.Store, error) {
 		return idx, nil
 	}
 	l.cfg.Logger.Warn("rebuilding the index store from the log", "reason", err)
+	return l.newIndex()
+}
+
+// newIndex removes the index store's directory and opens an empty store.
+func (l *Log) newIndex() (*index.Store, error) {
+	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, indexDir)
 	if err := fs.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("remove index store %s: %w", dir, err)
 	}
@@ -166,6 +172,11 @@ func (l *Log) openTree(latest checkpoint.Checkpoint) (*tree.Tree, error) {
 		err = t.Flush()
 	}
 	if err == nil {
+		// The old files' hashes past the checkpoint are not to be trusted
+		// either: recovery cannot check the records after it.
+		err = t.Trim()
+	}
+	if err == nil {
 		var root []byte
 		root, err = t.Root(latest.Size)
 		if err == nil && !bytes.Equal(root, latest.Root) {
@@ -188,14 +199,19 @@ func (l *Log) recover() (uint64, error) {
 		return 0, fmt.Errorf("trail: %w", err)
 	}
 	if applied > n {
-		return 0, fmt.Errorf("trail: index store has %d events but the log only %d: remove %s to rebuild it",
-			applied, n, l.cfg.FS.PathJoin(l.dir, indexDir))
+		if applied, err = l.indexAhead(applied, n); err != nil {
+			return 0, err
+		}
 	}
-	from := min(l.tree.Size(), applied)
+	signed := l.tree.Size() // the latest checkpoint's size
+	from := min(signed, applied)
 	var entries []index.Entry
 	err = l.segs.Scan(from, n, func(i uint64, rec []byte) error {
 		leaf := LeafHash(rec)
-		if i >= l.tree.Size() {
+		if i >= signed {
+			if err := l.checkUnsigned(i, leaf); err != nil {
+				return err
+			}
 			l.tree.Append(leaf[:])
 		}
 		if i < applied {
@@ -221,6 +237,9 @@ func (l *Log) recover() (uint64, error) {
 	if err == nil {
 		err = l.tree.Flush()
 	}
+	if err == nil {
+		err = l.tree.Trim()
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -232,6 +251,51 @@ func (l *Log) recover() (uint64, error) {
 		}
 	}
 	return n - from, nil
+}
+
+// checkUnsigned checks record i, past the latest signed checkpoint, against
+// the leaf the tree's files hold for it. The sequencer hashed each record
+// into the tree from the bytes it wrote, and recovery trims the files past
+// the log's end (Tree.Trim), so a leaf there is the hash of the record
+// written at i: a record that differs was altered after it was written, and
+// Open refuses rather than sign a checkpoint over it. A leaf the crash left
+// unwritten cannot be checked.
+func (l *Log) checkUnsigned(i uint64, leaf Hash) error {
+	stored, ok, err := l.tree.StoredLeaf(i)
+	if err != nil {
+		return fmt.Errorf("trail: %w", err)
+	}
+	if ok && !bytes.Equal(stored, leaf[:]) {
+		return &IntegrityError{Index: i, Err: fmt.Errorf(
+			"record %d, written after the latest signed checkpoint, hashes to %s but the tree recorded %x when it was written; "+
+				"Trail will not sign a checkpoint over it", i, leaf, stored)}
+	}
+	return nil
+}
+
+// indexAhead handles an index store that has applied more events than the
+// log holds. With SyncNone a power loss can take records the store was
+// flushed over (it is derived data: rebuild it); with SyncAlways the store
+// only holds fsynced records, so the log lost acknowledged ones and a person
+// must look.
+func (l *Log) indexAhead(applied, n uint64) (uint64, error) {
+	dir := l.cfg.FS.PathJoin(l.dir, indexDir)
+	if l.cfg.Sync != SyncNone {
+		return 0, fmt.Errorf("trail: index store has %d events but the log only %d: acknowledged events are missing "+
+			"from the log (run trail verify), or it ran with --sync none; remove %s to rebuild it", applied, n, dir)
+	}
+	l.cfg.Logger.Warn("rebuilding the index store: it is ahead of the log, whose records past the disk's last sync were lost (sync none)",
+		"index_events", applied, "log_events", n)
+	if err := l.idx.Close(); err != nil {
+		return 0, fmt.Errorf("trail: %w", err)
+	}
+	idx, err := l.newIndex()
+	if err != nil {
+		l.idx = nil
+		return 0, fmt.Errorf("trail: %w", err)
+	}
+	l.idx = idx
+	return 0, nil
 }
 
 func (l *Log) closeFiles() {

@@ -94,6 +94,7 @@ const ctxEvery = 64
 // read.
 func (l *Log) collect(ctx context.Context, q Query, cand func() (uint64, bool, error)) (QueryResult, error) {
 	var res QueryResult
+	leaves := &leafWindow{desc: q.Desc}
 	for {
 		if res.scanned%ctxEvery == ctxEvery-1 {
 			if err := ctx.Err(); err != nil {
@@ -104,7 +105,7 @@ func (l *Log) collect(ctx context.Context, q Query, cand func() (uint64, bool, e
 		if err != nil || !ok {
 			return res, err
 		}
-		rec, err := l.segs.Read(i)
+		rec, err := l.readCheckedIn(i, leaves)
 		if err != nil {
 			return res, fmt.Errorf("trail: query: read %d: %w", i, err)
 		}

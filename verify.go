@@ -17,6 +17,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailhq/trail/internal/checkpoint"
 	"github.com/trailhq/trail/internal/durable"
@@ -44,6 +45,9 @@ type VerifyReport struct {
 	Streams     int    // distinct streams
 	Checkpoints int    // signed checkpoints verified
 	TornTail    string // non-empty when the log ends in a torn write past the last checkpoint
+	// Latest is the latest signed checkpoint, verified against the log (zero
+	// when there is none): what a caller saves to pass as Trusted next time.
+	Latest Checkpoint
 }
 
 // VerifyOptions tune Verify.
@@ -55,27 +59,57 @@ type VerifyOptions struct {
 	// other checks together and finds only what Trail itself could write
 	// wrong: tampering is caught by the hashes without it.
 	CheckJSON bool
+	// VerifierKey, when set, is the only key the checkpoints may be signed
+	// with: a signed-note verifier key (name+hash+base64, as in
+	// checkpoint.vkey) kept apart from the data directory. Empty trusts the
+	// directory's own checkpoint.vkey, which cannot detect a history rebuilt
+	// and re-signed under a new key.
+	VerifierKey string
+	// Trusted, when set, is a checkpoint verified earlier (see
+	// ParseCheckpoint and VerifyReport.Latest): the log must hold at least
+	// its size and have its root at that size, so that a history rolled back
+	// or rewritten since, and signed again, is found.
+	Trusted *Checkpoint
+}
+
+// ParseCheckpoint verifies a signed checkpoint (a C2SP tlog-checkpoint
+// signed note, as GET /v1/checkpoint serves it) with a verifier key
+// (name+hash+base64) and parses it.
+func ParseCheckpoint(signed []byte, verifierKey string) (Checkpoint, error) {
+	v, err := note.NewVerifier(strings.TrimSpace(verifierKey))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("verifier key: %w", err)
+	}
+	c, err := checkpoint.Parse(signed, v)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return publicCheckpoint(c), nil
+}
+
+func publicCheckpoint(c checkpoint.Checkpoint) Checkpoint {
+	cp := Checkpoint{Origin: c.Origin, Size: c.Size, Signed: c.Signed}
+	copy(cp.Root[:], c.Root)
+	return cp
 }
 
 // Verify checks a data directory offline, trusting nothing but the verifier
-// key in it: every record's CRC, its layout and JSON, its index, every
-// stream's gap-free stream_seq and prev chain, the Merkle tree recomputed
-// from the leaves, and every signed checkpoint's signature and root. It
-// returns a *VerifyError naming the first bad index when it finds tampering
-// or corruption, and another error (matching ErrNotDataDir where that is the
-// cause) when it cannot run.
+// key (opts.VerifierKey, or else the one in the directory) and the trusted
+// checkpoint if given: every record's CRC, its layout and JSON, its index,
+// every stream's gap-free stream_seq and prev chain, the Merkle tree
+// recomputed from the leaves, every signed checkpoint's signature and root,
+// and the trusted checkpoint's root. It returns a *VerifyError naming the
+// first bad index when it finds tampering or corruption, and another error
+// (matching ErrNotDataDir where that is the cause) when it cannot run.
 func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyReport, error) {
 	fs := opts.FS
 	if fs == nil {
 		fs = vfs.Default
 	}
 	var rep VerifyReport
-	if _, err := fs.Stat(fs.PathJoin(dir, checkpoint.VerifierFile)); err != nil {
-		return rep, fmt.Errorf("%s: %w (no %s)", dir, ErrNotDataDir, checkpoint.VerifierFile)
-	}
-	cps, _, err := checkpoint.ReadAll(fs, dir)
+	cps, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
 	if err != nil {
-		return rep, &VerifyError{Index: 0, Reason: "checkpoints: " + err.Error()}
+		return rep, err
 	}
 	rep.Checkpoints = len(cps)
 	segs, total, err := listSegments(fs, fs.PathJoin(dir, logDir))
@@ -85,6 +119,14 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyReport, 
 	v := &verifier{streams: make(map[string]*vstream), cps: cps, rng: (&compact.RangeFactory{Hash: tree.HashChildren}).NewEmptyRange(0)}
 	if len(cps) > 0 {
 		v.durable = cps[len(cps)-1].Size
+		rep.Latest = publicCheckpoint(cps[len(cps)-1])
+	}
+	if t := opts.Trusted; t != nil {
+		if len(cps) > 0 && cps[0].Origin != t.Origin {
+			return rep, &VerifyError{Index: 0, Reason: fmt.Sprintf("the log is %q, the trusted checkpoint is of %q", cps[0].Origin, t.Origin)}
+		}
+		v.trusted = t
+		v.durable = max(v.durable, t.Size)
 	}
 	if err := v.checkpoints(); err != nil {
 		return rep, err
@@ -120,6 +162,37 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyReport, 
 	}
 	rep.Events, rep.Streams, rep.TornTail = v.n, len(v.streams), v.torn
 	return rep, nil
+}
+
+// verifiedCheckpoints reads dir's signed checkpoints and verifies each with
+// vkey, or with the directory's own key when vkey is empty.
+func verifiedCheckpoints(fs vfs.FS, dir, vkey string) ([]checkpoint.Checkpoint, error) {
+	if vkey == "" {
+		if _, err := fs.Stat(fs.PathJoin(dir, checkpoint.VerifierFile)); err != nil {
+			return nil, fmt.Errorf("%s: %w (no %s)", dir, ErrNotDataDir, checkpoint.VerifierFile)
+		}
+		cps, _, err := checkpoint.ReadAll(fs, dir)
+		if err != nil {
+			return nil, &VerifyError{Index: 0, Reason: "checkpoints: " + err.Error()}
+		}
+		return cps, nil
+	}
+	nv, err := note.NewVerifier(strings.TrimSpace(vkey))
+	if err != nil {
+		return nil, fmt.Errorf("verifier key: %w", err)
+	}
+	if _, err := fs.Stat(fs.PathJoin(dir, logDir)); err != nil {
+		return nil, fmt.Errorf("%s: %w (no %s directory)", dir, ErrNotDataDir, logDir)
+	}
+	cps, err := checkpoint.ReadAllWith(fs, dir, nv)
+	if err != nil {
+		return nil, &VerifyError{Index: 0, Reason: fmt.Sprintf(
+			"checkpoints are not all signed by the trusted key %s (the history was re-signed, or they were removed): %v", nv.Name(), err)}
+	}
+	if len(cps) == 0 {
+		return nil, &VerifyError{Index: 0, Reason: "no checkpoint signed by the trusted key vouches for the log (they were removed)"}
+	}
+	return cps, nil
 }
 
 type segFile struct {
@@ -173,6 +246,7 @@ type verifier struct {
 	rng     *compact.Range
 	cps     []checkpoint.Checkpoint
 	nextCP  int
+	trusted *Checkpoint // a checkpoint verified earlier; nil once checked
 	torn    string
 	inGroup bool // the last record said more records of its group follow
 }
@@ -350,20 +424,33 @@ func (v *verifier) record(r *checked) error {
 	return v.checkpoints()
 }
 
-// checkpoints checks every checkpoint whose size the tree has reached.
+// checkpoints checks every checkpoint whose size the tree has reached, and
+// the trusted one.
 func (v *verifier) checkpoints() error {
 	for v.nextCP < len(v.cps) && v.cps[v.nextCP].Size == v.n {
 		cp := v.cps[v.nextCP]
-		root, err := v.rng.GetRootHash(nil)
-		if v.n == 0 {
-			root, err = tree.EmptyRoot(), nil
-		}
-		if err != nil || !bytes.Equal(root, cp.Root) {
+		if !bytes.Equal(v.root(), cp.Root) {
 			return &VerifyError{Index: max(v.n, 1) - 1, Reason: fmt.Sprintf("tree root of size %d does not match signed checkpoint %d", cp.Size, v.nextCP)}
 		}
 		v.nextCP++
 	}
+	if t := v.trusted; t != nil && t.Size == v.n {
+		if !bytes.Equal(v.root(), t.Root[:]) {
+			return &VerifyError{Index: max(v.n, 1) - 1, Reason: fmt.Sprintf(
+				"tree root of size %d does not match the trusted checkpoint saved earlier: history was rewritten", t.Size)}
+		}
+		v.trusted = nil
+	}
 	return nil
+}
+
+// root is the root of the tree verified so far (nil if it cannot be had).
+func (v *verifier) root() []byte {
+	if v.n == 0 {
+		return tree.EmptyRoot()
+	}
+	root, _ := v.rng.GetRootHash(nil)
+	return root
 }
 
 func (v *verifier) finish() error {
@@ -373,6 +460,10 @@ func (v *verifier) finish() error {
 	if v.nextCP < len(v.cps) {
 		cp := v.cps[v.nextCP]
 		return &VerifyError{Index: v.n, Reason: fmt.Sprintf("log has %d records but signed checkpoint %d covers %d (records were removed)", v.n, v.nextCP, cp.Size)}
+	}
+	if t := v.trusted; t != nil {
+		return &VerifyError{Index: v.n, Reason: fmt.Sprintf(
+			"log has %d records but the trusted checkpoint saved earlier covers %d: history was rolled back", v.n, t.Size)}
 	}
 	if v.inGroup && v.torn == "" {
 		v.torn = fmt.Sprintf("index %d: the last atomic batch is incomplete (a torn write; trail cuts it on start)", v.n)

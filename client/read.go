@@ -31,6 +31,9 @@ type Query struct {
 	After   string    // the cursor from a previous Page.Next
 	Limit   int       // 1-1000; 0 means the server's default (100)
 	Desc    bool      // newest first
+	// Purpose is the read's purpose of use, recorded with it: "system" for
+	// a backup or verification by an admin (kept out of patients' views).
+	Purpose string
 }
 
 func (q Query) values() url.Values {
@@ -59,6 +62,7 @@ func (q Query) values() url.Values {
 	if q.Desc {
 		v.Set("order", "desc")
 	}
+	set("purpose", q.Purpose)
 	return v
 }
 

@@ -20,6 +20,7 @@ type metrics struct {
 	appended  prometheus.Counter
 	audited   *prometheus.CounterVec // read records, by outcome
 	batchSize prometheus.Histogram
+	integrity prometheus.Counter // reads refused: stored bytes that do not match the tree
 }
 
 func newMetrics(reg *prometheus.Registry, l *trail.Log) (*metrics, error) {
@@ -44,8 +45,12 @@ func newMetrics(reg *prometheus.Registry, l *trail.Log) (*metrics, error) {
 			Name: "trail_http_batch_events", Help: "Events per POST /v1/batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 		}),
+		integrity: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trail_integrity_failures_total",
+			Help: "Reads refused because a stored record does not match the Merkle tree: tampering or disk damage.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rejected, m.appended, m.audited, m.batchSize, engineCollector{l}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rejected, m.appended, m.audited, m.batchSize, m.integrity, engineCollector{l}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -219,5 +219,24 @@ func (s *Server) readProblem(err error) *problem {
 	if errors.Is(err, trail.ErrFailed) {
 		return newProblem(http.StatusServiceUnavailable, "failed", err.Error())
 	}
+	if ie, ok := s.integrityFailure(err); ok {
+		return newProblem(http.StatusInternalServerError, "integrity", fmt.Sprintf(
+			"event %d is stored with bytes that do not match the Merkle tree; it is not served. "+
+				"The operator must run trail verify on the data directory", ie.Index))
+	}
 	return s.internal("read", err)
+}
+
+// integrityFailure counts and logs a read that found a stored record not
+// matching the tree: the record was altered on disk, or the disk damaged it.
+// The rest of the log is served and appends go on.
+func (s *Server) integrityFailure(err error) (*trail.IntegrityError, bool) {
+	var ie *trail.IntegrityError
+	if !errors.As(err, &ie) {
+		return nil, false
+	}
+	s.metrics.integrity.Inc()
+	s.log.Error("tampering or disk damage: a stored record does not match the Merkle tree; not served (run trail verify)",
+		"index", ie.Index, "err", ie.Err)
+	return ie, true
 }

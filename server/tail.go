@@ -113,7 +113,9 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 			}
 			rec, err := s.l.Read(next)
 			if err != nil {
-				s.log.Error("tail: read", "index", next, "err", err)
+				if _, ok := s.integrityFailure(err); !ok {
+					s.log.Error("tail: read", "index", next, "err", err)
+				}
 				return
 			}
 			st, err := trail.RecordStream(rec)

@@ -38,7 +38,8 @@ commands:
   tail        follow new events live
   checkpoint  print the latest signed checkpoint
   bench       measure append throughput and acknowledgement latency
-  verify      check a data directory offline: records, chains, tree, signed checkpoints
+  verify      check a data directory offline (records, chains, tree, signed checkpoints) or a
+              server from outside, against a trusted verifier key and saved checkpoint
 
 Run "trail <command> -h" for a command's flags.
 `)

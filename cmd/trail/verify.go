@@ -7,15 +7,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/term"
 
 	"github.com/trailhq/trail"
 )
 
-// verifyCmd is "trail verify --data DIR": exit 0 when whole, 1 naming the
-// first bad index, 2 when it cannot run.
+// verifyCmd is "trail verify --data DIR [--vkey FILE] [--state FILE]": exit 0
+// when whole, 1 naming the first bad index, 2 when it cannot run. With
+// --vkey every checkpoint must be signed by FILE's key; with --state the log
+// must extend the checkpoint saved there, and the latest one is saved.
 type verifyCmd struct {
 	stdout, stderr io.Writer
 }
@@ -25,8 +30,9 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(c.stderr)
 	data := fs.String("data", "", "data directory to verify")
 	remote := addRemoteFlags(fs)
-	vkey := fs.String("vkey", "", "with --server: the checkpoint verifier key file (DIR/checkpoint.vkey)")
-	state := fs.String("state", "", "with --server: file holding the last verified checkpoint (created on the first run)")
+	vkey := fs.String("vkey", "", "the checkpoint verifier key `file`, a copy of DIR/checkpoint.vkey kept apart from the server")
+	state := fs.String("state", "", "`file` holding the last verified checkpoint (created on the first run)")
+	full := fs.Bool("full", false, "with --server: also read every event up to the checkpoint and recompute the tree (admin token)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	checkJSON := fs.Bool("check-json", false, "also parse every record as JSON (slower; tampering is caught without it)")
 	if err := fs.Parse(args); err != nil {
@@ -35,37 +41,126 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 		}
 		return &exitError{2, err}
 	}
-	usage := &exitError{2, errors.New("usage: trail verify --data DIR, or trail verify --server URL --vkey FILE --state FILE")}
+	usage := &exitError{2, errors.New("usage: trail verify --data DIR [--vkey FILE] [--state FILE], or trail verify --server URL --vkey FILE --state FILE [--full]")}
 	switch {
 	case fs.NArg() > 0 || (*data != "" && isSet(fs, "server")):
 		return usage
 	case *data == "" && *remote.server != "":
-		return c.verifyRemote(ctx, remote, *vkey, *state)
-	case *data == "":
+		return c.verifyRemote(ctx, remote, *vkey, *state, *full)
+	case *data == "" || *full:
 		return usage
 	}
 	opts := trail.VerifyOptions{CheckJSON: *checkJSON}
 	if f, ok := c.stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) {
 		opts.Progress = progressBar(f)
 	}
+	return c.verifyData(ctx, *data, *vkey, *state, opts)
+}
+
+// verifyData verifies DIR offline, against the key in vkeyFile (or DIR's
+// own) and the checkpoint saved in stateFile, if any.
+func (c *verifyCmd) verifyData(ctx context.Context, dir, vkeyFile, stateFile string, opts trail.VerifyOptions) error {
+	vkey, err := c.trustedKey(dir, vkeyFile)
+	if err != nil {
+		return err
+	}
+	opts.VerifierKey = vkey
+	if stateFile != "" {
+		if opts.Trusted, err = c.savedCheckpoint(dir, stateFile, vkeyFile, vkey); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
-	rep, err := trail.Verify(ctx, *data, opts)
+	rep, err := trail.Verify(ctx, dir, opts)
 	if opts.Progress != nil {
 		fmt.Fprintln(c.stderr)
 	}
 	var ve *trail.VerifyError
 	switch {
 	case errors.As(err, &ve):
-		fmt.Fprintf(c.stdout, "FAIL %s: %v\n", *data, ve)
+		fmt.Fprintf(c.stdout, "FAIL %s: %v\n", dir, ve)
 		return &exitError{1, err}
 	case err != nil:
 		return &exitError{2, err}
 	}
 	el := time.Since(start)
 	fmt.Fprintf(c.stdout, "OK %s: %d events in %d streams, %d signed checkpoints verified in %v (%.0f events/s)\n",
-		*data, rep.Events, rep.Streams, rep.Checkpoints, el.Round(time.Millisecond), float64(rep.Events)/el.Seconds())
+		dir, rep.Events, rep.Streams, rep.Checkpoints, el.Round(time.Millisecond), float64(rep.Events)/el.Seconds())
 	if rep.TornTail != "" {
 		fmt.Fprintf(c.stdout, "note: %s\n", rep.TornTail)
+	}
+	if stateFile == "" {
+		return nil
+	}
+	return c.saveState(stateFile, opts.Trusted, rep.Latest)
+}
+
+// trustedKey reads the verifier key of --vkey. Without it, Verify uses the
+// directory's own key, and the user is told what that cannot catch.
+func (c *verifyCmd) trustedKey(dir, vkeyFile string) (string, error) {
+	if vkeyFile == "" {
+		fmt.Fprintf(c.stderr, "warning: checking the signatures with %s's own key (checkpoint.vkey): this cannot detect a history "+
+			"rebuilt and re-signed under a new key; pass --vkey FILE with a copy of the key kept apart from the server, and --state FILE\n", dir)
+		return "", nil
+	}
+	b, err := os.ReadFile(vkeyFile)
+	if err != nil {
+		return "", &exitError{2, fmt.Errorf("read verifier key: %w", err)}
+	}
+	if _, err := note.NewVerifier(strings.TrimSpace(string(b))); err != nil {
+		return "", &exitError{2, fmt.Errorf("verifier key %s: %w", vkeyFile, err)}
+	}
+	return string(b), nil
+}
+
+// savedCheckpoint reads the checkpoint saved in stateFile (nil on the first
+// run). With --vkey it must verify with that key (else the file is of
+// another log: exit 2); without, with DIR's own key, so that a key changed
+// since the checkpoint was saved is tampering (exit 1).
+func (c *verifyCmd) savedCheckpoint(dir, stateFile, vkeyFile, vkey string) (*trail.Checkpoint, error) {
+	b, err := os.ReadFile(stateFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &exitError{2, err}
+	}
+	if vkey != "" {
+		cp, err := trail.ParseCheckpoint(b, vkey)
+		if err != nil {
+			return nil, &exitError{2, fmt.Errorf("saved checkpoint %s does not verify with %s: %w", stateFile, vkeyFile, err)}
+		}
+		return &cp, nil
+	}
+	own, err := os.ReadFile(filepath.Join(dir, "checkpoint.vkey"))
+	if err != nil {
+		return nil, &exitError{2, fmt.Errorf("%s: %w: %v", dir, trail.ErrNotDataDir, err)}
+	}
+	cp, err := trail.ParseCheckpoint(b, string(own))
+	if err != nil {
+		err = fmt.Errorf("the checkpoint saved in %s is not signed by %s's key: the log was re-signed under a new key, or %s is of another log: %w",
+			stateFile, dir, stateFile, err)
+		fmt.Fprintf(c.stdout, "FAIL %s: %v\n", dir, err)
+		return nil, &exitError{1, err}
+	}
+	return &cp, nil
+}
+
+// saveState replaces the saved checkpoint with latest when it is newer.
+func (c *verifyCmd) saveState(stateFile string, old *trail.Checkpoint, latest trail.Checkpoint) error {
+	switch {
+	case len(latest.Signed) == 0:
+		return nil
+	case old != nil && latest.Size < old.Size:
+		fmt.Fprintf(c.stdout, "the log extends the checkpoint of %d events saved in %s; kept it\n", old.Size, stateFile)
+		return nil
+	case old == nil:
+		fmt.Fprintf(c.stdout, "saved the checkpoint of %d events to %s (first run: later runs check the log extends it)\n", latest.Size, stateFile)
+	default:
+		fmt.Fprintf(c.stdout, "the log extends the checkpoint of %d events saved in %s; saved the latest, of %d events\n", old.Size, stateFile, latest.Size)
+	}
+	if err := writeState(stateFile, latest.Signed); err != nil {
+		return &exitError{2, err}
 	}
 	return nil
 }

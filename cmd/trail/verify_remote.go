@@ -17,11 +17,13 @@ import (
 	"github.com/trailhq/trail/internal/checkpoint"
 )
 
-// verifyRemote is "trail verify --server URL --vkey FILE --state FILE": the
-// server's latest checkpoint must carry a valid signature and, when FILE
-// holds an earlier one, extend it (a consistency proof from it); then FILE
-// holds the new one. A log that rewrote or dropped history fails here.
-func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFile, stateFile string) error {
+// verifyRemote is "trail verify --server URL --vkey FILE --state FILE
+// [--full]": the server's latest checkpoint must carry a valid signature and,
+// when FILE holds an earlier one, extend it (a consistency proof from it);
+// with --full every event it covers must hash to its root (verify_full.go);
+// then FILE holds the new one. A log that rewrote or dropped history fails
+// here.
+func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFile, stateFile string, full bool) error {
 	if vkeyFile == "" || stateFile == "" {
 		return &exitError{2, errors.New("usage: trail verify --server URL --vkey FILE --state FILE")}
 	}
@@ -61,6 +63,11 @@ func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFi
 		if err := c.checkConsistent(ctx, cl, *old, cp); err != nil {
 			fmt.Fprintf(c.stdout, "FAIL %s: %v\n", *remote.server, err)
 			return &exitError{1, err}
+		}
+	}
+	if full {
+		if err := c.checkFull(ctx, cl, *remote.server, cp); err != nil {
+			return err
 		}
 	}
 	if err := writeState(stateFile, signed); err != nil {

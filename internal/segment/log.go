@@ -324,6 +324,21 @@ func (l *Log) Rotate(sync bool) error {
 	return nil
 }
 
+// SyncActive fdatasyncs the active segment, for a writer that does not sync
+// its batches (sync none): every record written before the call is durable
+// when it returns, as the segments sealed before it were synced by Rotate.
+// It may run beside Append. After an error the Log accepts no more writes
+// and the file is never synced again.
+func (l *Log) SyncActive() error {
+	l.mu.RLock()
+	s := l.segs[len(l.segs)-1]
+	l.mu.RUnlock()
+	if err := s.f.SyncData(); err != nil {
+		return fmt.Errorf("sync segment %s: %w", s.name, err)
+	}
+	return nil
+}
+
 // Read returns a copy of record i.
 func (l *Log) Read(i uint64) ([]byte, error) {
 	l.mu.RLock()

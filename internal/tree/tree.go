@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -285,6 +286,110 @@ func (t *Tree) LeafHash(i uint64) ([]byte, error) {
 		return nil, err
 	}
 	return t.node(compact.NewNodeID(0, i))
+}
+
+// Leaf returns leaf i as appended, whether or not it is flushed yet: the
+// hash the tree holds for the record at index i. Readers compare a record's
+// hash with it (and so never need the tree flushed to read recent records).
+func (t *Tree) Leaf(i uint64) ([]byte, error) {
+	// A written leaf is read without the writer's lock.
+	if t.checkSize(i+1) == nil {
+		return t.node(compact.NewNodeID(0, i))
+	}
+	t.wmu.Lock()
+	if start := t.pendingStart[0]; i >= start {
+		defer t.wmu.Unlock()
+		if i >= t.rng.End() {
+			return nil, fmt.Errorf("leaf %d: %w (size %d)", i, ErrSize, t.rng.End())
+		}
+		off := (i - start) * HashSize
+		return append([]byte(nil), t.pending[0][off:off+HashSize]...), nil
+	}
+	// Flushed meanwhile: Flush advances pendingStart only after its write.
+	t.wmu.Unlock()
+	return t.node(compact.NewNodeID(0, i))
+}
+
+// ReadLeaves reads written leaves from index from on into buf (a multiple of
+// HashSize long) with one read, and returns how many it read: fewer than fit
+// when the written leaves end first (those past are still buffered; see
+// Leaf).
+func (t *Tree) ReadLeaves(from uint64, buf []byte) (int, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if from >= t.flushed || len(t.files) == 0 {
+		return 0, nil
+	}
+	n := min(uint64(len(buf)/HashSize), t.flushed-from)
+	b := buf[:n*HashSize]
+	if k, err := t.files[0].ReadAt(b, int64(from)*HashSize); k != len(b) {
+		return 0, fmt.Errorf("read tree leaves %d-%d: %w", from, from+n-1, errors.Join(err, errors.New("short read")))
+	}
+	return int(n), nil
+}
+
+// StoredLeaf returns what the level-0 file holds for leaf i, whatever the
+// tree's size: ok is false when the file has no hash there (it ends before,
+// or holds zeros, as a crash before the write leaves it). Recovery compares
+// the records past the latest checkpoint with it.
+func (t *Tree) StoredLeaf(i uint64) (leaf []byte, ok bool, err error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if len(t.files) == 0 {
+		return nil, false, nil
+	}
+	b := make([]byte, HashSize)
+	n, err := t.files[0].ReadAt(b, int64(i)*HashSize)
+	if n < HashSize {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, false, fmt.Errorf("read tree leaf %d: %w", i, err)
+		}
+		return nil, false, nil
+	}
+	for _, c := range b {
+		if c != 0 {
+			return b, true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// Trim zeroes every hash past the tree's size in the level files and
+// fdatasyncs them. Call it after Flush, with nothing appended since. Hashes
+// that a crash left past the size (of records cut as torn, or never
+// written) would otherwise look like the leaves of the records later
+// written at those indexes; after Trim, a non-zero leaf in the files was
+// written for the record at its index.
+//
+// Order: overwrite each level's tail with zeros, then fdatasync that level.
+// A crash before the sync leaves the old tail or zeros, and the next
+// recovery trims again.
+func (t *Tree) Trim() error {
+	t.wmu.Lock()
+	size := t.rng.End()
+	t.wmu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for k, f := range t.files {
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("stat tree level %d: %w", k, err)
+		}
+		keep := int64(size>>k) * HashSize
+		if st.Size() <= keep {
+			continue
+		}
+		zero := make([]byte, min(st.Size()-keep, 1<<20))
+		for off := keep; off < st.Size(); off += int64(len(zero)) {
+			if _, err := f.WriteAt(zero[:min(int64(len(zero)), st.Size()-off)], off); err != nil {
+				return fmt.Errorf("trim tree level %d: %w", k, err)
+			}
+		}
+		if err := f.SyncData(); err != nil {
+			return fmt.Errorf("sync tree level %d: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // InclusionProof returns the proof that leaf index is in the tree of the
