@@ -82,9 +82,9 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if d.tokenCreated {
 		logger.Info("admin token created; keep it secret", "file", filepath.Join(abs, server.AdminTokenFile))
 	}
+	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil) // before the line that says it serves, which scripts wait for
 	logger.Info("trail serving", "data", abs, "listen", scheme+ln.Addr().String(),
 		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin)
-	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil)
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: draining requests, then a final checkpoint")

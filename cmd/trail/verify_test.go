@@ -198,7 +198,7 @@ func forgeEvent(t *testing.T, dir string, i uint64) trail.Hash {
 // outside: when the server refuses to serve it (its integrity check), and
 // when the tree's leaf was altered to match (the root then differs).
 func TestVerifyServerFull(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data") // made 0700 by trail serve
 	tmp := t.TempDir()
 	vkey, state := filepath.Join(tmp, "trusted.vkey"), filepath.Join(tmp, "state")
 	p := startServe(t, dir, "--checkpoint-interval", "20ms")
