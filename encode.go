@@ -167,7 +167,9 @@ func appendString(dst []byte, s string) []byte {
 // appendStored appends the complete stored form of an event: the server
 // fields, the body and, unless this is the first event of its stream, prev.
 // These bytes are what the Merkle tree hashes and what readers get back.
-func appendStored(dst []byte, p *prepared, index, seq uint64, recorded []byte, prev *Hash) []byte {
+// salt is the record's 16 random bytes (written as 32 hex digits), so that
+// its leaf hash, which proofs make public, confirms no guess of its content.
+func appendStored(dst []byte, p *prepared, index, seq uint64, recorded, salt []byte, prev *Hash) []byte {
 	dst = append(dst, `{"id":"`...)
 	dst = append(dst, p.id...)
 	dst = append(dst, `","index":`...)
@@ -178,6 +180,8 @@ func appendStored(dst []byte, p *prepared, index, seq uint64, recorded []byte, p
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"recorded":"`...)
 	dst = append(dst, recorded...)
+	dst = append(dst, `","salt":"`...)
+	dst = hexAppend(dst, salt)
 	dst = append(dst, `",`...)
 	if !p.hasTime {
 		dst = append(dst, `"time":"`...)

@@ -8,7 +8,7 @@ import (
 // Event is one audited action: who did what to which record, when, from where
 // and with what outcome. It is the v1 event schema of the public contract.
 //
-// The server-assigned fields (index, stream_seq, recorded, prev) are not part
+// The server-assigned fields (index, stream_seq, recorded, salt, prev) are not part
 // of Event; they arrive in the Receipt and in the stored bytes. ID is assigned
 // (a UUIDv7) when empty.
 //

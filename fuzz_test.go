@@ -158,8 +158,8 @@ func FuzzStoredLayout(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
-	f.Add([]byte(`{"id":"e1","index":0,"stream":"s/1","stream_seq":1,"recorded":"2026-11-25T22:01:28.909124291Z","time":"2026-11-25T22:01:28.909124291Z","type":"x","action":"R","outcome":"success","actor":{"id":"a"}}`))
-	f.Add([]byte(`{"id":"e2","index":1,"stream":"s/1","stream_seq":2,"recorded":"2026-11-25T22:01:28.909124291Z","time":"2025-03-04T07:06:07+02:00","type":"x","action":"R","outcome":"success","actor":{"id":"a"},"prev":"4f2b7d0a8c36b6d3a0a7f4d1e2c9b8a7f6e5d4c3b2a1908f7e6d5c4b3a291807"}`))
+	f.Add([]byte(`{"id":"e1","index":0,"stream":"s/1","stream_seq":1,"recorded":"2026-11-25T22:01:28.909124291Z","salt":"0123456789abcdef0123456789abcdef","time":"2026-11-25T22:01:28.909124291Z","type":"x","action":"R","outcome":"success","actor":{"id":"a"}}`))
+	f.Add([]byte(`{"id":"e2","index":1,"stream":"s/1","stream_seq":2,"recorded":"2026-11-25T22:01:28.909124291Z","salt":"0123456789abcdef0123456789abcdef","time":"2025-03-04T07:06:07+02:00","type":"x","action":"R","outcome":"success","actor":{"id":"a"},"prev":"4f2b7d0a8c36b6d3a0a7f4d1e2c9b8a7f6e5d4c3b2a1908f7e6d5c4b3a291807"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if st, err := trail.ParseStored(data); err == nil {
 			if len(st.Recorded) == 0 {

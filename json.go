@@ -28,7 +28,7 @@ type eventWire struct {
 }
 
 // serverFields are members the server writes; a client may not send them.
-var serverFields = map[string]bool{"index": true, "stream_seq": true, "recorded": true, "prev": true}
+var serverFields = map[string]bool{"index": true, "stream_seq": true, "recorded": true, "prev": true, "salt": true, "original": true}
 
 // ParseEvent decodes one event sent by a client and validates it. Unknown
 // fields are rejected at every level but inside details, and so are the

@@ -88,6 +88,9 @@ func (l *Log) openFiles() error {
 		return fmt.Errorf("%w: %s: %v", ErrLocked, l.dir, err)
 	}
 	l.lock = lock
+	if err := stampFormat(fs, l.dir); err != nil {
+		return err
+	}
 	origin := l.cfg.Origin
 	if origin == "" {
 		var b [6]byte

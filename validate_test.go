@@ -144,6 +144,8 @@ func TestValidateRejects(t *testing.T) {
 		{"server stream_seq", set("stream_seq", 1), "stream_seq"},
 		{"server recorded", set("recorded", "2026-11-25T10:00:00.000000000Z"), "recorded"},
 		{"server prev", set("prev", strings.Repeat("0", 64)), "prev"},
+		{"server salt", set("salt", strings.Repeat("0", 32)), "salt"},
+		{"server original", set("original", obj{"format": "syslog", "data": "x"}), "original"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := eventJSON(t, tc.mod)

@@ -73,6 +73,9 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyReport, 
 	if _, err := fs.Stat(fs.PathJoin(dir, checkpoint.VerifierFile)); err != nil {
 		return rep, fmt.Errorf("%s: %w (no %s)", dir, ErrNotDataDir, checkpoint.VerifierFile)
 	}
+	if err := checkFormat(fs, dir); err != nil {
+		return rep, err
+	}
 	cps, _, err := checkpoint.ReadAll(fs, dir)
 	if err != nil {
 		return rep, &VerifyError{Index: 0, Reason: "checkpoints: " + err.Error()}
