@@ -69,8 +69,8 @@ func isSalt(s string) bool {
 // from the fixed layout appendStored writes.
 type header struct {
 	id, stream, recorded, salt, time string
-	index, seq                 uint64
-	prev                       *Hash
+	index, seq                       uint64
+	prev                             *Hash
 }
 
 var errLayout = errors.New("not in Trail's stored layout")
