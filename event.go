@@ -15,8 +15,9 @@ import (
 // After Log has been called with an Event, the caller must not change the
 // slices or the Details it refers to until the Pending is resolved.
 type Event struct {
-	// ID is the event's unique id: 1-128 bytes of [A-Za-z0-9._:-]. Sending an
-	// event with an id already stored returns the first receipt.
+	// ID is the event's unique id: 1-64 bytes of [A-Za-z0-9.-] (a valid FHIR
+	// id), assigned by Trail when empty. Sending an event with an id already
+	// stored returns the first receipt.
 	ID string `json:"id,omitempty"`
 	// Stream names the trail the event belongs to, such as "patient/12345":
 	// "/"-separated segments of [A-Za-z0-9._:-], 1-256 bytes. Streams under
@@ -50,6 +51,9 @@ type Event struct {
 	// rawTime is the time exactly as a client sent it in JSON; it is stored
 	// verbatim so that a client's valid time round-trips byte for byte.
 	rawTime string
+	// idSent: the JSON had an id member, so an empty ID is an error, not a
+	// request for an assigned id.
+	idSent bool
 }
 
 // Actor is who performed an action and from where.
@@ -104,5 +108,5 @@ const (
 	MaxDetailsSize = 16 << 10 // details, as compact JSON
 	MaxStreamLen   = 256
 	MaxTypeLen     = 128
-	MaxIDLen       = 128
+	MaxIDLen       = 64
 )

@@ -12,7 +12,7 @@ import (
 
 // eventWire is Event as it travels in JSON: the time is kept as sent.
 type eventWire struct {
-	ID          string          `json:"id"`
+	ID          *string         `json:"id"`
 	Stream      string          `json:"stream"`
 	Time        *string         `json:"time"`
 	Type        string          `json:"type"`
@@ -87,9 +87,12 @@ func parseSlow(data []byte) (Event, error) {
 // event converts the wire form, checking the time.
 func (w *eventWire) event() (Event, error) {
 	ev := Event{
-		ID: w.ID, Stream: w.Stream, Type: w.Type, Action: w.Action, Outcome: w.Outcome,
+		Stream: w.Stream, Type: w.Type, Action: w.Action, Outcome: w.Outcome,
 		OutcomeDesc: w.OutcomeDesc, Patient: w.Patient, Entities: w.Entities, Source: w.Source,
 		Purpose: w.Purpose, Details: w.Details,
+	}
+	if w.ID != nil {
+		ev.ID, ev.idSent = *w.ID, true
 	}
 	if w.Actor != nil {
 		ev.Actor = *w.Actor

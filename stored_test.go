@@ -79,3 +79,18 @@ func TestSaltsDiffer(t *testing.T) {
 		salts[h.salt] = true
 	}
 }
+
+// TestAssignedIDsAreValid: the ids Trail assigns (UUIDv7) pass the id rule
+// clients are held to, at every index.
+func TestAssignedIDsAreValid(t *testing.T) {
+	now := time.Now()
+	for _, i := range []uint64{0, 1, 1 << 32, 1<<62 - 1} {
+		id := generatedID(now, i)
+		if err := checkID(id); err != nil {
+			t.Fatalf("generatedID(%d) = %q: %v", i, id, err)
+		}
+		if got, ok := decodeGeneratedID(id); !ok || got != i {
+			t.Fatalf("decodeGeneratedID(%q) = %d, %v; want %d", id, got, ok, i)
+		}
+	}
+}

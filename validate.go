@@ -33,8 +33,8 @@ func (ev *Event) Validate() error { return ev.validate(false) }
 // validate is Validate; reserved admits streams under trail/ (Trail's own
 // events, appended with AppendReserved).
 func (ev *Event) validate(reserved bool) error {
-	if ev.ID != "" {
-		if err := checkName("id", ev.ID, MaxIDLen); err != nil {
+	if ev.ID != "" || ev.idSent {
+		if err := checkID(ev.ID); err != nil {
 			return err
 		}
 	}
@@ -178,6 +178,28 @@ func checkName(field, v string, max int) error {
 		}
 	}
 	return nil
+}
+
+// checkID checks an event id: 1-64 bytes of [A-Za-z0-9.-], so that every id
+// is also a valid FHIR id. Ids Trail assigns (UUIDv7) and the Go client's
+// (UUIDv8) are of this form.
+func checkID(v string) error {
+	if v == "" {
+		return invalid("id", "must not be empty: leave id out to have one assigned")
+	}
+	if len(v) > MaxIDLen {
+		return invalid("id", "is %d bytes; the limit is %d", len(v), MaxIDLen)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !idByte(c) {
+			return invalid("id", "byte %d (%q) is not one of A-Z a-z 0-9 . - (an id is a FHIR id)", i, c)
+		}
+	}
+	return nil
+}
+
+func idByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-'
 }
 
 func nameByte(c byte) bool {
