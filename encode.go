@@ -12,8 +12,15 @@ import (
 // compact JSON members without the enclosing braces, in the stored order:
 // time (when given), type, action, outcome, outcome_desc, actor, patient,
 // entities, source, purpose, details. It reports whether a time was written.
-// ev must have been validated.
+// ev must have been validated. An absent outcome is written as success, the
+// default the stored form spells out.
 func appendBody(dst []byte, ev *Event) ([]byte, bool) {
+	return appendFields(dst, ev, true)
+}
+
+// appendFields is appendBody; with defaults false, an absent outcome is left
+// out, as the client sent it (MarshalJSON).
+func appendFields(dst []byte, ev *Event, defaults bool) ([]byte, bool) {
 	hasTime := ev.rawTime != "" || !ev.Time.IsZero()
 	if hasTime {
 		dst = append(dst, `"time":"`...)
@@ -27,10 +34,10 @@ func appendBody(dst []byte, ev *Event) ([]byte, bool) {
 	dst = appendMember(dst, "type", ev.Type, false)
 	dst = appendMember(dst, "action", ev.Action, true)
 	outcome := ev.Outcome
-	if outcome == "" {
+	if outcome == "" && defaults {
 		outcome = OutcomeSuccess
 	}
-	dst = appendMember(dst, "outcome", outcome, true)
+	dst = appendOptional(dst, "outcome", outcome)
 	dst = appendOptional(dst, "outcome_desc", ev.OutcomeDesc)
 	dst = append(dst, `,"actor":{`...)
 	dst = appendMember(dst, "id", ev.Actor.ID, false)
@@ -129,7 +136,9 @@ func appendOptional(dst []byte, name, v string) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string without HTML escaping. s must be
-// valid UTF-8.
+// valid UTF-8. Every character is written in its shortest JSON form, so a
+// string is never longer here than in any JSON a client could send: an
+// event's encoding is at most its size as sent.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -154,6 +163,10 @@ func appendString(dst []byte, s string) []byte {
 			dst = append(dst, '\\', 'r')
 		case '\t':
 			dst = append(dst, '\\', 't')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
 		default:
 			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 		}

@@ -104,9 +104,12 @@ const (
 
 // Limits of the v1 schema.
 const (
-	MaxEventSize   = 64 << 10 // a whole event as stored
+	MaxEventSize   = 64 << 10 // a whole event as sent (its JSON, as MarshalJSON writes it for a Go value)
 	MaxDetailsSize = 16 << 10 // details, as compact JSON
 	MaxStreamLen   = 256
 	MaxTypeLen     = 128
 	MaxIDLen       = 64
+	// MaxStoredSize bounds a stored record: the event as sent, the fields
+	// the server adds, and room for a later "original" member.
+	MaxStoredSize = 192 << 10
 )

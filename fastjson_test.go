@@ -38,13 +38,15 @@ func FuzzParseFast(f *testing.F) {
 		if !ok {
 			return
 		}
-		fast, ferr := w.event()
-		if ferr == nil {
-			ferr = fast.Validate()
-		}
-		slow, serr := parseSlow(data)
+		var fps, sps problems
+		fast, terr := w.event()
+		fps.add(terr)
+		fast.check(&fps, false)
+		ferr := fps.err()
+		slow, serr := parseSlow(data, &sps)
 		if serr == nil {
-			serr = slow.Validate()
+			slow.check(&sps, false)
+			serr = sps.err()
 		}
 		if (ferr == nil) != (serr == nil) {
 			t.Fatalf("fast error %v, slow error %v for %q", ferr, serr, data)
@@ -83,9 +85,11 @@ func BenchmarkParseEvent(b *testing.B) {
 	})
 	b.Run("encoding-json", func(b *testing.B) {
 		for b.Loop() {
-			ev, err := parseSlow(benchEvent)
+			var ps problems
+			ev, err := parseSlow(benchEvent, &ps)
 			if err == nil {
-				err = ev.Validate()
+				ev.check(&ps, false)
+				err = ps.err()
 			}
 			if err != nil {
 				b.Fatal(err)
