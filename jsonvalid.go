@@ -40,9 +40,10 @@ type jsonValidator struct {
 // pathStep is one level of a path: a member name (raw, as in the input) or
 // an array index.
 type pathStep struct {
-	name  []byte
-	index int
-	item  bool
+	name   []byte
+	index  int
+	item   bool
+	hidden bool // not part of the path (yet)
 }
 
 // checkText checks b, the JSON text of an event or of a part of one at
@@ -68,6 +69,9 @@ func checkJSONText(b []byte, path string) ([]*ValidationError, bool) {
 func (v *jsonValidator) where() string {
 	var b []byte
 	for _, st := range v.path {
+		if st.hidden {
+			continue
+		}
 		if st.item {
 			b = append(b, '[')
 			b = strconv.AppendInt(b, int64(st.index), 10)
@@ -151,7 +155,7 @@ func (v *jsonValidator) object(depth int) bool {
 		return true
 	}
 	if v.strict {
-		v.path = append(v.path, pathStep{})
+		v.path = append(v.path, pathStep{hidden: true})
 		defer func() { v.path = v.path[:len(v.path)-1] }()
 	}
 	for {
@@ -160,15 +164,13 @@ func (v *jsonValidator) object(depth int) bool {
 		}
 		start := v.i + 1
 		if v.strict {
-			v.path[len(v.path)-1].name = nil // the name itself is checked at the parent's path
-			v.path = v.path[:len(v.path)-1]
+			v.path[len(v.path)-1].hidden = true // a name is checked at its object's path
 		}
-		ok := v.str(true)
-		if v.strict {
-			v.path = append(v.path, pathStep{name: v.b[start : v.i-1]})
-		}
-		if !ok {
+		if !v.str(true) {
 			return false
+		}
+		if v.strict {
+			v.path[len(v.path)-1] = pathStep{name: v.b[start : v.i-1]}
 		}
 		v.ws()
 		if v.i >= len(v.b) || v.b[v.i] != ':' {
