@@ -9,7 +9,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/trailhq/trail/internal/checkpoint"
 	"github.com/trailhq/trail/internal/durable"
 )
 
@@ -51,8 +50,9 @@ func (e *FormatError) Error() string {
 func (e *FormatError) Unwrap() error { return ErrFormat }
 
 // readFormat returns the format of the data directory dir: the number in
-// FORMAT, 1 for a directory that holds a log or a verifier key but no
-// FORMAT (the first edition), and 0 for a directory that holds neither.
+// FORMAT, 1 for a directory that holds a log but no FORMAT (the first
+// edition), and 0 for a directory without a log (new, or holding only keys
+// made ahead of the first start).
 func readFormat(fs vfs.FS, dir string) (int, error) {
 	b, err := durable.ReadFile(fs, fs.PathJoin(dir, formatFile))
 	if err == nil {
@@ -65,10 +65,8 @@ func readFormat(fs vfs.FS, dir string) (int, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("trail: read %s: %w", fs.PathJoin(dir, formatFile), err)
 	}
-	for _, name := range []string{logDir, checkpoint.VerifierFile} {
-		if _, err := fs.Stat(fs.PathJoin(dir, name)); err == nil {
-			return 1, nil
-		}
+	if _, err := fs.Stat(fs.PathJoin(dir, logDir)); err == nil {
+		return 1, nil
 	}
 	return 0, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,8 +166,12 @@ func TestAppendRejected(t *testing.T) {
 	}
 }
 
+// saltRe is a stored record's salt: 128 random bits in lower-case hex.
+var saltRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
 // TestStoredBytes checks what the server writes into a stored event: the
-// defaults, prev, compact JSON on one line, and a client's time verbatim.
+// defaults, a salt, prev, compact JSON on one line, and a client's time
+// verbatim.
 func TestStoredBytes(t *testing.T) {
 	t.Parallel()
 	s := start(t)
@@ -185,6 +190,7 @@ func TestStoredBytes(t *testing.T) {
 		Stream    string          `json:"stream"`
 		StreamSeq uint64          `json:"stream_seq"`
 		Recorded  string          `json:"recorded"`
+		Salt      string          `json:"salt"`
 		Time      string          `json:"time"`
 		Type      string          `json:"type"`
 		Action    string          `json:"action"`
@@ -204,6 +210,10 @@ func TestStoredBytes(t *testing.T) {
 		if got := trail.LeafHash(raw.Body); got != r.LeafHash {
 			t.Errorf("event %d: leaf hash of the returned bytes %v, receipt says %v", r.Index, got, r.LeafHash)
 		}
+		if !saltRe.MatchString(st.Salt) {
+			t.Errorf("event %d: salt %q is not 32 lower-case hex digits", r.Index, st.Salt)
+		}
+		st.Salt = ""
 		return st, raw.Body
 	}
 
