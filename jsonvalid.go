@@ -46,7 +46,7 @@ type pathStep struct {
 	hidden bool // not part of the path (yet)
 }
 
-// checkText checks b, the JSON text of an event or of a part of one at
+// checkJSONText checks b, the JSON text of an event or of a part of one at
 // path (such as "details"), and returns every string in it that is not
 // valid UTF-8, holds a NUL or a lone surrogate: encoding/json would replace
 // such characters with U+FFFD, and Trail refuses them instead. It reports
