@@ -30,9 +30,12 @@ type jsonValidator struct {
 
 	// With strict set, every string (member names included) must also be
 	// valid UTF-8 without NUL and without lone surrogate escapes; the
-	// problems are collected in probs, each naming the string's path, and
-	// the scan goes on. path holds the members and items being read.
+	// problems are counted and the scan goes on. With track set too, they
+	// are collected in probs, each naming the string's path; path holds the
+	// members and items being read.
 	strict bool
+	bad    int  // problems found
+	track  bool // keep path and probs; a second pass does, when bad > 0
 	probs  []*ValidationError
 	path   []pathStep
 }
@@ -53,15 +56,30 @@ type pathStep struct {
 // false when b is not valid JSON at all.
 func checkJSONText(b []byte, path string) ([]*ValidationError, bool) {
 	v := jsonValidator{b: b, strict: true}
+	if !v.whole() {
+		return nil, false
+	}
+	if v.bad == 0 {
+		return nil, true
+	}
+	// Name the problems: scan again keeping the path, which costs
+	// allocations the common case does without.
+	v = jsonValidator{b: b, strict: true, track: true}
 	if path != "" {
 		v.path = append(v.path, pathStep{name: []byte(path)})
 	}
+	v.whole()
+	return v.probs, true
+}
+
+// whole reads b as one JSON value with only whitespace around it.
+func (v *jsonValidator) whole() bool {
 	v.ws()
 	if !v.value(0) {
-		return nil, false
+		return false
 	}
 	v.ws()
-	return v.probs, v.i == len(v.b)
+	return v.i == len(v.b)
 }
 
 // where formats the current path: member names joined by dots, array
@@ -94,6 +112,10 @@ func (v *jsonValidator) where() string {
 }
 
 func (v *jsonValidator) problem(key bool, format string, args ...any) {
+	v.bad++
+	if !v.track {
+		return
+	}
 	field := v.where()
 	reason := fmt.Sprintf(format, args...)
 	if key {
@@ -154,7 +176,7 @@ func (v *jsonValidator) object(depth int) bool {
 		v.i++
 		return true
 	}
-	if v.strict {
+	if v.track {
 		v.path = append(v.path, pathStep{hidden: true})
 		defer func() { v.path = v.path[:len(v.path)-1] }()
 	}
@@ -163,13 +185,13 @@ func (v *jsonValidator) object(depth int) bool {
 			return false
 		}
 		start := v.i + 1
-		if v.strict {
+		if v.track {
 			v.path[len(v.path)-1].hidden = true // a name is checked at its object's path
 		}
 		if !v.str(true) {
 			return false
 		}
-		if v.strict {
+		if v.track {
 			v.path[len(v.path)-1] = pathStep{name: v.b[start : v.i-1]}
 		}
 		v.ws()
@@ -208,12 +230,12 @@ func (v *jsonValidator) array(depth int) bool {
 		v.i++
 		return true
 	}
-	if v.strict {
+	if v.track {
 		v.path = append(v.path, pathStep{item: true, index: -1})
 		defer func() { v.path = v.path[:len(v.path)-1] }()
 	}
 	for {
-		if v.strict {
+		if v.track {
 			v.path[len(v.path)-1].index++
 		}
 		if !v.value(depth) {

@@ -87,6 +87,16 @@ func BenchmarkValidJSON(b *testing.B) {
 			validJSON(d)
 		}
 	})
+	b.Run("checkJSONText", func(b *testing.B) {
+		for b.Loop() {
+			checkJSONText(d, "details")
+		}
+	})
+	b.Run("validJSON+utf8.Valid", func(b *testing.B) {
+		for b.Loop() {
+			_ = validJSON(d) && utf8.Valid(d)
+		}
+	})
 	b.Run("json.Valid", func(b *testing.B) {
 		for b.Loop() {
 			json.Valid(d)
