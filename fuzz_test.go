@@ -31,8 +31,8 @@ var fuzzSeeds = []string{
 }
 
 // FuzzParseEvent: ParseEvent never panics; what it accepts marshals and
-// parses back to an equal event (round trip); what it refuses for a field is
-// a *trail.ValidationError naming a field.
+// parses back to an equal event (round trip); what it refuses is a
+// *trail.InvalidEventError whose every problem names a field and a reason.
 func FuzzParseEvent(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
@@ -40,9 +40,14 @@ func FuzzParseEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, err := trail.ParseEvent(data)
 		if err != nil {
-			var ve *trail.ValidationError
-			if errors.As(err, &ve) && (ve.Field == "" || ve.Reason == "") {
-				t.Fatalf("ParseEvent(%q): ValidationError without a field or a reason: %#v", data, ve)
+			var ie *trail.InvalidEventError
+			if !errors.As(err, &ie) || len(ie.Problems) == 0 {
+				t.Fatalf("ParseEvent(%q) = %v (%T), want an InvalidEventError listing the problems", data, err, err)
+			}
+			for _, ve := range ie.Problems {
+				if ve.Field == "" || ve.Reason == "" {
+					t.Fatalf("ParseEvent(%q): a problem without a field or a reason: %#v", data, ve)
+				}
 			}
 			return
 		}
