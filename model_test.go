@@ -46,7 +46,7 @@ var (
 // repeat often.
 var (
 	mStreams  = []string{"patient/12345", "patient/67890", "auth/login", "a.B_c:d-e/f.g/h"}
-	mPoolIDs  = []string{"id-0", "id-1", "id-2", "urn:uuid:5b4c1f0e-1111-4a4a-8b8b-000000000000", "x.y_z:1"}
+	mPoolIDs  = []string{"id-0", "id-1", "id-2", "5b4c1f0e-1111-4a4a-8b8b-000000000000", "x.y-z.1"}
 	mTypes    = []string{"patient-record.read", "user.login", "order.update"}
 	mActions  = []string{"C", "R", "U", "D", "E"}
 	mOutcomes = []string{"", trail.OutcomeSuccess, trail.OutcomeMinorFailure, trail.OutcomeSeriousFailure, trail.OutcomeMajorFailure}
