@@ -13,7 +13,8 @@ import (
 )
 
 // A data directory is stamped with the format of its stored records in the
-// file FORMAT, written before anything else when the directory is created.
+// file FORMAT, written when the directory is created, after the verifier
+// key (which marks a Trail data directory) and before the log.
 // A directory in another format is refused, never read: its records would
 // hash the same but read differently (format 1 had no salt).
 //
@@ -84,11 +85,10 @@ func checkFormat(fs vfs.FS, dir string) error {
 	return nil
 }
 
-// stampFormat checks dir's format and stamps a directory without Trail data
-// with DataFormat, before anything else is written in it: write FORMAT.tmp,
-// fsync, rename to FORMAT, fsync dir (durable.WriteFile). A crash before the
-// rename leaves a directory without data and without a stamp, which the next
-// start stamps.
+// stampFormat checks dir's format and stamps a directory without a log with
+// DataFormat: write FORMAT.tmp, fsync, rename to FORMAT, fsync dir
+// (durable.WriteFile). A crash before the rename leaves a directory without
+// a log and without a stamp, which the next start stamps.
 func stampFormat(fs vfs.FS, dir string) error {
 	n, err := readFormat(fs, dir)
 	switch {
