@@ -77,8 +77,13 @@ func (ps *problems) add(p *ValidationError) {
 	*ps = append(*ps, p)
 }
 
-// related reports whether paths a and b are equal or one lies under the other.
+// related reports whether paths a and b are equal or one lies under the
+// other. "(event)", the event as a whole, is related to nothing: its
+// problems (the size, bad member names) are each worth listing.
 func related(a, b string) bool {
+	if a == "(event)" || b == "(event)" {
+		return false
+	}
 	if len(a) > len(b) {
 		a, b = b, a
 	}

@@ -525,6 +525,8 @@ func TestValidateListsAllProblems(t *testing.T) {
 			[]string{"outcome_desc", "stream", "type", "actor", "source", "entities", "time"}},
 		{`{"stream":"p/1","stream":"p/2","Type":"t","action":"R","actor":{"id":"a","id":"b"}}`,
 			[]string{"stream", "Type", "actor.id"}},
+		{`{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"a\u0000":1,"b\ud800":2}`,
+			[]string{"(event)", "(event)", "a\x00", "b\ufffd"}},
 	} {
 		_, err := trail.ParseEvent([]byte(tc.in))
 		var ie *trail.InvalidEventError
