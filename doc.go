@@ -3,8 +3,18 @@
 //
 // An event handed to Log is validated, given a global index (its leaf in an
 // RFC 6962 Merkle tree), a gap-free stream_seq within its stream, the leaf
-// hash of the previous event of its stream (prev) and a recorded time, and
-// written to segment files by one sequencer goroutine with group commit.
+// hash of the previous event of its stream (prev), a recorded time and a
+// salt of 128 random bits (so that the leaf hashes proofs make public
+// confirm no guess of an event's content), and written to segment files by
+// one sequencer goroutine with group commit.
+//
+// Validation refuses, listing every problem (InvalidEventError): fields
+// outside the v1 schema or assigned by the server, ids other than 1-64
+// bytes of [A-Za-z0-9.-], strings anywhere that are not valid UTF-8 or
+// hold NUL or a lone surrogate, and events over 64 KiB as sent.
+//
+// A data directory is stamped with its format (FORMAT, DataFormat); Open
+// and Verify refuse a directory in another format with a FormatError.
 //
 // Guarantees:
 //

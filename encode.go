@@ -12,8 +12,15 @@ import (
 // compact JSON members without the enclosing braces, in the stored order:
 // time (when given), type, action, outcome, outcome_desc, actor, patient,
 // entities, source, purpose, details. It reports whether a time was written.
-// ev must have been validated.
+// ev must have been validated. An absent outcome is written as success, the
+// default the stored form spells out.
 func appendBody(dst []byte, ev *Event) ([]byte, bool) {
+	return appendFields(dst, ev, true)
+}
+
+// appendFields is appendBody; with defaults false, an absent outcome is left
+// out, as the client sent it (MarshalJSON).
+func appendFields(dst []byte, ev *Event, defaults bool) ([]byte, bool) {
 	hasTime := ev.rawTime != "" || !ev.Time.IsZero()
 	if hasTime {
 		dst = append(dst, `"time":"`...)
@@ -27,10 +34,10 @@ func appendBody(dst []byte, ev *Event) ([]byte, bool) {
 	dst = appendMember(dst, "type", ev.Type, false)
 	dst = appendMember(dst, "action", ev.Action, true)
 	outcome := ev.Outcome
-	if outcome == "" {
+	if outcome == "" && defaults {
 		outcome = OutcomeSuccess
 	}
-	dst = appendMember(dst, "outcome", outcome, true)
+	dst = appendOptional(dst, "outcome", outcome)
 	dst = appendOptional(dst, "outcome_desc", ev.OutcomeDesc)
 	dst = append(dst, `,"actor":{`...)
 	dst = appendMember(dst, "id", ev.Actor.ID, false)
@@ -129,7 +136,9 @@ func appendOptional(dst []byte, name, v string) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string without HTML escaping. s must be
-// valid UTF-8.
+// valid UTF-8. Every character is written in its shortest JSON form, so a
+// string is never longer here than in any JSON a client could send: an
+// event's encoding is at most its size as sent.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
@@ -154,6 +163,10 @@ func appendString(dst []byte, s string) []byte {
 			dst = append(dst, '\\', 'r')
 		case '\t':
 			dst = append(dst, '\\', 't')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
 		default:
 			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 		}
@@ -167,7 +180,9 @@ func appendString(dst []byte, s string) []byte {
 // appendStored appends the complete stored form of an event: the server
 // fields, the body and, unless this is the first event of its stream, prev.
 // These bytes are what the Merkle tree hashes and what readers get back.
-func appendStored(dst []byte, p *prepared, index, seq uint64, recorded []byte, prev *Hash) []byte {
+// salt is the record's 16 random bytes (written as 32 hex digits), so that
+// its leaf hash, which proofs make public, confirms no guess of its content.
+func appendStored(dst []byte, p *prepared, index, seq uint64, recorded, salt []byte, prev *Hash) []byte {
 	dst = append(dst, `{"id":"`...)
 	dst = append(dst, p.id...)
 	dst = append(dst, `","index":`...)
@@ -178,6 +193,8 @@ func appendStored(dst []byte, p *prepared, index, seq uint64, recorded []byte, p
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"recorded":"`...)
 	dst = append(dst, recorded...)
+	dst = append(dst, `","salt":"`...)
+	dst = hexAppend(dst, salt)
 	dst = append(dst, `",`...)
 	if !p.hasTime {
 		dst = append(dst, `"time":"`...)

@@ -17,7 +17,7 @@ var (
 	ErrFailed = errors.New("trail: stopped after a storage failure; restart to recover")
 	// ErrIDConflict: an event with this id is stored with different content.
 	ErrIDConflict = errors.New("trail: id already used by a different event")
-	// ErrTooLarge: the event is over 64 KiB as stored.
+	// ErrTooLarge: the event is over 64 KiB as sent.
 	ErrTooLarge = errors.New("trail: event too large")
 	// ErrNotFound: no such event or stream.
 	ErrNotFound = errors.New("trail: not found")

@@ -8,15 +8,16 @@ import (
 // Event is one audited action: who did what to which record, when, from where
 // and with what outcome. It is the v1 event schema of the public contract.
 //
-// The server-assigned fields (index, stream_seq, recorded, prev) are not part
+// The server-assigned fields (index, stream_seq, recorded, salt, prev) are not part
 // of Event; they arrive in the Receipt and in the stored bytes. ID is assigned
 // (a UUIDv7) when empty.
 //
 // After Log has been called with an Event, the caller must not change the
 // slices or the Details it refers to until the Pending is resolved.
 type Event struct {
-	// ID is the event's unique id: 1-128 bytes of [A-Za-z0-9._:-]. Sending an
-	// event with an id already stored returns the first receipt.
+	// ID is the event's unique id: 1-64 bytes of [A-Za-z0-9.-] (a valid FHIR
+	// id), assigned by Trail when empty. Sending an event with an id already
+	// stored returns the first receipt.
 	ID string `json:"id,omitempty"`
 	// Stream names the trail the event belongs to, such as "patient/12345":
 	// "/"-separated segments of [A-Za-z0-9._:-], 1-256 bytes. Streams under
@@ -50,6 +51,9 @@ type Event struct {
 	// rawTime is the time exactly as a client sent it in JSON; it is stored
 	// verbatim so that a client's valid time round-trips byte for byte.
 	rawTime string
+	// idSent: the JSON had an id member, so an empty ID is an error, not a
+	// request for an assigned id.
+	idSent bool
 }
 
 // Actor is who performed an action and from where.
@@ -100,9 +104,12 @@ const (
 
 // Limits of the v1 schema.
 const (
-	MaxEventSize   = 64 << 10 // a whole event as stored
+	MaxEventSize   = 64 << 10 // a whole event as sent (its JSON, as MarshalJSON writes it for a Go value)
 	MaxDetailsSize = 16 << 10 // details, as compact JSON
 	MaxStreamLen   = 256
 	MaxTypeLen     = 128
-	MaxIDLen       = 128
+	MaxIDLen       = 64
+	// MaxStoredSize bounds a stored record: the event as sent, the fields
+	// the server adds, and room for a later "original" member.
+	MaxStoredSize = 192 << 10
 )

@@ -111,7 +111,8 @@ func (p *fastParser) eventMember(w *eventWire, name string) bool {
 	var bit uint32
 	switch name {
 	case "id":
-		dst, bit = &w.ID, 1<<0
+		w.ID = new(string)
+		dst, bit = w.ID, 1<<0
 	case "stream":
 		dst, bit = &w.Stream, 1<<1
 	case "type":

@@ -9,7 +9,8 @@ import (
 
 // FuzzParseFast: whatever the fast decoder accepts, encoding/json decodes to
 // the very same valid event (or both refuse it), so the fast path changes
-// speed only.
+// speed only; and no path accepts a string encoding/json would have changed
+// (invalid UTF-8, lone surrogates) or a NUL.
 func FuzzParseFast(f *testing.F) {
 	seeds := []string{
 		`{"stream":"patient/12345","type":"patient-record.read","action":"R","actor":{"id":"dr-house"}}`,
@@ -22,6 +23,11 @@ func FuzzParseFast(f *testing.F) {
 		`{"details":[1]}`,
 		`{"time":""}`,
 		"{\"stream\":\"\xff\"}",
+		`{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"details":{"a":"\u0000"}}`,
+		`{"stream":"p/1","type":"t","action":"R","actor":{"id":"a","name":"\ud800"}}`,
+		`{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"details":{"\udc00":1}}`,
+		"{\"stream\":\"p/1\",\"type\":\"t\",\"action\":\"R\",\"actor\":{\"id\":\"a\"},\"details\":{\"a\":\"\xff\"}}",
+		`{"id":"","stream":"p/1","type":"t","action":"R","actor":{"id":"a"}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -34,17 +40,26 @@ func FuzzParseFast(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Whichever path decodes it, an accepted event had only clean
+		// strings: nothing was replaced with U+FFFD.
+		if _, err := ParseEvent(data); err == nil {
+			if clean, known := cleanText(data); known && !clean {
+				t.Fatalf("ParseEvent(%q) accepted a string that is not valid UTF-8 or holds NUL or a lone surrogate", data)
+			}
+		}
 		w, ok := parseFast(data)
 		if !ok {
 			return
 		}
-		fast, ferr := w.event()
-		if ferr == nil {
-			ferr = fast.Validate()
-		}
-		slow, serr := parseSlow(data)
+		var fps, sps problems
+		fast, terr := w.event()
+		fps.add(terr)
+		fast.check(&fps, false)
+		ferr := fps.err()
+		slow, serr := parseSlow(data, &sps)
 		if serr == nil {
-			serr = slow.Validate()
+			slow.check(&sps, false)
+			serr = sps.err()
 		}
 		if (ferr == nil) != (serr == nil) {
 			t.Fatalf("fast error %v, slow error %v for %q", ferr, serr, data)
@@ -83,9 +98,11 @@ func BenchmarkParseEvent(b *testing.B) {
 	})
 	b.Run("encoding-json", func(b *testing.B) {
 		for b.Loop() {
-			ev, err := parseSlow(benchEvent)
+			var ps problems
+			ev, err := parseSlow(benchEvent, &ps)
 			if err == nil {
-				err = ev.Validate()
+				ev.check(&ps, false)
+				err = ps.err()
 			}
 			if err != nil {
 				b.Fatal(err)

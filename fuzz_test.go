@@ -31,8 +31,8 @@ var fuzzSeeds = []string{
 }
 
 // FuzzParseEvent: ParseEvent never panics; what it accepts marshals and
-// parses back to an equal event (round trip); what it refuses for a field is
-// a *trail.ValidationError naming a field.
+// parses back to an equal event (round trip); what it refuses is a
+// *trail.InvalidEventError whose every problem names a field and a reason.
 func FuzzParseEvent(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
@@ -40,9 +40,14 @@ func FuzzParseEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, err := trail.ParseEvent(data)
 		if err != nil {
-			var ve *trail.ValidationError
-			if errors.As(err, &ve) && (ve.Field == "" || ve.Reason == "") {
-				t.Fatalf("ParseEvent(%q): ValidationError without a field or a reason: %#v", data, ve)
+			var ie *trail.InvalidEventError
+			if !errors.As(err, &ie) || len(ie.Problems) == 0 {
+				t.Fatalf("ParseEvent(%q) = %v (%T), want an InvalidEventError listing the problems", data, err, err)
+			}
+			for _, ve := range ie.Problems {
+				if ve.Field == "" || ve.Reason == "" {
+					t.Fatalf("ParseEvent(%q): a problem without a field or a reason: %#v", data, ve)
+				}
 			}
 			return
 		}
@@ -158,8 +163,8 @@ func FuzzStoredLayout(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
-	f.Add([]byte(`{"id":"e1","index":0,"stream":"s/1","stream_seq":1,"recorded":"2026-11-25T22:01:28.909124291Z","time":"2026-11-25T22:01:28.909124291Z","type":"x","action":"R","outcome":"success","actor":{"id":"a"}}`))
-	f.Add([]byte(`{"id":"e2","index":1,"stream":"s/1","stream_seq":2,"recorded":"2026-11-25T22:01:28.909124291Z","time":"2025-03-04T07:06:07+02:00","type":"x","action":"R","outcome":"success","actor":{"id":"a"},"prev":"4f2b7d0a8c36b6d3a0a7f4d1e2c9b8a7f6e5d4c3b2a1908f7e6d5c4b3a291807"}`))
+	f.Add([]byte(`{"id":"e1","index":0,"stream":"s/1","stream_seq":1,"recorded":"2026-11-25T22:01:28.909124291Z","salt":"0123456789abcdef0123456789abcdef","time":"2026-11-25T22:01:28.909124291Z","type":"x","action":"R","outcome":"success","actor":{"id":"a"}}`))
+	f.Add([]byte(`{"id":"e2","index":1,"stream":"s/1","stream_seq":2,"recorded":"2026-11-25T22:01:28.909124291Z","salt":"0123456789abcdef0123456789abcdef","time":"2025-03-04T07:06:07+02:00","type":"x","action":"R","outcome":"success","actor":{"id":"a"},"prev":"4f2b7d0a8c36b6d3a0a7f4d1e2c9b8a7f6e5d4c3b2a1908f7e6d5c4b3a291807"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if st, err := trail.ParseStored(data); err == nil {
 			if len(st.Recorded) == 0 {
@@ -185,7 +190,7 @@ func FuzzStoredLayout(f *testing.F) {
 			}
 			return
 		case errors.Is(err, trail.ErrTooLarge):
-			if b, _ := ev.MarshalJSON(); len(b) <= trail.MaxEventSize-512 {
+			if b, _ := ev.MarshalJSON(); len(b) <= trail.MaxEventSize {
 				t.Fatalf("an event of %d bytes refused as too large", len(b))
 			}
 			return

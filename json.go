@@ -12,7 +12,7 @@ import (
 
 // eventWire is Event as it travels in JSON: the time is kept as sent.
 type eventWire struct {
-	ID          string          `json:"id"`
+	ID          *string         `json:"id"`
 	Stream      string          `json:"stream"`
 	Time        *string         `json:"time"`
 	Type        string          `json:"type"`
@@ -28,29 +28,41 @@ type eventWire struct {
 }
 
 // serverFields are members the server writes; a client may not send them.
-var serverFields = map[string]bool{"index": true, "stream_seq": true, "recorded": true, "prev": true}
+var serverFields = map[string]bool{"index": true, "stream_seq": true, "recorded": true, "prev": true, "salt": true, "original": true}
 
 // ParseEvent decodes one event sent by a client and validates it. Unknown
 // fields are rejected at every level but inside details, and so are the
-// fields the server assigns. Errors are *ValidationError where a field is to
-// blame.
+// fields the server assigns; strings anywhere (details and member names
+// included) must be valid UTF-8 without NUL or lone surrogates; data is at
+// most MaxEventSize bytes (whitespace around the object not counted). The
+// error is an *InvalidEventError listing every problem found.
 func ParseEvent(data []byte) (Event, error) {
-	var ev Event
-	if err := ev.UnmarshalJSON(data); err != nil {
+	var ps problems
+	if n := len(bytes.TrimSpace(data)); n > MaxEventSize {
+		ps.add(&ValidationError{Field: "(event)", Err: ErrTooLarge,
+			Reason: fmt.Sprintf("is %d bytes as sent; an event is at most %d (64 KiB)", n, MaxEventSize)})
+	}
+	ev, err := decodeEvent(data, &ps)
+	if err != nil {
 		return Event{}, err
 	}
-	return ev, ev.Validate()
+	ev.check(&ps, false)
+	if err := ps.err(); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
 }
 
 // UnmarshalJSON decodes an event, rejecting unknown and server-assigned
-// fields, and keeps a given time exactly as sent.
+// fields and strings that are not valid UTF-8 or hold NUL or lone
+// surrogates, and keeps a given time exactly as sent. The error is an
+// *InvalidEventError listing every problem found in decoding; Validate
+// checks the rest.
 func (ev *Event) UnmarshalJSON(data []byte) error {
-	var e Event
-	var err error
-	if w, ok := parseFast(data); ok {
-		e, err = w.event()
-	} else {
-		e, err = parseSlow(data)
+	var ps problems
+	e, err := decodeEvent(data, &ps)
+	if err == nil {
+		err = ps.err()
 	}
 	if err != nil {
 		return err
@@ -59,37 +71,57 @@ func (ev *Event) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// parseSlow decodes an event with encoding/json and names what is wrong.
-func parseSlow(data []byte) (Event, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var w eventWire
-	if err := dec.Decode(&w); err != nil {
-		if strings.HasPrefix(err.Error(), "json: unknown field ") {
-			// Name the member with its path (actor.foo, entities[2].bar).
-			var ve *ValidationError
-			if merr := checkMembers(data); errors.As(merr, &ve) {
-				return Event{}, ve
-			}
+// decodeEvent decodes data, adding to ps what is wrong with it as an event.
+// The error is for data that cannot be decoded at all.
+func decodeEvent(data []byte, ps *problems) (Event, error) {
+	if w, ok := parseFast(data); ok {
+		ev, terr := w.event()
+		ps.add(terr)
+		return ev, nil
+	}
+	return parseSlow(data, ps)
+}
+
+// parseSlow decodes an event with encoding/json and names every problem:
+// strings encoding/json would change (checkJSONText), members outside the
+// schema or of the wrong type (checkMembers), and a bad time.
+func parseSlow(data []byte, ps *problems) (Event, error) {
+	bad, ok := checkJSONText(data, "")
+	if !ok {
+		var v any
+		err := json.Unmarshal(data, &v)
+		if err == nil { // only whitespace may follow the object
+			err = errors.New("unexpected data after the JSON object")
 		}
-		return Event{}, decodeError(err)
+		return Event{}, &InvalidEventError{Problems: []*ValidationError{
+			{Field: "(event)", Reason: fmt.Sprintf("malformed JSON: %v", strings.TrimPrefix(err.Error(), "json: "))}}}
 	}
-	// Only whitespace may follow (dec.More is false before a stray '}').
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return Event{}, &ValidationError{Field: "(event)", Reason: "unexpected data after the JSON object"}
+	for _, p := range bad {
+		ps.add(p)
 	}
-	if err := checkMembers(data); err != nil {
-		return Event{}, err
+	if err := checkMembers(data, ps); err != nil {
+		return Event{}, &InvalidEventError{Problems: []*ValidationError{{Field: "(event)", Reason: err.Error()}}}
 	}
-	return w.event()
+	var w eventWire
+	if err := json.Unmarshal(data, &w); err != nil {
+		// checkMembers reported the types of the schema's members; this is
+		// what it does not check, such as an event that is not an object.
+		ps.add(decodeError(err))
+	}
+	ev, terr := w.event()
+	ps.add(terr)
+	return ev, nil
 }
 
 // event converts the wire form, checking the time.
-func (w *eventWire) event() (Event, error) {
+func (w *eventWire) event() (Event, *ValidationError) {
 	ev := Event{
-		ID: w.ID, Stream: w.Stream, Type: w.Type, Action: w.Action, Outcome: w.Outcome,
+		Stream: w.Stream, Type: w.Type, Action: w.Action, Outcome: w.Outcome,
 		OutcomeDesc: w.OutcomeDesc, Patient: w.Patient, Entities: w.Entities, Source: w.Source,
 		Purpose: w.Purpose, Details: w.Details,
+	}
+	if w.ID != nil {
+		ev.ID, ev.idSent = *w.ID, true
 	}
 	if w.Actor != nil {
 		ev.Actor = *w.Actor
@@ -97,22 +129,14 @@ func (w *eventWire) event() (Event, error) {
 	if w.Time != nil {
 		t, err := time.Parse(time.RFC3339Nano, *w.Time)
 		if err != nil || strings.Contains(*w.Time, ",") || !strings.ContainsAny((*w.Time)[len(*w.Time)-1:], "Zz0123456789") {
-			return Event{}, invalid("time", "%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", *w.Time)
+			return ev, invalid("time", "%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", *w.Time)
 		}
 		ev.Time, ev.rawTime = t, *w.Time
 	}
 	return ev, nil
 }
 
-func decodeError(err error) error {
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, `json: unknown field "`); ok {
-		name = strings.TrimSuffix(name, `"`)
-		if serverFields[name] {
-			return invalid(name, "is assigned by the server; do not send it")
-		}
-		return invalid(name, "unknown field (check its spelling against the v1 event schema)")
-	}
+func decodeError(err error) *ValidationError {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := te.Field
@@ -121,7 +145,7 @@ func decodeError(err error) error {
 		}
 		return invalid(field, "must be a JSON %s, not %s", jsonKind(te.Type.Kind().String()), te.Value)
 	}
-	return &ValidationError{Field: "(event)", Reason: fmt.Sprintf("malformed JSON: %v", strings.TrimPrefix(msg, "json: "))}
+	return &ValidationError{Field: "(event)", Reason: fmt.Sprintf("malformed JSON: %v", strings.TrimPrefix(err.Error(), "json: "))}
 }
 
 func jsonKind(goKind string) string {
@@ -137,7 +161,8 @@ func jsonKind(goKind string) string {
 }
 
 // MarshalJSON encodes ev as a client sends it: id (when set), stream and the
-// client fields in the stored order.
+// client fields in the stored order, as compact JSON. Its length is the
+// event's size as sent, which MaxEventSize bounds.
 func (ev Event) MarshalJSON() ([]byte, error) {
 	return ev.AppendJSON(make([]byte, 0, 256))
 }
@@ -155,23 +180,19 @@ func (ev *Event) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	b = appendMember(b, "stream", ev.Stream, false)
 	b = append(b, ',')
-	b, _ = appendBody(b, ev)
+	b, _ = appendFields(b, ev, false)
 	return append(b, '}'), nil
 }
 
 // validateForEncoding checks what appendBody relies on: valid UTF-8 strings
 // and well-formed details.
 func (ev *Event) validateForEncoding() error {
-	if err := ev.validateStrings(); err != nil {
-		return err
-	}
-	if err := checkText("stream", ev.Stream, MaxEventSize); err != nil {
-		return err
-	}
-	if err := checkText("type", ev.Type, MaxEventSize); err != nil {
-		return err
-	}
-	return validateDetails(ev.Details)
+	var ps problems
+	ev.checkStrings(&ps)
+	ps.add(checkText("stream", ev.Stream, MaxEventSize))
+	ps.add(checkText("type", ev.Type, MaxEventSize))
+	checkDetails(&ps, ev.Details)
+	return ps.err()
 }
 
 // sameContent reports whether a and b are the same event after parsing: the

@@ -6,10 +6,12 @@ import (
 	"fmt"
 )
 
-// encoding/json matches member names case-insensitively and takes the last
-// of repeated members, so {"Stream": …} or a second "stream" would slip
-// through. checkMembers walks the (already valid) JSON and holds every
-// object of the schema to its exact member names, each at most once.
+// encoding/json matches member names case-insensitively, takes the last of
+// repeated members and reports only the first value of a wrong type, so
+// {"Stream": …} or a second "stream" would slip through and an event with
+// several problems would be refused for one at a time. checkMembers walks
+// the (already valid) JSON and holds every object of the schema to its exact
+// member names, each at most once, and each value to its type.
 
 type memberSet map[string]bool
 
@@ -27,12 +29,14 @@ var errMalformed = errors.New("malformed JSON")
 type memberScanner struct {
 	b   []byte
 	pos int
+	ps  *problems
 }
 
-// checkMembers reports the first member of data, the JSON of an event, that
-// is not in the schema, with its path.
-func checkMembers(data []byte) error {
-	s := &memberScanner{b: data}
+// checkMembers adds to ps every member of data, the (valid) JSON of an
+// event, that is not in the schema, appears twice, or whose value is not of
+// the schema's type, each with its path.
+func checkMembers(data []byte, ps *problems) error {
+	s := &memberScanner{b: data, ps: ps}
 	return s.object("", eventMembers)
 }
 
@@ -58,11 +62,8 @@ func (s *memberScanner) peek() byte {
 // object checks the members of the object at pos against allowed. A null
 // stands for an absent object.
 func (s *memberScanner) object(path string, allowed memberSet) error {
-	if s.peek() == 'n' {
-		return s.skip()
-	}
 	if s.peek() != '{' {
-		return s.skip() // a type error, reported by the decoder
+		return s.skip() // null, or a type error the caller reports
 	}
 	s.pos++
 	seen := map[string]bool{}
@@ -87,56 +88,99 @@ func (s *memberScanner) object(path string, allowed memberSet) error {
 		if path != "" {
 			field = path + "." + field
 		}
+		known := false
 		switch {
 		case path == "" && serverFields[name]:
-			return invalid(name, "is assigned by the server; do not send it")
+			s.ps.add(invalid(name, "is assigned by the server; do not send it"))
 		case !allowed[name]:
-			return invalid(field, "unknown field (names are case-sensitive; check the spelling against the v1 event schema)")
+			s.ps.add(invalid(field, "unknown field (names are case-sensitive; check the spelling against the v1 event schema)"))
 		case seen[name]:
-			return invalid(field, "appears more than once")
+			s.ps.add(invalid(field, "appears more than once"))
+		default:
+			known = true
 		}
 		seen[name] = true
 		if s.peek() != ':' {
 			return errMalformed
 		}
 		s.pos++
-		if err := s.member(path, name); err != nil {
+		if !known {
+			err = s.skip()
+		} else {
+			err = s.member(path, name, field)
+		}
+		if err != nil {
 			return err
 		}
 	}
 }
 
-func (s *memberScanner) member(path, name string) error {
-	if path != "" {
+// member checks the value of a known member: a string, or for actor, source
+// and entities an object or an array of objects; null stands for absent.
+// details may be anything here (Validate says it must be an object).
+func (s *memberScanner) member(path, name, field string) error {
+	c := s.peek()
+	if c == 'n' || path == "" && name == "details" {
 		return s.skip()
 	}
-	switch name {
-	case "actor":
-		return s.object("actor", actorMembers)
-	case "source":
-		return s.object("source", sourceMembers)
-	case "entities":
-		if s.peek() != '[' {
-			return s.skip()
-		}
-		s.pos++
-		for i := 0; ; i++ {
-			switch s.peek() {
-			case ']':
-				s.pos++
-				return nil
-			case ',':
-				s.pos++
-			}
-			if s.peek() == ']' {
-				continue
-			}
-			if err := s.object(fmt.Sprintf("entities[%d]", i), entityMembers); err != nil {
-				return err
-			}
+	want := "string"
+	if path == "" {
+		switch name {
+		case "actor", "source":
+			want = "object"
+		case "entities":
+			want = "array"
 		}
 	}
-	return s.skip()
+	if got := jsonType(c); got != want {
+		s.ps.add(invalid(field, "must be a JSON %s, not %s", want, got))
+		return s.skip()
+	}
+	switch {
+	case want == "string":
+		return s.skip()
+	case name == "actor":
+		return s.object("actor", actorMembers)
+	case name == "source":
+		return s.object("source", sourceMembers)
+	}
+	s.pos++ // [
+	for i := 0; ; i++ {
+		switch s.peek() {
+		case ']':
+			s.pos++
+			return nil
+		case ',':
+			s.pos++
+		}
+		if s.peek() == ']' {
+			continue
+		}
+		item := fmt.Sprintf("entities[%d]", i)
+		if got := jsonType(s.peek()); got != "object" {
+			s.ps.add(invalid(item, "must be a JSON object, not %s", got))
+		}
+		if err := s.object(item, entityMembers); err != nil {
+			return err
+		}
+	}
+}
+
+// jsonType names the type of the JSON value that starts with c.
+func jsonType(c byte) string {
+	switch c {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 // name reads a member name, unescaping it like the decoder does.

@@ -46,7 +46,7 @@ var (
 // repeat often.
 var (
 	mStreams  = []string{"patient/12345", "patient/67890", "auth/login", "a.B_c:d-e/f.g/h"}
-	mPoolIDs  = []string{"id-0", "id-1", "id-2", "urn:uuid:5b4c1f0e-1111-4a4a-8b8b-000000000000", "x.y_z:1"}
+	mPoolIDs  = []string{"id-0", "id-1", "id-2", "5b4c1f0e-1111-4a4a-8b8b-000000000000", "x.y-z.1"}
 	mTypes    = []string{"patient-record.read", "user.login", "order.update"}
 	mActions  = []string{"C", "R", "U", "D", "E"}
 	mOutcomes = []string{"", trail.OutcomeSuccess, trail.OutcomeMinorFailure, trail.OutcomeSeriousFailure, trail.OutcomeMajorFailure}
@@ -499,8 +499,11 @@ func rawTimeOf(t rapid.TB, ev trail.Event) (string, bool) {
 var storedMembers = map[string]bool{
 	"id": true, "index": true, "stream": true, "stream_seq": true, "recorded": true, "time": true,
 	"type": true, "action": true, "outcome": true, "outcome_desc": true, "actor": true, "patient": true,
-	"entities": true, "source": true, "purpose": true, "details": true, "prev": true,
+	"entities": true, "source": true, "purpose": true, "details": true, "prev": true, "salt": true,
 }
+
+// saltRe is the stored salt: 128 random bits as 32 lower-case hex digits.
+var saltRe = regexp.MustCompile(`^"[0-9a-f]{32}"$`)
 
 // checkStored checks stored bytes against the model's event.
 func checkStored(t *rapid.T, what string, rec []byte, me *mEvent, prev *trail.Hash) {
@@ -543,6 +546,9 @@ func checkStored(t *rapid.T, what string, rec []byte, me *mEvent, prev *trail.Ha
 			t.Fatalf("%s: stored %q is %s, want %s: %s", what, k, got, want, rec)
 		}
 	}
+	if !saltRe.Match(members["salt"]) {
+		t.Fatalf("%s: salt %s is not 32 lower-case hex digits: %s", what, members["salt"], rec)
+	}
 	if prev == nil {
 		if _, ok := members["prev"]; ok {
 			t.Fatalf("%s: first event of stream %s has a prev: %s", what, me.r.Stream, rec)
@@ -553,6 +559,9 @@ func checkStored(t *rapid.T, what string, rec []byte, me *mEvent, prev *trail.Ha
 	st, err := trail.ParseStored(rec)
 	if err != nil {
 		t.Fatalf("%s: ParseStored: %v: %s", what, err, rec)
+	}
+	if `"`+st.Salt+`"` != string(members["salt"]) {
+		t.Fatalf("%s: ParseStored gave salt %q: %s", what, st.Salt, rec)
 	}
 	if st.Index != me.r.Index || st.StreamSeq != me.r.StreamSeq || st.Recorded != me.r.Recorded {
 		t.Fatalf("%s: ParseStored gave index %d stream_seq %d recorded %s, want %d %d %s",
@@ -1073,7 +1082,7 @@ func TestModelResendWithTimeIsDuplicate(t *testing.T) {
 // stored "time" member), as ParseEvent does for a client's event.
 func TestModelParseStoredTime(t *testing.T) {
 	rec := []byte(`{"id":"e1","index":0,"stream":"s/1","stream_seq":1,"recorded":"2026-11-25T22:01:28.909124291Z",` +
-		`"time":"2025-03-04T07:06:07+02:00","type":"x","action":"R","outcome":"success","actor":{"id":"a"}}`)
+		`"salt":"0123456789abcdef0123456789abcdef","time":"2025-03-04T07:06:07+02:00","type":"x","action":"R","outcome":"success","actor":{"id":"a"}}`)
 	st, err := trail.ParseStored(rec)
 	if err != nil {
 		t.Fatal(err)

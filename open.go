@@ -88,6 +88,9 @@ func (l *Log) openFiles() error {
 		return fmt.Errorf("%w: %s: %v", ErrLocked, l.dir, err)
 	}
 	l.lock = lock
+	if err := checkFormat(fs, l.dir); err != nil {
+		return err
+	}
 	origin := l.cfg.Origin
 	if origin == "" {
 		var b [6]byte
@@ -96,6 +99,11 @@ func (l *Log) openFiles() error {
 	}
 	if l.cps, err = checkpoint.Open(fs, l.dir, origin); err != nil {
 		return fmt.Errorf("trail: %w", err)
+	}
+	// Stamped after the verifier key, which marks a data directory, and
+	// before the log, whose presence without a stamp means format 1.
+	if err := stampFormat(fs, l.dir); err != nil {
+		return err
 	}
 	latest, _ := l.cps.Latest()
 	segDir := fs.PathJoin(l.dir, logDir)

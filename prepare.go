@@ -35,12 +35,29 @@ func prepareChecked(ev *Event, buf []byte, validate func() error) (prepared, []b
 	start := len(buf)
 	buf, p.hasTime = appendBody(buf, ev)
 	p.body = buf[start:len(buf):len(buf)]
-	if n := len(`{"id":"","stream":"",}`) + max(len(ev.ID), 36) + len(ev.Stream) + len(p.body); n > MaxEventSize {
-		p.err = fmt.Errorf("%w: %d bytes as compact JSON; the limit is %d", ErrTooLarge, n, MaxEventSize)
+	if n := sentSize(ev, p.body); n > MaxEventSize {
+		p.err = &InvalidEventError{Problems: []*ValidationError{{Field: "(event)", Err: ErrTooLarge,
+			Reason: fmt.Sprintf("is %d bytes as compact JSON; an event is at most %d (64 KiB) as sent", n, MaxEventSize)}}}
 	}
 	p.id, p.stream = ev.ID, ev.Stream
 	p.query = queryFieldsOf(ev)
 	return p, buf
+}
+
+// sentSize is the length of ev as MarshalJSON encodes it, given its body
+// (appendBody): the event's size as sent. No JSON a client sends for an
+// event is shorter (appendString), so an event a client sent in at most
+// MaxEventSize bytes is never refused here; the record stored for it adds
+// the server's fields, and is at most MaxStoredSize.
+func sentSize(ev *Event, body []byte) int {
+	n := len(`{"stream":"",}`) + len(ev.Stream) + len(body)
+	if ev.ID != "" {
+		n += len(`"id":"",`) + len(ev.ID)
+	}
+	if ev.Outcome == "" {
+		n -= len(`,"outcome":"success"`)
+	}
+	return n
 }
 
 // parallelPrepare is the batch size (in events) from which the sequencer

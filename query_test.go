@@ -59,8 +59,8 @@ var (
 // their hash in the index store must still match exactly.
 var (
 	qStreams  = []string{"patient/1", "patient/10", "patient/2", "auth/login", "ward/icu"}
-	qPatients = []string{"", "p1", "p1\x00", "p10", "Ωmega-∑", strings.Repeat("P", 128), strings.Repeat("P", 128) + "x", strings.Repeat("P", 200)}
-	qActors   = []string{"dr-1", "dr-1\x00", "dr-10", "nurse 3 — ü", strings.Repeat("a", 129), strings.Repeat("a", 129) + "b"}
+	qPatients = []string{"", "p1", "p1\x01", "p10", "Ωmega-∑", strings.Repeat("P", 128), strings.Repeat("P", 128) + "x", strings.Repeat("P", 200)}
+	qActors   = []string{"dr-1", "dr-1\x01", "dr-10", "nurse 3 — ü", strings.Repeat("a", 129), strings.Repeat("a", 129) + "b"}
 	qTypes    = []string{"patient-record.read", "patient-record", "user.login"}
 	qActions  = []string{"C", "R", "U", "D", "E"}
 	qOutcomes = []string{"", OutcomeSuccess, OutcomeMinorFailure, OutcomeSeriousFailure, OutcomeMajorFailure}

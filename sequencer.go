@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"hash"
@@ -36,6 +37,8 @@ type sequencer struct {
 	preps    []prepared // the batch's prepared events, one per item
 	arena    []byte     // leaf hashes; the tree keeps slices of it
 	recorded []byte
+	salts    [saltBlock]byte // random bytes; those from saltPos on are unused
+	saltPos  int
 }
 
 // streamHead is the last event of a stream.
@@ -322,7 +325,7 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	}
 	var start int
 	s.buf, start = segment.BeginFrame(s.buf)
-	s.buf = appendStored(s.buf, p, n, h.seq+1, s.recorded, prev)
+	s.buf = appendStored(s.buf, p, n, h.seq+1, s.recorded, s.salt(), prev)
 	segment.EndFrame(s.buf, start, more)
 	s.starts = append(s.starts, start)
 
@@ -344,6 +347,23 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	}
 	c.entries = append(c.entries, p.query.entry(index.Entry{Index: n, ID: p.id, Given: p.given, Stream: p.stream, Seq: h.seq, Leaf: h.leaf}))
 	return Receipt{ID: p.id, Index: n, Stream: p.stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
+}
+
+// saltBlock is how many random bytes the sequencer reads at once: salts for
+// 256 records in one call to crypto/rand.
+const saltBlock = 256 * saltBytes
+
+const saltBytes = saltLen / 2
+
+// salt returns the next record's 16 random bytes.
+func (s *sequencer) salt() []byte {
+	if s.saltPos == 0 || s.saltPos == len(s.salts) {
+		rand.Read(s.salts[:]) // never fails (crypto/rand crashes the program instead)
+		s.saltPos = 0
+	}
+	b := s.salts[s.saltPos : s.saltPos+saltBytes]
+	s.saltPos += saltBytes
+	return b
 }
 
 // head returns the stream's head, loading it from the index store when the

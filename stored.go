@@ -15,7 +15,8 @@ type StoredEvent struct {
 	Index     uint64
 	StreamSeq uint64
 	Recorded  string
-	Prev      *Hash // nil for the first event of a stream
+	Salt      string // 32 lower-case hex digits: 128 random bits the server chose
+	Prev      *Hash  // nil for the first event of a stream
 }
 
 // storedWire mirrors the stored JSON.
@@ -24,6 +25,7 @@ type storedWire struct {
 	Index     *uint64 `json:"index"`
 	StreamSeq *uint64 `json:"stream_seq"`
 	Recorded  string  `json:"recorded"`
+	Salt      string  `json:"salt"`
 	Prev      *Hash   `json:"prev"`
 }
 
@@ -38,19 +40,37 @@ func ParseStored(rec []byte) (StoredEvent, error) {
 	if w.Index == nil || w.StreamSeq == nil || w.Recorded == "" {
 		return StoredEvent{}, errors.New("stored event: index, stream_seq or recorded missing")
 	}
+	if !isSalt(w.Salt) {
+		return StoredEvent{}, fmt.Errorf("stored event: salt %q is not 32 lower-case hex digits", w.Salt)
+	}
 	ev, err := w.eventWire.event()
 	if err != nil {
 		return StoredEvent{}, fmt.Errorf("stored event: %w", err)
 	}
-	return StoredEvent{Event: ev, Index: *w.Index, StreamSeq: *w.StreamSeq, Recorded: w.Recorded, Prev: w.Prev}, nil
+	return StoredEvent{Event: ev, Index: *w.Index, StreamSeq: *w.StreamSeq, Recorded: w.Recorded, Salt: w.Salt, Prev: w.Prev}, nil
+}
+
+// saltLen is the length of a stored salt: 128 bits in hex.
+const saltLen = 32
+
+func isSalt(s string) bool {
+	if len(s) != saltLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // header is the server part of a stored event, read without a JSON decoder
 // from the fixed layout appendStored writes.
 type header struct {
-	id, stream, recorded, time string
-	index, seq                 uint64
-	prev                       *Hash
+	id, stream, recorded, salt, time string
+	index, seq                       uint64
+	prev                             *Hash
 }
 
 var errLayout = errors.New("not in Trail's stored layout")
@@ -66,8 +86,9 @@ func parseHeader(rec []byte) (header, error) {
 	h.stream = r.str(`,"stream":"`, '"')
 	h.seq = r.num(`,"stream_seq":`)
 	h.recorded = r.str(`,"recorded":"`, '"')
+	h.salt = r.str(`,"salt":"`, '"')
 	h.time = r.str(`,"time":"`, '"')
-	if r.err != nil || len(h.recorded) != len(RecordedLayout) {
+	if r.err != nil || len(h.recorded) != len(RecordedLayout) || !isSalt(h.salt) {
 		return h, errLayout
 	}
 	// prev, when present, is the last member: ,"prev":"<64 hex>"}

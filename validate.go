@@ -25,62 +25,135 @@ func invalid(field, format string, args ...any) *ValidationError {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Validate checks ev against the v1 schema and returns a *ValidationError
-// naming the first bad field. It does not check the 64 KiB size limit, which
-// applies to the event as stored.
+// InvalidEventError lists every problem found in one event, in the order
+// found (at least one). Field paths are dotted: member names joined by dots,
+// array items by index in brackets ("actor.id", "entities[2].id",
+// "details.notes[0]"); "(event)" is the event as a whole.
+//
+// errors.As finds its first *ValidationError, and errors.Is matches a
+// sentinel any problem carries (ErrTooLarge).
+type InvalidEventError struct {
+	Problems []*ValidationError
+}
+
+func (e *InvalidEventError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid event: ")
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Field)
+		b.WriteString(": ")
+		b.WriteString(p.Reason)
+	}
+	return b.String()
+}
+
+// Unwrap returns the problems, so that errors.As and errors.Is see each.
+func (e *InvalidEventError) Unwrap() []error {
+	errs := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		errs[i] = p
+	}
+	return errs
+}
+
+// problems collects the problems of one event.
+type problems []*ValidationError
+
+// add adds p unless it is nil or its field already has a problem (or lies
+// above or below a field that has one): one problem per field is enough to
+// act on.
+func (ps *problems) add(p *ValidationError) {
+	if p == nil {
+		return
+	}
+	for _, q := range *ps {
+		if related(p.Field, q.Field) {
+			return
+		}
+	}
+	*ps = append(*ps, p)
+}
+
+// related reports whether paths a and b are equal or one lies under the
+// other. "(event)", the event as a whole, is related to nothing: its
+// problems (the size, bad member names) are each worth listing.
+func related(a, b string) bool {
+	if a == "(event)" || b == "(event)" {
+		return false
+	}
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return a == b || strings.HasPrefix(b, a) && (b[len(a)] == '.' || b[len(a)] == '[')
+}
+
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return &InvalidEventError{Problems: ps}
+}
+
+// Validate checks ev against the v1 schema and returns an
+// *InvalidEventError listing every bad field. It does not check the 64 KiB
+// size limit, which applies to the event as sent.
 func (ev *Event) Validate() error { return ev.validate(false) }
 
 // validate is Validate; reserved admits streams under trail/ (Trail's own
 // events, appended with AppendReserved).
 func (ev *Event) validate(reserved bool) error {
-	if ev.ID != "" {
-		if err := checkName("id", ev.ID, MaxIDLen); err != nil {
-			return err
-		}
-	}
-	if err := ValidateStream(ev.Stream); err != nil {
-		return err
-	}
-	if IsReservedStream(ev.Stream) != reserved {
-		if reserved {
-			return invalid("stream", "%q is not under trail/; AppendReserved is for Trail's own streams", ev.Stream)
-		}
-		return invalid("stream", "%q is under trail/, which is reserved for Trail's own events", ev.Stream)
-	}
-	return ev.validateBody()
+	var ps problems
+	ev.check(&ps, reserved)
+	return ps.err()
 }
 
-func (ev *Event) validateBody() error {
+// check adds the event's problems to ps.
+func (ev *Event) check(ps *problems, reserved bool) {
+	if ev.ID != "" || ev.idSent {
+		ps.add(checkID(ev.ID))
+	}
+	if err := ValidateStream(ev.Stream); err != nil {
+		ps.add(err.(*ValidationError))
+	} else if IsReservedStream(ev.Stream) != reserved {
+		if reserved {
+			ps.add(invalid("stream", "%q is not under trail/; AppendReserved is for Trail's own streams", ev.Stream))
+		} else {
+			ps.add(invalid("stream", "%q is under trail/, which is reserved for Trail's own events", ev.Stream))
+		}
+	}
+	ev.checkBody(ps)
+}
+
+func (ev *Event) checkBody(ps *problems) {
 	if ev.Type == "" {
-		return invalid("type", "required")
+		ps.add(invalid("type", "required"))
 	}
-	if err := checkText("type", ev.Type, MaxTypeLen); err != nil {
-		return err
-	}
+	ps.add(checkText("type", ev.Type, MaxTypeLen))
 	switch ev.Action {
 	case "C", "R", "U", "D", "E":
 	case "":
-		return invalid("action", "required: one of C, R, U, D, E")
+		ps.add(invalid("action", "required: one of C, R, U, D, E"))
 	default:
-		return invalid("action", "%q is not one of C, R, U, D, E", ev.Action)
+		ps.add(invalid("action", "%q is not one of C, R, U, D, E", ev.Action))
 	}
 	switch ev.Outcome {
 	case "", OutcomeSuccess, OutcomeMinorFailure, OutcomeSeriousFailure, OutcomeMajorFailure:
 	default:
-		return invalid("outcome", "%q is not one of success, minor-failure, serious-failure, major-failure", ev.Outcome)
+		ps.add(invalid("outcome", "%q is not one of success, minor-failure, serious-failure, major-failure", ev.Outcome))
 	}
 	if ev.Actor.ID == "" {
-		return invalid("actor.id", "required: who performed the action")
+		ps.add(invalid("actor.id", "required: who performed the action"))
 	}
-	if err := ev.validateStrings(); err != nil {
-		return err
-	}
-	return validateDetails(ev.Details)
+	ev.checkStrings(ps)
+	checkDetails(ps, ev.Details)
 }
 
-// validateStrings checks that every free-text field is valid UTF-8 and within
-// the event size, so that the stored JSON is well formed.
-func (ev *Event) validateStrings() error {
+// checkStrings checks that every free-text field is valid UTF-8 without NUL
+// and within the event size, so that the stored JSON is well formed.
+func (ev *Event) checkStrings(ps *problems) {
 	fields := [...]struct{ name, v string }{
 		{"outcome_desc", ev.OutcomeDesc},
 		{"actor.id", ev.Actor.ID}, {"actor.name", ev.Actor.Name}, {"actor.role", ev.Actor.Role},
@@ -88,57 +161,57 @@ func (ev *Event) validateStrings() error {
 		{"patient", ev.Patient}, {"purpose", ev.Purpose},
 	}
 	for _, f := range fields {
-		if err := checkText(f.name, f.v, MaxEventSize); err != nil {
-			return err
-		}
+		ps.add(checkText(f.name, f.v, MaxEventSize))
 	}
 	if ev.Source != nil {
 		src := [...]struct{ name, v string }{
 			{"source.id", ev.Source.ID}, {"source.site", ev.Source.Site}, {"source.type", ev.Source.Type},
 		}
 		for _, f := range src {
-			if err := checkText(f.name, f.v, MaxEventSize); err != nil {
-				return err
-			}
+			ps.add(checkText(f.name, f.v, MaxEventSize))
 		}
 	}
 	for i, en := range ev.Entities {
 		if en.ID == "" {
-			return invalid(fmt.Sprintf("entities[%d].id", i), "required: the identifier of the record touched")
+			ps.add(invalid(fmt.Sprintf("entities[%d].id", i), "required: the identifier of the record touched"))
 		}
 		ent := [...]struct{ name, v string }{{"type", en.Type}, {"id", en.ID}, {"role", en.Role}, {"name", en.Name}}
 		for _, f := range ent {
-			if err := checkText(fmt.Sprintf("entities[%d].%s", i, f.name), f.v, MaxEventSize); err != nil {
-				return err
+			if f.v != "" {
+				ps.add(checkText(fmt.Sprintf("entities[%d].%s", i, f.name), f.v, MaxEventSize))
 			}
 		}
 	}
-	return nil
 }
 
-func validateDetails(d json.RawMessage) error {
+// checkDetails checks details: null or a JSON object of at most 16 KiB as
+// compact JSON, whose strings (member names included) are valid UTF-8
+// without NUL or lone surrogates.
+func checkDetails(ps *problems, d json.RawMessage) {
 	if len(d) == 0 {
-		return nil
+		return
 	}
 	t := bytes.TrimSpace(d)
 	if bytes.Equal(t, []byte("null")) {
-		return nil
+		return
 	}
 	if len(t) == 0 || t[0] != '{' {
-		return invalid("details", "must be a JSON object")
+		ps.add(invalid("details", "must be a JSON object"))
+		return
 	}
-	if !validJSON(t) {
-		return invalid("details", "is not valid JSON")
+	bad, ok := checkJSONText(t, "details")
+	if !ok {
+		ps.add(invalid("details", "is not valid JSON"))
+		return
 	}
-	if !utf8.Valid(t) {
-		return invalid("details", "is not valid UTF-8")
+	for _, p := range bad {
+		ps.add(p)
 	}
 	if len(t) > MaxDetailsSize { // compact JSON is never longer than the input
 		if n := compactLen(t); n > MaxDetailsSize {
-			return invalid("details", "is %d bytes as compact JSON; the limit is %d", n, MaxDetailsSize)
+			ps.add(invalid("details", "is %d bytes as compact JSON; the limit is %d", n, MaxDetailsSize))
 		}
 	}
-	return nil
 }
 
 func compactLen(d []byte) int {
@@ -149,7 +222,9 @@ func compactLen(d []byte) int {
 	return b.Len()
 }
 
-func checkText(field, v string, max int) error {
+// checkText checks a string of at most max bytes, valid UTF-8 (which in Go
+// excludes surrogates) and without NUL.
+func checkText(field, v string, max int) *ValidationError {
 	if len(v) > max {
 		err := invalid(field, "is %d bytes; the limit is %d", len(v), max)
 		if max == MaxEventSize {
@@ -161,23 +236,32 @@ func checkText(field, v string, max int) error {
 	if !utf8.ValidString(v) {
 		return invalid(field, "is not valid UTF-8")
 	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return invalid(field, "contains NUL")
+	}
 	return nil
 }
 
-// checkName checks an identifier of 1-max bytes of [A-Za-z0-9._:-].
-func checkName(field, v string, max int) error {
+// checkID checks an event id: 1-64 bytes of [A-Za-z0-9.-], so that every id
+// is also a valid FHIR id. Ids Trail assigns (UUIDv7) and the Go client's
+// (UUIDv8) are of this form.
+func checkID(v string) *ValidationError {
 	if v == "" {
-		return invalid(field, "must not be empty")
+		return invalid("id", "must not be empty: leave id out to have one assigned")
 	}
-	if len(v) > max {
-		return invalid(field, "is %d bytes; the limit is %d", len(v), max)
+	if len(v) > MaxIDLen {
+		return invalid("id", "is %d bytes; the limit is %d", len(v), MaxIDLen)
 	}
 	for i := 0; i < len(v); i++ {
-		if !nameByte(v[i]) {
-			return invalid(field, "byte %d (%q) is not one of A-Z a-z 0-9 . _ : -", i, v[i])
+		if c := v[i]; !idByte(c) {
+			return invalid("id", "byte %d (%q) is not one of A-Z a-z 0-9 . - (an id is a FHIR id)", i, c)
 		}
 	}
 	return nil
+}
+
+func idByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-'
 }
 
 func nameByte(c byte) bool {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -108,7 +109,12 @@ func TestValidateRejects(t *testing.T) {
 		{"id space", set("id", "a b"), "id"},
 		{"id slash", set("id", "a/b"), "id"},
 		{"id non-ASCII", set("id", "idé"), "id"},
+		{"id 65 bytes", set("id", strings.Repeat("i", 65)), "id"},
 		{"id 129 bytes", set("id", strings.Repeat("i", 129)), "id"},
+		{"id empty", set("id", ""), "id"},
+		{"id underscore", set("id", "a_b"), "id"},
+		{"id colon", set("id", "urn:uuid:1"), "id"},
+		{"id NUL", set("id", "a\x00b"), "id"},
 		{"id not a string", set("id", 7), "id"},
 
 		// Details.
@@ -144,6 +150,8 @@ func TestValidateRejects(t *testing.T) {
 		{"server stream_seq", set("stream_seq", 1), "stream_seq"},
 		{"server recorded", set("recorded", "2026-11-25T10:00:00.000000000Z"), "recorded"},
 		{"server prev", set("prev", strings.Repeat("0", 64)), "prev"},
+		{"server salt", set("salt", strings.Repeat("0", 32)), "salt"},
+		{"server original", set("original", obj{"format": "syslog", "data": "x"}), "original"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := eventJSON(t, tc.mod)
@@ -243,9 +251,11 @@ func TestValidateAccepts(t *testing.T) {
 		{"stream every allowed byte", set("stream", "ABCXYZabcxyz0189._:-/a.b/...")},
 		{"stream under trail-", set("stream", "trails/x")},
 		{"stream trail deeper", set("stream", "x/trail/y")},
-		{"id 128 bytes", set("id", strings.Repeat("i", 128))},
+		{"id 64 bytes", set("id", strings.Repeat("i", 64))},
 		{"id one byte", set("id", "i")},
-		{"id every allowed byte", set("id", "ABCXYZabcxyz0189._:-")},
+		{"id every allowed byte", set("id", "ABCXYZabcxyz0189.-")},
+		{"id UUIDv7 (assigned by Trail)", set("id", "019af3b2-5c1e-7a4a-8b8b-000000000007")},
+		{"id UUIDv8 (assigned by the Go client)", set("id", "019af3b2-5c1e-8a4a-9b8b-0123456789ab")},
 		{"type 128 bytes", set("type", strings.Repeat("t", 128))},
 		{"details 16 KiB exactly", set("details", detailsOf(16<<10))},
 		{"details empty object", set("details", raw(`{}`))},
@@ -365,7 +375,8 @@ func TestValidateEngine(t *testing.T) {
 			{func(e *trail.Event) { e.Stream = "trail/access" }, "stream"},
 			{func(e *trail.Event) { e.Stream = "a/../b" }, "stream"},
 			{func(e *trail.Event) { e.Action = "r" }, "action"},
-			{func(e *trail.Event) { e.ID = strings.Repeat("i", 129) }, "id"},
+			{func(e *trail.Event) { e.ID = strings.Repeat("i", 65) }, "id"},
+			{func(e *trail.Event) { e.ID = "a:b" }, "id"},
 			{func(e *trail.Event) { e.Details = raw(`[]`) }, "details"},
 			{func(e *trail.Event) { e.Actor.ID = "" }, "actor.id"},
 		} {
@@ -388,4 +399,229 @@ func TestValidateEngine(t *testing.T) {
 			t.Fatalf("size %d after refusals, want %d", l.Size(), size)
 		}
 	})
+}
+
+// TestValidateStrings: a string that is not valid UTF-8, holds NUL (escaped;
+// a raw NUL byte is not JSON at all) or a lone surrogate is refused in every
+// member, inside details (values and member names) and in member names,
+// never replaced with U+FFFD; the problem names the member.
+func TestValidateStrings(t *testing.T) {
+	// Each template is a valid event with %s where a string's content goes.
+	templates := map[string]string{
+		"id":               `{"id":"a%sb","stream":"p/1","type":"t","action":"R","actor":{"id":"a"}}`,
+		"stream":           `{"stream":"p/x%s","type":"t","action":"R","actor":{"id":"a"}}`,
+		"time":             `{"stream":"p/1","time":"2026-11-25T10:00:00Z%s","type":"t","action":"R","actor":{"id":"a"}}`,
+		"type":             `{"stream":"p/1","type":"t%s","action":"R","actor":{"id":"a"}}`,
+		"action":           `{"stream":"p/1","type":"t","action":"R%s","actor":{"id":"a"}}`,
+		"outcome":          `{"stream":"p/1","type":"t","action":"R","outcome":"success%s","actor":{"id":"a"}}`,
+		"outcome_desc":     `{"stream":"p/1","type":"t","action":"R","outcome_desc":"x%sy","actor":{"id":"a"}}`,
+		"actor.id":         `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a%s"}}`,
+		"actor.name":       `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a","name":"%s"}}`,
+		"actor.role":       `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a","role":"%s"}}`,
+		"actor.address":    `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a","address":"%s"}}`,
+		"actor.user_agent": `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a","user_agent":"%s"}}`,
+		"patient":          `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"patient":"1%s"}`,
+		"entities[0].type": `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"entities":[{"id":"1","type":"%s"}]}`,
+		"entities[1].id":   `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"entities":[{"id":"1"},{"id":"e%s"}]}`,
+		"entities[0].role": `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"entities":[{"id":"1","role":"%s"}]}`,
+		"entities[0].name": `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"entities":[{"id":"1","name":"%s"}]}`,
+		"source.id":        `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"source":{"id":"%s"}}`,
+		"source.site":      `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"source":{"site":"%s"}}`,
+		"source.type":      `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"source":{"type":"%s"}}`,
+		"purpose":          `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"purpose":"%s"}`,
+		"details.note":     `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"details":{"note":"%s"}}`,
+		"details.a.b[1]":   `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"details":{"a":{"b":[1,"%s"]}}}`,
+		"details":          `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"details":{"k%s":1}}`,
+		"(event)":          `{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"x%s":1}`,
+	}
+	bad := map[string]string{
+		"invalid UTF-8":           "\xff",
+		"truncated UTF-8":         "\xc3",
+		"UTF-8 encoded surrogate": "\xed\xa0\x80",
+		"escaped NUL":             `\u0000`,
+		"lone high surrogate":     `\ud800`,
+		"lone low surrogate":      `\udc00`,
+		"reversed surrogates":     `\udc00\ud800`,
+		"high then not low":       `\ud800\u0041`,
+	}
+	for field, tmpl := range templates {
+		if _, err := trail.ParseEvent([]byte(fmt.Sprintf(tmpl, ""))); err != nil && field != "(event)" {
+			t.Fatalf("template for %s is not a valid event: %v", field, err)
+		}
+		for name, s := range bad {
+			data := []byte(fmt.Sprintf(tmpl, s))
+			_, err := trail.ParseEvent(data)
+			var ie *trail.InvalidEventError
+			if !errors.As(err, &ie) {
+				t.Errorf("%s with %s: ParseEvent(%q) = %v, want an InvalidEventError", field, name, data, err)
+				continue
+			}
+			if !slices.ContainsFunc(ie.Problems, func(p *trail.ValidationError) bool { return p.Field == field }) {
+				t.Errorf("%s with %s: ParseEvent(%q) = %v, want a problem for %s", field, name, data, err, field)
+			}
+			var ev trail.Event
+			// Decoding refuses it too, but for details, which Validate checks.
+			if err := ev.UnmarshalJSON(data); err == nil && field != "details" && !strings.HasPrefix(field, "details.") {
+				t.Errorf("%s with %s: UnmarshalJSON(%q) accepted it", field, name, data)
+			}
+		}
+		// A raw NUL byte is not JSON.
+		data := []byte(fmt.Sprintf(tmpl, "\x00"))
+		if _, err := trail.ParseEvent(data); err == nil {
+			t.Errorf("%s with a raw NUL: ParseEvent(%q) accepted it", field, data)
+		}
+	}
+	// A surrogate pair, U+FFFD itself and other escapes are fine.
+	for _, s := range []string{`\ud83e\ude7a`, `\ufffd`, "\xef\xbf\xbd", `\u0001`, `\b\f\n\r\t\"\\\/`, `\u00e9`} {
+		for _, field := range []string{"outcome_desc", "actor.name", "details.note", "entities[0].name"} {
+			data := []byte(fmt.Sprintf(templates[field], s))
+			if _, err := trail.ParseEvent(data); err != nil {
+				t.Errorf("%s with %s: ParseEvent(%q) = %v", field, s, data, err)
+			}
+		}
+	}
+}
+
+// TestValidateGoStrings: Validate holds Go strings to the same rule: valid
+// UTF-8 (surrogates are not), no NUL; in details too.
+func TestValidateGoStrings(t *testing.T) {
+	for _, s := range []string{"\xff", "a\x00b", "\xed\xa0\x80"} {
+		for field, set := range map[string]func(*trail.Event){
+			"outcome_desc":     func(e *trail.Event) { e.OutcomeDesc = s },
+			"actor.id":         func(e *trail.Event) { e.Actor.ID = s },
+			"actor.user_agent": func(e *trail.Event) { e.Actor.UserAgent = s },
+			"patient":          func(e *trail.Event) { e.Patient = s },
+			"purpose":          func(e *trail.Event) { e.Purpose = s },
+			"type":             func(e *trail.Event) { e.Type = s },
+			"source.type":      func(e *trail.Event) { e.Source = &trail.Source{Type: s} },
+			"entities[0].role": func(e *trail.Event) { e.Entities = []trail.Entity{{ID: "1", Role: s}} },
+			"details.k":        func(e *trail.Event) { e.Details = raw(`{"k":"` + strings.ReplaceAll(s, "\x00", `\u0000`) + `"}`) },
+		} {
+			ev := trail.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: trail.Actor{ID: "dr"}}
+			set(&ev)
+			var ve *trail.ValidationError
+			if err := ev.Validate(); !errors.As(err, &ve) || ve.Field != field {
+				t.Errorf("%s = %q: Validate() = %v, want a problem for %s", field, s, err, field)
+			}
+			if _, err := ev.MarshalJSON(); err == nil {
+				t.Errorf("%s = %q: MarshalJSON accepted it", field, s)
+			}
+		}
+	}
+}
+
+// TestValidateListsAllProblems: every problem of an event is listed, each
+// with its field, in ParseEvent, UnmarshalJSON (what decoding finds) and
+// Validate, and errors.As still finds the first.
+func TestValidateListsAllProblems(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		fields []string
+	}{
+		{`{"type":"t","action":"read","actor":{"id":"a"},"foo":1}`, []string{"foo", "stream", "action"}},
+		{`{"id":"","stream":"a//b","type":"","action":"R","actor":{"id":"a","x":1},"salt":"00","entities":[{"name":"n"}],"details":[1]}`,
+			[]string{"actor.x", "salt", "id", "stream", "type", "entities[0].id", "details"}},
+		{`{"stream":5,"type":true,"action":"R","actor":[],"source":"s","entities":{},"time":"noon","outcome_desc":"\u0000"}`,
+			[]string{"outcome_desc", "stream", "type", "actor", "source", "entities", "time"}},
+		{`{"stream":"p/1","stream":"p/2","Type":"t","action":"R","actor":{"id":"a","id":"b"}}`,
+			[]string{"stream", "Type", "actor.id"}},
+		{`{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"a\u0000":1,"b\ud800":2}`,
+			[]string{"(event)", "(event)", "a\x00", "b\ufffd"}},
+	} {
+		_, err := trail.ParseEvent([]byte(tc.in))
+		var ie *trail.InvalidEventError
+		if !errors.As(err, &ie) {
+			t.Errorf("ParseEvent(%s) = %v, want an InvalidEventError", tc.in, err)
+			continue
+		}
+		var got []string
+		for _, p := range ie.Problems {
+			got = append(got, p.Field)
+			if p.Reason == "" || !strings.Contains(err.Error(), p.Field+": "+p.Reason) {
+				t.Errorf("ParseEvent(%s): problem %s %q missing from the message %q", tc.in, p.Field, p.Reason, err)
+			}
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(tc.fields))
+		if !slices.Equal(got, want) {
+			t.Errorf("ParseEvent(%s) lists %v, want %v (%v)", tc.in, got, want, err)
+		}
+		var ve *trail.ValidationError
+		if !errors.As(err, &ve) || ve != ie.Problems[0] {
+			t.Errorf("errors.As does not find the first problem of %v", err)
+		}
+	}
+	ev := trail.Event{Stream: "trail/x", Action: "r", Outcome: "ok", Details: raw(`{"a":"\u0000"}`)}
+	err := ev.Validate()
+	var ie *trail.InvalidEventError
+	if !errors.As(err, &ie) || len(ie.Problems) != 6 {
+		t.Fatalf("Validate() = %v, want six problems: stream, type, action, outcome, actor.id, details.a", err)
+	}
+}
+
+// TestValidateSizeAsSent: the 64 KiB limit counts the event as sent:
+// exactly 64 KiB is accepted, by ParseEvent and by the engine, however
+// much the stored record adds; one byte more is ErrTooLarge.
+func TestValidateSizeAsSent(t *testing.T) {
+	ctx := context.Background()
+	l, err := trail.Open(t.TempDir(), trail.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	for _, tc := range []struct {
+		name string
+		json func(pad int) string // an event whose JSON grows with pad
+	}{
+		{"no id, no outcome, no time", func(pad int) string {
+			return `{"stream":"patient/1","type":"t","action":"R","actor":{"id":"dr"},"outcome_desc":"` + strings.Repeat("x", pad) + `"}`
+		}},
+		{"escapes", func(pad int) string {
+			return `{"stream":"patient/1","type":"t","action":"R","actor":{"id":"dr"},"outcome_desc":"` + strings.Repeat(`\b`, pad/2) + strings.Repeat("x", pad%2) + `"}`
+		}},
+		{"details", func(pad int) string {
+			return `{"id":"x","stream":"patient/1","type":"t","action":"R","actor":{"id":"dr"},"patient":"p` + strings.Repeat("p", pad) + `","details":` + string(detailsOf(16<<10)) + `}`
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fixed := len(tc.json(0))
+			exact := []byte(tc.json(trail.MaxEventSize - fixed))
+			over := []byte(tc.json(trail.MaxEventSize - fixed + 1))
+			if len(exact) != trail.MaxEventSize || len(over) != trail.MaxEventSize+1 {
+				t.Fatalf("test events are %d and %d bytes", len(exact), len(over))
+			}
+			ev, err := trail.ParseEvent(exact)
+			if err != nil {
+				t.Fatalf("ParseEvent of exactly 64 KiB: %v", err)
+			}
+			r, err := l.Append(ctx, ev)
+			if err != nil {
+				t.Fatalf("Append of exactly 64 KiB as sent: %v", err)
+			}
+			rec, err := l.Read(r.Index)
+			if err != nil || len(rec) <= trail.MaxEventSize-64 || len(rec) > trail.MaxStoredSize {
+				t.Fatalf("stored record of %d bytes (%v); want about 64 KiB and at most %d", len(rec), err, trail.MaxStoredSize)
+			}
+			if b, err := ev.MarshalJSON(); err != nil || len(b) > trail.MaxEventSize {
+				t.Fatalf("MarshalJSON of an event sent in 64 KiB is %d bytes (%v)", len(b), err)
+			}
+			if _, err := trail.ParseEvent(over); !errors.Is(err, trail.ErrTooLarge) {
+				t.Fatalf("ParseEvent of 64 KiB + 1: %v, want ErrTooLarge", err)
+			}
+		})
+	}
+	// A Go event is measured by its MarshalJSON encoding.
+	ev := trail.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: trail.Actor{ID: "dr"}}
+	b, _ := ev.MarshalJSON()
+	ev.OutcomeDesc = strings.Repeat("x", trail.MaxEventSize-len(b)-len(`,"outcome_desc":""`))
+	if b, _ := ev.MarshalJSON(); len(b) != trail.MaxEventSize {
+		t.Fatalf("Go event is %d bytes", len(b))
+	}
+	if _, err := l.Append(ctx, ev); err != nil {
+		t.Fatalf("Append of a Go event of exactly 64 KiB: %v", err)
+	}
+	ev.OutcomeDesc += "x"
+	if _, err := l.Append(ctx, ev); !errors.Is(err, trail.ErrTooLarge) {
+		t.Fatalf("Append of a Go event of 64 KiB + 1: %v, want ErrTooLarge", err)
+	}
 }

@@ -107,6 +107,9 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyReport, 
 		fs = vfs.Default
 	}
 	var rep VerifyReport
+	if err := checkFormat(fs, dir); err != nil {
+		return rep, err
+	}
 	cps, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
 	if err != nil {
 		return rep, err

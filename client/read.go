@@ -14,8 +14,8 @@ import (
 	"github.com/trailhq/trail"
 )
 
-// maxRead bounds a read answer: a page of 1000 events of at most 64 KiB.
-const maxRead = 1000*trail.MaxEventSize + 1<<20
+// maxRead bounds a read answer: a page of 1000 stored records.
+const maxRead = 1000*trail.MaxStoredSize + 1<<20
 
 // Query selects events for Client.Query (GET /v1/events). Empty fields do
 // not filter; the server returns only events of streams the caller may read.

@@ -20,16 +20,23 @@ func (s *Server) appendOne(w http.ResponseWriter, r *http.Request, p *Principal)
 	if pr := s.beforeBody(w, p); pr != nil {
 		return pr
 	}
-	body, pr := readBody(r, trail.MaxEventSize,
-		fmt.Sprintf("event over %d bytes; an event is at most 64 KiB as sent", trail.MaxEventSize))
+	tooLarge := fmt.Sprintf("event over %d bytes; an event is at most 64 KiB as sent", trail.MaxEventSize)
+	body, pr := readBody(r, trail.MaxEventSize+maxPadding, tooLarge)
 	if pr != nil {
 		return pr
+	}
+	bodyRead(w)
+	// The limit counts the event as sent: its JSON, not the whitespace
+	// around it nor the fields the server adds.
+	body = bytes.TrimSpace(body)
+	if len(body) > trail.MaxEventSize {
+		return newProblem(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("%s (%d bytes)", tooLarge, len(body)))
 	}
 	// Decoded here, validated once by the engine: LogBatch prepares in this
 	// goroutine, in parallel with other requests.
 	var ev trail.Event
 	if err := ev.UnmarshalJSON(body); err != nil {
-		return eventProblem(err, 0)
+		return eventProblem(allProblems(err, body), 0)
 	}
 	if pr := s.canAppend(p, ev.Stream, 0); pr != nil {
 		return pr
@@ -69,6 +76,7 @@ func (s *Server) appendBatch(w http.ResponseWriter, r *http.Request, p *Principa
 	if pr != nil {
 		return pr
 	}
+	bodyRead(w)
 	evs, lines, pr := s.parseBatch(body, p)
 	if pr != nil {
 		return pr
@@ -129,7 +137,7 @@ func (s *Server) parseBatch(body []byte, p *Principal) ([]trail.Event, []int, *p
 		// name the event and so the line: each event is validated once.
 		var ev trail.Event
 		if err := ev.UnmarshalJSON(l); err != nil {
-			return nil, nil, eventProblem(err, line)
+			return nil, nil, eventProblem(allProblems(err, l), line)
 		}
 		if pr := s.canAppend(p, ev.Stream, line); pr != nil {
 			return nil, nil, pr
@@ -171,6 +179,28 @@ func (s *Server) beforeBody(w http.ResponseWriter, p *Principal) *problem {
 	return nil
 }
 
+// bodyRead lifts the body's deadline once it has arrived whole: a deadline
+// left on the connection would, when it passed, cancel the request while
+// its events wait for the queue or the fsync.
+func bodyRead(w http.ResponseWriter) {
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
+}
+
+// maxPadding is how much whitespace around a single event's JSON is read
+// beyond the 64 KiB the event may have.
+const maxPadding = 4 << 10
+
+// allProblems returns the error that lists every problem of an event whose
+// decoding failed with err: decoding stops short of validation, which the
+// engine does for events that decode, so a refused event is parsed again,
+// and validated, to list all that is wrong with it at once.
+func allProblems(err error, data []byte) error {
+	if _, perr := trail.ParseEvent(data); perr != nil {
+		return perr
+	}
+	return err
+}
+
 // readBody reads at most limit bytes of the request body; a longer body is
 // a 413 with the detail tooLarge.
 func readBody(r *http.Request, limit int64, tooLarge string) ([]byte, *problem) {
@@ -188,12 +218,26 @@ func readBody(r *http.Request, limit int64, tooLarge string) ([]byte, *problem) 
 }
 
 // eventProblem turns a parse or validation error into a 400 (413 for an
-// event too large), naming the field and, in a batch, the line.
+// event too large), naming the field and, in a batch, the line, and listing
+// every problem in errors.
 func eventProblem(err error, line int) *problem {
+	var p *problem
 	if errors.Is(err, trail.ErrTooLarge) && line == 0 {
-		return newProblem(http.StatusRequestEntityTooLarge, "too_large", err.Error())
+		p = newProblem(http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	} else {
+		p = lineProblem(badRequest(err.Error()), line)
 	}
-	return lineProblem(badRequest(err.Error()), line)
+	var ie *trail.InvalidEventError
+	var ve *trail.ValidationError
+	switch {
+	case errors.As(err, &ie):
+		for _, v := range ie.Problems {
+			p.Errors = append(p.Errors, fieldProblem{Field: v.Field, Detail: v.Reason})
+		}
+	case errors.As(err, &ve):
+		p.Errors = []fieldProblem{{Field: ve.Field, Detail: ve.Reason}}
+	}
+	return p
 }
 
 // engineProblem maps an error of the engine to an answer.

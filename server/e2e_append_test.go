@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,6 +123,18 @@ func TestAppendRejected(t *testing.T) {
 		{name: "bad outcome", body: `{` + valid + `,"outcome":"fine"}`, status: 400, detail: []string{"outcome"}},
 		{name: "bad id", body: `{"id":"a b",` + valid + `}`, status: 400, detail: []string{"id"}},
 		{name: "id over 128 bytes", body: `{"id":"` + strings.Repeat("a", 129) + `",` + valid + `}`, status: 400, detail: []string{"id"}},
+		{name: "id of 65 bytes", body: `{"id":"` + strings.Repeat("a", 65) + `",` + valid + `}`, status: 400, detail: []string{"id"}},
+		{name: "empty id", body: `{"id":"",` + valid + `}`, status: 400, detail: []string{"id"}},
+		{name: "id with an underscore", body: `{"id":"a_b",` + valid + `}`, status: 400, detail: []string{"id"}},
+		{name: "id with a colon", body: `{"id":"urn:uuid:1",` + valid + `}`, status: 400, detail: []string{"id"}},
+		{name: "server field salt", body: `{` + valid + `,"salt":"` + strings.Repeat("0", 32) + `"}`, status: 400, detail: []string{"salt"}},
+		{name: "server field original", body: `{` + valid + `,"original":{"format":"syslog","data":"x"}}`, status: 400, detail: []string{"original"}},
+		{name: "escaped NUL", body: `{` + valid + `,"patient":"1\u00002"}`, status: 400, detail: []string{"patient", "NUL"}},
+		{name: "raw NUL", body: `{` + valid + `,"patient":"1` + "\x00" + `2"}`, status: 400},
+		{name: "lone surrogate", body: `{` + valid + `,"purpose":"\ud800"}`, status: 400, detail: []string{"purpose", "surrogate"}},
+		{name: "lone surrogate in details", body: `{` + valid + `,"details":{"a":["\udfff"]}}`, status: 400, detail: []string{"details.a[0]", "surrogate"}},
+		{name: "invalid UTF-8", body: `{` + valid + `,"outcome_desc":"` + "\xc3\x28" + `"}`, status: 400, detail: []string{"outcome_desc", "UTF-8"}},
+		{name: "invalid UTF-8 in a details member name", body: `{` + valid + `,"details":{"` + "\xff" + `":1}}`, status: 400, detail: []string{"details", "UTF-8"}},
 		{name: "bad time", body: `{` + valid + `,"time":"yesterday"}`, status: 400, detail: []string{"time"}},
 		{name: "details not an object", body: `{` + valid + `,"details":[1]}`, status: 400, detail: []string{"details"}},
 		{name: "details over 16 KiB", body: `{` + valid + `,"details":{"x":"` + strings.Repeat("y", trail.MaxDetailsSize) + `"}}`, status: 400, detail: []string{"details"}},
@@ -153,8 +166,12 @@ func TestAppendRejected(t *testing.T) {
 	}
 }
 
+// saltRe is a stored record's salt: 128 random bits in lower-case hex.
+var saltRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
 // TestStoredBytes checks what the server writes into a stored event: the
-// defaults, prev, compact JSON on one line, and a client's time verbatim.
+// defaults, a salt, prev, compact JSON on one line, and a client's time
+// verbatim.
 func TestStoredBytes(t *testing.T) {
 	t.Parallel()
 	s := start(t)
@@ -173,6 +190,7 @@ func TestStoredBytes(t *testing.T) {
 		Stream    string          `json:"stream"`
 		StreamSeq uint64          `json:"stream_seq"`
 		Recorded  string          `json:"recorded"`
+		Salt      string          `json:"salt"`
 		Time      string          `json:"time"`
 		Type      string          `json:"type"`
 		Action    string          `json:"action"`
@@ -192,6 +210,10 @@ func TestStoredBytes(t *testing.T) {
 		if got := trail.LeafHash(raw.Body); got != r.LeafHash {
 			t.Errorf("event %d: leaf hash of the returned bytes %v, receipt says %v", r.Index, got, r.LeafHash)
 		}
+		if !saltRe.MatchString(st.Salt) {
+			t.Errorf("event %d: salt %q is not 32 lower-case hex digits", r.Index, st.Salt)
+		}
+		st.Salt = ""
 		return st, raw.Body
 	}
 

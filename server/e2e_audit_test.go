@@ -152,7 +152,7 @@ func content(t testing.TB, rec []byte) map[string]any {
 	if err := json.Unmarshal(rec, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"id", "index", "stream", "stream_seq", "recorded", "time", "prev"} {
+	for _, k := range []string{"id", "index", "stream", "stream_seq", "recorded", "salt", "time", "prev"} {
 		delete(m, k)
 	}
 	return m

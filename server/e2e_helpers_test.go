@@ -202,6 +202,10 @@ type problemDoc struct {
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
 	Line   int    `json:"line"`
+	Errors []struct {
+		Field  string `json:"field"`
+		Detail string `json:"detail"`
+	} `json:"errors"`
 }
 
 // wantProblem checks that r is an application/problem+json answer with the

@@ -7,19 +7,29 @@ import (
 	"time"
 )
 
-// problem is an RFC 9457 problem detail. Line is set for batch errors.
+// problem is an RFC 9457 problem detail. Line is set for batch errors;
+// Errors lists every problem of a refused event.
 type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Line   int    `json:"line,omitempty"`
+	Type   string         `json:"type"`
+	Title  string         `json:"title"`
+	Status int            `json:"status"`
+	Detail string         `json:"detail"`
+	Line   int            `json:"line,omitempty"`
+	Errors []fieldProblem `json:"errors,omitempty"`
 
 	retryAfter time.Duration
 	reason     string // metrics label for rejected requests
 }
 
 func (p *problem) Error() string { return p.Detail }
+
+// fieldProblem is one problem of a refused event: the field to blame, as a
+// dotted path ("actor.id", "entities[2].id", "details.notes[0]", "(event)"
+// for the whole event), and what is wrong with it.
+type fieldProblem struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
 
 func newProblem(status int, reason, detail string) *problem {
 	return &problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, reason: reason}
