@@ -21,10 +21,14 @@ type Scope struct {
 
 // Match reports whether stream is in the scope.
 func (s *Scope) Match(stream string) bool {
-	if s.Unreserved && !IsReservedStream(stream) {
-		return true
-	}
-	for _, p := range s.Patterns {
+	return s.Unreserved && !IsReservedStream(stream) || MatchStream(s.Patterns, stream)
+}
+
+// MatchStream reports whether stream matches one of the grant patterns: an
+// exact name, or a prefix ending in "/*" that matches every stream below it
+// (not the prefix itself).
+func MatchStream(patterns []string, stream string) bool {
+	for _, p := range patterns {
 		if prefix, ok := strings.CutSuffix(p, "/*"); ok {
 			if len(stream) > len(prefix)+1 && stream[len(prefix)] == '/' && strings.HasPrefix(stream, prefix) {
 				return true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/internal/access"
 	"github.com/trailhq/trail/internal/durable"
 )
@@ -40,21 +41,8 @@ func (p *Principal) CanAppend(stream string) bool { return p.Admin || matchAny(p
 // CanRead reports whether p may read stream.
 func (p *Principal) CanRead(stream string) bool { return p.Admin || matchAny(p.Read, stream) }
 
-// matchAny reports whether stream matches a pattern: an exact name, or a
-// prefix ending in "/*" that matches every stream below it (not the prefix
-// itself).
-func matchAny(patterns []string, stream string) bool {
-	for _, p := range patterns {
-		if prefix, ok := strings.CutSuffix(p, "/*"); ok {
-			if len(stream) > len(prefix)+1 && stream[len(prefix)] == '/' && strings.HasPrefix(stream, prefix) {
-				return true
-			}
-		} else if p == stream {
-			return true
-		}
-	}
-	return false
-}
+// matchAny reports whether stream matches a grant pattern (trail.MatchStream).
+func matchAny(patterns []string, stream string) bool { return trail.MatchStream(patterns, stream) }
 
 // Authenticator finds the principal making a request. It returns
 // ErrUnauthenticated (possibly wrapped) when the request carries no valid
