@@ -28,6 +28,9 @@ type Query struct {
 	// query (index > After, or < After with Desc). Nil starts at the
 	// beginning (or the end with Desc).
 	After *uint64
+	// Before, when set, leaves out events at or past that index (a live
+	// tail reads up to the size it has seen).
+	Before *uint64
 	// Limit is the most events returned (default 100).
 	Limit int
 	Desc  bool
@@ -165,6 +168,10 @@ func (l *Log) waitApplied(ctx context.Context, n uint64) error {
 // the log, so each bound is a binary search.
 func (l *Log) queryRange(ctx context.Context, q Query, end uint64) (lo, hi uint64, err error) {
 	hi = end
+	if q.Before != nil {
+		hi = min(hi, *q.Before)
+		end = hi
+	}
 	if !q.Since.IsZero() {
 		if lo, err = l.searchRecorded(ctx, q.Since, end); err != nil {
 			return 0, 0, err
@@ -370,6 +377,15 @@ func (l *Log) WaitSize(ctx context.Context, n uint64) (uint64, error) {
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// RecordIndex returns the index of stored event bytes.
+func RecordIndex(rec []byte) (uint64, error) {
+	h, err := parseHeader(rec)
+	if err != nil {
+		return 0, errors.New("trail: record is " + err.Error())
+	}
+	return h.index, nil
 }
 
 // RecordStream returns the stream of stored event bytes.

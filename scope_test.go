@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -319,6 +320,58 @@ func TestQueryContextCancelled(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := l.Query(cancelled, tc.q); !errors.Is(err, context.Canceled) {
 				t.Errorf("Query with a cancelled context: %v; want context.Canceled", err)
+			}
+		})
+	}
+}
+
+// TestQueryBefore: Before bounds a query to the indexes below it, in either
+// order and with a scope, and RecordIndex reads each event's index; a live
+// tail pages through the log this way up to the size it has seen.
+func TestQueryBefore(t *testing.T) {
+	l := openTest(t, t.TempDir(), Config{Sync: SyncNone})
+	defer closeQ(t, l)
+	ctx := context.Background()
+	var evs []Event
+	for i := range 50 {
+		evs = append(evs, Event{Stream: fmt.Sprintf("patient/%d", i%5), Type: "t", Action: "R", Actor: Actor{ID: "a"}})
+	}
+	if _, err := l.AppendBatch(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		q      Query
+		before uint64
+		want   []uint64
+	}{
+		{"all below 7", Query{}, 7, []uint64{0, 1, 2, 3, 4, 5, 6}},
+		{"desc", Query{Desc: true}, 3, []uint64{2, 1, 0}},
+		{"scope", Query{Scope: &Scope{Patterns: []string{"patient/2"}}}, 30, []uint64{2, 7, 12, 17, 22, 27}},
+		{"after and before", Query{Stream: "patient/1"}, 21, []uint64{11, 16}},
+		{"zero", Query{}, 0, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := tt.q
+			q.Before, q.Limit = &tt.before, 1000
+			if tt.name == "after and before" {
+				after := uint64(6)
+				q.After = &after
+			}
+			res, err := l.Query(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uint64
+			for _, rec := range res.Events {
+				i, err := RecordIndex(rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, i)
+			}
+			if !slices.Equal(got, tt.want) || res.More {
+				t.Errorf("indexes %v (more %v), want %v", got, res.More, tt.want)
 			}
 		})
 	}

@@ -16,10 +16,6 @@ import (
 // clients can tell a quiet log from a dead connection.
 const keepAlive = 15 * time.Second
 
-// tailCtxEvery is how many records a tail reads between looks at whether
-// its client is still there.
-const tailCtxEvery = 64
-
 // tail serves GET /v1/tail?stream=&after=: server-sent events, one per stored
 // event (id: its index, data: its stored bytes). Without after it sends only
 // events stored after it connected; with after it first replays the events
@@ -98,42 +94,18 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 // delivered is recorded at most once every TailRecordEvery; the deferred
 // record in tail covers the rest.
 func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rd *read, stream string, next uint64) {
-	var buf []byte
 	lastRecord := time.Now()
 	for first := true; ; first = false {
 		if !first && !s.stillAuthorized(rd) {
 			return // revoked (or its grants changed) while tailing
 		}
 		size := s.l.Size()
-		for ; next < size; next++ {
-			// A replay from far back reads many records, most of which it
-			// may not send: stop as soon as the client has gone.
-			if next%tailCtxEvery == 0 && ctx.Err() != nil {
+		for next < size {
+			var ok bool
+			if next, ok = s.tailPage(ctx, w, rd, stream, next, size); !ok {
 				return
 			}
-			rec, err := s.l.Read(next)
-			if err != nil {
-				if _, ok := s.integrityFailure(err); !ok {
-					s.log.Error("tail: read", "index", next, "err", err)
-				}
-				return
-			}
-			st, err := trail.RecordStream(rec)
-			if err != nil || (stream != "" && st != stream) || !rd.can(st) {
-				continue
-			}
-			buf = append(buf[:0], "id: "...)
-			buf = strconv.AppendUint(buf, next, 10)
-			buf = append(buf, "\ndata: "...)
-			buf = append(buf, rec...)
-			buf = append(buf, "\n\n"...)
-			if _, err := w.Write(buf); err != nil {
-				return
-			}
-			rd.returned(rec)
-			rd.delivered++
 			if time.Since(lastRecord) >= s.cfg.TailRecordEvery {
-				next++
 				break // record before delivering more
 			}
 		}
@@ -172,6 +144,61 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 			return
 		}
 	}
+}
+
+// tailPageSize is how many events a tail reads in one query.
+const tailPageSize = 1000
+
+// tailPage writes the next page of events the tail may send among those
+// from index next up to size, and returns where the following page starts.
+// The events are found by a query with the reader's grants as its scope,
+// so a tail of one stream among millions reads only that stream's records.
+// It reports false when the tail must end (the client went away, a write
+// failed, or a record does not match the tree).
+func (s *Server) tailPage(ctx context.Context, w http.ResponseWriter, rd *read, stream string, next, size uint64) (uint64, bool) {
+	q := trail.Query{Stream: stream, Before: &size, Limit: tailPageSize, Readable: rd.readable(), Scope: rd.scope()}
+	if next > 0 {
+		after := next - 1
+		q.After = &after
+	}
+	res, err := s.l.Query(ctx, q)
+	if err != nil {
+		ie, integrity := s.integrityFailure(err)
+		if !integrity {
+			if ctx.Err() == nil {
+				s.log.Error("tail: query", "after", next, "err", err)
+			}
+			return next, false
+		}
+		// Send what comes before the record that does not match the tree,
+		// then end: the tail never carries it, nor skips it silently.
+		for ok := true; ok && next < ie.Index; {
+			next, ok = s.tailPage(ctx, w, rd, stream, next, ie.Index)
+		}
+		return next, false
+	}
+	var buf []byte
+	for _, rec := range res.Events {
+		i, err := trail.RecordIndex(rec)
+		if err != nil {
+			s.log.Error("tail: stored event", "err", err)
+			return next, false
+		}
+		buf = append(buf[:0], "id: "...)
+		buf = strconv.AppendUint(buf, i, 10)
+		buf = append(buf, "\ndata: "...)
+		buf = append(buf, rec...)
+		buf = append(buf, "\n\n"...)
+		if _, err := w.Write(buf); err != nil {
+			return next, false
+		}
+		rd.returned(rec)
+		rd.delivered++
+	}
+	if res.More {
+		return res.Next + 1, true
+	}
+	return size, true
 }
 
 // tailCount counts live tails per principal.
