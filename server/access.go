@@ -188,7 +188,7 @@ func (rd *read) returned(rec []byte) {
 	if trail.IsReservedStream(f.Stream) {
 		return
 	}
-	pt := f.Patient
+	pt := mend(f.Patient) // stored events are valid; a record must be, whatever it read
 	if pt == "" {
 		pt = patientOfStream(f.Stream)
 	}
@@ -255,7 +255,7 @@ func (rd *read) records(outcome string, count int) ([]trail.Event, error) {
 	d.Streams, d.StreamsTotal = streamList(rd.streams)
 	ev := trail.Event{
 		Stream: AccessStream, Type: "audit-log.read", Action: "R", Outcome: outcome,
-		Actor:   trail.Actor{ID: rd.p.Name, Address: rd.s.cfg.TrustedProxies.clientAddr(rd.r), UserAgent: cutUTF8(strings.ToValidUTF8(rd.r.UserAgent(), "\uFFFD"), maxUserAgent)},
+		Actor:   trail.Actor{ID: rd.p.Name, Address: rd.s.cfg.TrustedProxies.clientAddr(rd.r), UserAgent: userAgent(rd.r)},
 		Patient: rd.patient, Purpose: rd.purpose,
 	}
 	if rd.system {
@@ -294,6 +294,18 @@ func (rd *read) records(outcome string, count int) ([]trail.Event, error) {
 		evs = append(evs, pe)
 	}
 	return evs, nil
+}
+
+// userAgent is the request's User-Agent as a read record can hold it: valid
+// UTF-8 without NUL (a header is not validated input, so it is mended, not
+// refused), cut at maxUserAgent bytes.
+func userAgent(r *http.Request) string {
+	return cutUTF8(mend(r.UserAgent()), maxUserAgent)
+}
+
+// mend makes s a string an event may hold: valid UTF-8 without NUL.
+func mend(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // maxUserAgent bounds the User-Agent a read record keeps.

@@ -40,6 +40,10 @@ func parseParams(raw string, known ...string) params {
 		if !utf8.ValidString(v[k][0]) {
 			return params{err: badRequest(fmt.Sprintf("query parameter %q is not valid UTF-8", k))}
 		}
+		if strings.IndexByte(v[k][0], 0) >= 0 {
+			// A read record names every parameter, and no event holds NUL.
+			return params{err: badRequest(fmt.Sprintf("query parameter %q contains NUL (%%00)", k))}
+		}
 		if n, max := len(v[k][0]), maxParamLen(k); n > max {
 			return params{err: badRequest(fmt.Sprintf("query parameter %q is %d bytes; the limit is %d", k, n, max))}
 		}
