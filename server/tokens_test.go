@@ -24,8 +24,10 @@ import (
 	"github.com/trailhq/trail/server"
 )
 
-// mxReach is how soon a token change must reach a running server.
-const mxReach = time.Second
+// mxReach is how soon a token change must reach a running server: the
+// contract's second, stretched under the race detector, which slows the
+// server's goroutines several times over (raceSlowdown).
+const mxReach = time.Second * raceSlowdown
 
 // mxFast is an engine configuration for tests that store many events and
 // do not test durability.
