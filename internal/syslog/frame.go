@@ -92,16 +92,15 @@ var (
 // the Reader returns the same error from then on, and the caller should close
 // the connection. errors.Is tells ErrTooLarge from ErrBadFrame.
 type FrameError struct {
-	Err    error // ErrTooLarge or ErrBadFrame
-	Offset int64 // where the frame starts, in bytes from the start of the stream
-	Length int   // ErrTooLarge: the announced MSG-LEN, or for LF framing the bytes read without finding the end
-	Max    int   // the maximum size in force
-	Data   []byte
-	// Data holds, for ErrBadFrame, the offending bytes from where a frame
-	// should start (at most 32, those already read ahead).
+	Err    error  // ErrTooLarge or ErrBadFrame
+	Offset int64  // where the frame starts, in bytes from the start of the stream
+	Length int    // ErrTooLarge: the announced MSG-LEN, or for LF framing the bytes read without finding the end
+	Max    int    // the maximum size in force
+	Data   []byte // ErrBadFrame: the offending bytes where a frame should start (at most 32, those already read ahead)
 	Reason string // what was wrong, for people
 }
 
+// Error says where the frame starts and what was wrong with it.
 func (e *FrameError) Error() string {
 	return fmt.Sprintf("syslog frame at byte %d: %s", e.Offset, e.Reason)
 }
@@ -271,13 +270,14 @@ func (r *Reader) tooLarge(start int64, n int, why string) error {
 func (r *Reader) nextLine() ([]byte, error) {
 	start := r.off
 	var msg []byte
+	var err error // io.ErrUnexpectedEOF when the stream ends without a line end
 	for {
 		if r.br.Buffered() == 0 {
-			if _, err := r.br.Peek(1); err != nil {
-				if err == io.EOF {
-					return bytes.TrimSuffix(msg, []byte("\r")), io.ErrUnexpectedEOF
-				}
-				return nil, err
+			if _, perr := r.br.Peek(1); perr == io.EOF {
+				err = io.ErrUnexpectedEOF
+				break
+			} else if perr != nil {
+				return nil, perr
 			}
 		}
 		chunk, _ := r.br.Peek(r.br.Buffered())
@@ -300,7 +300,7 @@ func (r *Reader) nextLine() ([]byte, error) {
 	if len(msg) > r.max {
 		return nil, r.tooLarge(start, len(msg), fmt.Sprintf("message of %d bytes is over the maximum of %d bytes", len(msg), r.max))
 	}
-	return msg, nil
+	return msg, err
 }
 
 // lineEnd returns the index of the first LF or NUL in b, or -1.

@@ -141,6 +141,8 @@ func TestLFFraming(t *testing.T) {
 		{name: "blank lines skipped", in: "\n\r\n<13>a\n\n\n<13>b\n", want: []string{"<13>a", "<13>b"}, wantErr: io.EOF},
 		{name: "CR inside kept", in: "<13>a\rb\n", want: []string{"<13>a\rb"}, wantErr: io.EOF},
 		{name: "unterminated last", in: "<13>a\n<13>b", want: []string{"<13>a", "<13>b"}, wantErr: io.ErrUnexpectedEOF},
+		{name: "unterminated at the maximum", in: max64k, want: []string{max64k}, wantErr: io.ErrUnexpectedEOF},
+		{name: "unterminated over the maximum", in: max64k + "x", wantErr: syslog.ErrTooLarge},
 		{name: "exactly the maximum", in: max64k + "\n", want: []string{max64k}, wantErr: io.EOF},
 		{name: "maximum with CRLF", in: max64k + "\r\n", want: []string{max64k}, wantErr: io.EOF},
 		{name: "maximum plus one", in: max64k + "x\n", wantErr: syslog.ErrTooLarge, errHas: "is over the maximum of 65536 bytes"},
