@@ -11,6 +11,10 @@
 //   - Auto: the first byte of the stream decides, a digit for octet counting,
 //     anything else LF framing, once for the whole connection.
 //
+// LF framing cannot carry a message that holds a LF: an AuditMessage
+// pretty-printed over several lines arrives as several messages, each stored
+// unparsed. Senders of such XML must use octet counting.
+//
 // In every framing LF, CR and NUL bytes between messages are skipped: blank
 // lines are no messages, nor is the LF some senders put after an
 // octet-counted frame. A UDP datagram (RFC 5426) is one message and needs no

@@ -94,7 +94,7 @@ var (
 type FrameError struct {
 	Err    error  // ErrTooLarge or ErrBadFrame
 	Offset int64  // where the frame starts, in bytes from the start of the stream
-	Length int    // ErrTooLarge: the announced MSG-LEN, or for LF framing the bytes read without finding the end
+	Length int    // ErrTooLarge: the announced MSG-LEN (-1 if it has more digits than Max), or for LF framing the bytes read without finding the end
 	Max    int    // the maximum size in force
 	Data   []byte // ErrBadFrame: the offending bytes where a frame should start (at most 32, those already read ahead)
 	Reason string // what was wrong, for people
@@ -113,6 +113,7 @@ func (e *FrameError) Unwrap() error { return e.Err }
 type Reader struct {
 	br      *bufio.Reader
 	max     int
+	digits  int     // of max: a longer MSG-LEN is over it
 	framing Framing // Auto until the first byte decides
 	off     int64   // bytes consumed from br
 	err     error   // sticky: once set every Next returns it
@@ -126,7 +127,7 @@ func NewReader(r io.Reader, cfg Config) (*Reader, error) {
 	if cfg.MaxSize == 0 {
 		cfg.MaxSize = DefaultMaxSize
 	}
-	return &Reader{br: bufio.NewReaderSize(r, bufSize), max: cfg.MaxSize, framing: cfg.Framing}, nil
+	return &Reader{br: bufio.NewReaderSize(r, bufSize), max: cfg.MaxSize, digits: len(strconv.Itoa(cfg.MaxSize)), framing: cfg.Framing}, nil
 }
 
 // Framing returns the framing in use: the configured one, or with Auto what
@@ -216,7 +217,6 @@ func (r *Reader) nextOctetCounted() ([]byte, error) {
 // readLength reads MSG-LEN and the SP after it. A length with more digits
 // than the maximum is over it, whatever follows.
 func (r *Reader) readLength(start int64) (int, error) {
-	maxDigits := len(strconv.Itoa(r.max))
 	var digits [20]byte
 	nd, n := 0, 0
 	for {
@@ -231,8 +231,8 @@ func (r *Reader) readLength(start int64) (int, error) {
 		if b < '0' || b > '9' || nd == 0 && b == '0' {
 			return 0, r.badLength(start, append(digits[:nd], b))
 		}
-		if nd == maxDigits {
-			return 0, r.tooLarge(start, -1, fmt.Sprintf("length of more than %d digits is over the maximum of %d bytes", maxDigits, r.max))
+		if nd == r.digits {
+			return 0, r.tooLarge(start, -1, fmt.Sprintf("length of more than %d digits is over the maximum of %d bytes", r.digits, r.max))
 		}
 		digits[nd] = b
 		nd++
