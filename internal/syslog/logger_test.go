@@ -2,6 +2,7 @@ package syslog_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os/exec"
@@ -16,50 +17,33 @@ import (
 )
 
 // TestLogger reads what util-linux logger, a sender nobody here wrote, sends
-// over TCP with octet counting and RFC 5424.
+// over TCP in RFC 5424, with octet counting and with LF framing, the
+// framing detected.
 func TestLogger(t *testing.T) {
 	path, err := exec.LookPath("logger")
 	if err != nil {
 		t.Skip("logger (util-linux) is not installed: install util-linux (bsdutils on Debian) to run this test")
 	}
+	t.Run("octet counting", func(t *testing.T) { testLogger(t, path, syslog.OctetCounting, "--octet-count") })
+	t.Run("LF framing", func(t *testing.T) { testLogger(t, path, syslog.NonTransparent) })
+}
+
+func testLogger(t *testing.T, path string, framing syslog.Framing, args ...string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	type result struct {
-		msgs [][]byte
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		r, _ := syslog.NewReader(c, syslog.Config{})
-		var res result
-		for {
-			m, err := r.Next()
-			if err != nil {
-				res.err = err
-				done <- res
-				return
-			}
-			res.msgs = append(res.msgs, m)
-		}
-	}()
+	done := acceptOne(ln, framing)
 
 	xmlLine := strings.ReplaceAll(atnaXML, "\n", "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	cmd := exec.CommandContext(ctx, path, "--rfc5424", "--octet-count", "--tcp", "--server", "127.0.0.1", "--port", port,
+	args = append(args, "--rfc5424", "--tcp", "--server", "127.0.0.1", "--port", port,
 		"--tag", "PACS", "--msgid", "IHE+RFC-3881", "--priority", "authpriv.notice", "--size", "65536",
 		"--sd-id", "trail@32473", "--sd-param", `note="a \"quoted\" \] value"`)
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Stdin = strings.NewReader(xmlLine + "\nsecond line\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("logger: %v\n%s", err, out)
@@ -90,4 +74,40 @@ func TestLogger(t *testing.T) {
 	if x, ok := syslog.AuditXML(syslog.Parse(res.msgs[0], time.Now()).Body); !ok || string(x) != xmlLine {
 		t.Errorf("AuditXML of logger's first message: %q, %v", x, ok)
 	}
+}
+
+type readResult struct {
+	msgs [][]byte
+	err  error // what ended the reading: io.EOF when the sender closed between frames
+}
+
+// acceptOne reads every message of the first connection to ln, with
+// auto-detected framing, and sends them once the connection ends; it checks
+// the framing detected is want.
+func acceptOne(ln net.Listener, want syslog.Framing) <-chan readResult {
+	done := make(chan readResult, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- readResult{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		r, _ := syslog.NewReader(c, syslog.Config{})
+		var res readResult
+		for {
+			m, err := r.Next()
+			if err != nil {
+				res.err = err
+				if r.Framing() != want {
+					res.err = fmt.Errorf("framing detected: %v, want %v (then %w)", r.Framing(), want, err)
+				}
+				done <- res
+				return
+			}
+			res.msgs = append(res.msgs, m)
+		}
+	}()
+	return done
 }
