@@ -1,5 +1,7 @@
 package atna_test
 
+// Helpers shared by the tests.
+
 import (
 	"crypto/sha256"
 	"encoding/hex"
