@@ -12,7 +12,8 @@
 //
 // A message is UTF-8, with or without a byte order mark and an XML
 // declaration, with or without namespaces; its root is AuditMessage.
-// Unknown elements and attributes are ignored. Codes decode in both forms:
+// Unknown attributes are ignored; of unknown elements only the names are
+// kept (Map lists them as problems). Codes decode in both forms:
 // DICOM's (csd-code, codeSystemName, originalText, displayName) and RFC
 // 3881's (code, codeSystemName or codeSystem, displayName).
 //
@@ -70,7 +71,8 @@
 // other than the actor, RoleIDCodes after the first, PurposeOfUse after the
 // first, AuditSourceTypeCodes after the first, and of objects their
 // ParticipantObjectIDTypeCode, DataLifeCycle, Sensitivity, Query and
-// Details.
+// Details; and every element of a name the decoder does not know (such as
+// DICOM's ParticipantObjectDescription, SOPClass or Accession).
 //
 // # Failures and limits
 //

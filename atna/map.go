@@ -1,6 +1,7 @@
 package atna
 
 import (
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,6 +40,7 @@ const (
 // returns passes trail.Event.Validate; its ID is empty (Trail assigns one).
 func Map(m *AuditMessage) (Mapped, error) {
 	mp := mapper{m: m}
+	mp.unknown("AuditMessage", m.Unknown)
 	mp.mapEvent()
 	mp.mapActorAndParticipants()
 	mp.mapObjects()
@@ -66,6 +68,13 @@ func (mp *mapper) note(format string, args ...any) {
 	mp.out.Problems = append(mp.out.Problems, fmt.Sprintf(format, args...))
 }
 
+// unknown notes elements of no known name.
+func (mp *mapper) unknown(path string, names []xml.Name) {
+	for _, n := range names {
+		mp.note("%s/%s: not mapped", path, clip(n.Local, 64))
+	}
+}
+
 // lost notes a value the event has no place for.
 func (mp *mapper) lost(path, v string) {
 	if strings.TrimSpace(v) != "" {
@@ -89,6 +98,7 @@ func (mp *mapper) mapEvent() {
 		mp.fail("EventActionCode %q is not one of C, R, U, D, E", clip(a, 16))
 	}
 	mp.mapTime(e.DateTime)
+	mp.unknown("EventIdentification", e.Unknown)
 	ev.Outcome = mp.outcome(e.OutcomeIndicator)
 	ev.OutcomeDesc = e.OutcomeDescription
 	for i, c := range e.PurposesOfUse {

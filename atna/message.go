@@ -13,29 +13,32 @@ type AuditMessage struct {
 	Participants []ActiveParticipant `xml:"ActiveParticipant"`
 	Source       AuditSource         `xml:"AuditSourceIdentification"`
 	Objects      []ParticipantObject `xml:"ParticipantObjectIdentification"`
+	Unknown      []xml.Name          `xml:",any"` // elements of no known name
 }
 
 // EventIdentification says what happened, when and with what outcome.
 type EventIdentification struct {
-	ActionCode         string `xml:"EventActionCode,attr"`       // C R U D E
-	DateTime           string `xml:"EventDateTime,attr"`         // xs:dateTime as sent
-	OutcomeIndicator   string `xml:"EventOutcomeIndicator,attr"` // 0 4 8 12
-	ID                 Code   `xml:"EventID"`
-	TypeCodes          []Code `xml:"EventTypeCode"`
-	OutcomeDescription string `xml:"EventOutcomeDescription"`
-	PurposesOfUse      []Code `xml:"PurposeOfUse"`
+	ActionCode         string     `xml:"EventActionCode,attr"`       // C R U D E
+	DateTime           string     `xml:"EventDateTime,attr"`         // xs:dateTime as sent
+	OutcomeIndicator   string     `xml:"EventOutcomeIndicator,attr"` // 0 4 8 12
+	ID                 Code       `xml:"EventID"`
+	TypeCodes          []Code     `xml:"EventTypeCode"`
+	OutcomeDescription string     `xml:"EventOutcomeDescription"`
+	PurposesOfUse      []Code     `xml:"PurposeOfUse"`
+	Unknown            []xml.Name `xml:",any"`
 }
 
 // ActiveParticipant is a user, process or node that took part in the event.
 type ActiveParticipant struct {
-	UserID                     string `xml:"UserID,attr"`
-	AlternativeUserID          string `xml:"AlternativeUserID,attr"`
-	UserName                   string `xml:"UserName,attr"`
-	UserIsRequestor            string `xml:"UserIsRequestor,attr"` // xs:boolean as sent
-	NetworkAccessPointID       string `xml:"NetworkAccessPointID,attr"`
-	NetworkAccessPointTypeCode string `xml:"NetworkAccessPointTypeCode,attr"`
-	RoleIDCodes                []Code `xml:"RoleIDCode"`
-	MediaIdentifier            *Media `xml:"MediaIdentifier"`
+	UserID                     string     `xml:"UserID,attr"`
+	AlternativeUserID          string     `xml:"AlternativeUserID,attr"`
+	UserName                   string     `xml:"UserName,attr"`
+	UserIsRequestor            string     `xml:"UserIsRequestor,attr"` // xs:boolean as sent
+	NetworkAccessPointID       string     `xml:"NetworkAccessPointID,attr"`
+	NetworkAccessPointTypeCode string     `xml:"NetworkAccessPointTypeCode,attr"`
+	RoleIDCodes                []Code     `xml:"RoleIDCode"`
+	MediaIdentifier            *Media     `xml:"MediaIdentifier"`
+	Unknown                    []xml.Name `xml:",any"`
 }
 
 // Requestor reports whether UserIsRequestor is true ("true" or "1").
@@ -51,9 +54,10 @@ type Media struct {
 
 // AuditSource is the system that reports the event.
 type AuditSource struct {
-	EnterpriseSiteID string `xml:"AuditEnterpriseSiteID,attr"`
-	ID               string `xml:"AuditSourceID,attr"`
-	TypeCodes        []Code `xml:"AuditSourceTypeCode"`
+	EnterpriseSiteID string     `xml:"AuditEnterpriseSiteID,attr"`
+	ID               string     `xml:"AuditSourceID,attr"`
+	TypeCodes        []Code     `xml:"AuditSourceTypeCode"`
+	Unknown          []xml.Name `xml:",any"`
 }
 
 // ParticipantObject is a patient, study, query or other object the event
@@ -68,6 +72,9 @@ type ParticipantObject struct {
 	Name          string   `xml:"ParticipantObjectName"`
 	Query         string   `xml:"ParticipantObjectQuery"` // base64 as sent
 	Details       []Detail `xml:"ParticipantObjectDetail"`
+	// Unknown names the other elements, such as DICOM's SOPClass,
+	// Accession or ParticipantObjectDescription.
+	Unknown []xml.Name `xml:",any"`
 }
 
 // Detail is a ParticipantObjectDetail: a type and a base64 value, as sent.

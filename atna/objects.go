@@ -66,6 +66,7 @@ func (mp *mapper) objectLosses(path string, o *ParticipantObject) {
 	for i, d := range o.Details {
 		mp.lost(fmt.Sprintf("%s/ParticipantObjectDetail[%d]", path, i+1), d.Type)
 	}
+	mp.unknown(path, o.Unknown)
 }
 
 // mapSource maps AuditSourceIdentification; the first type code is the
@@ -80,6 +81,7 @@ func (mp *mapper) mapSource() {
 		}
 		mp.lost(fmt.Sprintf("AuditSourceTypeCode[%d]", i+1), c.String())
 	}
+	mp.unknown("AuditSourceIdentification", s.Unknown)
 	if s.ID == "" {
 		mp.note("AuditSourceIdentification has no AuditSourceID")
 	}

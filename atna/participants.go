@@ -80,6 +80,7 @@ func (mp *mapper) role(path string, codes []Code) string {
 func (mp *mapper) participantLosses(path string, p *ActiveParticipant) {
 	mp.lost(path+"/@AlternativeUserID", p.AlternativeUserID)
 	mp.lost(path+"/@NetworkAccessPointTypeCode", p.NetworkAccessPointTypeCode)
+	mp.unknown(path, p.Unknown)
 	if p.MediaIdentifier != nil {
 		mp.lost(path+"/MediaIdentifier/MediaType", first(p.MediaIdentifier.MediaType.String(), "(no code)"))
 	}
