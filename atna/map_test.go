@@ -242,3 +242,25 @@ func escape(s string) string {
 	}
 	return b.String()
 }
+
+// TestMapLeavesOut: parts without an identifier or code are left out and
+// named among the problems; the rest maps.
+func TestMapLeavesOut(t *testing.T) {
+	rest := requestor + `<ActiveParticipant UserName="anonymous"/>` +
+		`<ParticipantObjectIdentification ParticipantObjectTypeCode="2"/>` +
+		`<ParticipantObjectIdentification ParticipantObjectID="r1" ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3"/>`
+	msg := message(`EventActionCode="R" EventOutcomeIndicator="0"`, rest)
+	msg = bytes.Replace(msg, []byte(`</EventIdentification>`), []byte(`<EventTypeCode displayName="no code"/></EventIdentification>`), 1)
+	m := mustMap(t, msg)
+	want := []trail.Entity{{Type: "audit-entity-type|2", ID: "r1", Role: "object-role|3"}}
+	if diff := cmp.Diff(want, m.Event.Entities); diff != "" {
+		t.Errorf("entities (-want +got):\n%s", diff)
+	}
+	got := strings.Join(m.Problems, "\n")
+	for _, p := range []string{"ActiveParticipant[2] has no UserID: left out",
+		"ParticipantObjectIdentification[1] has no ParticipantObjectID: left out", "EventTypeCode[1] has no code: left out"} {
+		if !strings.Contains(got, p) {
+			t.Errorf("problems lack %q:\n%s", p, got)
+		}
+	}
+}
