@@ -98,6 +98,7 @@ func checkTokens(data []byte) error {
 // checkProlog refuses an XML declaration naming an encoding other than
 // UTF-8 (encoding/xml would refuse it too, but less clearly).
 func checkProlog(data []byte) error {
+	data = bytes.TrimLeft(data, " \t\r\n")
 	if !bytes.HasPrefix(data, []byte("<?xml")) {
 		return nil
 	}

@@ -25,6 +25,7 @@ func TestParseRefuses(t *testing.T) {
 		{"doctype inside", `<AuditMessage><!DOCTYPE x></AuditMessage>`, atna.ErrDoctype, "DOCTYPE"},
 		{"undeclared entity", `<AuditMessage>&xxe;</AuditMessage>`, atna.ErrSyntax, "entity"},
 		{"latin-1", `<?xml version="1.0" encoding="ISO-8859-1"?>` + valid, atna.ErrEncoding, `"ISO-8859-1"; send it as UTF-8`},
+		{"latin-1 after white space", "\r\n <?xml version=\"1.0\" encoding=\"latin1\"?>" + valid, atna.ErrEncoding, `"latin1"`},
 		{"utf-16 bom", "\xff\xfe<\x00", atna.ErrEncoding, "UTF-16"},
 		{"invalid utf-8", `<AuditMessage><EventIdentification EventDateTime="` + "\xff" + `"/></AuditMessage>`, atna.ErrSyntax, "UTF-8"},
 		{"other root", `<AuditEvent/>`, atna.ErrNotAuditMessage, "<AuditEvent>"},
@@ -137,5 +138,27 @@ func TestMapCutsStrings(t *testing.T) {
 	}
 	if got := strings.Join(m.Problems, "\n"); !strings.Contains(got, "strings cut to 16384 bytes") {
 		t.Errorf("problems:\n%s", got)
+	}
+}
+
+// TestCodeForms: a code's attributes in either form, and DICOM's OID.
+func TestCodeForms(t *testing.T) {
+	tests := []struct{ attrs, typ, subtype string }{
+		{`csd-code="110110" codeSystemName="DCM"`, "dicom:110110", "DCM|110110"},
+		{`code="110110" codeSystemName="DCM" displayName="Patient Record"`, "dicom:110110", "DCM|110110"},
+		{`code="110110" codeSystem="1.2.840.10008.2.16.4"`, "dicom:110110", "DCM|110110"},
+		{`csd-code=" ITI-9 " code="other" codeSystemName="IHE Transactions" codeSystem="1.3.6.1.4.1.19376.1.2"`, "IHE Transactions|ITI-9", "IHE Transactions|ITI-9"},
+		{`code="x1" codeSystem="1.2.3"`, "1.2.3|x1", "1.2.3|x1"},
+		{`code="x1"`, "x1", "x1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			msg := `<AuditMessage><EventIdentification EventActionCode="R" EventOutcomeIndicator="0">` +
+				`<EventID ` + tt.attrs + `/><EventTypeCode ` + tt.attrs + `/></EventIdentification>` + requestor + `</AuditMessage>`
+			m := mustMap(t, []byte(msg))
+			if m.Event.Type != tt.typ || len(m.Subtypes) != 1 || m.Subtypes[0] != tt.subtype {
+				t.Errorf("type %q subtypes %q, want %q [%q]", m.Event.Type, m.Subtypes, tt.typ, tt.subtype)
+			}
+		})
 	}
 }

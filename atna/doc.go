@@ -28,7 +28,7 @@
 // # Mapping
 //
 //	AuditMessage                               Trail event
-//	EventID                                    type: dicom:<code> for DICOM codes (codeSystemName DCM), else system|code
+//	EventID                                    type: dicom:<code> for DICOM codes, else system|code
 //	EventTypeCode*                             subtypes: system|code each, at most 16
 //	EventActionCode C R U D E                  action
 //	EventDateTime                              time, when RFC 3339 (with a time zone)
@@ -46,6 +46,11 @@
 //	                                           and its entity as above
 //	AuditSourceIdentification                  source: AuditSourceID id, AuditEnterpriseSiteID site,
 //	                                           first AuditSourceTypeCode type (system|code, or the code alone)
+//
+// A code is written system|code, with the codeSystemName as the system
+// (the codeSystem OID when there is no name), or the code alone without a
+// system; DICOM codes (codeSystemName DCM, or the OID 1.2.840.10008.2.16.4)
+// are written DCM|<code>, and as dicom:<code> in the type.
 //
 // The requestor is the first participant with UserIsRequestor true ("true"
 // or "1"); in a message without one, the first participant. The entity

@@ -133,11 +133,14 @@ const dicomOID = "1.2.840.10008.2.16.4"
 func (c Code) IsDICOM() bool { return c.System == "DCM" || c.System == dicomOID }
 
 // String renders c as "system|code", or the code alone when it has no
-// system, or "" when it has no code.
+// system, or "" when it has no code. DICOM's system is written DCM, whether
+// it came as that name or as its OID.
 func (c Code) String() string {
 	switch {
 	case c.Code == "":
 		return ""
+	case c.IsDICOM():
+		return "DCM|" + c.Code
 	case c.System == "":
 		return c.Code
 	}
