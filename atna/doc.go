@@ -31,7 +31,7 @@
 //	EventID                                    type: dicom:<code> for DICOM codes, else system|code
 //	EventTypeCode*                             subtypes: system|code each, at most 16
 //	EventActionCode C R U D E                  action
-//	EventDateTime                              time, when RFC 3339 (with a time zone)
+//	EventDateTime                              time, as sent, when RFC 3339 (with a time zone)
 //	EventOutcomeIndicator 0 4 8 12             outcome: success, minor-failure, serious-failure, major-failure
 //	EventOutcomeDescription                    outcome_desc
 //	PurposeOfUse (first)                       purpose: TREAT treatment, ETREAT emergency, HPAYMT payment,

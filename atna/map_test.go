@@ -264,3 +264,29 @@ func TestMapLeavesOut(t *testing.T) {
 		}
 	}
 }
+
+// TestMapTime: a time in RFC 3339 is kept as sent; any other is left out
+// (Trail's recorded time applies) and noted.
+func TestMapTime(t *testing.T) {
+	tests := []struct{ sent, want, problem string }{
+		{"2026-12-07T08:03:00.120+01:00", `"time":"2026-12-07T08:03:00.120+01:00"`, ""},
+		{" 2026-12-07T08:03:00+00:00 ", `"time":"2026-12-07T08:03:00+00:00"`, ""},
+		{"2026-12-07T08:03:00", "", "is not RFC 3339"},
+		{"2026-12-07", "", "is not RFC 3339"},
+		{"yesterday", "", "is not RFC 3339"},
+		{"", "", "EventDateTime is missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sent, func(t *testing.T) {
+			m := mustMap(t, message(`EventActionCode="R" EventOutcomeIndicator="0" EventDateTime="`+tt.sent+`"`, requestor))
+			b, _ := m.Event.MarshalJSON()
+			hasTime := strings.Contains(string(b), `"time":`)
+			if tt.want != "" && !strings.Contains(string(b), tt.want) || tt.want == "" && hasTime {
+				t.Errorf("event %s, want %s", b, tt.want)
+			}
+			if got := strings.Join(m.Problems, "\n"); tt.problem != "" && !strings.Contains(got, tt.problem) {
+				t.Errorf("problems lack %q:\n%s", tt.problem, got)
+			}
+		})
+	}
+}
