@@ -7,20 +7,17 @@ package trail
 // before a checkpoint is signed over it.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/trailhq/trail/internal/durable"
-	"github.com/trailhq/trail/internal/segment"
+	"github.com/trailhq/trail/internal/tamper"
 )
 
 // forgeRecord changes one letter of record i's type in the log on fs and
@@ -28,51 +25,9 @@ import (
 // key would: the frame reads as whole, only the hashes can tell.
 func forgeRecord(t *testing.T, fs vfs.FS, dir string, i uint64) {
 	t.Helper()
-	segDir := fs.PathJoin(dir, logDir)
-	names, err := fs.List(segDir)
-	if err != nil {
+	if _, err := tamper.Record(fs, dir, i); err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(names)
-	var n uint64
-	for _, name := range names {
-		if !strings.HasSuffix(name, ".seg") {
-			continue
-		}
-		path := fs.PathJoin(segDir, name)
-		data, err := durable.ReadFile(fs, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for pos := 0; pos < len(data); n++ {
-			rec, more, size, err := segment.DecodeFrame(data[pos:])
-			if err != nil {
-				break
-			}
-			if n == i {
-				k := bytes.Index(rec, []byte(`"type":"`))
-				if k < 0 {
-					t.Fatalf("record %d has no type: %s", i, rec)
-				}
-				rec[k+len(`"type":"`)] ^= 0x01
-				segment.EndFrame(data[:pos+size], pos, more)
-				f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
-				if _, err := f.WriteAt(data[pos:pos+size], int64(pos)); err != nil {
-					t.Fatal(err)
-				}
-				if err := f.Sync(); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			pos += size
-		}
-	}
-	t.Fatalf("no record %d in the log (%d records)", i, n)
 }
 
 // wantIntegrity checks that err is an *IntegrityError naming index.

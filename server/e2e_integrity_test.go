@@ -15,16 +15,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/segment"
+	"github.com/trailhq/trail/internal/tamper"
 	"github.com/trailhq/trail/server"
 )
 
@@ -32,32 +31,9 @@ import (
 // the frame checksum, as someone with the disk but not the key would.
 func forgeOnDisk(t *testing.T, dir string, i uint64) {
 	t.Helper()
-	paths, _ := filepath.Glob(filepath.Join(dir, "log", "*.seg"))
-	slices.Sort(paths)
-	var n uint64
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for pos := 0; pos < len(data); n++ {
-			rec, more, size, err := segment.DecodeFrame(data[pos:])
-			if err != nil {
-				break
-			}
-			if n == i {
-				k := bytes.Index(rec, []byte(`"type":"`))
-				rec[k+len(`"type":"`)] ^= 0x01
-				segment.EndFrame(data[:pos+size], pos, more)
-				if err := os.WriteFile(p, data, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			pos += size
-		}
+	if _, err := tamper.Record(vfs.Default, dir, i); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no event %d in %s", i, dir)
 }
 
 // syncBuffer is a log destination safe for the server's goroutines.

@@ -12,14 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/segment"
+	"github.com/trailhq/trail/internal/tamper"
 	"github.com/trailhq/trail/internal/tree"
 )
 
@@ -164,33 +165,11 @@ func TestVerifyDataTrustedKey(t *testing.T) {
 // frame checksum, and returns the new leaf hash.
 func forgeEvent(t *testing.T, dir string, i uint64) trail.Hash {
 	t.Helper()
-	paths, _ := filepath.Glob(filepath.Join(dir, "log", "*.seg"))
-	slices.Sort(paths)
-	var n uint64
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for pos := 0; pos < len(data); n++ {
-			rec, more, size, err := segment.DecodeFrame(data[pos:])
-			if err != nil {
-				break
-			}
-			if n == i {
-				k := bytes.Index(rec, []byte(`"type":"`))
-				rec[k+len(`"type":"`)] ^= 0x01
-				segment.EndFrame(data[:pos+size], pos, more)
-				if err := os.WriteFile(p, data, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				return trail.LeafHash(rec)
-			}
-			pos += size
-		}
+	rec, err := tamper.Record(vfs.Default, dir, i)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no event %d in %s", i, dir)
-	return trail.Hash{}
+	return trail.LeafHash(rec)
 }
 
 // TestVerifyServerFull: --full reads every event the checkpoint covers and
