@@ -2,6 +2,7 @@ package trail
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -10,7 +11,7 @@ import (
 
 // appendBody appends the client-supplied fields of ev after id and stream, as
 // compact JSON members without the enclosing braces, in the stored order:
-// time (when given), type, action, outcome, outcome_desc, actor, patient,
+// time (when given), type, subtypes, action, outcome, outcome_desc, actor, patient,
 // entities, source, purpose, details. It reports whether a time was written.
 // ev must have been validated. An absent outcome is written as success, the
 // default the stored form spells out.
@@ -32,6 +33,16 @@ func appendFields(dst []byte, ev *Event, defaults bool) ([]byte, bool) {
 		dst = append(dst, `",`...)
 	}
 	dst = appendMember(dst, "type", ev.Type, false)
+	if len(ev.Subtypes) > 0 {
+		dst = append(dst, `,"subtypes":[`...)
+		for i, st := range ev.Subtypes {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, st)
+		}
+		dst = append(dst, ']')
+	}
 	dst = appendMember(dst, "action", ev.Action, true)
 	outcome := ev.Outcome
 	if outcome == "" && defaults {
@@ -178,7 +189,8 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // appendStored appends the complete stored form of an event: the server
-// fields, the body and, unless this is the first event of its stream, prev.
+// fields, the body, the original when there is one and, unless this is the
+// first event of its stream, prev.
 // These bytes are what the Merkle tree hashes and what readers get back.
 // salt is the record's 16 random bytes (written as 32 hex digits), so that
 // its leaf hash, which proofs make public, confirms no guess of its content.
@@ -202,6 +214,7 @@ func appendStored(dst []byte, p *prepared, index, seq uint64, recorded, salt []b
 		dst = append(dst, `",`...)
 	}
 	dst = append(dst, p.body...)
+	dst = append(dst, p.original...)
 	if prev != nil {
 		dst = append(dst, `,"prev":"`...)
 		dst = hexAppend(dst, prev[:])
@@ -215,4 +228,33 @@ func hexAppend(dst, b []byte) []byte {
 		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xF])
 	}
 	return dst
+}
+
+// appendOriginal appends o as the stored original member, with its leading
+// comma: the data as a JSON string when it is valid UTF-8 without NUL and
+// its escaped form is no longer than base64, otherwise in base64 with
+// "encoding":"base64". Either way the record stays within MaxStoredSize.
+func appendOriginal(dst []byte, o *Original) []byte {
+	dst = append(dst, `,"original":{"format":`...)
+	dst = appendString(dst, o.Format)
+	if text, ok := originalText(o.Data); ok {
+		dst = append(dst, `,"data":`...)
+		dst = append(dst, text...)
+		return append(dst, '}')
+	}
+	dst = append(dst, `,"encoding":"base64","data":"`...)
+	dst = base64.StdEncoding.AppendEncode(dst, o.Data)
+	return append(dst, `"}`...)
+}
+
+// originalText is data as a JSON string, when that is how it is stored.
+func originalText(data []byte) ([]byte, bool) {
+	if !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0 {
+		return nil, false
+	}
+	s := appendString(make([]byte, 0, len(data)+16), string(data))
+	if len(s)-2 > base64.StdEncoding.EncodedLen(len(data)) {
+		return nil, false
+	}
+	return s, true
 }

@@ -27,6 +27,10 @@ type Event struct {
 	Time time.Time `json:"-"`
 	// Type says what happened, such as "patient-record.read" (at most 128 bytes).
 	Type string `json:"type"`
+	// Subtypes refine the type: at most 16 codes of at most 128 bytes,
+	// each "system|code" or a code alone (an ATNA EventTypeCode, a FHIR
+	// AuditEvent subtype).
+	Subtypes []string `json:"subtypes,omitempty"`
 	// Action is one of C, R, U, D, E (create, read, update, delete, execute).
 	Action string `json:"action"`
 	// Outcome is success (the default), minor-failure, serious-failure or
@@ -47,6 +51,11 @@ type Event struct {
 	Purpose string `json:"purpose,omitempty"`
 	// Details is any JSON object of at most 16 KiB.
 	Details json.RawMessage `json:"details,omitempty"`
+	// Original is the message an event was mapped from, kept verbatim
+	// (an ATNA syslog message, a FHIR AuditEvent resource). Only the server
+	// sets it: a client's JSON may not carry it, and MarshalJSON refuses an
+	// event that has one. It is outside the 64 KiB event limit.
+	Original *Original `json:"-"`
 
 	// rawTime is the time exactly as a client sent it in JSON; it is stored
 	// verbatim so that a client's valid time round-trips byte for byte.
@@ -80,6 +89,25 @@ type Source struct {
 	Type string `json:"type,omitempty"`
 }
 
+// Original is a message as it was received, before Trail mapped it to an
+// event. In the stored JSON it is
+//
+//	"original":{"format":"syslog","data":"<the message>"}
+//
+// with the data as a JSON string when it is valid UTF-8 without NUL and no
+// longer escaped than in base64, and otherwise with "encoding":"base64"
+// and the data in standard base64, so that every byte survives.
+type Original struct {
+	Format string // OriginalSyslog or OriginalFHIR
+	Data   []byte // at most MaxOriginalSize bytes
+}
+
+// Formats of an Original.
+const (
+	OriginalSyslog = "syslog"    // an RFC 5424 or RFC 3164 syslog message, as read from the transport
+	OriginalFHIR   = "fhir+json" // a FHIR resource in JSON, as sent
+)
+
 // Receipt is proof of storage: it is given only once the event is durable.
 type Receipt struct {
 	ID        string `json:"id"`
@@ -109,7 +137,11 @@ const (
 	MaxStreamLen   = 256
 	MaxTypeLen     = 128
 	MaxIDLen       = 64
+	MaxSubtypes    = 16
+	// MaxOriginalSize bounds an Original's data; it is outside
+	// MaxEventSize, and still lets every stored record fit MaxStoredSize.
+	MaxOriginalSize = 64 << 10
 	// MaxStoredSize bounds a stored record: the event as sent, the fields
-	// the server adds, and room for a later "original" member.
+	// the server adds and the original (base64 at worst).
 	MaxStoredSize = 192 << 10
 )

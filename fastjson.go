@@ -156,6 +156,11 @@ func (p *fastParser) eventMember(w *eventWire, name string) bool {
 			return false
 		}
 		return p.details(&w.Details)
+	case "subtypes":
+		if !once(&p.seen, 1<<13) {
+			return false
+		}
+		return p.strings(&w.Subtypes)
 	default:
 		return false
 	}
@@ -220,6 +225,31 @@ func (p *fastParser) entities(dst *[]Entity) bool {
 		}
 	}
 	*dst = ents
+	return true
+}
+
+// strings reads an array of strings.
+func (p *fastParser) strings(dst *[]string) bool {
+	if !p.next('[') {
+		return false
+	}
+	out := []string{}
+	if !p.next(']') {
+		for {
+			v, ok := p.str()
+			if !ok {
+				return false
+			}
+			out = append(out, v)
+			if p.next(']') {
+				break
+			}
+			if !p.next(',') {
+				return false
+			}
+		}
+	}
+	*dst = out
 	return true
 }
 

@@ -21,6 +21,8 @@ import (
 var fuzzSeeds = []string{
 	`{"stream":"patient/12345","type":"patient-record.read","action":"R","actor":{"id":"dr-house"}}`,
 	`{"id":"5b4c1f0e-1111-7a4a-8b8b-000000000000","stream":"patient/12345","time":"2026-11-25T10:00:00.123456789+01:00","type":"patient-record.update","action":"U","outcome":"minor-failure","outcome_desc":"partly \"saved\" <b>&</b>\n\tü \u2028","actor":{"id":"dr-house","name":"Gregory House","role":"physician","address":"10.0.0.7","user_agent":"Mozilla/5.0"},"patient":"12345","entities":[{"type":"Patient","id":"12345","role":"subject","name":"John"}],"source":{"id":"ehr-1","site":"north","type":"4"},"purpose":"treatment","details":{"fields":["allergies"],"n":1.5,"ok":true,"none":null,"s":"\u00e9\\"}}`,
+	`{"stream":"patient/1.2.3:12345","type":"dicom:110110","subtypes":["DCM|110120","http://terminology.hl7.org/CodeSystem/audit-event-type|rest","vread"],"action":"R","actor":{"id":"pacs"}}`,
+	`{"stream":"patient/1","type":"t","subtypes":[],"action":"R","actor":{"id":"a"}}`,
 	`{"stream":"auth/login","type":"user.login","action":"E","actor":{"id":"nurse-1","address":"::1"},"outcome":"serious-failure","details":{ "attempts" : 3 }}`,
 	`{"stream":"patient/1","type":"t","action":"R","actor":{"id":"a"},"index":7}`,
 	`{"stream":"patient/1","type":"t","action":"R","actor":{"id":"a"},"prev":"0000000000000000000000000000000000000000000000000000000000000000"}`,
@@ -81,7 +83,7 @@ func FuzzParseEvent(f *testing.F) {
 }
 
 var (
-	schemaEvent  = map[string]bool{"id": true, "stream": true, "time": true, "type": true, "action": true, "outcome": true, "outcome_desc": true, "actor": true, "patient": true, "entities": true, "source": true, "purpose": true, "details": true}
+	schemaEvent  = map[string]bool{"id": true, "stream": true, "time": true, "type": true, "subtypes": true, "action": true, "outcome": true, "outcome_desc": true, "actor": true, "patient": true, "entities": true, "source": true, "purpose": true, "details": true}
 	schemaActor  = map[string]bool{"id": true, "name": true, "role": true, "address": true, "user_agent": true}
 	schemaSource = map[string]bool{"id": true, "site": true, "type": true}
 	schemaEntity = map[string]bool{"type": true, "id": true, "role": true, "name": true}

@@ -16,6 +16,7 @@ type eventWire struct {
 	Stream      string          `json:"stream"`
 	Time        *string         `json:"time"`
 	Type        string          `json:"type"`
+	Subtypes    []string        `json:"subtypes"`
 	Action      string          `json:"action"`
 	Outcome     string          `json:"outcome"`
 	OutcomeDesc string          `json:"outcome_desc"`
@@ -116,7 +117,7 @@ func parseSlow(data []byte, ps *problems) (Event, error) {
 // event converts the wire form, checking the time.
 func (w *eventWire) event() (Event, *ValidationError) {
 	ev := Event{
-		Stream: w.Stream, Type: w.Type, Action: w.Action, Outcome: w.Outcome,
+		Stream: w.Stream, Type: w.Type, Subtypes: w.Subtypes, Action: w.Action, Outcome: w.Outcome,
 		OutcomeDesc: w.OutcomeDesc, Patient: w.Patient, Entities: w.Entities, Source: w.Source,
 		Purpose: w.Purpose, Details: w.Details,
 	}
@@ -185,9 +186,13 @@ func (ev *Event) AppendJSON(dst []byte) ([]byte, error) {
 }
 
 // validateForEncoding checks what appendBody relies on: valid UTF-8 strings
-// and well-formed details.
+// and well-formed details; and that the event has no original, which no
+// client may send.
 func (ev *Event) validateForEncoding() error {
 	var ps problems
+	if ev.Original != nil {
+		ps.add(invalid("original", "is set only by the server, for events it maps from another format; a client cannot send it"))
+	}
 	ev.checkStrings(&ps)
 	ps.add(checkText("stream", ev.Stream, MaxEventSize))
 	ps.add(checkText("type", ev.Type, MaxEventSize))

@@ -17,7 +17,7 @@ type memberSet map[string]bool
 
 var (
 	eventMembers = memberSet{"id": true, "stream": true, "time": true, "type": true, "action": true,
-		"outcome": true, "outcome_desc": true, "actor": true, "patient": true, "entities": true,
+		"subtypes": true, "outcome": true, "outcome_desc": true, "actor": true, "patient": true, "entities": true,
 		"source": true, "purpose": true, "details": true}
 	actorMembers  = memberSet{"id": true, "name": true, "role": true, "address": true, "user_agent": true}
 	sourceMembers = memberSet{"id": true, "site": true, "type": true}
@@ -128,7 +128,7 @@ func (s *memberScanner) member(path, name, field string) error {
 		switch name {
 		case "actor", "source":
 			want = "object"
-		case "entities":
+		case "entities", "subtypes":
 			want = "array"
 		}
 	}
@@ -143,6 +143,8 @@ func (s *memberScanner) member(path, name, field string) error {
 		return s.object("actor", actorMembers)
 	case name == "source":
 		return s.object("source", sourceMembers)
+	case name == "subtypes":
+		return s.strings(name)
 	}
 	s.pos++ // [
 	for i := 0; ; i++ {
@@ -161,6 +163,29 @@ func (s *memberScanner) member(path, name, field string) error {
 			s.ps.add(invalid(item, "must be a JSON object, not %s", got))
 		}
 		if err := s.object(item, entityMembers); err != nil {
+			return err
+		}
+	}
+}
+
+// strings checks that every item of the array at pos is a string.
+func (s *memberScanner) strings(name string) error {
+	s.pos++ // [
+	for i := 0; ; i++ {
+		switch s.peek() {
+		case ']':
+			s.pos++
+			return nil
+		case ',':
+			s.pos++
+		}
+		if s.peek() == ']' {
+			continue
+		}
+		if got := jsonType(s.peek()); got != "string" {
+			s.ps.add(invalid(fmt.Sprintf("%s[%d]", name, i), "must be a JSON string, not %s", got))
+		}
+		if err := s.skip(); err != nil {
 			return err
 		}
 	}

@@ -61,8 +61,12 @@ var (
 		{{Type: "Patient", ID: "12345"}},
 		{{ID: "obs/1", Role: "target", Name: "BP <120>"}, {Type: "X", ID: "y", Name: "\"quoted\""}},
 	}
-	mSources = []*trail.Source{nil, {ID: "ehr-1"}, {ID: "ehr", Site: "north & south", Type: "4"}}
-	mPurpose = []string{"", "treatment", "emergency"}
+	mSources   = []*trail.Source{nil, {ID: "ehr-1"}, {ID: "ehr", Site: "north & south", Type: "4"}}
+	mPurpose   = []string{"", "treatment", "emergency"}
+	mSubtypes  = [][]string{nil, {"DCM|110120"}, {"http://terminology.hl7.org/CodeSystem/audit-event-type|rest", "vread", "\"x\" <é>"}}
+	mOriginals = []*trail.Original{nil,
+		{Format: trail.OriginalSyslog, Data: []byte("<85>1 2026-01-05T10:00:00Z pacs ATNA - IHE+RFC-3881 - \ufeff<?xml version=\"1.0\"?><AuditMessage/>\n")},
+		{Format: trail.OriginalFHIR, Data: []byte("{\"resourceType\":\"AuditEvent\",\"bad\":\"\xff\x00\"}")}}
 	mDetails = []string{"", `{"n":1}`, `{ "n" : 1 }`, `{"nested":{"a":[1,2.5,{"b":null}],"s":"<&>\u00e9\n"},"t":true}`, `null`, `{}`}
 	mRawTime = []string{"2025-03-04T05:06:07Z", "2025-03-04T07:06:07+02:00", "2025-03-04T05:06:07.123456789Z", "1999-12-31T23:59:59.5-08:00"}
 )
@@ -70,6 +74,7 @@ var (
 // canon is an event's content as "equal after parsing" sees it.
 type canon struct {
 	ID, Stream, Type, Action, Outcome, OutcomeDesc string
+	Subtypes                                       []string
 	Actor                                          trail.Actor
 	Patient                                        string
 	Entities                                       []trail.Entity
@@ -86,6 +91,9 @@ func canonOf(ev trail.Event) canon {
 	}
 	if len(ev.Entities) > 0 {
 		c.Entities = slices.Clone(ev.Entities)
+	}
+	if len(ev.Subtypes) > 0 {
+		c.Subtypes = slices.Clone(ev.Subtypes)
 	}
 	if s := ev.Source; s != nil && *s != (trail.Source{}) {
 		cp := *s
@@ -111,12 +119,15 @@ func compactDetails(d json.RawMessage) string {
 func exported(ev trail.Event) trail.Event {
 	return trail.Event{ID: ev.ID, Stream: ev.Stream, Time: ev.Time, Type: ev.Type, Action: ev.Action,
 		Outcome: ev.Outcome, OutcomeDesc: ev.OutcomeDesc, Actor: ev.Actor, Patient: ev.Patient,
-		Entities: ev.Entities, Source: ev.Source, Purpose: ev.Purpose, Details: ev.Details}
+		Entities: ev.Entities, Source: ev.Source, Purpose: ev.Purpose, Details: ev.Details,
+		Subtypes: ev.Subtypes, Original: ev.Original}
 }
 
 // withRawTime returns ev (which has no time) with a time as a client sends
 // it in JSON, so that the engine keeps the text as sent.
 func withRawTime(t rapid.TB, ev trail.Event, raw string) trail.Event {
+	orig := ev.Original // the server's member: no client JSON carries it
+	ev.Original = nil
 	b, err := ev.MarshalJSON() // not json.Marshal, which would HTML-escape
 	if err != nil {
 		t.Fatalf("marshal %+v: %v", ev, err)
@@ -126,6 +137,7 @@ func withRawTime(t rapid.TB, ev trail.Event, raw string) trail.Event {
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("unmarshal %s: %v", b, err)
 	}
+	out.Original = orig
 	return out
 }
 
@@ -218,6 +230,8 @@ func (m *machine) genBody(t *rapid.T, streams []string) trail.Event {
 		Entities:    rapid.SampledFrom(mEntities).Draw(t, "entities"),
 		Source:      rapid.SampledFrom(mSources).Draw(t, "source"),
 		Purpose:     rapid.SampledFrom(mPurpose).Draw(t, "purpose"),
+		Subtypes:    rapid.SampledFrom(mSubtypes).Draw(t, "subtypes"),
+		Original:    rapid.SampledFrom(mOriginals).Draw(t, "original"),
 	}
 	if d := rapid.SampledFrom(mDetails).Draw(t, "details"); d != "" {
 		ev.Details = json.RawMessage(d)
@@ -483,6 +497,7 @@ func (m *machine) accept(t *rapid.T, what string, ev trail.Event, r trail.Receip
 // rawTimeOf returns the time of ev as it will be encoded, when the event
 // came from JSON (its time is then stored exactly as sent).
 func rawTimeOf(t rapid.TB, ev trail.Event) (string, bool) {
+	ev.Original = nil // the server's member, which MarshalJSON refuses
 	b, err := ev.MarshalJSON()
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
@@ -500,6 +515,7 @@ var storedMembers = map[string]bool{
 	"id": true, "index": true, "stream": true, "stream_seq": true, "recorded": true, "time": true,
 	"type": true, "action": true, "outcome": true, "outcome_desc": true, "actor": true, "patient": true,
 	"entities": true, "source": true, "purpose": true, "details": true, "prev": true, "salt": true,
+	"subtypes": true, "original": true,
 }
 
 // saltRe is the stored salt: 128 random bits as 32 lower-case hex digits.
@@ -575,6 +591,9 @@ func checkStored(t *rapid.T, what string, rec []byte, me *mEvent, prev *trail.Ha
 	}
 	if d := cmp.Diff(me.want, canonOf(st.Event)); d != "" {
 		t.Fatalf("%s: ParseStored content differs from the logged event (-want +got):\n%s\n%s", what, d, rec)
+	}
+	if d := cmp.Diff(me.logged.Original, st.Original); d != "" {
+		t.Fatalf("%s: ParseStored original differs from the logged one (-want +got):\n%s\n%s", what, d, rec)
 	}
 	if !st.Time.Equal(me.when) {
 		t.Fatalf("%s: ParseStored: Time = %v, want %v (the stored time %q)", what, st.Time, me.when, me.timeStr)

@@ -12,6 +12,7 @@ import (
 type prepared struct {
 	id, stream string
 	body       []byte // client fields as compact JSON members (appendBody)
+	original   []byte // the original member with its leading comma (appendOriginal), or nil
 	hasTime    bool
 	given      bool // the client chose the id
 	query      queryFields
@@ -35,6 +36,11 @@ func prepareChecked(ev *Event, buf []byte, validate func() error) (prepared, []b
 	start := len(buf)
 	buf, p.hasTime = appendBody(buf, ev)
 	p.body = buf[start:len(buf):len(buf)]
+	if ev.Original != nil {
+		start = len(buf)
+		buf = appendOriginal(buf, ev.Original)
+		p.original = buf[start:len(buf):len(buf)]
+	}
 	if n := sentSize(ev, p.body); n > MaxEventSize {
 		p.err = &InvalidEventError{Problems: []*ValidationError{{Field: "(event)", Err: ErrTooLarge,
 			Reason: fmt.Sprintf("is %d bytes as compact JSON; an event is at most %d (64 KiB) as sent", n, MaxEventSize)}}}

@@ -2,6 +2,7 @@ package trail
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,11 @@ type storedWire struct {
 	Recorded  string  `json:"recorded"`
 	Salt      string  `json:"salt"`
 	Prev      *Hash   `json:"prev"`
+	Original  *struct {
+		Format   string  `json:"format"`
+		Encoding *string `json:"encoding"`
+		Data     *string `json:"data"`
+	} `json:"original"`
 }
 
 // ParseStored decodes stored event bytes (as returned by Read).
@@ -46,6 +52,23 @@ func ParseStored(rec []byte) (StoredEvent, error) {
 	ev, err := w.eventWire.event()
 	if err != nil {
 		return StoredEvent{}, fmt.Errorf("stored event: %w", err)
+	}
+	if o := w.Original; o != nil {
+		if o.Data == nil {
+			return StoredEvent{}, errors.New("stored event: original without data")
+		}
+		ev.Original = &Original{Format: o.Format, Data: []byte(*o.Data)}
+		switch {
+		case o.Encoding == nil:
+		case *o.Encoding == "base64":
+			data, err := base64.StdEncoding.DecodeString(*o.Data)
+			if err != nil {
+				return StoredEvent{}, fmt.Errorf("stored event: original data: %w", err)
+			}
+			ev.Original.Data = data
+		default:
+			return StoredEvent{}, fmt.Errorf("stored event: original encoding %q is not base64", *o.Encoding)
+		}
 	}
 	return StoredEvent{Event: ev, Index: *w.Index, StreamSeq: *w.StreamSeq, Recorded: w.Recorded, Salt: w.Salt, Prev: w.Prev}, nil
 }

@@ -132,6 +132,16 @@ func (ev *Event) checkBody(ps *problems) {
 		ps.add(invalid("type", "required"))
 	}
 	ps.add(checkText("type", ev.Type, MaxTypeLen))
+	if len(ev.Subtypes) > MaxSubtypes {
+		ps.add(invalid("subtypes", "has %d codes; an event has at most %d", len(ev.Subtypes), MaxSubtypes))
+	}
+	for i, st := range ev.Subtypes {
+		field := fmt.Sprintf("subtypes[%d]", i)
+		if st == "" {
+			ps.add(invalid(field, "is empty: write a code, as system|code or the code alone"))
+		}
+		ps.add(checkText(field, st, MaxTypeLen))
+	}
 	switch ev.Action {
 	case "C", "R", "U", "D", "E":
 	case "":
@@ -149,6 +159,17 @@ func (ev *Event) checkBody(ps *problems) {
 	}
 	ev.checkStrings(ps)
 	checkDetails(ps, ev.Details)
+	if o := ev.Original; o != nil {
+		switch o.Format {
+		case OriginalSyslog, OriginalFHIR:
+		default:
+			ps.add(invalid("original.format", "%q is not one of %s, %s", o.Format, OriginalSyslog, OriginalFHIR))
+		}
+		if len(o.Data) > MaxOriginalSize {
+			ps.add(&ValidationError{Field: "original.data", Err: ErrTooLarge,
+				Reason: fmt.Sprintf("is %d bytes; an original message is at most %d (64 KiB)", len(o.Data), MaxOriginalSize)})
+		}
+	}
 }
 
 // checkStrings checks that every free-text field is valid UTF-8 without NUL

@@ -94,6 +94,22 @@ func TestValidateRejects(t *testing.T) {
 		// Type.
 		{"type 129 bytes", set("type", strings.Repeat("t", 129)), "type"},
 
+		// Subtypes.
+		{"subtypes not an array", set("subtypes", "DCM|110120"), "subtypes"},
+		{"subtypes item not a string", set("subtypes", []any{"a", 5}), "subtypes[1]"},
+		{"subtypes item empty", set("subtypes", []any{"a", ""}), "subtypes[1]"},
+		{"subtypes item 129 bytes", set("subtypes", []any{strings.Repeat("s", 129)}), "subtypes[0]"},
+		{"subtypes 17 codes", set("subtypes", func() []any {
+			var s []any
+			for i := range 17 {
+				s = append(s, fmt.Sprint("DCM|", i))
+			}
+			return s
+		}()), "subtypes"},
+
+		// The original is the server's.
+		{"original from a client", set("original", obj{"format": "syslog", "data": "x"}), "original"},
+
 		// Action.
 		{"action lower-case", set("action", "r"), "action"},
 		{"action unknown", set("action", "X"), "action"},
@@ -212,6 +228,11 @@ func TestValidateGoEvents(t *testing.T) {
 		{"actor.name UTF-8", func(e *trail.Event) { e.Actor.Name = "\xff" }, "actor.name"},
 		{"patient UTF-8", func(e *trail.Event) { e.Patient = "a\xc3" }, "patient"},
 		{"source.site UTF-8", func(e *trail.Event) { e.Source = &trail.Source{Site: "\xfe"} }, "source.site"},
+		{"subtypes[0] UTF-8", func(e *trail.Event) { e.Subtypes = []string{"\xff"} }, "subtypes[0]"},
+		{"original.format", func(e *trail.Event) { e.Original = &trail.Original{Format: "xml", Data: []byte("<a/>")} }, "original.format"},
+		{"original.data", func(e *trail.Event) {
+			e.Original = &trail.Original{Format: trail.OriginalSyslog, Data: make([]byte, trail.MaxOriginalSize+1)}
+		}, "original.data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := base()

@@ -118,8 +118,8 @@ func TestMapCuts(t *testing.T) {
 	msg := `<AuditMessage><EventIdentification EventActionCode="R" EventOutcomeIndicator="0">` +
 		`<EventID csd-code="` + long + `" codeSystemName="X"/>` + types + `</EventIdentification>` + requestor + `</AuditMessage>`
 	m := mustMap(t, []byte(msg))
-	if len(m.Event.Type) != 128 || len(m.Subtypes) != 16 || len(m.Subtypes[0]) != 128 {
-		t.Errorf("type %d bytes, %d subtypes of %d bytes", len(m.Event.Type), len(m.Subtypes), len(m.Subtypes[0]))
+	if len(m.Event.Type) != 128 || len(m.Event.Subtypes) != 16 || len(m.Event.Subtypes[0]) != 128 {
+		t.Errorf("type %d bytes, %d subtypes of %d bytes", len(m.Event.Type), len(m.Event.Subtypes), len(m.Event.Subtypes[0]))
 	}
 	if got := strings.Join(m.Problems, "\n"); !strings.Contains(got, "EventID is 202 bytes: cut to 128") ||
 		!strings.Contains(got, "EventTypeCode[17]") || !strings.Contains(got, "no AuditSourceID") {
@@ -156,8 +156,8 @@ func TestCodeForms(t *testing.T) {
 			msg := `<AuditMessage><EventIdentification EventActionCode="R" EventOutcomeIndicator="0">` +
 				`<EventID ` + tt.attrs + `/><EventTypeCode ` + tt.attrs + `/></EventIdentification>` + requestor + `</AuditMessage>`
 			m := mustMap(t, []byte(msg))
-			if m.Event.Type != tt.typ || len(m.Subtypes) != 1 || m.Subtypes[0] != tt.subtype {
-				t.Errorf("type %q subtypes %q, want %q [%q]", m.Event.Type, m.Subtypes, tt.typ, tt.subtype)
+			if m.Event.Type != tt.typ || len(m.Event.Subtypes) != 1 || m.Event.Subtypes[0] != tt.subtype {
+				t.Errorf("type %q subtypes %q, want %q [%q]", m.Event.Type, m.Event.Subtypes, tt.typ, tt.subtype)
 			}
 		})
 	}

@@ -3,8 +3,7 @@
 // and maps them to Trail events.
 //
 // Decode and Parse read one message; Map turns it into a trail.Event that
-// passes Validate, plus the subtypes the event has no member for yet and a
-// list of problems: whatever of the message the event does not hold, and
+// passes Validate, and a list of problems: whatever of the message the event does not hold, and
 // whatever the mapping had to change. Nothing is lost for good, because the
 // caller keeps the message verbatim as the event's original.
 //

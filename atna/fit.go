@@ -1,7 +1,6 @@
 package atna
 
 import (
-	"encoding/json"
 	"unicode/utf8"
 
 	"github.com/trailhq/trail"
@@ -29,18 +28,13 @@ func (mp *mapper) fit() {
 	}
 }
 
-// size is the event's size as sent, with its subtypes.
+// size is the event's size as sent.
 func (mp *mapper) size() int {
 	b, err := mp.out.Event.MarshalJSON()
 	if err != nil {
 		return trail.MaxEventSize + 1
 	}
-	n := len(b)
-	if len(mp.out.Subtypes) > 0 {
-		s, _ := json.Marshal(mp.out.Subtypes)
-		n += len(`,"subtypes":`) + len(s)
-	}
-	return n
+	return len(b)
 }
 
 // strings are the event's free-text members.

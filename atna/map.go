@@ -11,13 +11,11 @@ import (
 	"github.com/trailhq/trail"
 )
 
-// Mapped is a message mapped to a Trail event. Subtypes waits for the
-// event's subtypes member; Problems lists, for a person, what of the
+// Mapped is a message mapped to a Trail event. Problems lists, for a person, what of the
 // message the event does not hold (the message itself, kept as the event's
 // original, still does) and what the mapping had to change.
 type Mapped struct {
 	Event    trail.Event
-	Subtypes []string
 	Problems []string
 }
 
@@ -28,7 +26,7 @@ var ErrUnmappable = errors.New("atna: audit message cannot be mapped to an event
 
 // MaxSubtypes is the most subtypes an event holds; a subtype, like the
 // type, is at most trail.MaxTypeLen bytes.
-const MaxSubtypes = 16
+const MaxSubtypes = trail.MaxSubtypes
 
 // Entity types of participants and of objects: see the package doc.
 const (
@@ -131,10 +129,10 @@ func (mp *mapper) subtype(path string, c Code) {
 	switch {
 	case s == "":
 		mp.note("%s has no code: left out", path)
-	case len(mp.out.Subtypes) == MaxSubtypes:
+	case len(mp.out.Event.Subtypes) == MaxSubtypes:
 		mp.note("%s %q: left out, an event holds %d subtypes", path, clip(s, 64), MaxSubtypes)
 	default:
-		mp.out.Subtypes = append(mp.out.Subtypes, mp.cutTo(path, s, trail.MaxTypeLen))
+		mp.out.Event.Subtypes = append(mp.out.Event.Subtypes, mp.cutTo(path, s, trail.MaxTypeLen))
 	}
 }
 

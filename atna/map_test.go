@@ -18,11 +18,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the mapping")
 
-// golden is what a golden file holds: the event as a client sends it, the
-// subtypes and the problems.
+// golden is what a golden file holds: the event as a client sends it and
+// the problems.
 type golden struct {
 	Event    trail.Event `json:"event"`
-	Subtypes []string    `json:"subtypes,omitempty"`
 	Problems []string    `json:"problems,omitempty"`
 }
 
@@ -76,7 +75,7 @@ func mapFile(t *testing.T, file string) []byte {
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(golden{m.Event, m.Subtypes, m.Problems}); err != nil {
+	if err := enc.Encode(golden{m.Event, m.Problems}); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
@@ -103,10 +102,10 @@ func checkEvent(t testing.TB, m atna.Mapped) {
 	if _, err := trail.ParseEvent(b); err != nil {
 		t.Fatalf("mapped event does not parse back: %v", err)
 	}
-	if len(m.Subtypes) > atna.MaxSubtypes {
-		t.Fatalf("%d subtypes", len(m.Subtypes))
+	if len(m.Event.Subtypes) > atna.MaxSubtypes {
+		t.Fatalf("%d subtypes", len(m.Event.Subtypes))
 	}
-	for _, s := range m.Subtypes {
+	for _, s := range m.Event.Subtypes {
 		if s == "" || len(s) > trail.MaxTypeLen {
 			t.Fatalf("subtype %q", s)
 		}
