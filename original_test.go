@@ -107,7 +107,7 @@ func TestOriginalWorstCaseFits(t *testing.T) {
 	}
 	rng := rand.NewChaCha8([32]byte{1})
 	for _, data := range [][]byte{
-		bytes.Repeat([]byte{1}, trail.MaxOriginalSize),             // escaped: 6 bytes each
+		bytes.Repeat([]byte{1}, trail.MaxOriginalSize),                // escaped: 6 bytes each
 		bytes.Repeat([]byte("\xe2\x80\xa8"), trail.MaxOriginalSize/3), // U+2028, stored as is
 		func() []byte { b := make([]byte, trail.MaxOriginalSize); rng.Read(b); return b }(),
 	} {
