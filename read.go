@@ -2,6 +2,7 @@ package trail
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 
@@ -215,4 +216,48 @@ func toHashes(bs [][]byte) []Hash {
 		out[i] = toHash(b)
 	}
 	return out
+}
+
+// ReadID returns the index and stored bytes of the event with the given
+// id, as of every event acknowledged before the call, or ErrNotFound. The
+// bytes are checked against the tree as Read checks them.
+func (l *Log) ReadID(ctx context.Context, id string) (uint64, []byte, error) {
+	if checkID(id) != nil {
+		return 0, nil, fmt.Errorf("event id %q: %w", id, ErrNotFound)
+	}
+	size := l.durable.Load()
+	has := func(i uint64) (uint64, []byte, bool, error) {
+		rec, err := l.Read(i)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		h, err := parseHeader(rec)
+		if err != nil {
+			return 0, nil, false, fmt.Errorf("event %d: %w", i, err)
+		}
+		return i, rec, h.id == id, nil
+	}
+	// An id in the form Trail assigns names its index; it is not indexed.
+	if i, ok := decodeGeneratedID(id); ok && i < size {
+		if i, rec, ok, err := has(i); err != nil || ok {
+			return i, rec, err
+		}
+	}
+	if err := l.waitApplied(ctx, size); err != nil {
+		return 0, nil, err
+	}
+	if err := l.beginRead(); err != nil {
+		return 0, nil, err
+	}
+	i, ok, err := l.idx.ID(id)
+	l.endRead()
+	if err != nil {
+		return 0, nil, fmt.Errorf("trail: %w", err)
+	}
+	if ok && i < size {
+		if i, rec, ok, err := has(i); err != nil || ok {
+			return i, rec, err
+		}
+	}
+	return 0, nil, fmt.Errorf("event id %q: %w", id, ErrNotFound)
 }
