@@ -129,6 +129,8 @@ func TestAppendRejected(t *testing.T) {
 		{name: "id with a colon", body: `{"id":"urn:uuid:1",` + valid + `}`, status: 400, detail: []string{"id"}},
 		{name: "server field salt", body: `{` + valid + `,"salt":"` + strings.Repeat("0", 32) + `"}`, status: 400, detail: []string{"salt"}},
 		{name: "server field original", body: `{` + valid + `,"original":{"format":"syslog","data":"x"}}`, status: 400, detail: []string{"original"}},
+		{name: "subtypes not strings", body: `{` + valid + `,"subtypes":["DCM|110120",7]}`, status: 400, detail: []string{"subtypes[1]"}},
+		{name: "seventeen subtypes", body: `{` + valid + `,"subtypes":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]}`, status: 400, detail: []string{"subtypes", "16"}},
 		{name: "escaped NUL", body: `{` + valid + `,"patient":"1\u00002"}`, status: 400, detail: []string{"patient", "NUL"}},
 		{name: "raw NUL", body: `{` + valid + `,"patient":"1` + "\x00" + `2"}`, status: 400},
 		{name: "lone surrogate", body: `{` + valid + `,"purpose":"\ud800"}`, status: 400, detail: []string{"purpose", "surrogate"}},
@@ -181,7 +183,7 @@ func TestStoredBytes(t *testing.T) {
 	ra := s.appendOne(t, a)
 	b := event("b1", "patient/8")
 	rb := s.appendOne(t, b)
-	timed := `{"id":"a2","stream":"patient/7","time":"2026-11-25T10:00:00.5+01:00","type":"patient-record.update","action":"U","outcome":"minor-failure","actor":{"id":"dr-house"},"details":{ "field" : "dose" }}`
+	timed := `{"id":"a2","stream":"patient/7","time":"2026-11-25T10:00:00.5+01:00","type":"patient-record.update","subtypes":["DCM|110120", "vread"],"action":"U","outcome":"minor-failure","actor":{"id":"dr-house"},"details":{ "field" : "dose" }}`
 	ra2 := wantReceipt(t, s.post(t, "/v1/events", []byte(timed)), http.StatusCreated)
 
 	type stored struct {
@@ -193,6 +195,7 @@ func TestStoredBytes(t *testing.T) {
 		Salt      string          `json:"salt"`
 		Time      string          `json:"time"`
 		Type      string          `json:"type"`
+		Subtypes  []string        `json:"subtypes"`
 		Action    string          `json:"action"`
 		Outcome   string          `json:"outcome"`
 		Actor     trail.Actor     `json:"actor"`
@@ -235,13 +238,16 @@ func TestStoredBytes(t *testing.T) {
 	st, body = read(ra2)
 	prev := ra.LeafHash.String()
 	want = stored{ID: "a2", Index: 2, Stream: "patient/7", StreamSeq: 2, Recorded: ra2.Recorded,
-		Time: "2026-11-25T10:00:00.5+01:00", Type: "patient-record.update", Action: "U", Outcome: "minor-failure",
+		Time: "2026-11-25T10:00:00.5+01:00", Type: "patient-record.update", Subtypes: []string{"DCM|110120", "vread"}, Action: "U", Outcome: "minor-failure",
 		Actor: trail.Actor{ID: "dr-house"}, Details: json.RawMessage(`{"field":"dose"}`), Prev: &prev}
 	if d := cmp.Diff(want, st); d != "" {
 		t.Errorf("second event of patient/7 (-want +got):\n%s", d)
 	}
 	if !strings.Contains(string(body), `"time":"2026-11-25T10:00:00.5+01:00"`) {
 		t.Errorf("stored bytes %s: want the client's time as sent", body)
+	}
+	if !strings.Contains(string(body), `"type":"patient-record.update","subtypes":["DCM|110120","vread"],"action":"U"`) {
+		t.Errorf("stored bytes %s: want the subtypes, compact, after the type", body)
 	}
 }
 
