@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/fhir"
@@ -64,7 +65,7 @@ func TestDecodeSample(t *testing.T) {
 	}
 	got := ev
 	got.Time, got.Original = time.Time{}, nil
-	if d := cmp.Diff(want, got, cmp.AllowUnexported(trail.Event{})); d != "" {
+	if d := cmp.Diff(want, got, cmpopts.IgnoreUnexported(trail.Event{})); d != "" {
 		t.Errorf("event (-want +got):\n%s", d)
 	}
 	if err := ev.Validate(); err != nil {
