@@ -76,10 +76,10 @@ func TestViewNative(t *testing.T) {
 	yes, no := true, false
 	want := &fhir.AuditEvent{
 		ResourceType: "AuditEvent", ID: "ev-1",
-		Meta:     &fhir.Meta{VersionID: "1", LastUpdated: "2026-12-07T08:15:03.000000001Z"},
-		Type:     &fhir.Coding{Code: "patient-record.read"},
-		Subtype:  []fhir.Coding{{System: fhir.SystemDCM, Code: "110110", Display: "Patient Record"}, {Code: "local code"}},
-		Action:   "R", Recorded: "2026-12-07T10:00:00.5+01:00", Outcome: "8", OutcomeDesc: "timeout",
+		Meta:    &fhir.Meta{VersionID: "1", LastUpdated: "2026-12-07T08:15:03.000000001Z"},
+		Type:    &fhir.Coding{Code: "patient-record.read"},
+		Subtype: []fhir.Coding{{System: fhir.SystemDCM, Code: "110110", Display: "Patient Record"}, {Code: "local code"}},
+		Action:  "R", Recorded: "2026-12-07T10:00:00.5+01:00", Outcome: "8", OutcomeDesc: "timeout",
 		Agent: []fhir.Agent{
 			{Who: &fhir.Reference{Identifier: &fhir.Identifier{Value: "dr.who"}}, Name: "Dr Who", Requestor: &yes,
 				Role:         []fhir.CodeableConcept{{Coding: []fhir.Coding{{Code: "physician"}}}},
