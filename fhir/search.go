@@ -285,7 +285,11 @@ func tokenPred(name string) func(*AuditEvent, string) bool {
 		case "action":
 			return ae.Action != "" && matchCode(SystemAction, ae.Action, tok)
 		case "outcome":
-			return ae.Outcome != "" && matchCode(SystemOutcome, ae.Outcome, tok)
+			o := ae.Outcome
+			if o == "" {
+				o = "0" // Trail stores an event without an outcome as a success
+			}
+			return matchCode(SystemOutcome, o, tok)
 		case "entity-type", "entity-role":
 			return slices.ContainsFunc(ae.Entity, func(e Entity) bool {
 				c := e.Type
