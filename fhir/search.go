@@ -192,7 +192,13 @@ func (s *Search) indexed(name, mod, v string) {
 			s.Patient = id
 		}
 	case name == "patient" || name == "patient.identifier":
-		_, s.PatientNamed, _ = cutToken(v)
+		// Named as the event names it: HL7 CX for an OID system, as the
+		// decoder and ATNA write it, so the patient finds this read.
+		sys, val, _ := cutToken(v)
+		s.PatientNamed = val
+		if oid, ok := strings.CutPrefix(sys, "urn:oid:"); ok && oid != "" && val != "" {
+			s.PatientNamed = val + "^^^&" + oid + "&ISO"
+		}
 	case name == "action":
 		if sys, code, _ := cutToken(v); sys == "" || sys == SystemAction {
 			s.Action = code

@@ -137,6 +137,18 @@ func TestFHIRSearch(t *testing.T) {
 			}
 		})
 	}
+	// A search by patient identifier is recorded under the patient as its
+	// events name it (HL7 CX for an OID system).
+	from := s.l.Size()
+	wantBundle(t, s.fhirDo(t, "GET", "/fhir/AuditEvent?patient.identifier=urn:oid:1.2.3|777", "tok-r", nil), 200)
+	if rr := s.wantRead(t, from, "reader", "success", "GET /fhir/AuditEvent"); rr.Patient != "777^^^&1.2.3&ISO" {
+		t.Errorf("read record names patient %q", rr.Patient)
+	}
+	from = s.l.Size()
+	wantBundle(t, s.fhirDo(t, "GET", "/fhir/AuditEvent?patient=Patient/p1", "tok-r", nil), 200)
+	if rr := s.wantRead(t, from, "reader", "success", "GET /fhir/AuditEvent"); rr.Patient != "p1" {
+		t.Errorf("read record names patient %q", rr.Patient)
+	}
 	// The same through POST _search, form-encoded.
 	r := s.fhirDo(t, "POST", "/fhir/AuditEvent/_search", "tok-r", []byte("action=C,U"), "Content-Type", "application/x-www-form-urlencoded")
 	if got := wantBundle(t, r, 200).ids(t); len(got) != 2 {

@@ -196,6 +196,7 @@ func TestFHIRGrants(t *testing.T) {
 	s := start(t, withPrincipals(map[string]*server.Principal{
 		"tok-a":    {Name: "feed-a", Append: []string{"patient/a"}},
 		"tok-none": {Name: "reader-only", Read: []string{"patient/a"}},
+		"tok-bg":   {Name: "medic", BreakGlass: true},
 	}))
 	size := s.l.Size()
 	wantOutcome(t, s.fhirDo(t, "POST", "/fhir/AuditEvent", "tok-a", newResource("b", "x", "2026-01-05T10:00:00Z").json(t)), 403, "")
@@ -216,6 +217,18 @@ func TestFHIRGrants(t *testing.T) {
 	wantOutcome(t, s.fhirDo(t, "GET", "/fhir/AuditEvent/e-b", "tok-none", nil), 403, "")
 	if rr := s.wantRead(t, from, "reader-only", "minor-failure", "GET /fhir/AuditEvent/{id}"); rr.Patient != "b" {
 		t.Errorf("refused read record %+v", rr)
+	}
+	// Break-glass reads beyond the grants, recorded in trail/access and
+	// trail/break-glass.
+	from = s.l.Size()
+	wantOutcome(t, s.fhirDo(t, "GET", "/fhir/AuditEvent/e-b?purpose=emergency", "tok-bg", nil), 400, "")
+	wantFHIR(t, s.fhirDo(t, "GET", "/fhir/AuditEvent/e-b?purpose=emergency&reason=cardiac+arrest", "tok-bg", nil), 200, "AuditEvent")
+	if rr := s.wantRead(t, from, "medic", "success", "GET /fhir/AuditEvent/{id}"); rr.Purpose != "emergency" || rr.Patient != "b" {
+		t.Errorf("break-glass read record %+v", rr)
+	}
+	bg, err := s.l.Query(t.Context(), trail.Query{Stream: server.BreakGlassStream})
+	if err != nil || len(bg.Events) != 1 {
+		t.Errorf("trail/break-glass holds %d records (%v), want 1", len(bg.Events), err)
 	}
 	// A search finds only the streams the reader may read, and is recorded.
 	from = s.l.Size()
