@@ -41,9 +41,11 @@ func (s *Server) fhirRoutes() {
 	route(routeFHIRSearch, s.fhirSearch)
 	route(routeFHIRSearchP, s.fhirSearch)
 	route(routeFHIRBundle, s.fhirBundle)
-	route("/fhir/", func(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+	none := func(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
 		return notFound("no such FHIR interaction: " + r.Method + " " + r.URL.Path + " (Trail serves AuditEvent: see /fhir/metadata)")
-	})
+	}
+	route("/fhir", none)
+	route("/fhir/", none)
 }
 
 // fhirFormat refuses formats other than JSON: _format and, for a body,

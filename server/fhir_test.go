@@ -46,6 +46,7 @@ func TestFHIRMetadata(t *testing.T) {
 		t.Error("401 without WWW-Authenticate")
 	}
 	wantOutcome(t, s.fhirDo(t, "GET", "/fhir/Patient/1", admin, nil), 404, "")
+	wantOutcome(t, s.fhirDo(t, "GET", "/fhir", admin, nil), 404, "")
 }
 
 var locationRE = regexp.MustCompile(`^http://[^/]+/fhir/AuditEvent/([A-Za-z0-9.-]{1,64})/_history/1$`)
