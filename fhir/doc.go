@@ -90,4 +90,10 @@
 // its precision (2026-01-05 is that day, UTC when no zone is given). An
 // event without an outcome is found as a success (0). Unknown parameters
 // are listed in Ignored; unknown modifiers and bad values are errors.
+//
+// _sort=date and -date (the default) order by the AuditEvent's recorded
+// (the event's time), then by index. A next link's _cursor is either
+// t<Unix nanoseconds>.<index>, the last entry's place in that order, or an
+// index in the log, for a search too large to sort whole (the server's
+// doc says when).
 package fhir

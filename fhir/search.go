@@ -54,8 +54,12 @@ type Search struct {
 	Patient, Action, Outcome string
 	// PatientNamed is the patient the search names, for the read record.
 	PatientNamed string
-	// Cursor is the index after which this page starts (nil: the start).
+	// Cursor is the index after which this page starts in log order (nil:
+	// the start).
 	Cursor *uint64
+	// SortCursor, when set, is where this page starts in date order: after
+	// the event of that time (Unix nanoseconds) and index.
+	SortCursor *SortKey
 	// Ignored lists parameters Trail does not know.
 	Ignored []string
 
@@ -133,6 +137,10 @@ func (s *Search) param(name, mod, val string) string {
 			return "sorting is by date or -date"
 		}
 	case ParamCursor:
+		if k, ok := parseSortKey(val); ok {
+			s.SortCursor = &k
+			return ""
+		}
 		n, err := strconv.ParseUint(val, 10, 64)
 		if err != nil {
 			return "is not a cursor from a next link"
@@ -208,6 +216,43 @@ func (s *Search) indexed(name, mod, v string) {
 			s.Outcome = outcomeCodes[code]
 		}
 	}
+}
+
+// SortKey is an event's place in date order: its time, then its index.
+type SortKey struct {
+	Time  int64 // Unix nanoseconds
+	Index uint64
+}
+
+// Compare orders keys by time, then index.
+func (k SortKey) Compare(o SortKey) int {
+	switch {
+	case k.Time < o.Time:
+		return -1
+	case k.Time > o.Time:
+		return 1
+	case k.Index < o.Index:
+		return -1
+	case k.Index > o.Index:
+		return 1
+	}
+	return 0
+}
+
+// String is the key as a _cursor value: t<time>.<index>.
+func (k SortKey) String() string {
+	return "t" + strconv.FormatInt(k.Time, 10) + "." + strconv.FormatUint(k.Index, 10)
+}
+
+func parseSortKey(v string) (SortKey, bool) {
+	rest, ok := strings.CutPrefix(v, "t")
+	if !ok {
+		return SortKey{}, false
+	}
+	ts, is, ok := strings.Cut(rest, ".")
+	t, err1 := strconv.ParseInt(ts, 10, 64)
+	i, err2 := strconv.ParseUint(is, 10, 64)
+	return SortKey{t, i}, ok && err1 == nil && err2 == nil
 }
 
 // Match reports whether an AuditEvent matches every parameter.

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -126,61 +125,108 @@ func strictHandling(r *http.Request) bool {
 
 // searchMatch is one event a search found.
 type searchMatch struct {
-	rec  []byte
-	se   trail.StoredEvent
-	ae   *fhir.AuditEvent
-	time time.Time
+	rec []byte
+	se  trail.StoredEvent
+	ae  *fhir.AuditEvent
+	key fhir.SortKey
 }
 
 // searchResult is one page of a search: its matches and, when more may
-// follow, the cursor of the next page.
+// follow, the cursor of the next page (an index in log order, or a key in
+// date order).
 type searchResult struct {
 	matches []searchMatch
 	next    *uint64
+	nextKey *fhir.SortKey
 }
 
-// searchPage finds one page: through ids for _id, else through the engine's
-// query in log order from the cursor, with a bounded amount of work.
+// searchPage finds one page. A search whose candidates (the events the
+// engine's indexes select for it among the caller's streams: by patient,
+// action, outcome) number at most searchBudget is answered exactly: its
+// matches in date order (time, then index), the page after the cursor's
+// key. A larger one is paged in log order from the cursor's index, each
+// page in date order, looking at no more than searchBudget events per
+// page: a page may then hold fewer than _count entries and still have a
+// next link.
 func (s *Server) searchPage(r *http.Request, rd *read, sr *fhir.Search) (searchResult, *problem) {
-	var res searchResult
 	if sr.IDs != nil {
 		return s.searchIDs(r, rd, sr)
 	}
-	q := trail.Query{Patient: sr.Patient, Action: sr.Action, Outcome: sr.Outcome, Desc: sr.Desc, After: sr.Cursor,
+	if sr.Cursor == nil {
+		all, next, pr := s.scan(r, rd, sr, nil, 0)
+		if pr != nil {
+			return searchResult{}, pr
+		}
+		if next == nil {
+			return exactPage(all, sr), nil
+		}
+		if sr.SortCursor != nil {
+			return searchResult{}, badRequest(fmt.Sprintf("the search now selects more than %d events, more than when its first page was answered; search again", searchBudget))
+		}
+	}
+	ms, next, pr := s.scan(r, rd, sr, sr.Cursor, sr.Count)
+	sortPage(ms, sr.Desc)
+	return searchResult{matches: ms, next: next}, pr
+}
+
+// scan reads candidates in log order after the cursor and matches them,
+// until it has want matches (0: no limit), has looked at searchBudget
+// events, or has read them all. next is where the following scan starts,
+// nil when no candidate is left.
+func (s *Server) scan(r *http.Request, rd *read, sr *fhir.Search, after *uint64, want int) ([]searchMatch, *uint64, *problem) {
+	var ms []searchMatch
+	q := trail.Query{Patient: sr.Patient, Action: sr.Action, Outcome: sr.Outcome, Desc: sr.Desc, After: after,
 		Readable: rd.readable(), Scope: rd.scope()}
 	opt := s.viewOptions()
-	for looked := 0; looked < searchBudget; {
+	for looked := 0; ; {
 		q.Limit = min(searchChunk, searchBudget-looked)
 		qr, err := s.l.Query(r.Context(), q)
 		if err != nil {
-			return res, s.readProblem(err)
+			return nil, nil, s.readProblem(err)
 		}
 		for i, rec := range qr.Events {
 			looked++
 			m, ok, pr := matchRecord(rec, sr, opt)
 			if pr != nil {
-				return res, pr
+				return nil, nil, pr
 			}
-			last := m.se.Index
 			if ok {
-				res.matches = append(res.matches, m)
+				ms = append(ms, m)
 			}
-			if len(res.matches) == sr.Count && (i < len(qr.Events)-1 || qr.More) {
-				res.next = &last
-				sortPage(res.matches, sr.Desc)
-				return res, nil
+			if len(ms) == want && (i < len(qr.Events)-1 || qr.More) {
+				last := m.se.Index
+				return ms, &last, nil
 			}
 		}
 		if !qr.More {
-			break
+			return ms, nil, nil
+		}
+		if looked >= searchBudget {
+			return ms, &qr.Next, nil
 		}
 		q.After = &qr.Next
-		if looked >= searchBudget {
-			res.next = &qr.Next
-		}
 	}
-	sortPage(res.matches, sr.Desc)
-	return res, nil
+}
+
+// exactPage is the page of a search whose matches are all known: in date
+// order, after the cursor's key.
+func exactPage(all []searchMatch, sr *fhir.Search) searchResult {
+	sortPage(all, sr.Desc)
+	if c := sr.SortCursor; c != nil {
+		i := 0
+		for i < len(all) && (!sr.Desc && all[i].key.Compare(*c) <= 0 || sr.Desc && all[i].key.Compare(*c) >= 0) {
+			i++
+		}
+		all = all[i:]
+	}
+	var res searchResult
+	if len(all) > sr.Count {
+		k := all[sr.Count-1].key
+		res.nextKey = &k
+		all = all[:sr.Count]
+	}
+	res.matches = all
+	return res
 }
 
 // matchRecord parses a stored event and matches its AuditEvent.
@@ -194,7 +240,7 @@ func matchRecord(rec []byte, sr *fhir.Search, opt fhir.ViewOptions) (searchMatch
 		return searchMatch{}, false, newProblem(http.StatusInternalServerError, "internal", err.Error())
 	}
 	t, _ := time.Parse(time.RFC3339Nano, ae.Recorded)
-	m := searchMatch{rec: rec, se: se, ae: ae, time: t}
+	m := searchMatch{rec: rec, se: se, ae: ae, key: fhir.SortKey{Time: t.UnixNano(), Index: se.Index}}
 	return m, sr.Match(ae), nil
 }
 
@@ -229,11 +275,8 @@ func (s *Server) searchIDs(r *http.Request, rd *read, sr *fhir.Search) (searchRe
 
 // sortPage orders a page by time, then index (descending for -date).
 func sortPage(ms []searchMatch, desc bool) {
-	slices.SortStableFunc(ms, func(a, b searchMatch) int {
-		c := a.time.Compare(b.time)
-		if c == 0 {
-			c = cmp.Compare(a.se.Index, b.se.Index)
-		}
+	slices.SortFunc(ms, func(a, b searchMatch) int {
+		c := a.key.Compare(b.key)
 		if desc {
 			return -c
 		}
@@ -250,8 +293,12 @@ func searchBundle(r *http.Request, vals url.Values, page searchResult, opt fhir.
 	}
 	b := fhir.Bundle{ResourceType: "Bundle", Type: "searchset",
 		Link: []fhir.BundleLink{{Relation: "self", URL: base + "/AuditEvent?" + self.Encode()}}}
-	if page.next != nil {
-		self.Set(fhir.ParamCursor, strconv.FormatUint(*page.next, 10))
+	if page.next != nil || page.nextKey != nil {
+		if page.next != nil {
+			self.Set(fhir.ParamCursor, strconv.FormatUint(*page.next, 10))
+		} else {
+			self.Set(fhir.ParamCursor, page.nextKey.String())
+		}
 		b.Link = append(b.Link, fhir.BundleLink{Relation: "next", URL: base + "/AuditEvent?" + self.Encode()})
 	}
 	for _, m := range page.matches {

@@ -163,8 +163,8 @@ func TestFHIRSearch(t *testing.T) {
 }
 
 // TestFHIRSearchPaging: following next links returns every matching event
-// once, in either order, each page sorted by date; a page holds at most
-// _count entries.
+// once, in date order (time, then index) either way, though they were
+// stored in another order; a page holds at most _count entries.
 func TestFHIRSearchPaging(t *testing.T) {
 	// A reader of patients' streams: the admin would also find the records
 	// of its own searches, which name the patient.
@@ -174,9 +174,13 @@ func TestFHIRSearchPaging(t *testing.T) {
 	base := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 	var evs []trail.Event
 	for i := range n {
-		id := fmt.Sprintf("pg-%02d", i)
-		want = append(want, id)
-		r := newResource("pg", "alice", base.Add(time.Duration(i)*time.Minute).Format(time.RFC3339))
+		want = append(want, fmt.Sprintf("pg-%02d", i))
+	}
+	for i := range n {
+		// Stored out of time order: pg-k happened k minutes after base.
+		k := i * 7 % n
+		id := fmt.Sprintf("pg-%02d", k)
+		r := newResource("pg", "alice", base.Add(time.Duration(k)*time.Minute).Format(time.RFC3339))
 		wantFHIR(t, s.fhirDo(t, "PUT", "/fhir/AuditEvent/"+id, admin, r.json(t)), 201, "AuditEvent")
 		// Other patients' events in between, which no page may return.
 		ev := event("", "patient/other")
