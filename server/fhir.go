@@ -66,8 +66,11 @@ func (s *Server) fhirFormat(h func(http.ResponseWriter, *http.Request, *Principa
 	}
 }
 
+// jsonFormat reports whether a _format or media type names JSON. A "+"
+// left unescaped in a query string reads as a space, so
+// _format=application/fhir+json arrives as "application/fhir json".
 func jsonFormat(f string) bool {
-	switch f {
+	switch strings.ReplaceAll(f, " ", "+") {
 	case "json", "application/fhir+json", "application/json", "application/json+fhir":
 		return true
 	}

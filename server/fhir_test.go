@@ -188,6 +188,7 @@ func TestFHIRInvalid(t *testing.T) {
 	wantOutcome(t, s.fhirDo(t, "PUT", "/fhir/AuditEvent/a_b", admin, ok.json(t)), 400, "")
 	s.wantUnchanged(t, size)
 	wantFHIR(t, s.fhirDo(t, "POST", "/fhir/AuditEvent?_format=json", admin, ok.json(t), "Content-Type", "application/json"), 201, "AuditEvent")
+	wantFHIR(t, s.fhirDo(t, "POST", "/fhir/AuditEvent?_format=application/fhir+json", admin, ok.json(t)), 201, "AuditEvent")
 }
 
 // TestFHIRGrants: appending needs the append grant of the event's stream
