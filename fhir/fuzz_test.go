@@ -2,12 +2,14 @@ package fhir_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/fhir"
+	"github.com/trailhq/trail/internal/fhirschema"
 )
 
 // FuzzDecode: Decode never panics; what it accepts is a valid event (under
@@ -50,6 +52,36 @@ func FuzzDecode(f *testing.F) {
 		}
 		if d := cmp.Diff(ev, again, cmpopts.IgnoreUnexported(trail.Event{}), cmpopts.IgnoreFields(trail.Event{}, "Time", "Original")); d != "" {
 			t.Fatalf("decoding the view changes the event:\n%s", d)
+		}
+	})
+}
+
+// FuzzView: whatever strings a valid event holds, its AuditEvent view is
+// valid against the official R4 schema.
+func FuzzView(f *testing.F) {
+	sc := fhirschema.Load(f)
+	f.Add("dicom:110110", "DCM|110112", "dr.who", "Dr\fWho", "SNOMED-CT|224535009", "10.0.0.1", "12345^^^&1.2.3&ISO",
+		"audit-entity-type|2", "doc 1", "object-role|3", "Letter\u00a0A", "ehr", "4", "treatment", "ok")
+	f.Add("a  b", "|", " ", "\u2028", "x| y", "::1", "p1", "participant", "n", "", "", "", "x|", "emergency", "\v")
+	f.Fuzz(func(t *testing.T, typ, sub, id, name, role, addr, patient, etype, eid, erole, ename, src, stype, purpose, desc string) {
+		ev := trail.Event{Stream: "patient/x", Type: typ, Action: "R", OutcomeDesc: desc,
+			Actor:   trail.Actor{ID: id, Name: name, Role: role, Address: addr},
+			Patient: patient, Entities: []trail.Entity{{Type: etype, ID: eid, Role: erole, Name: ename}},
+			Source: &trail.Source{ID: src, Type: stype}, Purpose: purpose}
+		if sub != "" {
+			ev.Subtypes = []string{sub}
+		}
+		se := stored(ev, "v-1")
+		se.Time = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+		if se.Event.Validate() != nil {
+			return
+		}
+		view, err := fhir.View(se, fhir.ViewOptions{Observer: "trail/o"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sc.ValidateAs("AuditEvent", view); err != nil {
+			t.Fatalf("view of a valid event is not valid R4: %v\n%s", err, view)
 		}
 	})
 }

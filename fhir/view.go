@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/trailhq/trail"
 )
@@ -62,7 +63,7 @@ func marshal(v any) ([]byte, error) {
 // Map maps an event that did not come as an AuditEvent (see the package
 // doc for the table).
 func Map(se *trail.StoredEvent, opt ViewOptions) *AuditEvent {
-	ev := &se.Event
+	ev := cleaned(&se.Event)
 	yes := true
 	ae := &AuditEvent{
 		ResourceType: "AuditEvent", ID: ev.ID,
@@ -98,6 +99,45 @@ func Map(se *trail.StoredEvent, opt ViewOptions) *AuditEvent {
 		ae.Entity = append(ae.Entity, queryEntity(ev.Details))
 	}
 	return ae
+}
+
+// cleaned is a copy of ev whose strings R4 can hold: an R4 string has no
+// whitespace but space, tab, CR and LF, so any other (form feed, vertical
+// tab, no-break space, line separator, …) reads as a space.
+func cleaned(ev *trail.Event) *trail.Event {
+	c := *ev
+	c.Type, c.OutcomeDesc, c.Patient, c.Purpose = clean(c.Type), clean(c.OutcomeDesc), clean(c.Patient), clean(c.Purpose)
+	c.Subtypes = make([]string, len(ev.Subtypes))
+	for i, st := range ev.Subtypes {
+		c.Subtypes[i] = clean(st)
+	}
+	a := &c.Actor
+	a.ID, a.Name, a.Role, a.Address, a.UserAgent = clean(a.ID), clean(a.Name), clean(a.Role), clean(a.Address), clean(a.UserAgent)
+	c.Entities = make([]trail.Entity, len(ev.Entities))
+	for i, en := range ev.Entities {
+		c.Entities[i] = trail.Entity{Type: clean(en.Type), ID: clean(en.ID), Role: clean(en.Role), Name: clean(en.Name)}
+	}
+	if ev.Source != nil {
+		c.Source = &trail.Source{ID: clean(ev.Source.ID), Site: clean(ev.Source.Site), Type: clean(ev.Source.Type)}
+	}
+	return &c
+}
+
+func clean(s string) string {
+	if !strings.ContainsFunc(s, oddSpace) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if oddSpace(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// oddSpace reports whether r is whitespace an R4 string may not hold.
+func oddSpace(r rune) bool {
+	return r != ' ' && r != '\t' && r != '\r' && r != '\n' && (unicode.IsSpace(r) || r == '\ufeff')
 }
 
 // isReadRecord reports whether se is one of Trail's records of a read.
