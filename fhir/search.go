@@ -27,6 +27,11 @@ var SearchParams = []struct{ Name, Type, Doc string }{
 	{"type", "token", "the type, system|code"},
 	{"subtype", "token", "a subtype, system|code"},
 	{"action", "token", "the action (C R U D E)"},
+	{"agent-name", "string", "an agent's name (starts with, any case; :exact)"},
+	{"agent-role", "token", "an agent's role"},
+	{"altid", "token", "an agent's altId"},
+	{"entity-name", "string", "an entity's name (starts with, any case; :exact)"},
+	{"site", "token", "source.site"},
 }
 
 // Result parameters and Trail's own.
@@ -113,7 +118,7 @@ func ParseSearch(v url.Values) (*Search, []Issue) {
 // param adds one parameter's value; it returns why it is wrong, or "".
 func (s *Search) param(name, mod, val string) string {
 	if mod != "" && !(mod == "identifier" && slices.Contains([]string{"patient", "agent", "entity", "source"}, name)) &&
-		!(mod == "exact" && name == "address") {
+		!(mod == "exact" && (name == "address" || name == "agent-name" || name == "entity-name")) {
 		return "modifier :" + mod + " is not supported here"
 	}
 	alts := splitOr(val)
@@ -164,8 +169,8 @@ func (s *Search) param(name, mod, val string) string {
 func (s *Search) match(name, mod string, alts []string) string {
 	var pred func(*AuditEvent, string) bool
 	switch {
-	case name == "address":
-		pred = func(ae *AuditEvent, v string) bool { return matchAddress(ae, v, mod == "exact") }
+	case name == "address" || name == "agent-name" || name == "entity-name":
+		pred = func(ae *AuditEvent, v string) bool { return matchString(stringsOf(ae, name), v, mod == "exact") }
 	case mod == "identifier" || name == "patient.identifier" || name == "entity-identifier":
 		pred = identifierPred(name)
 	case name == "patient" || name == "agent" || name == "entity" || name == "source":
@@ -341,6 +346,16 @@ func tokenPred(name string) func(*AuditEvent, string) bool {
 				o = "0" // Trail stores an event without an outcome as a success
 			}
 			return matchCode(SystemOutcome, o, tok)
+		case "agent-role":
+			return slices.ContainsFunc(ae.Agent, func(ag Agent) bool {
+				return slices.ContainsFunc(ag.Role, func(cc CodeableConcept) bool {
+					return slices.ContainsFunc(cc.Coding, func(c Coding) bool { return matchCoding(c, tok) })
+				})
+			})
+		case "altid":
+			return slices.ContainsFunc(ae.Agent, func(ag Agent) bool { return ag.AltID != "" && matchCode("", ag.AltID, tok) })
+		case "site":
+			return ae.Source != nil && ae.Source.Site != "" && matchCode("", ae.Source.Site, tok)
 		case "entity-type", "entity-role":
 			return slices.ContainsFunc(ae.Entity, func(e Entity) bool {
 				c := e.Type
@@ -433,14 +448,37 @@ func references(ae *AuditEvent, name string) []*Reference {
 	return rs
 }
 
-// matchAddress is the address parameter: an agent's network address
-// starting with v in any case, or equal to it with :exact.
-func matchAddress(ae *AuditEvent, v string, exact bool) bool {
-	for _, ag := range ae.Agent {
-		if ag.Network == nil {
+// stringsOf are the values a string parameter looks at: agents' network
+// addresses (address) or names (agent-name), entities' names
+// (entity-name).
+func stringsOf(ae *AuditEvent, name string) []string {
+	var out []string
+	switch name {
+	case "address":
+		for _, ag := range ae.Agent {
+			if ag.Network != nil {
+				out = append(out, ag.Network.Address)
+			}
+		}
+	case "agent-name":
+		for _, ag := range ae.Agent {
+			out = append(out, ag.Name)
+		}
+	case "entity-name":
+		for _, e := range ae.Entity {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+// matchString is R4 string search: a value starting with v in any case, or
+// equal to it with :exact.
+func matchString(values []string, v string, exact bool) bool {
+	for _, a := range values {
+		if a == "" {
 			continue
 		}
-		a := ag.Network.Address
 		if exact && a == v || !exact && len(a) >= len(v) && strings.EqualFold(a[:len(v)], v) {
 			return true
 		}

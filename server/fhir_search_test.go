@@ -44,11 +44,16 @@ func searchSeed(t *testing.T, s *testServer) {
 		with("subtype", []any{map[string]any{"system": "http://hl7.org/fhir/restful-interaction", "code": "search"}})
 	e4 := obs(net(newResource("", "carol", "2025-12-31T23:00:00-02:00"), "10.1.0.1"), "ehr2").
 		with("type", map[string]any{"system": "http://x", "code": "custom"}).with("action", "C").with("outcome", "12")
+	a1 := e1["agent"].([]any)[0].(map[string]any)
+	a1["name"], a1["altId"] = "Alice Smith", "alice-alt"
+	a1["role"] = []any{map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "224535009"}}}}
+	e2["source"] = map[string]any{"site": "North", "observer": map[string]any{"reference": "Device/ehr2"}}
+	e2["entity"].([]any)[1].(map[string]any)["name"] = "Lab result"
 	for id, r := range map[string]resource{"e1": e1, "e2": e2, "e3": e3, "e4": e4} {
 		wantFHIR(t, s.fhirDo(t, "PUT", "/fhir/AuditEvent/"+id, admin, r.json(t)), 201, "AuditEvent")
 	}
 	n5 := trail.Event{ID: "n5", Stream: "patient/p1", Time: time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC), Type: "dicom:110110", Action: "R",
-		Actor: trail.Actor{ID: "alice", Address: "10.0.0.9"}, Patient: "p1",
+		Actor: trail.Actor{ID: "alice", Name: "alice native", Address: "10.0.0.9"}, Patient: "p1",
 		Entities: []trail.Entity{{Type: "document", ID: "doc-9", Role: "object-role|3"}}}
 	s.appendOne(t, n5)
 }
@@ -112,6 +117,13 @@ func TestFHIRSearch(t *testing.T) {
 		{"date=ne2026-01-05", []string{"e3", "e4"}},
 		{"date=2026-01-01T01:00:00Z", []string{"e4"}},
 		{"date=ge2026-01-05&date=lt2026-01-06", []string{"e1", "e2", "n5"}},
+		{"agent-name=ALICE", []string{"e1", "n5"}},
+		{"agent-name:exact=Alice%20Smith", []string{"e1"}},
+		{"agent-name:exact=alice%20smith", nil},
+		{"agent-role=http://snomed.info/sct|224535009", []string{"e1"}},
+		{"altid=alice-alt", []string{"e1"}},
+		{"entity-name=lab", []string{"e2"}},
+		{"site=North", []string{"e2"}},
 		{"_id=e2,e3", []string{"e2", "e3"}},
 		{"_id=e2&action=U", []string{"e2"}},
 		{"_id=nobody", nil},
