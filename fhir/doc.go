@@ -85,8 +85,8 @@
 // references are Type/id, an absolute URL ending so, or an id alone (a
 // Patient id for patient); :identifier and the ITI-81 chains
 // patient.identifier and entity-identifier match identifiers as tokens;
-// address matches the start of an agent's address in any case (:exact,
-// exactly); date takes eq ne gt lt ge le and stands for the whole range of
+// the string parameters (address, agent-name, entity-name) match the start
+// of a value in any case (:exact, the whole value exactly); date takes eq ne gt lt ge le and stands for the whole range of
 // its precision (2026-01-05 is that day, UTC when no zone is given). An
 // event without an outcome is found as a success (0). Unknown parameters
 // are listed in Ignored; unknown modifiers and bad values are errors.
