@@ -36,6 +36,12 @@
 // receipts). Stored events are answered as the exact bytes the Merkle tree
 // hashed.
 //
+// FHIR. The same engine answers FHIR R4 under /fhir (fhir.go, package
+// fhir): AuditEvent create, update with the client's id, read, search (IHE
+// ITI-81) and batch or transaction Bundles, with the same tokens, grants,
+// limits and read audit as /v1; there, every rejection is an
+// OperationOutcome with the same status.
+//
 // How it fails. Every rejection is application/problem+json (RFC 9457) with a
 // detail naming what was wrong and where (a batch error carries the line).
 // Oversized bodies are cut off at the limit and refused with 413. When the

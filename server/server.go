@@ -194,6 +194,7 @@ func (s *Server) routes() {
 	private("GET /v1/events/{index}/proof", s.inclusion)
 	private(routeStreamHead, s.streamHead)
 	private("GET /v1/tail", s.tail)
+	s.fhirRoutes() // FHIR R4 AuditEvent API under /fhir (fhir.go)
 	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, notFound("no such endpoint: "+r.Method+" "+r.URL.Path+" (see the v1 API)"))
 	})))
