@@ -99,6 +99,10 @@ type session struct {
 	Via     string // how it signed in
 	created time.Time
 	last    time.Time // the last page asked for
+	// why the session ended, once it has: it is kept (without its
+	// credential) until the table is next pruned, so that the sign-in
+	// page can say why even when a background request found out first.
+	why string
 }
 
 // sessionTable holds the sessions, bounded in number.
@@ -160,6 +164,8 @@ func (t *sessionTable) prune(now time.Time) {
 // ended says why s has ended at now, or "".
 func (t *sessionTable) ended(s *session, now time.Time) string {
 	switch {
+	case s.why != "":
+		return s.why
 	case now.Sub(s.created) >= t.cfg.MaxAge:
 		return "expired"
 	case now.Sub(s.last) >= t.cfg.Idle:
@@ -171,28 +177,35 @@ func (t *sessionTable) ended(s *session, now time.Time) string {
 // get finds the live session of a cookie value; touch marks a page asked
 // for (automatic requests do not extend a session). When the session has
 // ended it is removed and why is returned.
-func (t *sessionTable) get(id string, touch bool) (*session, string) {
+func (t *sessionTable) get(id string, touch bool) (*session, uiCredential, string) {
 	key := sha256.Sum256([]byte(id))
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.byKey[key]
 	if !ok {
-		return nil, "unknown"
+		return nil, nil, "unknown"
 	}
 	if why := t.ended(s, now); why != "" {
-		delete(t.byKey, key)
-		return nil, why
+		s.why, s.cred = why, nil
+		return nil, nil, why
 	}
 	if touch {
 		s.last = now
 	}
-	return s, ""
+	return s, s.cred, ""
 }
 
 func (t *sessionTable) remove(s *session) {
 	t.mu.Lock()
 	delete(t.byKey, s.key)
+	t.mu.Unlock()
+}
+
+// end ends s for why, keeping why for the sign-in page.
+func (t *sessionTable) end(s *session, why string) {
+	t.mu.Lock()
+	s.why, s.cred = why, nil
 	t.mu.Unlock()
 }
 
@@ -237,13 +250,13 @@ func (c *console) currentWhy(r *http.Request, touch bool) (*session, *Principal,
 	if err != nil || ck.Value == "" {
 		return nil, nil, ""
 	}
-	s, why := c.sessions.get(ck.Value, touch)
+	s, cred, why := c.sessions.get(ck.Value, touch)
 	if s == nil {
 		return nil, nil, why
 	}
-	p, err := s.cred.authenticate(c.s.auth, r)
+	p, err := cred.authenticate(c.s.auth, r)
 	if err != nil {
-		c.sessions.remove(s)
+		c.sessions.end(s, "revoked")
 		c.log.Info("console session ended: its credential no longer authenticates", "principal", s.Name, "err", err)
 		return nil, nil, "revoked"
 	}
