@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/trailhq/trail"
 )
 
 // The patient page answers "who accessed this record?": the patient's
@@ -152,12 +154,20 @@ func (c *console) timeline(r *http.Request, p *Principal, d *patientData) int {
 	}
 	var rep queryReply
 	err := json.Unmarshal(body, &rep)
+	var rows []eventRow
 	if err == nil {
-		d.Rows, err = parseRows(rep.Events)
+		rows, err = parseRows(rep.Events)
 	}
 	if err != nil {
 		d.Problem = "The server's answer could not be read: " + err.Error()
 		return http.StatusInternalServerError
+	}
+	// Trail's own read records name the patient too (for a reader of
+	// trail/access): they are the list of accesses, not the timeline.
+	for _, row := range rows {
+		if !trail.IsReservedStream(row.Stream) {
+			d.Rows = append(d.Rows, row)
+		}
 	}
 	if rep.Next != "" {
 		d.NextURL = "/ui/patient?" + url.Values{"patient": {d.Patient}, "after": {rep.Next}}.Encode()
