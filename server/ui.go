@@ -104,7 +104,8 @@ func (c *console) routes() {
 	m.Handle("GET /ui/patient", c.page(c.patient))
 	m.Handle("GET /ui/patient/access.csv", c.page(c.accessCSV))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
-		c.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found",
+		s, _, _ := c.current(r)
+		c.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found", Session: s,
 			Error: "There is no console page at " + r.URL.Path + "."})
 	})
 	c.mux = m

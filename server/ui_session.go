@@ -367,7 +367,8 @@ func (c *console) signinChecked(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (c *console) forbidden(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusForbidden, "error", &pageData{Title: "Form expired",
+	s, _, _ := c.current(r)
+	c.render(w, r, http.StatusForbidden, "error", &pageData{Title: "Form expired", Session: s,
 		Error: "This form could not be accepted: its security token is missing or does not match your session " +
 			"(the page may be old, or the form came from another site). Go back, reload the page and try again."})
 }

@@ -146,7 +146,10 @@
     statusEl.className = "verdict " + result;
     section.dataset.result = result;
   }
-  function fail(why) { step(why, false); verdict("fail", "Verification failed: " + why); }
+  function fail(why) {
+    step(why.charAt(0).toUpperCase() + why.slice(1) + ".", false);
+    verdict("fail", "Verification failed: " + why + ".");
+  }
 
   var running = false;
   async function run() {
@@ -213,7 +216,7 @@
     var root = await rootFromProof(index, cp.size, leaf, proof.hashes);
     if (!equal(root, cp.root)) { throw new Error("the inclusion proof does not lead to the checkpoint's root hash"); }
     step("Inclusion proof (" + proof.hashes.length + " hashes) leads to the checkpoint's root " + hex(cp.root).slice(0, 16) + "….");
-    verdict("pass", "Verified: event " + index + " is in the log signed by " + key.name + ", unaltered.");
+    verdict("pass", "Verified: event " + index + " is unaltered and in the log signed by " + key.name + ".");
   }
 
   document.getElementById("verify-again").addEventListener("click", run);
