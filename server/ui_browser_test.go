@@ -22,8 +22,8 @@ import (
 // chromedp. CI installs chromium (.ci/run) and sets CI, so there a missing
 // browser fails the tests; elsewhere they skip, saying how to run them.
 // Screenshots of each page, at desktop width and at 360 px, go to
-// $TRAIL_CONSOLE_SHOTS when set, else to a temporary directory whose path
-// is logged.
+// $TRAIL_CONSOLE_SHOTS when set (kept for review), else to the test's
+// temporary directory (removed after the test).
 
 // chromium starts a headless browser for the test.
 func chromium(t *testing.T) context.Context {
@@ -63,6 +63,7 @@ type tab struct {
 	mu    sync.Mutex
 	errs  []string
 	allow []string // expected log entries (a page answered 403 on purpose)
+	shots string   // where screenshots go when TRAIL_CONSOLE_SHOTS is not set
 }
 
 func (e *uiEnv) tab(t *testing.T, browser context.Context) *tab {
@@ -225,7 +226,10 @@ func (tb *tab) shot(name string) {
 	tb.t.Helper()
 	dir := os.Getenv("TRAIL_CONSOLE_SHOTS")
 	if dir == "" {
-		dir = shotsDir(tb.t)
+		if tb.shots == "" {
+			tb.shots = tb.t.TempDir()
+		}
+		dir = tb.shots
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.t.Fatal(err)
@@ -242,20 +246,6 @@ func (tb *tab) shot(name string) {
 		}
 	}
 	tb.run(chromedp.EmulateViewport(1280, 900))
-}
-
-var (
-	shotsOnce sync.Once
-	shotsPath string
-)
-
-// shotsDir is a directory for the screenshots of this run, logged once.
-func shotsDir(t *testing.T) string {
-	shotsOnce.Do(func() {
-		shotsPath, _ = os.MkdirTemp("", "trail-console-shots-")
-		t.Logf("console screenshots in %s", shotsPath)
-	})
-	return shotsPath
 }
 
 // waitVerdict waits for the verification's result and returns it with its
