@@ -105,8 +105,14 @@ func TestConsoleBrowserSearchAndVerify(t *testing.T) {
 	tb.run(chromedp.Click(chromedp.CSS("#key-panel summary")))
 	tb.shot("event-wrong-key")
 
-	// The right key pasted by the user.
-	eval[bool](tb, `document.getElementById("verify").dataset.result = ""; true`)
+	// A damaged key is refused, saying why; the right key pasted by the
+	// user is pinned.
+	tb.run(chromedp.SendKeys(chromedp.ID("paste-key"), strings.Replace(e.l.VerifierKey(), "+", "+0", 1)), chromedp.Click(chromedp.ID("pin-key")),
+		chromedp.WaitVisible(chromedp.ID("paste-error")))
+	if msg := tb.text("#paste-error"); !strings.Contains(msg, "cannot be pinned") {
+		t.Errorf("a damaged key pasted: %q", msg)
+	}
+	eval[bool](tb, `document.getElementById("paste-key").value = ""; document.getElementById("verify").dataset.result = ""; true`)
 	tb.run(chromedp.SendKeys(chromedp.ID("paste-key"), e.l.VerifierKey()), chromedp.Click(chromedp.ID("pin-key")))
 	if r, text := tb.waitVerdict(); r != "pass" {
 		t.Errorf("after pasting the server's key: verification %s: %q", r, text)

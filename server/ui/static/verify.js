@@ -222,16 +222,17 @@
   document.getElementById("verify-again").addEventListener("click", run);
   document.getElementById("pin-key").addEventListener("click", async function () {
     var field = document.getElementById("paste-key");
+    var err = document.getElementById("paste-error");
     try {
       var k = await parseVerifierKey(field.value);
       pin(k.text, "pasted");
       field.removeAttribute("aria-invalid");
+      err.textContent = "";
       field.value = "";
       run();
     } catch (e) {
       field.setAttribute("aria-invalid", "true");
-      verdict("fail", "That verifier key cannot be used: " + e.message);
-      section.dataset.result = "pending";
+      err.textContent = "That key cannot be pinned: " + e.message + ".";
     }
   });
   document.getElementById("forget-key").addEventListener("click", function () {
