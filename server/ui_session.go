@@ -378,10 +378,17 @@ func sameString(a, b string) bool {
 }
 
 // signinToken signs in with a token typed into the form. Failed attempts
-// count against the client address like failed API requests.
+// count against the client address like failed API requests, and past the
+// limit they get 429; a valid token is never refused for others' failures.
 func (c *console) signinToken(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxTokenFormLength)
 	if !c.signinChecked(w, r) {
+		return
+	}
+	cred := tokenCredential{tok: Token(strings.TrimSpace(r.PostFormValue("token")))}
+	p, err := cred.authenticate(c.s.auth, r)
+	if err == nil && cred.tok != "" {
+		c.startSession(w, r, p, cred)
 		return
 	}
 	addr := c.s.cfg.TrustedProxies.clientAddr(r)
@@ -390,15 +397,9 @@ func (c *console) signinToken(w http.ResponseWriter, r *http.Request) {
 		c.renderSignin(w, r, http.StatusTooManyRequests, "", "Too many sign-in attempts with invalid tokens from your address. Wait a minute and try again.")
 		return
 	}
-	cred := tokenCredential{tok: Token(strings.TrimSpace(r.PostFormValue("token")))}
-	p, err := cred.authenticate(c.s.auth, r)
-	if err != nil || cred.tok == "" {
-		c.s.failures.spend(key)
-		c.log.Info("console sign-in refused", "client", addr, "err", err)
-		c.renderSignin(w, r, http.StatusUnauthorized, "", "That token was not accepted: it is unknown, revoked or expired. Check it and try again.")
-		return
-	}
-	c.startSession(w, r, p, cred)
+	c.s.failures.spend(key)
+	c.log.Info("console sign-in refused", "client", addr, "err", err)
+	c.renderSignin(w, r, http.StatusUnauthorized, "", "That token was not accepted: it is unknown, revoked or expired. Check it and try again.")
 }
 
 // signinCertificate signs in as the principal a verified client

@@ -385,3 +385,38 @@ func TestConsoleSessionTableBounded(t *testing.T) {
 		t.Errorf("sign-in with a full table: %d %.300s; want 503 saying why", p.status, p.body)
 	}
 }
+
+// TestConsoleSignInFailures: a wrong token is refused with 401 and a page
+// that says so; failed sign-ins count against the address as failed API
+// requests do, so guessing tokens through the form is slowed down (429),
+// while a valid token still signs in from that address.
+func TestConsoleSignInFailures(t *testing.T) {
+	e := startUI(t, server.ConsoleConfig{})
+	b := e.browser(t)
+	p := b.get("/ui/signin")
+	p = b.post("/ui/signin", url.Values{"csrf": {csrf(t, p)}, "token": {"trail_wrong"}})
+	if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "That token was not accepted") {
+		t.Fatalf("wrong token: %d %.300s", p.status, p.body)
+	}
+	limited := false
+	for range 30 {
+		p = b.post("/ui/signin", url.Values{"csrf": {csrf(t, p)}, "token": {"trail_wrong"}})
+		if p.status == http.StatusTooManyRequests {
+			limited = strings.Contains(p.body, "Too many sign-in attempts")
+			break
+		}
+	}
+	if !limited {
+		t.Errorf("30 wrong tokens in a row were never limited (last: %d)", p.status)
+	}
+	b.signIn(e.tokens["officer"]) // fails the test unless it lands on the search page
+}
+
+// TestConsoleDisabled: with the console disabled /ui/ is the API's 404.
+func TestConsoleDisabled(t *testing.T) {
+	e := startUI(t, server.ConsoleConfig{Disabled: true})
+	p := e.browser(t).get("/ui/signin")
+	if p.status != http.StatusNotFound || p.header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("disabled console: %d %s", p.status, p.header.Get("Content-Type"))
+	}
+}
