@@ -100,10 +100,14 @@ type session struct {
 	created time.Time
 	last    time.Time // the last page asked for
 	// why the session ended, once it has: it is kept (without its
-	// credential) until the table is next pruned, so that the sign-in
-	// page can say why even when a background request found out first.
-	why string
+	// credential) for a while, so that the sign-in page can say why even
+	// when a background request or a pruning found out first.
+	why     string
+	endedAt time.Time
 }
+
+// keepEnded is how long an ended session is remembered, to say why.
+const keepEnded = time.Hour
 
 // sessionTable holds the sessions, bounded in number.
 type sessionTable struct {
@@ -111,8 +115,12 @@ type sessionTable struct {
 	cfg    ConsoleConfig
 	byKey  map[[32]byte]*session
 	now    func() time.Time
-	minted int
+	pruned time.Time // when ended sessions were last dropped
 }
+
+// pruneEvery is how often a lookup also drops ended sessions, so that the
+// credentials of sessions nobody comes back to leave memory.
+const pruneEvery = time.Minute
 
 func newSessionTable(cfg ConsoleConfig) *sessionTable {
 	return &sessionTable{cfg: cfg, byKey: map[[32]byte]*session{}, now: time.Now}
@@ -129,10 +137,10 @@ func (t *sessionTable) add(name string, cred uiCredential) (string, *session, er
 		created: now, last: now}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.prune(now)
+	t.prune(now, len(t.byKey) >= t.cfg.MaxSessions)
 	var mine []*session
 	for _, o := range t.byKey {
-		if o.Name == name {
+		if o.Name == name && o.why == "" {
 			mine = append(mine, o)
 		}
 	}
@@ -152,13 +160,26 @@ func (t *sessionTable) add(name string, cred uiCredential) (string, *session, er
 	return id, s, nil
 }
 
-// prune drops ended sessions; t.mu is held.
-func (t *sessionTable) prune(now time.Time) {
+// prune forgets the credentials of ended sessions, and drops the sessions
+// that ended over keepEnded ago, or (when full) all ended ones; t.mu is
+// held.
+func (t *sessionTable) prune(now time.Time, full bool) {
+	t.pruned = now
 	for k, s := range t.byKey {
-		if t.ended(s, now) != "" {
+		why := t.ended(s, now)
+		switch {
+		case why == "":
+		case full || s.why != "" && now.Sub(s.endedAt) >= keepEnded:
 			delete(t.byKey, k)
+		case s.why == "":
+			t.endLocked(s, why, now)
 		}
 	}
+}
+
+// endLocked ends s for why; t.mu is held.
+func (t *sessionTable) endLocked(s *session, why string, now time.Time) {
+	s.why, s.cred, s.endedAt = why, nil, now
 }
 
 // ended says why s has ended at now, or "".
@@ -182,12 +203,17 @@ func (t *sessionTable) get(id string, touch bool) (*session, uiCredential, strin
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if now.Sub(t.pruned) >= pruneEvery {
+		t.prune(now, false)
+	}
 	s, ok := t.byKey[key]
 	if !ok {
 		return nil, nil, "unknown"
 	}
 	if why := t.ended(s, now); why != "" {
-		s.why, s.cred = why, nil
+		if s.why == "" {
+			t.endLocked(s, why, now)
+		}
 		return nil, nil, why
 	}
 	if touch {
@@ -205,7 +231,7 @@ func (t *sessionTable) remove(s *session) {
 // end ends s for why, keeping why for the sign-in page.
 func (t *sessionTable) end(s *session, why string) {
 	t.mu.Lock()
-	s.why, s.cred = why, nil
+	t.endLocked(s, why, t.now())
 	t.mu.Unlock()
 }
 
