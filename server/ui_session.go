@@ -354,6 +354,7 @@ func safeNext(next string) string {
 
 // signinData is the sign-in page's own data.
 type signinData struct {
+	Idle, MaxAge string // the session limits, in words
 	Next        string
 	Certificate string // the CN of a verified client certificate, if any
 	Nonce       string // the sign-in forms' CSRF token
@@ -374,7 +375,8 @@ func (c *console) renderSignin(w http.ResponseWriter, r *http.Request, status in
 	_, signin, secure := c.cookieNames(r)
 	nonce := randomString(24)
 	setCookie(w, signin, nonce, secure, signinCookieSeconds)
-	d := &signinData{Next: safeNext(r.FormValue("next")), Nonce: nonce}
+	d := &signinData{Next: safeNext(r.FormValue("next")), Nonce: nonce,
+		Idle: inWords(c.cfg.Idle), MaxAge: inWords(c.cfg.MaxAge)}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		d.Certificate = r.TLS.VerifiedChains[0][0].Subject.CommonName
 	}
@@ -479,4 +481,19 @@ func (c *console) signout(w http.ResponseWriter, r *http.Request) {
 	name, _, secure := c.cookieNames(r)
 	setCookie(w, name, "", secure, -1)
 	http.Redirect(w, r, "/ui/signin?"+endedParam+"=signout", http.StatusSeeOther)
+}
+
+// inWords writes a session limit for people: "15 minutes", "8 hours".
+func inWords(d time.Duration) string {
+	n, unit := int64(d/time.Second), "second"
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		n, unit = int64(d/time.Hour), "hour"
+	case d >= time.Minute && d%time.Minute == 0:
+		n, unit = int64(d/time.Minute), "minute"
+	}
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
