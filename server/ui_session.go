@@ -355,9 +355,9 @@ func safeNext(next string) string {
 // signinData is the sign-in page's own data.
 type signinData struct {
 	Idle, MaxAge string // the session limits, in words
-	Next        string
-	Certificate string // the CN of a verified client certificate, if any
-	Nonce       string // the sign-in forms' CSRF token
+	Next         string
+	Certificate  string // the CN of a verified client certificate, if any
+	Nonce        string // the sign-in forms' CSRF token
 }
 
 // signinPage shows the sign-in forms. They carry a CSRF token that must
