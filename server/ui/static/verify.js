@@ -215,7 +215,7 @@
     }
     var root = await rootFromProof(index, cp.size, leaf, proof.hashes);
     if (!equal(root, cp.root)) { throw new Error("the inclusion proof does not lead to the checkpoint's root hash"); }
-    step("Inclusion proof (" + proof.hashes.length + " hashes) leads to the checkpoint's root " + hex(cp.root).slice(0, 16) + "….");
+    step("Inclusion proof (" + proof.hashes.length + " hashes) leads to the checkpoint's root " + hex(cp.root).slice(0, 16) + "…");
     verdict("pass", "Verified: event " + index + " is unaltered and in the log signed by " + key.name + ".");
   }
 
