@@ -200,7 +200,7 @@ func checkInclusionJS(t *testing.T, tb *tab) {
 			} catch (e) { out.refused++; }
 		}
 		return out;
-	})(` + string(js) + `)`)
+	})(`+string(js)+`)`)
 	if res["ok"] != len(cases) || res["bad"] != 0 || res["accepted"] != 0 {
 		t.Errorf("inclusion proofs checked in the page: %v of %d cases; want every one right and none accepted for the neighbouring index", res, len(cases))
 	}
