@@ -66,6 +66,16 @@ func TestConsoleBrowserSearchAndVerify(t *testing.T) {
 	tb := e.tab(t, br)
 	tb.open("/ui/signin")
 	tb.shot("signin")
+	// From the keyboard: the first Tab reaches the skip link, which moves
+	// the focus to the main content; the next Tab reaches the token field.
+	tb.run(chromedp.KeyEvent("\t"))
+	if f := eval[string](tb, `document.activeElement.className + ":" + document.activeElement.textContent`); f != "skip:Skip to main content" {
+		t.Errorf("first Tab focuses %q, want the skip link", f)
+	}
+	tb.run(chromedp.KeyEvent("\r"), chromedp.KeyEvent("\t"))
+	if f := eval[string](tb, `document.activeElement.id`); f != "token" {
+		t.Errorf("after the skip link, Tab focuses %q, want the token field", f)
+	}
 	tb.signIn(e.tokens["officer"])
 	tb.shot("search-start")
 	tb.run(chromedp.SendKeys(chromedp.ID("f-patient"), "123"))
