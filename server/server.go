@@ -49,6 +49,8 @@ type Config struct {
 	// TailRecordEvery is how often a live tail that delivers events is
 	// recorded in trail/access (default 1s).
 	TailRecordEvery time.Duration
+	// Console configures the web console at /ui/ (see ConsoleConfig).
+	Console ConsoleConfig
 }
 
 const (
@@ -194,7 +196,8 @@ func (s *Server) routes() {
 	private("GET /v1/events/{index}/proof", s.inclusion)
 	private(routeStreamHead, s.streamHead)
 	private("GET /v1/tail", s.tail)
-	s.fhirRoutes() // FHIR R4 AuditEvent API under /fhir (fhir.go)
+	s.fhirRoutes()    // FHIR R4 AuditEvent API under /fhir (fhir.go)
+	s.consoleRoutes() // the web console under /ui/ (ui.go)
 	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeProblem(w, r, notFound("no such endpoint: "+r.Method+" "+r.URL.Path+" (see the v1 API)"))
 	})))

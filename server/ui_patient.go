@@ -1,0 +1,205 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/trailhq/trail"
+)
+
+// The patient page answers "who accessed this record?": the patient's
+// events, and the read records in trail/access that name the patient
+// (reads with purpose=system are left out, as in every patient's view),
+// also as CSV (an accounting of disclosures) and as a printable page.
+
+// accessRow is one read of a patient's record.
+type accessRow struct {
+	Date, Who, Role, Purpose, What, Outcome string
+	Emergency                               bool
+	Refused                                 bool
+}
+
+// accessDetails is the part of a read record's details a row shows.
+type accessDetails struct {
+	Endpoint string            `json:"endpoint"`
+	Params   map[string]string `json:"params"`
+	Count    int               `json:"count"`
+	Reason   string            `json:"reason"`
+	Index    *uint64           `json:"index"`
+	Stream   string            `json:"stream"`
+}
+
+// accessOf turns a read record into a row; ok is false for reads kept out
+// of patients' views.
+func accessOf(e eventRow) (accessRow, bool) {
+	if e.Purpose == purposeSystem || e.Type != "audit-log.read" {
+		return accessRow{}, false
+	}
+	var d accessDetails
+	json.Unmarshal(e.Details, &d)
+	a := accessRow{Date: e.Time, Who: e.Actor.ID, Role: e.Actor.Role, Purpose: e.Purpose, What: describeRead(d),
+		Outcome: "allowed", Emergency: e.Purpose == purposeEmergency}
+	if e.Failed() {
+		a.Outcome, a.Refused = "refused", true
+	}
+	if a.Emergency && d.Reason != "" {
+		a.What += "; emergency reason: " + d.Reason
+	}
+	return a, true
+}
+
+// describeRead says in words what a read asked for.
+func describeRead(d accessDetails) string {
+	index := "?"
+	if d.Index != nil {
+		index = strconv.FormatUint(*d.Index, 10)
+	}
+	switch d.Endpoint {
+	case "GET /v1/events":
+		return fmt.Sprintf("searched events%s: %d returned", paramList(d.Params), d.Count)
+	case "GET /v1/events/{index}":
+		return "opened event " + index
+	case "GET /v1/events/{index}/proof":
+		return "checked the proof of event " + index
+	case "GET /v1/tail":
+		return fmt.Sprintf("followed live events%s: %d delivered", paramList(d.Params), d.Count)
+	case routeStreamHead:
+		return "looked up the length of stream " + d.Stream
+	}
+	return fmt.Sprintf("%s%s: %d returned", d.Endpoint, paramList(d.Params), d.Count)
+}
+
+// paramList writes the filters of a read, in order, leaving out paging.
+func paramList(ps map[string]string) string {
+	var keys []string
+	for k := range ps {
+		switch k {
+		case "limit", "order", "after", "purpose", "reason":
+		default:
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + ps[k]
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// patientData is the patient page's own data.
+type patientData struct {
+	Patient        string
+	Rows           []eventRow
+	NextURL        string
+	Denied         string
+	Problem        string
+	Access         []accessRow
+	AccessDenied   string
+	AccessProblem  string
+	AccessMore     bool
+	CSVURL         string
+	EmergencyCount int
+}
+
+// maxAccessPages bounds the pages of read records the CSV gathers (1,000
+// records a page).
+const maxAccessPages = 100
+
+// patient shows a patient's timeline and who accessed the record.
+func (c *console) patient(w http.ResponseWriter, r *http.Request, s *session, p *Principal) {
+	d := &patientData{Patient: strings.TrimSpace(r.URL.Query().Get("patient"))}
+	status := http.StatusOK
+	if d.Patient != "" {
+		d.CSVURL = "/ui/patient/access.csv?" + url.Values{"patient": {d.Patient}}.Encode()
+		status = c.timeline(r, p, d)
+		rows, more, pr := c.accessList(r, p, d.Patient, 1)
+		if pr != nil {
+			c.problemState(pr, &d.AccessDenied, &d.AccessProblem)
+			status = max(status, pr.Status)
+		}
+		d.Access, d.AccessMore = rows, more
+		for _, a := range rows {
+			if a.Emergency {
+				d.EmergencyCount++
+			}
+		}
+	}
+	title := "Patient"
+	if d.Patient != "" {
+		title = "Patient " + d.Patient
+	}
+	c.render(w, r, status, "patient", &pageData{Title: title, Nav: "patient", Session: s, Page: d})
+}
+
+// timeline reads one page of the patient's events.
+func (c *console) timeline(r *http.Request, p *Principal, d *patientData) int {
+	q := url.Values{"patient": {d.Patient}, "order": {"desc"}, "limit": {strconv.Itoa(pageSize)}}
+	if a := r.URL.Query().Get("after"); a != "" {
+		q.Set("after", a)
+	}
+	body, pr := c.apiGet(r, p, c.s.query, "/v1/events", q, nil)
+	if pr != nil {
+		c.problemState(pr, &d.Denied, &d.Problem)
+		return pr.Status
+	}
+	var rep queryReply
+	err := json.Unmarshal(body, &rep)
+	var rows []eventRow
+	if err == nil {
+		rows, err = parseRows(rep.Events)
+	}
+	if err != nil {
+		d.Problem = "The server's answer could not be read: " + err.Error()
+		return http.StatusInternalServerError
+	}
+	// Trail's own read records name the patient too (for a reader of
+	// trail/access): they are the list of accesses, not the timeline.
+	for _, row := range rows {
+		if !trail.IsReservedStream(row.Stream) {
+			d.Rows = append(d.Rows, row)
+		}
+	}
+	if rep.Next != "" {
+		d.NextURL = "/ui/patient?" + url.Values{"patient": {d.Patient}, "after": {rep.Next}}.Encode()
+	}
+	return http.StatusOK
+}
+
+// accessList reads up to pages pages of the read records naming patient,
+// newest first; more reports that there were more.
+func (c *console) accessList(r *http.Request, p *Principal, patient string, pages int) (rows []accessRow, more bool, pr *problem) {
+	q := url.Values{"stream": {AccessStream}, "patient": {patient}, "order": {"desc"}, "limit": {strconv.Itoa(maxLimit)}}
+	for range pages {
+		body, pr := c.apiGet(r, p, c.s.query, "/v1/events", q, nil)
+		if pr != nil {
+			return rows, false, pr
+		}
+		var rep queryReply
+		if err := json.Unmarshal(body, &rep); err != nil {
+			return rows, false, c.s.internal("console: read records", err)
+		}
+		evs, err := parseRows(rep.Events)
+		if err != nil {
+			return rows, false, c.s.internal("console: read records", err)
+		}
+		for _, e := range evs {
+			if a, ok := accessOf(e); ok {
+				rows = append(rows, a)
+			}
+		}
+		if rep.Next == "" {
+			return rows, false, nil
+		}
+		q.Set("after", rep.Next)
+	}
+	return rows, true, nil
+}

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Sign-in and sign-out. Every form carries a CSRF token: the sign-in
+// forms one that must match a cookie set with the form (double submit),
+// the others the session's own.
+
+// safeNext is where to go after sign-in: a console page, never elsewhere.
+func safeNext(next string) string {
+	if strings.HasPrefix(next, "/ui/") && !strings.HasPrefix(next, "/ui/signin") && !strings.ContainsAny(next, "\\\r\n") {
+		return next
+	}
+	return "/ui/search"
+}
+
+// signinData is the sign-in page's own data.
+type signinData struct {
+	Idle, MaxAge string // the session limits, in words
+	Next         string
+	Certificate  string // the CN of a verified client certificate, if any
+	Nonce        string // the sign-in forms' CSRF token
+}
+
+// signinPage shows the sign-in forms. They carry a CSRF token that must
+// match a cookie set here (double submit): nobody can sign a browser in
+// under their own account from another site.
+func (c *console) signinPage(w http.ResponseWriter, r *http.Request) {
+	if _, _, ok := c.current(r); ok && r.URL.Query().Get(endedParam) == "" {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	c.renderSignin(w, r, http.StatusOK, endedNotice[r.URL.Query().Get(endedParam)], "")
+}
+
+func (c *console) renderSignin(w http.ResponseWriter, r *http.Request, status int, notice, errMsg string) {
+	_, signin, secure := c.cookieNames(r)
+	nonce := randomString(24)
+	setCookie(w, signin, nonce, secure, signinCookieSeconds)
+	d := &signinData{Next: safeNext(r.FormValue("next")), Nonce: nonce,
+		Idle: inWords(c.cfg.Idle), MaxAge: inWords(c.cfg.MaxAge)}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		d.Certificate = r.TLS.VerifiedChains[0][0].Subject.CommonName
+	}
+	c.render(w, r, status, "signin", &pageData{Title: "Sign in", Notice: notice, Error: errMsg, Page: d})
+}
+
+// signinChecked checks a sign-in form's CSRF token against its cookie.
+func (c *console) signinChecked(w http.ResponseWriter, r *http.Request) bool {
+	_, signin, _ := c.cookieNames(r)
+	ck, err := r.Cookie(signin)
+	if err != nil || !sameString(ck.Value, r.PostFormValue(csrfField)) {
+		c.forbidden(w, r)
+		return false
+	}
+	return true
+}
+
+func (c *console) forbidden(w http.ResponseWriter, r *http.Request) {
+	s, _, _ := c.current(r)
+	c.render(w, r, http.StatusForbidden, "error", &pageData{Title: "Form expired", Session: s,
+		Error: "This form could not be accepted: its security token is missing or does not match your session " +
+			"(the page may be old, or the form came from another site). Go back, reload the page and try again."})
+}
+
+func sameString(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// signinToken signs in with a token typed into the form. Failed attempts
+// count against the client address like failed API requests, and past the
+// limit they get 429; a valid token is never refused for others' failures.
+func (c *console) signinToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenFormLength)
+	if !c.signinChecked(w, r) {
+		return
+	}
+	cred := tokenCredential{tok: Token(strings.TrimSpace(r.PostFormValue("token")))}
+	p, err := cred.authenticate(c.s.auth, r)
+	if err == nil && cred.tok != "" {
+		c.startSession(w, r, p, cred)
+		return
+	}
+	addr := c.s.cfg.TrustedProxies.clientAddr(r)
+	key := limitKey(addr)
+	if blocked, _ := c.s.failures.blocked(key); blocked {
+		c.renderSignin(w, r, http.StatusTooManyRequests, "", "Too many sign-in attempts with invalid tokens from your address. Wait a minute and try again.")
+		return
+	}
+	c.s.failures.spend(key)
+	c.log.Info("console sign-in refused", "client", addr, "err", err)
+	c.renderSignin(w, r, http.StatusUnauthorized, "", "That token was not accepted: it is unknown, revoked or expired. Check it and try again.")
+}
+
+// signinCertificate signs in as the principal a verified client
+// certificate names.
+func (c *console) signinCertificate(w http.ResponseWriter, r *http.Request) {
+	if !c.signinChecked(w, r) {
+		return
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		c.renderSignin(w, r, http.StatusUnauthorized, "", "Your browser presented no client certificate that this server trusts.")
+		return
+	}
+	cred := certCredential{cert: r.TLS.VerifiedChains[0][0]}
+	p, err := cred.authenticate(c.s.auth, r)
+	if err != nil {
+		c.renderSignin(w, r, http.StatusUnauthorized, "", "Your client certificate was not accepted: "+err.Error())
+		return
+	}
+	c.startSession(w, r, p, cred)
+}
+
+func (c *console) startSession(w http.ResponseWriter, r *http.Request, p *Principal, cred uiCredential) {
+	if s, _, ok := c.current(r); ok {
+		c.sessions.remove(s) // a new id at every sign-in
+	}
+	id, _, err := c.sessions.add(p.Name, cred)
+	if err != nil {
+		c.log.Warn("console sign-in refused", "principal", p.Name, "err", err)
+		c.renderSignin(w, r, http.StatusServiceUnavailable, "", err.Error())
+		return
+	}
+	name, signin, secure := c.cookieNames(r)
+	setCookie(w, name, id, secure, 0)
+	setCookie(w, signin, "", secure, -1)
+	c.log.Info("console sign-in", "principal", p.Name, "via", cred.via(), "client", c.s.cfg.TrustedProxies.clientAddr(r))
+	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+// signout ends the session (its CSRF token required) and clears the cookie.
+func (c *console) signout(w http.ResponseWriter, r *http.Request) {
+	s, _, why := c.currentWhy(r, false)
+	if s == nil {
+		c.toSignin(w, r, why)
+		return
+	}
+	if !sameString(s.csrf, r.PostFormValue(csrfField)) {
+		c.forbidden(w, r)
+		return
+	}
+	c.sessions.remove(s)
+	name, _, secure := c.cookieNames(r)
+	setCookie(w, name, "", secure, -1)
+	http.Redirect(w, r, "/ui/signin?"+endedParam+"=signout", http.StatusSeeOther)
+}
+
+// inWords writes a session limit for people: "15 minutes", "8 hours".
+func inWords(d time.Duration) string {
+	n, unit := int64(d/time.Second), "second"
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		n, unit = int64(d/time.Hour), "hour"
+	case d >= time.Minute && d%time.Minute == 0:
+		n, unit = int64(d/time.Minute), "minute"
+	}
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
