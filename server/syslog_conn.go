@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -156,20 +157,27 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 }
 
 // sink hands the messages of one connection (or of the UDP socket) to the
-// engine, keeping at most a window of them unresolved.
+// engine, keeping at most a window of them unresolved. Its reaper
+// goroutine waits for each in order, counts it and frees its room, so the
+// reading goroutine blocks only when the window is full.
 type sink struct {
 	r         *SyslogReceiver
 	o         origin
 	principal func() (*Principal, error)
 	c         *transportCounters
-	win       window
+	win       *window
+	q         chan inflight // to the reaper, in order; never blocks: the window bounds it
+	reaped    chan struct{} // closed when the reaper has seen the last
 }
 
 func (r *SyslogReceiver) newSink(o origin) *sink {
 	name := o.principal
-	return &sink{r: r, o: o, c: r.m.forTransport(o.transport),
+	k := &sink{r: r, o: o, c: r.m.forTransport(o.transport),
 		principal: func() (*Principal, error) { return r.dir.PrincipalByName(name) },
-		win:       window{max: r.cfg.Window, maxBytes: r.cfg.WindowBytes, peak: &r.peak}}
+		win:       newWindow(r.cfg.Window, r.cfg.WindowBytes, &r.peak),
+		q:         make(chan inflight, r.cfg.Window), reaped: make(chan struct{})}
+	go k.reaper()
+	return k
 }
 
 // handle stores one message as read (it keeps raw). It returns an error
@@ -177,12 +185,13 @@ func (r *SyslogReceiver) newSink(o origin) *sink {
 func (k *sink) handle(raw []byte) error {
 	k.c.received.Inc()
 	ev, why := syslogEvent(raw, time.Now(), k.o)
-	return k.submit(ev, why != "")
+	return k.submit(ev, why != "", true)
 }
 
-// submit checks the principal's grant and hands ev to the engine, waiting
-// for the oldest message in the window when it is full.
-func (k *sink) submit(ev trail.Event, unparsed bool) error {
+// submit checks the principal's grant and hands ev to the engine, once the
+// window has room (when windowed; the reaper's own resubmissions are not,
+// and wait for their outcome instead).
+func (k *sink) submit(ev trail.Event, unparsed, windowed bool) error {
 	p, err := k.principal()
 	if err == nil && !p.CanAppend(ev.Stream) {
 		err = errors.New("principal " + p.Name + " may not append to " + ev.Stream)
@@ -194,16 +203,33 @@ func (k *sink) submit(ev trail.Event, unparsed bool) error {
 		return nil
 	}
 	size := len(ev.Original.Data)
-	for k.win.full(size) {
-		k.reap(k.win.pop())
+	if windowed {
+		k.win.acquire(size)
 	}
 	b, err := k.r.s.l.LogBatch(k.r.ctx, []trail.Event{ev})
 	if err != nil {
+		if windowed {
+			k.win.release(size)
+		}
 		k.failed(err)
 		return err
 	}
-	k.win.push(inflight{b: b, ev: ev, unparsed: unparsed, size: size})
+	f := inflight{b: b, ev: ev, unparsed: unparsed, size: size}
+	if windowed {
+		k.q <- f
+	} else {
+		k.reap(f)
+	}
 	return nil
+}
+
+// reaper waits for each message handed to the engine, in order.
+func (k *sink) reaper() {
+	defer close(k.reaped)
+	for f := range k.q {
+		k.reap(f)
+		k.win.release(f.size)
+	}
 }
 
 // reap waits for one message's outcome and counts it. A mapped event the
@@ -222,7 +248,7 @@ func (k *sink) reap(f inflight) {
 		var rc receivedDetails
 		_ = json.Unmarshal(f.ev.Details, &rc) // written by detailsJSON
 		ev := unparsedEvent(f.ev.Original.Data, rc.Received, "the mapped event is not valid: "+be.Err.Error())
-		k.submit(ev, true)
+		k.submit(ev, true, false)
 	default:
 		k.failed(err)
 	}
@@ -235,11 +261,11 @@ func (k *sink) failed(err error) {
 		"peer", k.o.peer, "err", err)
 }
 
-// drain waits for every message in the window.
+// drain waits for every message handed to the engine; the sink takes no
+// more.
 func (k *sink) drain() {
-	for k.win.len() > 0 {
-		k.reap(k.win.pop())
-	}
+	close(k.q)
+	<-k.reaped
 }
 
 // inflight is a message handed to the engine.
@@ -250,40 +276,40 @@ type inflight struct {
 	size     int
 }
 
-// window is a FIFO of at most max messages and maxBytes of originals (one
-// message always fits), a ring to spare allocations.
+// window bounds the messages handed to the engine and not yet resolved: at
+// most max of them and maxBytes of originals (one message always fits).
 type window struct {
-	ring          []inflight
-	head, n       int
-	bytes         int
+	mu            sync.Mutex
+	room          sync.Cond
+	n, bytes      int
 	max, maxBytes int
 	peak          *peakCounter
 }
 
-func (w *window) len() int { return w.n }
-
-// full reports whether a message of size bytes must wait for the oldest.
-func (w *window) full(size int) bool {
-	return w.n == w.max || w.n > 0 && w.bytes+size > w.maxBytes
+func newWindow(max, maxBytes int, peak *peakCounter) *window {
+	w := &window{max: max, maxBytes: maxBytes, peak: peak}
+	w.room.L = &w.mu
+	return w
 }
 
-func (w *window) push(f inflight) {
-	if w.ring == nil {
-		w.ring = make([]inflight, w.max)
+// acquire waits for room for a message of size bytes.
+func (w *window) acquire(size int) {
+	w.mu.Lock()
+	for w.n == w.max || w.n > 0 && w.bytes+size > w.maxBytes {
+		w.room.Wait()
 	}
-	w.ring[(w.head+w.n)%w.max] = f
 	w.n++
-	w.bytes += f.size
+	w.bytes += size
 	w.peak.record(w.n)
+	w.mu.Unlock()
 }
 
-func (w *window) pop() inflight {
-	f := w.ring[w.head]
-	w.ring[w.head] = inflight{}
-	w.head = (w.head + 1) % w.max
+func (w *window) release(size int) {
+	w.mu.Lock()
 	w.n--
-	w.bytes -= f.size
-	return f
+	w.bytes -= size
+	w.mu.Unlock()
+	w.room.Signal()
 }
 
 // peakCounter keeps the most messages any window held.
