@@ -52,7 +52,7 @@ type syslogSetup struct {
 // startSyslog starts a server whose tokens file holds the principals above
 // and whose receivers listen on free loopback ports (TCP and UDP as
 // atnaPrincipal unless changed; TLS when asked).
-func startSyslog(t *testing.T, opts ...func(*syslogSetup)) *syslogServer {
+func startSyslog(t testing.TB, opts ...func(*syslogSetup)) *syslogServer {
 	t.Helper()
 	dir := t.TempDir()
 	st := syslogSetup{engine: trail.DefaultConfig(),
@@ -115,7 +115,7 @@ func startSyslog(t *testing.T, opts ...func(*syslogSetup)) *syslogServer {
 
 // syslogTLSFiles writes a CA, and a server certificate for 127.0.0.1 it
 // issued, as the files trail serve is given.
-func syslogTLSFiles(t *testing.T) (*mxCA, *server.TLSFiles) {
+func syslogTLSFiles(t testing.TB) (*mxCA, *server.TLSFiles) {
 	ca := mxNewCA(t, "Hospital CA")
 	leaf := ca.issue(t, "trail.example", true)
 	d := t.TempDir()
