@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/internal/access"
 	"github.com/trailhq/trail/server"
 )
 
@@ -426,5 +427,57 @@ func TestSyslogStartErrors(t *testing.T) {
 	}
 	if _, err := adminOnly.StartSyslog(server.SyslogConfig{TCPAddr: "127.0.0.1:0", Principal: "admin"}); err == nil || !strings.Contains(err.Error(), "tokens file") {
 		t.Errorf("syslog on a server with AdminOnly: %v", err)
+	}
+}
+
+// TestSyslogRevoked: the principal is looked up for every message, so a
+// revoked one has the next messages of an open connection refused.
+func TestSyslogRevoked(t *testing.T) {
+	s := startSyslog(t)
+	c := s.dial(t, server.TransportTCP)
+	raw := octet(rfc5424(sample(t, "110110-patient-record")))
+	write(t, c, raw)
+	s.waitCount(t, server.TransportTCP, "stored", 1)
+	if err := access.Revoke(s.dir, atnaPrincipal, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * server.PolicyReload)
+	write(t, c, raw)
+	s.waitCount(t, server.TransportTCP, "refused", 1)
+	if n := s.l.Size(); n != 1 {
+		t.Errorf("%d events stored, want 1: a revoked principal's message was stored", n)
+	}
+}
+
+// TestSyslogShutdown: a shutdown in the middle of a stream stops reading,
+// and every message read by then is stored before it returns: none is
+// left counted as received and not resolved, and none failed.
+func TestSyslogShutdown(t *testing.T) {
+	s := startSyslog(t)
+	c := s.dial(t, server.TransportTCP)
+	msg := octet(rfc5424(sample(t, "110110-patient-record")))
+	go func() {
+		w := bytes.Repeat(msg, 50)
+		for {
+			if _, err := c.Write(w); err != nil {
+				return
+			}
+		}
+	}()
+	s.waitCount(t, server.TransportTCP, "stored", 200)
+	if err := s.rx.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	received, stored := s.count(t, "tcp", "received"), s.count(t, "tcp", "stored")
+	if received != stored || s.count(t, "tcp", "failed") != 0 || float64(s.l.Size()) != stored {
+		t.Errorf("after shutdown: %v received, %v stored, %v failed, %d in the log", received, stored, s.count(t, "tcp", "failed"), s.l.Size())
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the connection is still open after shutdown: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := s.count(t, "tcp", "received"); got != received {
+		t.Errorf("%v messages read after shutdown returned", got-received)
 	}
 }
