@@ -28,6 +28,7 @@ func (r *SyslogReceiver) serveConn(transport string, nc net.Conn) {
 	gauge.Inc()
 	defer gauge.Dec()
 	k := r.newSink(origin{transport: transport, peer: nc.RemoteAddr().String(), principal: r.cfg.Principal})
+	defer k.drain()
 	var rd io.Reader = nc
 	framing := syslog.Auto
 	if transport == TransportTLS {
@@ -37,7 +38,6 @@ func (r *SyslogReceiver) serveConn(transport string, nc net.Conn) {
 		}
 		rd, framing = tc, syslog.OctetCounting // RFC 5425 allows nothing else
 	}
-	defer k.drain()
 	dr := &deadlineReader{c: nc, r: rd, idle: r.cfg.IdleTimeout, frame: r.cfg.FrameTimeout, stopping: r.stopping}
 	sr, err := syslog.NewReader(dr, syslog.Config{Framing: framing})
 	if err != nil {
@@ -185,20 +185,20 @@ func (r *SyslogReceiver) newSink(o origin) *sink {
 func (k *sink) handle(raw []byte) error {
 	k.c.received.Inc()
 	ev, why := syslogEvent(raw, time.Now(), k.o)
-	return k.submit(ev, why != "", true)
+	return k.submit(k.o, ev, why != "", true)
 }
 
 // submit checks the principal's grant and hands ev to the engine, once the
 // window has room (when windowed; the reaper's own resubmissions are not,
 // and wait for their outcome instead).
-func (k *sink) submit(ev trail.Event, unparsed, windowed bool) error {
+func (k *sink) submit(o origin, ev trail.Event, unparsed, windowed bool) error {
 	p, err := k.principal()
 	if err == nil && !p.CanAppend(ev.Stream) {
 		err = errors.New("principal " + p.Name + " may not append to " + ev.Stream)
 	}
 	if err != nil {
 		k.c.refused.Inc()
-		k.r.logs.warn(k.r.s.log, "refused", "syslog: message refused, not stored", "transport", k.o.transport, "peer", k.o.peer,
+		k.r.logs.warn(k.r.s.log, "refused", "syslog: message refused, not stored", "transport", o.transport, "peer", o.peer,
 			"stream", ev.Stream, "err", err)
 		return nil
 	}
@@ -211,10 +211,10 @@ func (k *sink) submit(ev trail.Event, unparsed, windowed bool) error {
 		if windowed {
 			k.win.release(size)
 		}
-		k.failed(err)
+		k.failed(o, err)
 		return err
 	}
-	f := inflight{b: b, ev: ev, unparsed: unparsed, size: size}
+	f := inflight{b: b, ev: ev, o: o, unparsed: unparsed, size: size}
 	if windowed {
 		k.q <- f
 	} else {
@@ -240,7 +240,7 @@ func (k *sink) reap(f inflight) {
 	switch {
 	case err == nil && f.unparsed:
 		k.c.unparsed.Inc()
-		k.r.logs.warn(k.r.s.log, "unparsed", "syslog: message stored unparsed in "+UnparsedStream, "transport", k.o.transport, "peer", k.o.peer,
+		k.r.logs.warn(k.r.s.log, "unparsed", "syslog: message stored unparsed in "+UnparsedStream, "transport", f.o.transport, "peer", f.o.peer,
 			"why", f.ev.OutcomeDesc)
 	case err == nil:
 		k.c.stored.Inc()
@@ -248,17 +248,17 @@ func (k *sink) reap(f inflight) {
 		var rc receivedDetails
 		_ = json.Unmarshal(f.ev.Details, &rc) // written by detailsJSON
 		ev := unparsedEvent(f.ev.Original.Data, rc.Received, "the mapped event is not valid: "+be.Err.Error())
-		k.submit(ev, true, false)
+		k.submit(f.o, ev, true, false)
 	default:
-		k.failed(err)
+		k.failed(f.o, err)
 	}
 }
 
 // failed counts a message the engine did not store, and logs why.
-func (k *sink) failed(err error) {
+func (k *sink) failed(o origin, err error) {
 	k.c.failed.Inc()
-	k.r.logs.warn(k.r.s.log, "failed", "syslog: message not stored: the engine takes no more events", "transport", k.o.transport,
-		"peer", k.o.peer, "err", err)
+	k.r.logs.warn(k.r.s.log, "failed", "syslog: message not stored: the engine takes no more events", "transport", o.transport,
+		"peer", o.peer, "err", err)
 }
 
 // drain waits for every message handed to the engine; the sink takes no
@@ -272,6 +272,7 @@ func (k *sink) drain() {
 type inflight struct {
 	b        trail.BatchPending
 	ev       trail.Event
+	o        origin // as it was when read: the UDP peer changes
 	unparsed bool
 	size     int
 }
