@@ -481,3 +481,28 @@ func TestSyslogShutdown(t *testing.T) {
 		t.Errorf("%v messages read after shutdown returned", got-received)
 	}
 }
+
+// TestSyslogConnectionLimits: past MaxConns a connection is closed at once;
+// an idle connection is closed after IdleTimeout.
+func TestSyslogConnectionLimits(t *testing.T) {
+	s := startSyslog(t, func(st *syslogSetup) { st.cfg.MaxConns = 1; st.cfg.IdleTimeout = 300 * time.Millisecond })
+	first := s.dial(t, server.TransportTCP)
+	write(t, first, octet(rfc5424([]byte("hello"))))
+	s.waitCount(t, server.TransportTCP, "received", 1)
+	second := s.dial(t, server.TransportTCP)
+	second.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := second.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a connection past MaxConns was kept: %v", err)
+	}
+	start := time.Now()
+	first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := first.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("an idle connection was kept: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("an idle connection was closed after %s, want about 300ms", d)
+	}
+	if got := s.metric(t, "trail_syslog_connections_refused_total", map[string]string{"transport": "tcp", "reason": "too_many"}); got != 1 {
+		t.Errorf("connections refused as too many: %v, want 1", got)
+	}
+}
