@@ -506,3 +506,50 @@ func TestSyslogConnectionLimits(t *testing.T) {
 		t.Errorf("connections refused as too many: %v, want 1", got)
 	}
 }
+
+// TestSyslogDetailsBounded: a message whose mapping lists thousands of
+// problems, and a 64 KiB one, are still stored mapped, with details under
+// 16 KiB and the event under 64 KiB; an RFC 3164 message is mapped too.
+func TestSyslogDetailsBounded(t *testing.T) {
+	rec := sample(t, "110110-patient-record")
+	end := bytes.LastIndex(rec, []byte("</AuditMessage>"))
+	many := append(append(append([]byte{}, rec[:end]...), bytes.Repeat([]byte("<Unknown/>"), 3000)...), rec[end:]...)
+	i := bytes.Index(rec, []byte("Doe^Jane"))
+	escaped := append(append(append([]byte{}, rec[:i]...), bytes.Repeat([]byte(`"`), 31000)...), rec[i+len("Doe^Jane"):]...) // twice as long in JSON
+	msgs := [][]byte{
+		rfc5424(many),
+		rfc5424(escaped),
+		append([]byte("<85>Dec  7 09:15:02 ehr1 PACS[4242]: "), rec...),
+		rfc5424(bytes.Replace(many, []byte("Doe^Jane"), bytes.Repeat([]byte(`"`), 28000), 1)), // fits without details only
+	}
+	s := startSyslog(t)
+	write(t, s.dial(t, server.TransportTCP), octet(msgs...))
+	s.waitCount(t, server.TransportTCP, "stored", float64(len(msgs)))
+	for i, ev := range s.storedEvents(t) {
+		if ev.Type != "dicom:110110" {
+			t.Errorf("message %d stored as %s: %s", i, ev.Type, ev.OutcomeDesc)
+		}
+		if len(ev.Details) > trail.MaxDetailsSize {
+			t.Errorf("message %d: details of %d bytes", i, len(ev.Details))
+		}
+		ev.Original = nil
+		if b, err := ev.MarshalJSON(); err != nil || len(b) > trail.MaxEventSize {
+			t.Errorf("message %d: event of %d bytes (%v)", i, len(b), err)
+		}
+		d := receivedOf(t, ev.Event)
+		switch i {
+		case 0:
+			if n := len(d.Received.Problems); n < 10 || !strings.HasPrefix(d.Received.Problems[n-1], "and ") {
+				t.Errorf("message 0: %d problems kept, the last %q", n, d.Received.Problems[n-1])
+			}
+		case 3:
+			if len(d.Received.Problems) != 1 || !strings.Contains(d.Received.Problems[0], "problems left out") {
+				t.Errorf("message 3: problems %q, want them left out", d.Received.Problems)
+			}
+		case 2:
+			if d.Received.Format != "rfc3164" || d.Received.Hostname != "ehr1" || d.Received.AppName != "PACS" || d.Received.ProcID != "4242" {
+				t.Errorf("RFC 3164 message: details %s", ev.Details)
+			}
+		}
+	}
+}
