@@ -105,8 +105,7 @@ func fitDetails(ev *trail.Event, rc received) {
 	if err != nil || len(b) <= trail.MaxEventSize {
 		return
 	}
-	n := len(rc.Problems) + len(rc.SyslogProblems)
-	rc.Problems = []string{fmt.Sprintf("%d problems left out: with them the event would exceed %d bytes (the original holds the whole message)", n, trail.MaxEventSize)}
+	rc.Problems = []string{fmt.Sprintf("problems left out: listed, they would make the event exceed %d bytes (the original holds the whole message)", trail.MaxEventSize)}
 	rc.SyslogProblems = nil
 	ev.Details = detailsJSON(receivedDetails{Received: rc})
 }
@@ -126,10 +125,25 @@ func unparsedEvent(raw []byte, rc received, why string) trail.Event {
 	}
 }
 
-// detailsJSON encodes details without HTML escaping, as Trail stores JSON.
-// The fields are bounded (clip, clipAll), so the result stays under
-// trail.MaxDetailsSize even if every byte were escaped.
+// detailsJSON encodes details without HTML escaping, as Trail stores JSON,
+// within trail.MaxDetailsSize: the fields are clipped (clip, clipAll), and
+// should escaping still make them too long, the problem lists are left
+// out, then why is cut short.
 func detailsJSON(d receivedDetails) json.RawMessage {
+	b := encodeDetails(d)
+	if len(b) > trail.MaxDetailsSize {
+		d.Received.Problems = []string{fmt.Sprintf("problems left out: listed, they would make details exceed %d bytes (the original holds the whole message)", trail.MaxDetailsSize)}
+		d.Received.SyslogProblems = nil
+		b = encodeDetails(d)
+	}
+	if len(b) > trail.MaxDetailsSize {
+		d.Unparsed = clip(d.Unparsed, 128)
+		b = encodeDetails(d)
+	}
+	return b
+}
+
+func encodeDetails(d receivedDetails) json.RawMessage {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
