@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/trailhq/trail"
 )
 
 // Transports of the syslog receiver, as metrics and details.received name
@@ -309,15 +308,14 @@ func (r *SyslogReceiver) accept(transport string, ln net.Listener) {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if r.stopping() {
+			if r.stopping() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			r.s.log.Error("syslog: accept failed; no more connections on this listener", "transport", transport, "err", err)
-			return
+			// Out of file descriptors, or a connection reset before it was
+			// accepted: wait a little and go on, as net/http does.
+			r.logs.warn(r.s.log, "accept", "syslog: accept failed; retrying", "transport", transport, "err", err)
+			time.Sleep(acceptRetry)
+			continue
 		}
 		if !r.admit(transport, nc) {
 			continue
@@ -402,7 +400,5 @@ func (l *logLimiter) warn(log interface {
 	log.Warn(msg, args...)
 }
 
-// engineErr reports whether err means the engine takes no more events.
-func engineErr(err error) bool {
-	return errors.Is(err, trail.ErrClosed) || errors.Is(err, trail.ErrFailed)
-}
+// acceptRetry is how long a listener waits after a failed accept.
+const acceptRetry = 50 * time.Millisecond
