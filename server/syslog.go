@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
 )
 
 // Transports of the syslog receiver, as metrics and details.received name
