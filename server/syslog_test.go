@@ -370,8 +370,13 @@ func TestSyslogAllow(t *testing.T) {
 // fsynced) never has more than the window of its messages held by the
 // server, and every message it wrote is stored once it closes.
 func TestSyslogBackpressure(t *testing.T) {
+	t.Run("slow disk", func(t *testing.T) { testBackpressure(t, 0) })
+	t.Run("tiny engine queue", func(t *testing.T) { testBackpressure(t, 2) })
+}
+
+func testBackpressure(t *testing.T, queue int) {
 	const window, n = 8, 3000
-	s := startSyslog(t, func(st *syslogSetup) { st.cfg.Window = window })
+	s := startSyslog(t, func(st *syslogSetup) { st.cfg.Window = window; st.engine.QueueSize = queue })
 	c := s.dial(t, server.TransportTCP)
 	msg := octet(rfc5424(sample(t, "110110-patient-record")))
 	go func() {
