@@ -42,6 +42,20 @@
 // limits and read audit as /v1; there, every rejection is an
 // OperationOutcome with the same status.
 //
+// Syslog. StartSyslog receives IHE ATNA audit messages (ITI-20) over TLS
+// (RFC 5425; a client certificate is required and its subject CN names the
+// principal), TCP (RFC 6587, octet counting or LF framing) and UDP (RFC
+// 5426); the last two only from SyslogConfig.Allow, appending as
+// SyslogConfig.Principal. Every message read is stored — mapped by
+// atna.Map, or as atna.unparsed in atna/unparsed — with the message as its
+// original and details.received, unless its principal may not append to
+// its stream (refused: counted and logged, not stored). Syslog has no
+// acknowledgement, so a connection is read no faster than it is stored: at
+// most a window of its messages is in the engine at once. Nothing is
+// dropped once read; on shutdown reading stops and what was read is
+// stored. A framing error closes the connection, what came before it
+// kept. UDP datagrams the kernel drops are counted.
+//
 // How it fails. Every rejection is application/problem+json (RFC 9457) with a
 // detail naming what was wrong and where (a batch error carries the line).
 // Oversized bodies are cut off at the limit and refused with 413. When the

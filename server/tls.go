@@ -68,11 +68,26 @@ const recheck = time.Second
 // Config returns the server TLS configuration. It fails if the files cannot
 // be loaded now.
 func (f *TLSFiles) Config() (*tls.Config, error) {
+	return f.config([]string{"h2", "http/1.1"}, tls.VerifyClientCertIfGiven)
+}
+
+// SyslogConfig returns the TLS configuration of syslog over TLS (RFC 5425):
+// the same files and policy as HTTPS, but a client certificate verified
+// against ClientCA is required, since syslog has no other authentication.
+// It fails without a ClientCA or if the files cannot be loaded now.
+func (f *TLSFiles) SyslogConfig() (*tls.Config, error) {
+	if f.ClientCA == "" {
+		return nil, errors.New("syslog over TLS needs client certificates: give the CA bundle that signs them (--client-ca)")
+	}
+	return f.config(nil, tls.RequireAndVerifyClientCert)
+}
+
+func (f *TLSFiles) config(protos []string, clientAuth tls.ClientAuthType) (*tls.Config, error) {
 	if _, _, err := f.load(); err != nil {
 		return nil, err
 	}
 	base := TLSPolicy(f.LegacyRSA)
-	base.NextProtos = []string{"h2", "http/1.1"}
+	base.NextProtos = protos
 	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		cert, pool, err := f.load()
 		if err != nil {
@@ -83,7 +98,7 @@ func (f *TLSFiles) Config() (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{*cert}
 		if pool != nil {
 			c.ClientCAs = pool
-			c.ClientAuth = tls.VerifyClientCertIfGiven
+			c.ClientAuth = clientAuth
 		}
 		return c, nil
 	}

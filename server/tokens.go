@@ -318,3 +318,33 @@ func registerAuth(reg prometheus.Registerer, auth Authenticator) error {
 	}
 	return nil
 }
+
+// PrincipalByName returns the active principal of the tokens file named
+// name, for listeners that do not authenticate their peers themselves
+// (syslog over TCP and UDP append as one named principal). It refuses the
+// admin token's holder: it may append anywhere, and an unauthenticated
+// listener must carry only the grants it needs. A revoked or expired
+// principal is refused from that moment, so callers look it up per use.
+func (a *TokenAuth) PrincipalByName(name string) (*Principal, error) {
+	if name == access.AdminName {
+		return nil, errAdminPrincipal
+	}
+	ph, ok := a.cur.Load().byName[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not an active principal of %s (create it with trail token create --name %s --append PATTERN)",
+			ErrUnauthenticated, name, access.FileName, name)
+	}
+	if ph.expired(a.now()) {
+		return nil, fmt.Errorf("%w: principal %q expired at %s", ErrUnauthenticated, name, ph.expires.UTC().Format(time.RFC3339))
+	}
+	return ph.p, nil
+}
+
+// PrincipalByCertificate returns the principal a verified client
+// certificate names by its subject common name, as HTTPS maps it.
+func (a *TokenAuth) PrincipalByCertificate(c *x509.Certificate) (*Principal, error) {
+	return a.cur.Load().byCertificate(c, a.now())
+}
+
+// errAdminPrincipal refuses the admin as a listener's principal.
+var errAdminPrincipal = fmt.Errorf("%w: the admin may append to any stream; give the listener a principal of its own with only the append grants it needs", ErrUnauthenticated)

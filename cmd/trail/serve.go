@@ -39,10 +39,21 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	fs.BoolVar(&tlsFiles.LegacyRSA, "tls-legacy-rsa", false, "also accept TLS 1.2 with RSA key exchange (no forward secrecy), for old IHE ATNA senders that offer nothing else")
 	var limits serveLimits
 	limits.flags(fs)
+	var sl serveSyslog
+	sl.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: trail serve [flags]\n\nServes the Trail API over HTTP(S) and, when asked, receives IHE ATNA audit messages by syslog.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), syslogUsage)
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	scfg, err := limits.config()
+	if err != nil {
+		return &exitError{2, err}
+	}
+	sysCfg, withSyslog, err := sl.config()
 	if err != nil {
 		return &exitError{2, err}
 	}
@@ -65,6 +76,14 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	case tlsFiles.Cert != "" || tlsFiles.Key != "" || tlsFiles.ClientCA != "" || tlsFiles.LegacyRSA:
 		return &exitError{2, errors.New("--tls-cert and --tls-key go together (and --client-ca and --tls-legacy-rsa need both)")}
 	}
+	if withSyslog && sysCfg.TLSAddr != "" {
+		if tlsFilesP == nil {
+			return &exitError{2, errors.New("--syslog-tls needs --tls-cert, --tls-key and --client-ca (the CA bundle that signs the senders' certificates)")}
+		}
+		if sysCfg.TLS, err = tlsFiles.SyslogConfig(); err != nil {
+			return &exitError{2, err}
+		}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -73,6 +92,18 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	d, err := startDaemon(*data, cfg, scfg, ln, tlsFilesP)
 	if err != nil {
 		return err
+	}
+	var syslogAddrs []any
+	if withSyslog {
+		if d.syslog, err = d.srv.StartSyslog(sysCfg); err != nil {
+			d.stop(context.Background())
+			return &exitError{2, err}
+		}
+		for _, tr := range []string{server.TransportTLS, server.TransportTCP, server.TransportUDP} {
+			if a := d.syslog.Addr(tr); a != nil {
+				syslogAddrs = append(syslogAddrs, "syslog_"+tr, a.String())
+			}
+		}
 	}
 	abs, _ := filepath.Abs(*data)
 	scheme := "http://"
@@ -83,8 +114,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		logger.Info("admin token created; keep it secret", "file", filepath.Join(abs, server.AdminTokenFile))
 	}
 	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil) // before the line that says it serves, which scripts wait for
-	logger.Info("trail serving", "data", abs, "listen", scheme+ln.Addr().String(),
-		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin)
+	logger.Info("trail serving", append([]any{"data", abs, "listen", scheme + ln.Addr().String(),
+		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin}, syslogAddrs...)...)
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: draining requests, then a final checkpoint")
@@ -106,7 +137,8 @@ type daemon struct {
 	srv          *server.Server
 	http         *http.Server
 	token        server.Token
-	auth         *server.TokenAuth // nil when the caller gave its own
+	auth         *server.TokenAuth      // nil when the caller gave its own
+	syslog       *server.SyslogReceiver // nil without syslog listeners
 	tokenCreated bool
 	errc         chan error
 }
@@ -171,17 +203,21 @@ func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listen
 	return d, nil
 }
 
-// stop is the graceful stop: refuse new connections, let requests in
-// progress finish (their events are acknowledged or refused), end live
+// stop is the graceful stop: stop reading syslog and wait until what was
+// read is stored, refuse new connections, let requests in progress finish (their events are acknowledged or refused), end live
 // tails, then close the engine, which drains its queue, fsyncs and signs a
 // final checkpoint.
 func (d *daemon) stop(ctx context.Context) error {
+	var serr error
+	if d.syslog != nil {
+		serr = d.syslog.Shutdown(ctx) // stop reading; every message read is stored or refused
+	}
 	d.srv.Shutdown()
 	herr := d.http.Shutdown(ctx)
 	if d.auth != nil {
 		d.auth.Close()
 	}
-	return errors.Join(herr, d.l.Close(ctx))
+	return errors.Join(serr, herr, d.l.Close(ctx))
 }
 
 // checkServeDir refuses (exit 2) a data directory that the group or others
