@@ -49,50 +49,67 @@ func Parse(data []byte) (*AuditMessage, error) {
 	if err := checkProlog(data); err != nil {
 		return nil, err
 	}
-	if err := checkTokens(data); err != nil {
-		return nil, err
-	}
+	// One pass: the decoder reads its tokens through the checks, and the
+	// rest of the document, past the root, is read through them after.
+	c := &checked{d: xml.NewDecoder(bytes.NewReader(data))}
 	var m AuditMessage
-	if err := xml.Unmarshal(data, &m); err != nil {
+	err := xml.NewTokenDecoder(c).Decode(&m)
+	for err == nil {
+		_, err = c.Token()
+	}
+	switch {
+	case c.err != nil:
+		return nil, c.err
+	case err != io.EOF:
 		return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
+	case c.roots == 0:
+		return nil, fmt.Errorf("%w: no <AuditMessage> element", ErrNotAuditMessage)
 	}
 	return &m, nil
 }
 
-// checkTokens reads the whole document once before it is decoded: it
-// refuses a declared encoding other than UTF-8, any <! declaration (a
-// DOCTYPE, wherever it is), a root other than AuditMessage and anything
-// but one root element.
-func checkTokens(data []byte) error {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	roots := 0
-	for depth := 0; ; {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			break
+// checked passes on the tokens of a document, refusing a declared
+// encoding other than UTF-8, any <! declaration (a DOCTYPE, wherever it
+// is), a root other than AuditMessage and anything but one root element.
+// The first refusal is kept in err, as the decoder may wrap what Token
+// returns.
+type checked struct {
+	d     *xml.Decoder
+	depth int
+	roots int
+	err   error
+}
+
+func (c *checked) Token() (xml.Token, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	tok, err := c.d.Token()
+	if err != nil {
+		if err != io.EOF {
+			c.err = fmt.Errorf("%w: %v", ErrSyntax, err)
+			return nil, c.err
 		}
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrSyntax, err)
-		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return fmt.Errorf("%w: <!%s>: a DOCTYPE could declare entities; send the message without it", ErrDoctype, clip(string(t), 40))
-		case xml.StartElement:
-			if depth == 0 {
-				roots++
-				if t.Name.Local != "AuditMessage" || roots > 1 {
-					return fmt.Errorf("%w: the root element is <%s>, expected one <AuditMessage>", ErrNotAuditMessage, clip(t.Name.Local, 40))
-				}
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case xml.Directive:
+		c.err = fmt.Errorf("%w: <!%s>: a DOCTYPE could declare entities; send the message without it", ErrDoctype, clip(string(t), 40))
+	case xml.StartElement:
+		if c.depth == 0 {
+			c.roots++
+			if t.Name.Local != "AuditMessage" || c.roots > 1 {
+				c.err = fmt.Errorf("%w: the root element is <%s>, expected one <AuditMessage>", ErrNotAuditMessage, clip(t.Name.Local, 40))
 			}
-			depth++
-		case xml.EndElement:
-			depth--
 		}
+		c.depth++
+	case xml.EndElement:
+		c.depth--
 	}
-	if roots == 0 {
-		return fmt.Errorf("%w: no <AuditMessage> element", ErrNotAuditMessage)
+	if c.err != nil {
+		return nil, c.err
 	}
-	return nil
+	return tok, nil
 }
 
 // checkProlog refuses an XML declaration naming an encoding other than
