@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"sync"
@@ -146,6 +147,9 @@ func prepareBatch(req *batchReq, reserved bool) {
 	n := 0
 	for i := range req.evs {
 		n += 256 + len(req.evs[i].Details)
+		if o := req.evs[i].Original; o != nil {
+			n += 64 + base64.StdEncoding.EncodedLen(len(o.Data))
+		}
 	}
 	buf := make([]byte, 0, n)
 	req.preps = make([]prepared, len(req.evs))
