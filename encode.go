@@ -22,10 +22,11 @@ func appendBody(dst []byte, ev *Event) ([]byte, bool) {
 // appendFields is appendBody; with defaults false, an absent outcome is left
 // out, as the client sent it (MarshalJSON).
 func appendFields(dst []byte, ev *Event, defaults bool) ([]byte, bool) {
-	hasTime := ev.rawTime != "" || !ev.Time.IsZero()
+	raw := ev.sentTime()
+	hasTime := raw || !ev.Time.IsZero()
 	if hasTime {
 		dst = append(dst, `"time":"`...)
-		if ev.rawTime != "" {
+		if raw {
 			dst = append(dst, ev.rawTime...)
 		} else {
 			dst = ev.Time.AppendFormat(dst, time.RFC3339Nano)

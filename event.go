@@ -57,6 +57,10 @@ type Event struct {
 	// event that has one. It is outside the 64 KiB event limit.
 	Original *Original `json:"-"`
 
+	// rawTime is the time exactly as a client sent it in JSON (or gave it
+	// to SetTimeText), and rawAt that time parsed; the text is stored
+	// verbatim while Time is still rawAt.
+	rawAt time.Time
 	// rawTime is the time exactly as a client sent it in JSON; it is stored
 	// verbatim so that a client's valid time round-trips byte for byte.
 	rawTime string

@@ -128,13 +128,30 @@ func (w *eventWire) event() (Event, *ValidationError) {
 		ev.Actor = *w.Actor
 	}
 	if w.Time != nil {
-		t, err := time.Parse(time.RFC3339Nano, *w.Time)
-		if err != nil || strings.Contains(*w.Time, ",") || !strings.ContainsAny((*w.Time)[len(*w.Time)-1:], "Zz0123456789") {
-			return ev, invalid("time", "%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", *w.Time)
+		if err := ev.SetTimeText(*w.Time); err != nil {
+			return ev, err.(*ValidationError)
 		}
-		ev.Time, ev.rawTime = t, *w.Time
 	}
 	return ev, nil
+}
+
+// SetTimeText sets Time from text, an RFC 3339 time, and keeps the text as
+// written: the stored event holds it verbatim (2026-12-07T08:03:00+00:00
+// stays so, not 2026-12-07T08:03:00Z), as it holds a time a client sent in
+// JSON. Setting Time to another instant afterwards drops the text. The
+// error is a *ValidationError for time.
+func (ev *Event) SetTimeText(text string) error {
+	t, err := time.Parse(time.RFC3339Nano, text)
+	if err != nil || text == "" || strings.Contains(text, ",") || !strings.ContainsAny(text[len(text)-1:], "Zz0123456789") {
+		return invalid("time", "%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", text)
+	}
+	ev.Time, ev.rawTime, ev.rawAt = t, text, t
+	return nil
+}
+
+// sentTime reports whether the time is to be stored as its text.
+func (ev *Event) sentTime() bool {
+	return ev.rawTime != "" && ev.Time.Equal(ev.rawAt)
 }
 
 func decodeError(err error) *ValidationError {

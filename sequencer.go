@@ -492,7 +492,7 @@ func (s *sequencer) record(i uint64) ([]byte, error) {
 // (equal after parsing). An ev without a time matches any stored time.
 func sameEvent(stored *Event, ev *Event) bool {
 	a, b := *stored, *ev
-	if b.rawTime != "" || !b.Time.IsZero() {
+	if b.sentTime() || !b.Time.IsZero() {
 		if !a.Time.Equal(b.Time) {
 			return false
 		}

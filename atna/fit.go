@@ -28,8 +28,20 @@ func (mp *mapper) fit() {
 	}
 }
 
-// size is the event's size as sent.
+// size is the event's size as sent, or a bound below MaxEventSize when the
+// event is far from it (no string escaped in JSON grows more than six
+// times), which saves encoding it.
 func (mp *mapper) size() int {
+	bound := 1024 + 6*(len(mp.out.Event.Stream)+len(mp.out.Event.Type)+len(mp.out.Event.Details))
+	for _, st := range mp.out.Event.Subtypes {
+		bound += 8 + 6*len(st)
+	}
+	for _, p := range mp.strings() {
+		bound += 16 + 6*len(*p)
+	}
+	if bound <= trail.MaxEventSize {
+		return bound
+	}
 	b, err := mp.out.Event.MarshalJSON()
 	if err != nil {
 		return trail.MaxEventSize + 1

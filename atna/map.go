@@ -1,7 +1,6 @@
 package atna
 
 import (
-	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -163,23 +162,15 @@ func (mp *mapper) mapTime(v string) {
 
 // keepSentTime gives the event its time exactly as the message wrote it
 // (2026-12-07T08:03:00+00:00 stays so, not 2026-12-07T08:03:00Z), as Trail
-// keeps a client's time: it sets the sent text through trail.ParseEvent,
-// the only way in. Should that fail, the event keeps the parsed time.
+// keeps a client's time. Should that fail, the event keeps the parsed time.
 func (mp *mapper) keepSentTime() {
 	ev := &mp.out.Event
 	if ev.Time.IsZero() {
 		return
 	}
-	b, err := ev.MarshalJSON()
-	if err != nil {
-		return
-	}
-	formatted := `"time":"` + ev.Time.Format(time.RFC3339Nano) + `"`
-	sent := `"time":"` + strings.TrimSpace(mp.m.Event.DateTime) + `"`
-	// The time is the member after the stream, whose name holds no quote.
-	b = bytes.Replace(b, []byte(formatted), []byte(sent), 1)
-	if parsed, err := trail.ParseEvent(b); err == nil && parsed.Time.Equal(ev.Time) {
-		*ev = parsed
+	t := ev.Time
+	if ev.SetTimeText(strings.TrimSpace(mp.m.Event.DateTime)) != nil || !ev.Time.Equal(t) {
+		ev.Time = t
 	}
 }
 
