@@ -115,6 +115,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	}
 	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil) // before the line that says it serves, which scripts wait for
 	logger.Info("trail serving", append([]any{"data", abs, "listen", scheme + ln.Addr().String(),
+		"console", scheme + ln.Addr().String() + "/ui/", "fhir", scheme + ln.Addr().String() + "/fhir",
 		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin}, syslogAddrs...)...)
 	select {
 	case <-ctx.Done():
