@@ -18,6 +18,8 @@ import (
 const (
 	AccessStream     = "trail/access"
 	BreakGlassStream = "trail/break-glass"
+	// ReviewStream holds the marks of reviewed emergency accesses (review.go).
+	ReviewStream = "trail/review"
 )
 
 // Purposes with a meaning of their own.
@@ -157,7 +159,7 @@ func (rd *read) scope() *trail.Scope {
 	if rd.p.Admin {
 		return nil
 	}
-	return &trail.Scope{Patterns: rd.p.Read, Unreserved: rd.emergency}
+	return &trail.Scope{Patterns: rd.p.readPatterns(), Unreserved: rd.emergency}
 }
 
 // namePatient notes the patient a stream names, unless the read named one
@@ -236,8 +238,14 @@ func (rd *read) record(outcome string, count int) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(rd.r.Context()), rd.s.cfg.QueueWait+auditWait)
 	defer cancel()
-	if _, err = rd.s.l.AppendReserved(ctx, evs); err != nil {
+	rcs, err := rd.s.l.AppendReserved(ctx, evs)
+	if err != nil {
 		return err
+	}
+	for i := range evs {
+		if evs[i].Stream == BreakGlassStream {
+			rd.s.notify.enqueue(rcs[i].Index) // never waits: see NotifyConfig
+		}
 	}
 	rd.s.metrics.audited.WithLabelValues(outcome).Add(float64(len(evs)))
 	rd.streams, rd.patients, rd.listed = map[string]bool{}, nil, true

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -28,6 +29,7 @@ type Principal struct {
 	Name       string
 	Admin      bool     // every grant, trail/… streams included
 	BreakGlass bool     // may read beyond its grants with purpose=emergency and a reason
+	Review     bool     // reads trail/break-glass and trail/review, and marks emergency accesses reviewed
 	Append     []string // stream patterns it may append to
 	Read       []string // stream patterns it may read
 }
@@ -39,7 +41,23 @@ func (p *Principal) LogValue() slog.Value { return slog.StringValue(p.Name) }
 func (p *Principal) CanAppend(stream string) bool { return p.Admin || matchAny(p.Append, stream) }
 
 // CanRead reports whether p may read stream.
-func (p *Principal) CanRead(stream string) bool { return p.Admin || matchAny(p.Read, stream) }
+func (p *Principal) CanRead(stream string) bool { return p.Admin || matchAny(p.readPatterns(), stream) }
+
+// CanReview reports whether p may mark emergency accesses reviewed (the
+// review grant; admin implies it).
+func (p *Principal) CanReview() bool { return p.Admin || p.Review }
+
+// reviewStreams are the streams the review grant opens, and only those.
+var reviewStreams = []string{BreakGlassStream, ReviewStream}
+
+// readPatterns are the stream patterns p reads: its read grants, and the
+// review grant's streams.
+func (p *Principal) readPatterns() []string {
+	if !p.Review {
+		return p.Read
+	}
+	return append(slices.Clip(p.Read), reviewStreams...)
+}
 
 // matchAny reports whether stream matches a grant pattern (trail.MatchStream).
 func matchAny(patterns []string, stream string) bool { return trail.MatchStream(patterns, stream) }

@@ -51,6 +51,9 @@ type Config struct {
 	TailRecordEvery time.Duration
 	// Console configures the web console at /ui/ (see ConsoleConfig).
 	Console ConsoleConfig
+	// Notify configures the webhook told of each emergency access (see
+	// NotifyConfig); no URL, no webhook.
+	Notify NotifyConfig
 }
 
 const (
@@ -74,6 +77,7 @@ type Server struct {
 	reads    *limiter // reads, by principal
 	admin    *limiter // reads of admin principals, by principal
 	tails    tailCount
+	notify   *notifier     // posts emergency accesses to Config.Notify.URL; nil without one
 	stop     chan struct{} // closed by Shutdown: live tails end
 }
 
@@ -135,6 +139,9 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	if err := registerAuth(reg, cfg.Auth); err != nil {
 		return nil, err
 	}
+	if s.notify, err = newNotifier(cfg.Notify, l, cfg.Logger, reg); err != nil {
+		return nil, err
+	}
 	s.routes()
 	return s, nil
 }
@@ -167,14 +174,16 @@ func (s *Server) LiveTails() int { return s.tails.total() }
 // routeStreamHead is the stream-head route, also the name of its metrics.
 const routeStreamHead = "GET /v1/streams/{stream...}"
 
-// Shutdown ends live tails, so that http.Server.Shutdown can finish; the
-// caller then closes the engine, which drains and writes a final checkpoint.
+// Shutdown ends live tails and the webhook's sender, so that
+// http.Server.Shutdown can finish; the caller then closes the engine, which
+// drains and writes a final checkpoint.
 func (s *Server) Shutdown() {
 	select {
 	case <-s.stop:
 	default:
 		close(s.stop)
 	}
+	s.notify.close()
 }
 
 // routes registers every endpoint. Public ones reveal sizes and hashes only.
@@ -196,6 +205,7 @@ func (s *Server) routes() {
 	private("GET /v1/events/{index}/proof", s.inclusion)
 	private(routeStreamHead, s.streamHead)
 	private("GET /v1/tail", s.tail)
+	private(routeReviews, s.review)
 	s.fhirRoutes()    // FHIR R4 AuditEvent API under /fhir (fhir.go)
 	s.consoleRoutes() // the web console under /ui/ (ui.go)
 	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

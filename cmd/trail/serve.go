@@ -37,6 +37,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")
 	fs.StringVar(&tlsFiles.ClientCA, "client-ca", "", "accept client certificates signed by the CAs in this PEM `file`; the subject CN names the principal")
 	fs.BoolVar(&tlsFiles.LegacyRSA, "tls-legacy-rsa", false, "also accept TLS 1.2 with RSA key exchange (no forward secrecy), for old IHE ATNA senders that offer nothing else")
+	notifyURL := fs.String("notify-url", "", "POST each emergency access (each record of trail/break-glass) as JSON to this http(s) `URL` as it happens, in the background, with retries")
 	var limits serveLimits
 	limits.flags(fs)
 	var sl serveSyslog
@@ -52,6 +53,10 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	scfg, err := limits.config()
 	if err != nil {
 		return &exitError{2, err}
+	}
+	scfg.Notify.URL = *notifyURL
+	if err := scfg.Notify.Validate(); err != nil {
+		return &exitError{2, fmt.Errorf("--notify-url: %w", err)}
 	}
 	sysCfg, withSyslog, err := sl.config()
 	if err != nil {

@@ -66,12 +66,13 @@ func (c *tokenCmd) create(args []string) error {
 	fs.Var((*patterns)(&pr.Read), "read", "may read streams matching `pattern` (exact, or prefix/*); repeatable")
 	fs.BoolVar(&pr.Admin, "admin", false, "every grant, Trail's own trail/ streams included")
 	fs.BoolVar(&pr.BreakGlass, "break-glass", false, "may read beyond its grants with purpose=emergency and a reason (recorded in trail/break-glass)")
+	fs.BoolVar(&pr.Review, "review", false, "may read trail/break-glass and trail/review and mark emergency accesses reviewed (POST /v1/reviews), never its own")
 	expires := fs.String("expires", "", "the token stops working after this `lifetime`: days (90d) or a Go duration (12h, 90m); default never")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
 	if pr.Name == "" || fs.NArg() > 0 {
-		return &exitError{2, errors.New("usage: trail token create --data DIR --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--expires 90d]")}
+		return &exitError{2, errors.New("usage: trail token create --data DIR --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--expires 90d]")}
 	}
 	if err := access.CheckName(pr.Name); err != nil {
 		return &exitError{2, err}
@@ -109,7 +110,7 @@ func (c *tokenCmd) list(args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tAPPEND\tREAD\tADMIN\tBREAK-GLASS\tCREATED\tEXPIRES\tREVOKED")
+	fmt.Fprintln(tw, "NAME\tAPPEND\tREAD\tADMIN\tBREAK-GLASS\tREVIEW\tCREATED\tEXPIRES\tREVOKED")
 	now := time.Now()
 	for _, pr := range p.Principals {
 		revoked, expires := "-", "-"
@@ -122,7 +123,7 @@ func (c *tokenCmd) list(args []string) error {
 				expires += " (expired)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\t%s\n", pr.Name, list(pr.Append), list(pr.Read), pr.Admin, pr.BreakGlass,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%v\t%s\t%s\t%s\n", pr.Name, list(pr.Append), list(pr.Read), pr.Admin, pr.BreakGlass, pr.Review,
 			pr.Created.Format(time.RFC3339), expires, revoked)
 	}
 	return tw.Flush()

@@ -1,7 +1,7 @@
 // Package access keeps the principals of a Trail server and their grants in
 // DIR/tokens.json: a name, the SHA-256 of its bearer token (never the
-// token), stream patterns it may append to and read, admin and break-glass
-// flags, when it was created and whether it is revoked.
+// token), stream patterns it may append to and read, admin, break-glass
+// and review flags, when it was created and whether it is revoked.
 //
 // Guarantees. The file is replaced atomically (write a temporary file,
 // fsync, rename, fsync the directory), so a reader — the running server,
@@ -55,6 +55,7 @@ type Principal struct {
 	Read        []string   `json:"read,omitempty"`
 	Admin       bool       `json:"admin,omitempty"`
 	BreakGlass  bool       `json:"break_glass,omitempty"`
+	Review      bool       `json:"review,omitempty"` // reads trail/break-glass and trail/review, marks emergency accesses reviewed
 	Created     time.Time  `json:"created"`
 	Expires     *time.Time `json:"expires,omitempty"` // the token stops working then
 	Revoked     *time.Time `json:"revoked,omitempty"`
