@@ -227,24 +227,25 @@ func (s *Server) breakGlassRecord(index uint64) (breakGlassFields, *problem) {
 	return f, nil
 }
 
-// maxReviewScan bounds the marks reviewedIndexes reads.
+// maxReviewScan is the most marks a review list reads (reviewedIndexes).
 const maxReviewScan = 100_000
 
 // reviewedIndexes returns the indexes of the trail/break-glass records that
 // have at least one mark in trail/review, with how many each has, for a
 // review list that shows unreviewed emergency accesses first.
 //
-// Cost: one query of trail/review through the stream index, in pages of
-// 1,000, reading and parsing each mark once: O(marks) reads, at most
-// maxReviewScan; past that complete is false and the newest marks are the
-// ones counted (a list should then say it may show reviewed accesses as
-// unreviewed). The map holds one entry per reviewed record.
+// Cost: a query of trail/review through the stream index, newest first, in
+// pages of at most 1,000, reading and parsing each mark once: O(marks)
+// record reads, no more than limit rounded up to a page (maxReviewScan for
+// a review list). Past that, complete is false and only the newest marks
+// count: the list should say that older accesses may show as unreviewed.
+// The map holds one entry per reviewed record.
 //
-// It is a read of trail/review: a caller answering a person records it
-// (the console does through its read, the reviewer holding the grant).
-func (s *Server) reviewedIndexes(ctx context.Context) (reviewed map[uint64]int, complete bool, err error) {
+// It is a read of trail/review: a caller answering a person records it as
+// one (the console through its read, for a principal with the grant).
+func (s *Server) reviewedIndexes(ctx context.Context, limit int) (reviewed map[uint64]int, complete bool, err error) {
 	reviewed = map[uint64]int{}
-	q := trail.Query{Stream: ReviewStream, Type: reviewType, Limit: 1000, Desc: true,
+	q := trail.Query{Stream: ReviewStream, Type: reviewType, Limit: min(1000, max(1, limit)), Desc: true,
 		Scope: &trail.Scope{Patterns: []string{ReviewStream}}}
 	for n := 0; ; {
 		res, err := s.l.Query(ctx, q)
@@ -264,7 +265,7 @@ func (s *Server) reviewedIndexes(ctx context.Context) (reviewed map[uint64]int, 
 		if !res.More {
 			return reviewed, true, nil
 		}
-		if n >= maxReviewScan {
+		if n >= limit {
 			return reviewed, false, nil
 		}
 		next := res.Next
@@ -272,17 +273,18 @@ func (s *Server) reviewedIndexes(ctx context.Context) (reviewed map[uint64]int, 
 	}
 }
 
-// unreviewedFirst orders break-glass records (stored bytes, as a query
-// returns them, with the index each is at) for a review list: those without
-// a mark first, each group in the order given.
-func unreviewedFirst(recs [][]byte, indexes []uint64, reviewed map[uint64]int) ([][]byte, []uint64) {
-	out, idx := make([][]byte, 0, len(recs)), make([]uint64, 0, len(recs))
-	for _, pass := range []bool{false, true} {
-		for i, rec := range recs {
-			if (reviewed[indexes[i]] > 0) == pass {
-				out, idx = append(out, rec), append(idx, indexes[i])
+// unreviewedFirst orders break-glass records (stored bytes, as a query of
+// trail/break-glass returns them) for a review list: those without a mark
+// in reviewed first, each group in the order given.
+func unreviewedFirst(recs [][]byte, reviewed map[uint64]int) [][]byte {
+	out := make([][]byte, 0, len(recs))
+	for _, marked := range []bool{false, true} {
+		for _, rec := range recs {
+			i, err := trail.RecordIndex(rec)
+			if (err == nil && reviewed[i] > 0) == marked {
+				out = append(out, rec)
 			}
 		}
 	}
-	return out, idx
+	return out
 }
