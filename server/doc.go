@@ -36,6 +36,16 @@
 // receipts). Stored events are answered as the exact bytes the Merkle tree
 // hashed.
 //
+// Emergency access review. A principal with the review grant (admin
+// implies it) reads trail/break-glass and trail/review, and marks a
+// break-glass record reviewed with POST /v1/reviews {index, note}: the mark
+// is appended to trail/review with the reviewer as its actor, never one the
+// client names, and nobody reviews their own emergency access. With
+// Config.Notify, each record of trail/break-glass is also posted to a
+// webhook from a bounded background queue: a slow or failing webhook never
+// delays or fails a read; what the queue cannot hold is dropped, counted
+// and logged, and trail/break-glass keeps it.
+//
 // FHIR. The same engine answers FHIR R4 under /fhir (fhir.go, package
 // fhir): AuditEvent create, update with the client's id, read, search (IHE
 // ITI-81) and batch or transaction Bundles, with the same tokens, grants,
