@@ -209,6 +209,10 @@ func TestReviewBadBodies(t *testing.T) {
 			s.wantUnchanged(t, size)
 		})
 	}
+	size := s.l.Size()
+	huge := `{"index":` + n + `,"note":"` + strings.Repeat(`\u00e9`, 5000) + `"}`
+	wantProblem(t, s.do(t, http.MethodPost, "/v1/reviews", tokOfficer, []byte(huge)), http.StatusRequestEntityTooLarge, "at most 4096 bytes")
+	s.wantUnchanged(t, size)
 	// The limits' edges are accepted: 4 KiB of note, a surrogate pair.
 	for _, note := range []string{strings.Repeat("é", 2048), `ok \ud83d\ude00`} {
 		body := `{"index":` + n + `,"note":"` + note + `"}`

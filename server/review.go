@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/trailhq/trail"
@@ -73,10 +74,15 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request, p *Principal) *p
 	if pr := s.policyRefusal(p); pr != nil {
 		return pr
 	}
+	// As for appends, the body must arrive within BodyTimeout.
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return s.internal("set body deadline", err)
+	}
 	body, pr := readBody(r, maxReviewBody, fmt.Sprintf("review body over %d bytes; a note is at most %d bytes", maxReviewBody, maxReviewNote))
 	if pr != nil {
 		return pr
 	}
+	bodyRead(w)
 	index, note, pr := parseReview(body)
 	if pr != nil {
 		return pr
