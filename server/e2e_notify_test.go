@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,12 +63,12 @@ func (s *testServer) waitNotify(t testing.TB, result string, want float64) {
 // nothing.
 func TestNotifyPostsBreakGlassRecord(t *testing.T) {
 	calls := make(chan hookCall, 8)
-	fails := 1
+	var fails atomic.Int32
+	fails.Store(1)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		calls <- hookCall{r.Header.Get("Content-Type"), b}
-		if fails > 0 { // only the sender's goroutine calls: one at a time
-			fails--
+		if fails.Add(-1) >= 0 { // the first call fails
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	}))
