@@ -2,6 +2,7 @@ package atna
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -243,4 +244,85 @@ func BenchmarkParse(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestParseFastRandom builds messages from pieces the fast path treats
+// with care (namespaces, references, comments, CDATA, duplicates, the
+// known elements in odd places) and checks each the fast path accepts
+// against encoding/xml: structure the fuzzer is slow to find.
+func TestParseFastRandom(t *testing.T) {
+	n := 5000
+	if testing.Short() {
+		n = 500
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(s ...string) string { return s[rng.IntN(len(s))] }
+	names := []string{
+		"AuditMessage", "EventIdentification", "EventID", "EventTypeCode", "EventOutcomeDescription",
+		"PurposeOfUse", "ActiveParticipant", "RoleIDCode", "MediaIdentifier", "MediaType",
+		"AuditSourceIdentification", "AuditSourceTypeCode", "ParticipantObjectIdentification",
+		"ParticipantObjectIDTypeCode", "ParticipantObjectName", "ParticipantObjectQuery",
+		"ParticipantObjectDetail", "Unknown", "Foo", "xmlns", "SOPClass",
+	}
+	attrs := []string{
+		"EventActionCode", "EventDateTime", "EventOutcomeIndicator", "UserID", "UserName",
+		"UserIsRequestor", "AuditSourceID", "ParticipantObjectID", "type", "value", "csd-code",
+		"code", "codeSystemName", "codeSystem", "displayName", "originalText", "other",
+	}
+	prefixes := []string{"", "", "", "a:", "b:", "xml:", "xmlns:", "c:"}
+	value := func() string {
+		return pick("", "x", " 1 ", "a&amp;b", "&#65;&#x42;", "&lt;&gt;&quot;&apos;", "\r\n\t", "&#13;", "é", "]]>", "urn:a", "urn:b", "a&#0;", "&#xD800;", "&bad;", "a\rb", "&#x1F600;")
+	}
+	text := func() string {
+		return pick("", " ", "\n  ", "x", "a&amp;b", "<!--c-->", "<![CDATA[c]]>", "\r\n", "&#65;", "]]>", "<?p?>", "é", "\x01")
+	}
+	var elem func(depth int) string
+	elem = func(depth int) string {
+		name := pick(prefixes...) + pick(names...)
+		var b strings.Builder
+		b.WriteString("<" + name)
+		for range rng.IntN(4) {
+			a := pick(prefixes...) + pick(attrs...)
+			switch rng.IntN(8) {
+			case 0:
+				a = pick("xmlns", "xmlns:a", "xmlns:b", "xmlns:xml")
+			}
+			q := pick(`"`, `'`)
+			v := value()
+			if strings.Contains(v, q) {
+				continue
+			}
+			b.WriteString(pick(" ", "\n", "") + a + pick("=", " = ") + q + v + q)
+		}
+		if depth > 4 || rng.IntN(3) == 0 {
+			b.WriteString(pick("/>", " />"))
+			return b.String()
+		}
+		b.WriteString(">")
+		for range rng.IntN(5) {
+			b.WriteString(text())
+			b.WriteString(elem(depth + 1))
+		}
+		b.WriteString(text())
+		b.WriteString("</" + name + pick(">", " >"))
+		return b.String()
+	}
+	taken := 0
+	for range n {
+		root := "<" + pick("", "", "a:") + "AuditMessage" + pick("", ` xmlns="urn:d"`, ` xmlns:a="urn:a"`, ` xmlns:a="urn:a" xmlns:b="urn:b"`, ` xmlns:b="b"`) + ">"
+		var b strings.Builder
+		b.WriteString(pick("", `<?xml version="1.0" encoding="UTF-8"?>`+"\n", "<!-- x -->"))
+		b.WriteString(root)
+		for range rng.IntN(6) {
+			b.WriteString(text())
+			b.WriteString(elem(0))
+		}
+		b.WriteString("</" + root[1:strings.IndexAny(root, " >")] + ">")
+		data := []byte(b.String())
+		if _, ok := parseFast(data); ok {
+			taken++
+		}
+		checkFastXML(t, data)
+	}
+	t.Logf("fast path took %d of %d", taken, n)
 }
