@@ -49,6 +49,16 @@ func Parse(data []byte) (*AuditMessage, error) {
 	if err := checkProlog(data); err != nil {
 		return nil, err
 	}
+	// The common shape without encoding/xml, to the same message.
+	if m, ok := parseFast(data); ok {
+		return m, nil
+	}
+	return parseXML(data)
+}
+
+// parseXML parses a message that passed Parse's first checks with
+// encoding/xml.
+func parseXML(data []byte) (*AuditMessage, error) {
 	// One pass: the decoder reads its tokens through the checks, and the
 	// rest of the document, past the root, is read through them after.
 	c := &checked{d: xml.NewDecoder(bytes.NewReader(data))}
