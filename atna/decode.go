@@ -94,7 +94,7 @@ func (c *checked) Token() (xml.Token, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	tok, err := c.d.Token()
+	tok, err := c.d.RawToken() // the outer decoder translates names and matches tags, once
 	if err != nil {
 		if err != io.EOF {
 			c.err = fmt.Errorf("%w: %v", ErrSyntax, err)

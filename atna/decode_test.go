@@ -2,8 +2,11 @@ package atna_test
 
 import (
 	"bytes"
+	"encoding/xml"
 	"errors"
 	"io"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -160,5 +163,25 @@ func TestCodeForms(t *testing.T) {
 				t.Errorf("type %q subtypes %q, want %q [%q]", m.Event.Type, m.Event.Subtypes, tt.typ, tt.subtype)
 			}
 		})
+	}
+}
+
+// TestParseNamespacesOnce: prefixes are translated once, to the namespace
+// their own declaration names, even when that name is itself declared as
+// a prefix (a decoder stacked on another must not translate twice).
+func TestParseNamespacesOnce(t *testing.T) {
+	msg, err := os.ReadFile("testdata/110110-patient-record.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg = bytes.Replace(msg, []byte("<AuditMessage>"),
+		[]byte(`<AuditMessage xmlns:p="q" xmlns:q="urn:q"><p:Foo/><q:Bar/>`), 1)
+	m, err := atna.Parse(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []xml.Name{{Space: "q", Local: "Foo"}, {Space: "urn:q", Local: "Bar"}}
+	if !reflect.DeepEqual(m.Unknown, want) {
+		t.Fatalf("unknown elements %v, want %v", m.Unknown, want)
 	}
 }
