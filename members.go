@@ -144,32 +144,14 @@ func (s *memberScanner) member(path, name, field string) error {
 	case name == "source":
 		return s.object("source", sourceMembers)
 	case name == "subtypes":
-		return s.strings(name)
+		return s.items(name, "string", func(string) error { return s.skip() })
 	}
-	s.pos++ // [
-	for i := 0; ; i++ {
-		switch s.peek() {
-		case ']':
-			s.pos++
-			return nil
-		case ',':
-			s.pos++
-		}
-		if s.peek() == ']' {
-			continue
-		}
-		item := fmt.Sprintf("entities[%d]", i)
-		if got := jsonType(s.peek()); got != "object" {
-			s.ps.add(invalid(item, "must be a JSON object, not %s", got))
-		}
-		if err := s.object(item, entityMembers); err != nil {
-			return err
-		}
-	}
+	return s.items(name, "object", func(item string) error { return s.object(item, entityMembers) })
 }
 
-// strings checks that every item of the array at pos is a string.
-func (s *memberScanner) strings(name string) error {
+// items checks that every item of the array at pos is a JSON value of type
+// want, and reads each with read, given the item's path (name[i]).
+func (s *memberScanner) items(name, want string, read func(item string) error) error {
 	s.pos++ // [
 	for i := 0; ; i++ {
 		switch s.peek() {
@@ -182,10 +164,11 @@ func (s *memberScanner) strings(name string) error {
 		if s.peek() == ']' {
 			continue
 		}
-		if got := jsonType(s.peek()); got != "string" {
-			s.ps.add(invalid(fmt.Sprintf("%s[%d]", name, i), "must be a JSON string, not %s", got))
+		item := fmt.Sprintf("%s[%d]", name, i)
+		if got := jsonType(s.peek()); got != want {
+			s.ps.add(invalid(item, "must be a JSON %s, not %s", want, got))
 		}
-		if err := s.skip(); err != nil {
+		if err := read(item); err != nil {
 			return err
 		}
 	}
