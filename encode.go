@@ -151,19 +151,13 @@ const hexDigits = "0123456789abcdef"
 // valid UTF-8. Every character is written in its shortest JSON form, so a
 // string is never longer here than in any JSON a client could send: an
 // event's encoding is at most its size as sent.
-func appendString(dst []byte, s string) []byte {
+func appendString[T string | []byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
-			if c < utf8.RuneSelf {
-				i++
-				continue
-			}
-			_, size := utf8.DecodeRuneInString(s[i:])
-			i += size
-			continue
+			continue // bytes of multi-byte characters (valid UTF-8) included
 		}
 		dst = append(dst, s[start:i]...)
 		switch c {
@@ -182,11 +176,26 @@ func appendString(dst []byte, s string) []byte {
 		default:
 			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 		}
-		i++
-		start = i
+		start = i + 1
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// escapedLen is the length of valid UTF-8 b as appendString writes it,
+// without the quotes.
+func escapedLen(b []byte) int {
+	n := len(b)
+	for _, c := range b {
+		switch {
+		case c >= 0x20 && c != '"' && c != '\\':
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f':
+			n++
+		default:
+			n += 5
+		}
+	}
+	return n
 }
 
 // appendStored appends the complete stored form of an event: the server
@@ -238,9 +247,9 @@ func hexAppend(dst, b []byte) []byte {
 func appendOriginal(dst []byte, o *Original) []byte {
 	dst = append(dst, `,"original":{"format":`...)
 	dst = appendString(dst, o.Format)
-	if text, ok := originalText(o.Data); ok {
+	if originalIsText(o.Data) {
 		dst = append(dst, `,"data":`...)
-		dst = append(dst, text...)
+		dst = appendString(dst, o.Data)
 		return append(dst, '}')
 	}
 	dst = append(dst, `,"encoding":"base64","data":"`...)
@@ -248,14 +257,8 @@ func appendOriginal(dst []byte, o *Original) []byte {
 	return append(dst, `"}`...)
 }
 
-// originalText is data as a JSON string, when that is how it is stored.
-func originalText(data []byte) ([]byte, bool) {
-	if !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0 {
-		return nil, false
-	}
-	s := appendString(make([]byte, 0, len(data)+16), string(data))
-	if len(s)-2 > base64.StdEncoding.EncodedLen(len(data)) {
-		return nil, false
-	}
-	return s, true
+// originalIsText reports whether data is stored as a JSON string.
+func originalIsText(data []byte) bool {
+	return utf8.Valid(data) && bytes.IndexByte(data, 0) < 0 &&
+		escapedLen(data) <= base64.StdEncoding.EncodedLen(len(data))
 }
