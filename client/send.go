@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -136,6 +137,7 @@ func (rb *reqBody) Close() error {
 // retrying until deadline.
 func (l *lane) deliver(b []item, body []byte, deadline time.Time) {
 	var bo backoff
+	var answered error // the server's last answer, when it gave one
 	for attempt := 1; ; attempt++ {
 		if l.c.runCtx.Err() != nil {
 			failLive(b, abortError(context.Cause(l.c.runCtx)))
@@ -151,6 +153,13 @@ func (l *lane) deliver(b []item, body []byte, deadline time.Time) {
 		if l.c.runCtx.Err() != nil {
 			failLive(b, abortError(context.Cause(l.c.runCtx)))
 			return
+		}
+		if statusError(err) != nil {
+			answered = err
+		} else if answered != nil && errors.Is(err, context.DeadlineExceeded) {
+			// The retry time ran out during an attempt: what the server
+			// last said tells the caller more than the cut request.
+			err = answered
 		}
 		switch e := statusError(err); classify(e) {
 		case actRetry:

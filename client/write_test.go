@@ -261,6 +261,34 @@ func TestRetryTimeoutFailsTheBatch(t *testing.T) {
 	}
 }
 
+// TestRetryTimeoutDuringAttempt: when the retry time runs out while an
+// attempt is still waiting for the server, the batch fails with what the
+// server last answered, not with the cut request.
+func TestRetryTimeoutDuringAttempt(t *testing.T) {
+	s := newTestServer(t)
+	var n atomic.Int32
+	s.setHook(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if n.Add(1) > 1 {
+			select { // slower than the retry timeout
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"title":"Service Unavailable","status":503,"detail":"disk full"}`))
+	})
+	c := s.client(client.WithRetryTimeout(300 * time.Millisecond))
+	_, err := c.Log(event("a/b", 0, 0)).Wait(t.Context())
+	var e *client.Error
+	if !errors.As(err, &e) || e.Status != 503 || e.Detail != "disk full" {
+		t.Fatalf("after the retry timeout: %v, want the last 503", err)
+	}
+	if n.Load() < 2 {
+		t.Fatalf("%d attempts; the test needs a second, cut by the retry timeout", n.Load())
+	}
+}
+
 func TestBufferFull(t *testing.T) {
 	s := newTestServer(t)
 	g := newGate()
