@@ -30,6 +30,10 @@ type Principal struct {
 	Admin      bool     // every grant, trail/… streams included
 	BreakGlass bool     // may read beyond its grants with purpose=emergency and a reason
 	Review     bool     // reads trail/break-glass and trail/review, and marks emergency accesses reviewed
+	// Patient makes p a patient's own principal: it reads the streams
+	// patient/<Patient> and patient/<Patient>/…, and in trail/access the
+	// read records naming patient <Patient>, never other ones.
+	Patient string
 	Append     []string // stream patterns it may append to
 	Read       []string // stream patterns it may read
 }
@@ -53,10 +57,17 @@ var reviewStreams = []string{BreakGlassStream, ReviewStream}
 // readPatterns are the stream patterns p reads: its read grants, and the
 // review grant's streams.
 func (p *Principal) readPatterns() []string {
-	if !p.Review {
+	if !p.Review && p.Patient == "" {
 		return p.Read
 	}
-	return append(slices.Clip(p.Read), reviewStreams...)
+	pats := slices.Clip(p.Read)
+	if p.Review {
+		pats = append(pats, reviewStreams...)
+	}
+	if p.Patient != "" {
+		pats = append(pats, "patient/"+p.Patient, "patient/"+p.Patient+"/*")
+	}
+	return pats
 }
 
 // matchAny reports whether stream matches a grant pattern (trail.MatchStream).

@@ -205,7 +205,7 @@ func newPolicyView(pol access.Policy) *policyView {
 		}
 		var ph principalHash
 		hex.Decode(ph.hash[:], []byte(pr.TokenSHA256))
-		ph.p = &Principal{Name: pr.Name, Admin: pr.Admin, BreakGlass: pr.BreakGlass, Review: pr.Review, Append: pr.Append, Read: pr.Read}
+		ph.p = &Principal{Name: pr.Name, Admin: pr.Admin, BreakGlass: pr.BreakGlass, Review: pr.Review, Patient: pr.Patient, Append: pr.Append, Read: pr.Read}
 		if pr.Expires != nil {
 			ph.expires = *pr.Expires
 		}

@@ -67,15 +67,21 @@ func (c *tokenCmd) create(args []string) error {
 	fs.BoolVar(&pr.Admin, "admin", false, "every grant, Trail's own trail/ streams included")
 	fs.BoolVar(&pr.BreakGlass, "break-glass", false, "may read beyond its grants with purpose=emergency and a reason (recorded in trail/break-glass)")
 	fs.BoolVar(&pr.Review, "review", false, "may read trail/break-glass and trail/review and mark emergency accesses reviewed (POST /v1/reviews), never its own")
+	fs.StringVar(&pr.Patient, "patient", "", "a patient's own principal for patient `id`: reads patient/<id> and patient/<id>/…, and the read records naming <id> in trail/access (stream=trail/access&patient=<id>), nothing else")
 	expires := fs.String("expires", "", "the token stops working after this `lifetime`: days (90d) or a Go duration (12h, 90m); default never")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
 	if pr.Name == "" || fs.NArg() > 0 {
-		return &exitError{2, errors.New("usage: trail token create --data DIR --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--expires 90d]")}
+		return &exitError{2, errors.New("usage: trail token create --data DIR --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--patient ID] [--expires 90d]")}
 	}
 	if err := access.CheckName(pr.Name); err != nil {
 		return &exitError{2, err}
+	}
+	if pr.Patient != "" {
+		if err := access.CheckPatient(pr.Patient); err != nil {
+			return &exitError{2, err}
+		}
 	}
 	now := time.Now()
 	if *expires != "" {
@@ -110,7 +116,7 @@ func (c *tokenCmd) list(args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tAPPEND\tREAD\tADMIN\tBREAK-GLASS\tREVIEW\tCREATED\tEXPIRES\tREVOKED")
+	fmt.Fprintln(tw, "NAME\tAPPEND\tREAD\tADMIN\tBREAK-GLASS\tREVIEW\tPATIENT\tCREATED\tEXPIRES\tREVOKED")
 	now := time.Now()
 	for _, pr := range p.Principals {
 		revoked, expires := "-", "-"
@@ -123,10 +129,17 @@ func (c *tokenCmd) list(args []string) error {
 				expires += " (expired)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%v\t%s\t%s\t%s\n", pr.Name, list(pr.Append), list(pr.Read), pr.Admin, pr.BreakGlass, pr.Review,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%v\t%s\t%s\t%s\t%s\n", pr.Name, list(pr.Append), list(pr.Read), pr.Admin, pr.BreakGlass, pr.Review, orDash(pr.Patient),
 			pr.Created.Format(time.RFC3339), expires, revoked)
 	}
 	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func list(s []string) string {

@@ -56,6 +56,7 @@ type Principal struct {
 	Admin       bool       `json:"admin,omitempty"`
 	BreakGlass  bool       `json:"break_glass,omitempty"`
 	Review      bool       `json:"review,omitempty"` // reads trail/break-glass and trail/review, marks emergency accesses reviewed
+	Patient     string     `json:"patient,omitempty"` // a patient's own principal: reads patient/<id>… and the read records naming <id>
 	Created     time.Time  `json:"created"`
 	Expires     *time.Time `json:"expires,omitempty"` // the token stops working then
 	Revoked     *time.Time `json:"revoked,omitempty"`
@@ -121,6 +122,11 @@ func Parse(b []byte) (Policy, error) {
 		if h, err := hex.DecodeString(pr.TokenSHA256); err != nil || len(h) != sha256.Size {
 			return Policy{}, fmt.Errorf("%s: principal %q: token_sha256 is not a SHA-256 in hex", FileName, pr.Name)
 		}
+		if pr.Patient != "" {
+			if err := CheckPatient(pr.Patient); err != nil {
+				return Policy{}, fmt.Errorf("%s: principal %q: %w", FileName, pr.Name, err)
+			}
+		}
 		for _, pat := range append(append([]string(nil), pr.Append...), pr.Read...) {
 			if err := CheckPattern(pat); err != nil {
 				return Policy{}, fmt.Errorf("%s: principal %q: %w", FileName, pr.Name, err)
@@ -159,6 +165,15 @@ func CheckPattern(p string) error {
 	base, _ := strings.CutSuffix(p, "/*")
 	if err := trail.ValidateStream(base); err != nil {
 		return fmt.Errorf("stream pattern %q: want an exact stream such as patient/123 or a prefix such as patient/*", p)
+	}
+	return nil
+}
+
+// CheckPatient checks the patient id of a patient's own principal: one
+// segment of a stream name, so that patient/<id> is a stream.
+func CheckPatient(id string) error {
+	if id == "" || strings.Contains(id, "/") || trail.ValidateStream("patient/"+id) != nil {
+		return fmt.Errorf("patient %q: want one segment of a stream name (letters, digits and . _ : -), as in patient/<id>", id)
 	}
 	return nil
 }
