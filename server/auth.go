@@ -27,15 +27,15 @@ const AdminTokenFile = "admin.token"
 // Principal is an authenticated caller and what it may do.
 type Principal struct {
 	Name       string
-	Admin      bool     // every grant, trail/… streams included
-	BreakGlass bool     // may read beyond its grants with purpose=emergency and a reason
-	Review     bool     // reads trail/break-glass and trail/review, and marks emergency accesses reviewed
+	Admin      bool // every grant, trail/… streams included
+	BreakGlass bool // may read beyond its grants with purpose=emergency and a reason
+	Review     bool // reads trail/break-glass and trail/review, and marks emergency accesses reviewed
 	// Patient makes p a patient's own principal: it reads the streams
 	// patient/<Patient> and patient/<Patient>/…, and in trail/access the
 	// read records naming patient <Patient>, never other ones.
 	Patient string
-	Append     []string // stream patterns it may append to
-	Read       []string // stream patterns it may read
+	Append  []string // stream patterns it may append to
+	Read    []string // stream patterns it may read
 }
 
 // LogValue keeps log lines to the principal's name.

@@ -55,7 +55,7 @@ type Principal struct {
 	Read        []string   `json:"read,omitempty"`
 	Admin       bool       `json:"admin,omitempty"`
 	BreakGlass  bool       `json:"break_glass,omitempty"`
-	Review      bool       `json:"review,omitempty"` // reads trail/break-glass and trail/review, marks emergency accesses reviewed
+	Review      bool       `json:"review,omitempty"`  // reads trail/break-glass and trail/review, marks emergency accesses reviewed
 	Patient     string     `json:"patient,omitempty"` // a patient's own principal: reads patient/<id>… and the read records naming <id>
 	Created     time.Time  `json:"created"`
 	Expires     *time.Time `json:"expires,omitempty"` // the token stops working then
