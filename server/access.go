@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode"
@@ -52,6 +53,10 @@ type read struct {
 	patients  map[string]*patientReads
 	delivered int  // events a tail delivered since its last record
 	listed    bool // an emergency read's record is in trail/break-glass
+	// own is set for a patient's own principal reading the read records
+	// that name its patient (stream=trail/access&patient=<its id>): the
+	// query is narrowed to them, and each record returned is checked.
+	own bool
 }
 
 // patientReads is what a read returned of one patient's events.
@@ -139,7 +144,53 @@ func (rd *read) readable() func(string) bool {
 	if rd.p.Admin {
 		return nil
 	}
+	if rd.own {
+		return isAccessStream
+	}
 	return rd.can
+}
+
+func isAccessStream(stream string) bool { return stream == AccessStream }
+
+// canFiltered reports whether a query of stream filtered by patient may run:
+// by grant, or as a patient's own principal reading the read records that
+// name its patient (and then rd.own is set).
+func (rd *read) canFiltered(stream, patient string) bool {
+	if rd.can(stream) {
+		return true
+	}
+	rd.own = ownsAccess(rd.p, stream, patient)
+	return rd.own
+}
+
+// ownsAccess reports whether p is a patient's own principal and stream and
+// patient name the read records of its patient.
+func ownsAccess(p *Principal, stream, patient string) bool {
+	return p.Patient != "" && stream == AccessStream && patient == p.Patient
+}
+
+// canRecord reports whether the read may see the stored record rec of
+// stream: by grant, or as the read record of a patient's own principal's
+// patient.
+func (rd *read) canRecord(stream string, rec []byte) bool {
+	if rd.can(stream) {
+		return true
+	}
+	if rd.p.Patient == "" || stream != AccessStream {
+		return false
+	}
+	var f recordFields
+	return json.Unmarshal(rec, &f) == nil && ownsAccess(rd.p, stream, f.Patient)
+}
+
+// forbidFiltered is forbid, saying what a patient's own principal may read.
+func (rd *read) forbidFiltered(stream string) *problem {
+	pr := rd.forbid(stream)
+	if pr.Status == http.StatusForbidden && rd.p.Patient != "" && stream == AccessStream {
+		pr.Detail += fmt.Sprintf("; as patient %q's own principal it reads the read records naming that patient: stream=%s&patient=%s",
+			rd.p.Patient, AccessStream, url.QueryEscape(rd.p.Patient))
+	}
+	return pr
 }
 
 // patientOfStream is the patient a stream names (patient/<id>…), if any.
@@ -158,6 +209,9 @@ func patientOfStream(stream string) string {
 func (rd *read) scope() *trail.Scope {
 	if rd.p.Admin {
 		return nil
+	}
+	if rd.own {
+		return &trail.Scope{Patterns: []string{AccessStream}}
 	}
 	return &trail.Scope{Patterns: rd.p.readPatterns(), Unreserved: rd.emergency}
 }

@@ -26,8 +26,8 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *pr
 	}
 	rd.patient = q.Patient
 	if q.Stream != "" {
-		if !rd.can(q.Stream) {
-			return rd.forbid(q.Stream)
+		if !rd.canFiltered(q.Stream, q.Patient) {
+			return rd.forbidFiltered(q.Stream)
 		}
 		rd.namePatient(q.Stream)
 	}
@@ -37,6 +37,10 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *pr
 		return s.readProblem(err)
 	}
 	for _, e := range res.Events {
+		if rd.own && !rd.canRecord(AccessStream, e) {
+			// The query's own filters admit nothing else: never send it.
+			return s.internal("query", fmt.Errorf("a read record not naming patient %q came back for its own principal", p.Patient))
+		}
 		rd.returned(e)
 	}
 	if pr := rd.allow(len(res.Events)); pr != nil {

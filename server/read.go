@@ -53,7 +53,7 @@ func (s *Server) readEvent(rd *read, i uint64) ([]byte, *problem) {
 	if err != nil {
 		return nil, s.internal("read event", err)
 	}
-	if !rd.can(stream) {
+	if !rd.canRecord(stream, rec) {
 		// The record names the stream; the answer does not, so that reading
 		// by index cannot map which streams (patients) have events.
 		pr := rd.forbid(stream)
