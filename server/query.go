@@ -32,6 +32,9 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *pr
 		rd.namePatient(q.Stream)
 	}
 	q.Readable, q.Scope = rd.readable(), rd.scope()
+	if r.Context().Value(unreservedKey{}) != nil {
+		q.Readable = unreservedOnly(q.Readable)
+	}
 	res, err := s.l.Query(r.Context(), q)
 	if err != nil {
 		return s.readProblem(err)
@@ -66,6 +69,19 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, p *Principal) *pr
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
 	return nil
+}
+
+// unreservedKey marks a query made for the console's timelines: it returns
+// no events of Trail's own streams, which a reader of trail/access would
+// otherwise get among a patient's events (and its read record count).
+type unreservedKey struct{}
+
+// unreservedOnly narrows a query's filter (nil: everything) to streams
+// outside trail/….
+func unreservedOnly(readable func(string) bool) func(string) bool {
+	return func(stream string) bool {
+		return !trail.IsReservedStream(stream) && (readable == nil || readable(stream))
+	}
 }
 
 // parseQuery reads and checks the parameters of GET /v1/events.

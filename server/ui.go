@@ -103,6 +103,9 @@ func (c *console) routes() {
 	m.Handle("GET /ui/events/{index}/proof", c.background(c.proof))
 	m.Handle("GET /ui/patient", c.page(c.patient))
 	m.Handle("GET /ui/patient/access.csv", c.page(c.accessCSV))
+	m.Handle("GET /ui/me", c.page(c.myRecord))
+	m.Handle("GET /ui/reviews", c.page(c.reviews))
+	m.Handle("POST /ui/reviews", c.page(c.postReview))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		s, _, _ := c.current(r)
 		c.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found", Session: s,
@@ -158,7 +161,7 @@ func parsePages() map[string]*template.Template {
 		"shortTime":  shortTime,
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"signin", "search", "event", "patient", "error"} {
+	for _, name := range []string{"signin", "search", "event", "patient", "reviews", "error"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(uiFiles, "ui/templates/layout.html", "ui/templates/parts.html", "ui/templates/"+name+".html"))
 	}
@@ -168,8 +171,9 @@ func parsePages() map[string]*template.Template {
 // pageData is what every page template gets; Page holds the page's own.
 type pageData struct {
 	Title   string
-	Nav     string // the nav entry of the page: search, patient
+	Nav     string // the nav entry of the page: search, patient, me, reviews
 	Session *session
+	Menu    menu // what the navigation offers the signed-in principal
 	CSRF    string
 	Notice  string // a message shown on top (sign-in page)
 	Error   string // the page could not be shown: why
@@ -181,6 +185,9 @@ type pageData struct {
 func (c *console) render(w http.ResponseWriter, r *http.Request, status int, name string, d *pageData) {
 	if d.Session != nil {
 		d.CSRF = d.Session.csrf
+		if p, ok := r.Context().Value(principalKey{}).(*Principal); ok {
+			d.Menu = menuOf(p)
+		}
 	}
 	var buf bytes.Buffer
 	if err := c.pages[name].Execute(&buf, d); err != nil {
@@ -193,10 +200,31 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	w.Write(buf.Bytes())
 }
 
-// home sends a signed-in user to the search page, others to sign in.
+// menu is what the navigation offers: a patient's own principal its
+// record, others the search and patient pages, reviewers the reviews.
+type menu struct {
+	Patient bool // a patient's own principal
+	Review  bool
+}
+
+func menuOf(p *Principal) menu { return menu{Patient: p.Patient != "", Review: p.CanReview()} }
+
+// principalKey carries a page request's principal to render.
+type principalKey struct{}
+
+// startPage is where a principal's console starts: a patient's own
+// principal at its record, others at the search page.
+func startPage(p *Principal) string {
+	if p.Patient != "" {
+		return "/ui/me"
+	}
+	return "/ui/search"
+}
+
+// home sends a signed-in user to their first page, others to sign in.
 func (c *console) home(w http.ResponseWriter, r *http.Request) {
-	if _, _, ok := c.current(r); ok {
-		http.Redirect(w, r, "/ui/search", http.StatusSeeOther)
+	if _, p, ok := c.current(r); ok {
+		http.Redirect(w, r, startPage(p), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)

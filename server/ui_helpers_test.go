@@ -35,6 +35,9 @@ var uiPrincipals = []access.Principal{
 	{Name: "dr-house", Read: []string{"patient/*"}},
 	{Name: "billing", Read: []string{"billing/*"}},
 	{Name: "er-doc", BreakGlass: true},
+	{Name: "patient-7", Patient: "7"},
+	{Name: "reviewer", Review: true},
+	{Name: "er-reviewer", BreakGlass: true, Review: true},
 }
 
 // startUI starts a server whose checkpoints follow the log closely, with
@@ -157,9 +160,16 @@ func csrf(t testing.TB, p uiPage) string {
 // signIn signs in with a token through the form and returns the search page.
 func (b *uiBrowser) signIn(token string) uiPage {
 	b.t.Helper()
+	return b.signInTo(token, "/ui/search")
+}
+
+// signInTo signs in with a token through the form and returns the page it
+// lands on, which must be path.
+func (b *uiBrowser) signInTo(token, path string) uiPage {
+	b.t.Helper()
 	p := b.get("/ui/signin")
 	p = b.post("/ui/signin", url.Values{"csrf": {csrf(b.t, p)}, "token": {token}})
-	if p.status != http.StatusOK || p.url.Path != "/ui/search" {
+	if p.status != http.StatusOK || p.url.Path != path {
 		b.t.Fatalf("sign-in ended at %s with %d: %.300s", p.url, p.status, p.body)
 	}
 	return p

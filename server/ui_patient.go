@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/trailhq/trail"
 )
 
 // The patient page answers "who accessed this record?": the patient's
@@ -97,6 +96,7 @@ func paramList(ps map[string]string) string {
 
 // patientData is the patient page's own data.
 type patientData struct {
+	Mine           bool // a patient's own principal reading its record (/ui/me)
 	Patient        string
 	Rows           []eventRow
 	NextURL        string
@@ -117,6 +117,27 @@ const maxAccessPages = 100
 // patient shows a patient's timeline and who accessed the record.
 func (c *console) patient(w http.ResponseWriter, r *http.Request, s *session, p *Principal) {
 	d := &patientData{Patient: strings.TrimSpace(r.URL.Query().Get("patient"))}
+	title := "Patient"
+	if d.Patient != "" {
+		title = "Patient " + d.Patient
+	}
+	c.showPatient(w, r, s, p, d, title, "patient")
+}
+
+// myRecord is a patient's own page: its record and who has seen it, read
+// with its own principal's grants (its streams, and the read records
+// naming it).
+func (c *console) myRecord(w http.ResponseWriter, r *http.Request, s *session, p *Principal) {
+	if p.Patient == "" {
+		c.render(w, r, http.StatusForbidden, "error", &pageData{Title: "Not a patient's principal", Session: s,
+			Error: fmt.Sprintf("This page shows a patient their own record. Principal %q is not a patient's own principal "+
+				"(trail token create --patient <id>); open a patient from the Patient page instead.", p.Name)})
+		return
+	}
+	c.showPatient(w, r, s, p, &patientData{Patient: p.Patient, Mine: true}, "My record", "me")
+}
+
+func (c *console) showPatient(w http.ResponseWriter, r *http.Request, s *session, p *Principal, d *patientData, title, nav string) {
 	status := http.StatusOK
 	if d.Patient != "" {
 		d.CSVURL = "/ui/patient/access.csv?" + url.Values{"patient": {d.Patient}}.Encode()
@@ -133,43 +154,42 @@ func (c *console) patient(w http.ResponseWriter, r *http.Request, s *session, p 
 			}
 		}
 	}
-	title := "Patient"
-	if d.Patient != "" {
-		title = "Patient " + d.Patient
-	}
-	c.render(w, r, status, "patient", &pageData{Title: title, Nav: "patient", Session: s, Page: d})
+	c.render(w, r, status, "patient", &pageData{Title: title, Nav: nav, Session: s, Page: d})
 }
 
-// timeline reads one page of the patient's events.
+// timeline reads one page of the patient's events: those of Trail's own
+// streams (the read records naming the patient) are the list of accesses,
+// not the timeline, and are left out of the query.
 func (c *console) timeline(r *http.Request, p *Principal, d *patientData) int {
 	q := url.Values{"patient": {d.Patient}, "order": {"desc"}, "limit": {strconv.Itoa(pageSize)}}
 	if a := r.URL.Query().Get("after"); a != "" {
 		q.Set("after", a)
 	}
-	body, pr := c.apiGet(r, p, c.s.query, "/v1/events", q, nil)
+	if d.Mine {
+		// Its events are in its streams; events of other streams naming
+		// it are not its principal's to read.
+		q.Del("patient")
+	}
+	body, pr := c.apiGet(r.WithContext(context.WithValue(r.Context(), unreservedKey{}, true)), p, c.s.query, "/v1/events", q, nil)
 	if pr != nil {
 		c.problemState(pr, &d.Denied, &d.Problem)
 		return pr.Status
 	}
 	var rep queryReply
 	err := json.Unmarshal(body, &rep)
-	var rows []eventRow
 	if err == nil {
-		rows, err = parseRows(rep.Events)
+		d.Rows, err = parseRows(rep.Events)
 	}
 	if err != nil {
 		d.Problem = "The server's answer could not be read: " + err.Error()
 		return http.StatusInternalServerError
 	}
-	// Trail's own read records name the patient too (for a reader of
-	// trail/access): they are the list of accesses, not the timeline.
-	for _, row := range rows {
-		if !trail.IsReservedStream(row.Stream) {
-			d.Rows = append(d.Rows, row)
-		}
-	}
 	if rep.Next != "" {
-		d.NextURL = "/ui/patient?" + url.Values{"patient": {d.Patient}, "after": {rep.Next}}.Encode()
+		if d.Mine {
+			d.NextURL = "/ui/me?" + url.Values{"after": {rep.Next}}.Encode()
+		} else {
+			d.NextURL = "/ui/patient?" + url.Values{"patient": {d.Patient}, "after": {rep.Next}}.Encode()
+		}
 	}
 	return http.StatusOK
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -306,7 +307,7 @@ func (c *console) page(h func(http.ResponseWriter, *http.Request, *session, *Pri
 			c.toSignin(w, r, why)
 			return
 		}
-		h(w, r, s, p)
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), s, p)
 	})
 }
 

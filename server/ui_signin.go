@@ -20,6 +20,15 @@ func safeNext(next string) string {
 	return "/ui/search"
 }
 
+// landing is where p goes after sign-in: the page it asked for, else its
+// first page (startPage).
+func landing(next string, p *Principal) string {
+	if n := safeNext(next); n != "/ui/search" || next == n {
+		return n
+	}
+	return startPage(p)
+}
+
 // signinData is the sign-in page's own data.
 type signinData struct {
 	Idle, MaxAge string // the session limits, in words
@@ -32,8 +41,8 @@ type signinData struct {
 // match a cookie set here (double submit): nobody can sign a browser in
 // under their own account from another site.
 func (c *console) signinPage(w http.ResponseWriter, r *http.Request) {
-	if _, _, ok := c.current(r); ok && r.URL.Query().Get(endedParam) == "" {
-		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+	if _, p, ok := c.current(r); ok && r.URL.Query().Get(endedParam) == "" {
+		http.Redirect(w, r, landing(r.URL.Query().Get("next"), p), http.StatusSeeOther)
 		return
 	}
 	c.renderSignin(w, r, http.StatusOK, endedNotice[r.URL.Query().Get(endedParam)], "")
@@ -43,7 +52,11 @@ func (c *console) renderSignin(w http.ResponseWriter, r *http.Request, status in
 	_, signin, secure := c.cookieNames(r)
 	nonce := randomString(24)
 	setCookie(w, signin, nonce, secure, signinCookieSeconds)
-	d := &signinData{Next: safeNext(r.FormValue("next")), Nonce: nonce,
+	next := r.FormValue("next")
+	if safeNext(next) != next {
+		next = "" // the principal's first page
+	}
+	d := &signinData{Next: next, Nonce: nonce,
 		Idle: inWords(c.cfg.Idle), MaxAge: inWords(c.cfg.MaxAge)}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		d.Certificate = r.TLS.VerifiedChains[0][0].Subject.CommonName
@@ -131,7 +144,7 @@ func (c *console) startSession(w http.ResponseWriter, r *http.Request, p *Princi
 	setCookie(w, name, id, secure, 0)
 	setCookie(w, signin, "", secure, -1)
 	c.log.Info("console sign-in", "principal", p.Name, "via", cred.via(), "client", c.s.cfg.TrustedProxies.clientAddr(r))
-	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+	http.Redirect(w, r, landing(r.PostFormValue("next"), p), http.StatusSeeOther)
 }
 
 // signout ends the session (its CSRF token required) and clears the cookie.
