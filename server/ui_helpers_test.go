@@ -44,10 +44,18 @@ var uiPrincipals = []access.Principal{
 // the console configured by cfg.
 func startUI(t testing.TB, cfg server.ConsoleConfig) *uiEnv {
 	t.Helper()
+	return startUIWith(t, server.Config{Console: cfg})
+}
+
+// startUIWith is startUI with more of the server's configuration: its
+// principals, read rates and console are the tests' own.
+func startUIWith(t testing.TB, scfg server.Config) *uiEnv {
+	t.Helper()
 	ecfg := mxFast()
 	ecfg.CheckpointInterval = 50 * time.Millisecond
 	s := mxStart(t, ecfg, uiPrincipals)
-	srv, err := server.New(s.l, server.Config{Auth: s.auth, ReadRate: unlimitedReads, AdminReadRate: unlimitedReads, Console: cfg})
+	scfg.Auth, scfg.ReadRate, scfg.AdminReadRate = s.auth, unlimitedReads, unlimitedReads
+	srv, err := server.New(s.l, scfg)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}

@@ -148,7 +148,10 @@ func (c *console) showPatient(w http.ResponseWriter, r *http.Request, s *session
 			status = max(status, pr.Status)
 		}
 		d.Access, d.AccessMore = rows, more
-		for _, a := range rows {
+		for i, a := range rows {
+			if d.Mine && a.Who == p.Name {
+				d.Access[i].Who = "You"
+			}
 			if a.Emergency {
 				d.EmergencyCount++
 			}
