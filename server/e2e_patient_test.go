@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,6 +38,12 @@ func patientPrincipals() map[string]*server.Principal {
 // patientOwnStream reports whether stream belongs to patient id's own reads.
 func patientOwnStream(stream, id string) bool {
 	return stream == "patient/"+id || strings.HasPrefix(stream, "patient/"+id+"/")
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
 
 // storedHead is what the tests look at of a stored event.
@@ -232,6 +239,26 @@ func TestPatientPrincipalReadsOnlyItsOwn(t *testing.T) {
 			for _, k := range []string{"own", "own-access", "access", "other"} {
 				if !checked[k] {
 					t.Errorf("no event of kind %s was read by index", k)
+				}
+			}
+
+			// Through FHIR: its own streams' events of patient 1, none of
+			// another patient's, none of another stream naming it.
+			var wantFHIR []string
+			for _, e := range evs {
+				if patientOwnStream(e.Stream, "1") {
+					wantFHIR = append(wantFHIR, e.ID)
+				}
+			}
+			b := wantBundle(t, s.fhirDo(t, "GET", "/fhir/AuditEvent?patient=Patient/1&_count=100", tokPatient1, nil), 200)
+			if got := b.ids(t); fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(wantFHIR)) {
+				t.Errorf("patient 1's FHIR search returned %v, want %v", sorted(got), sorted(wantFHIR))
+			}
+			for _, q := range []string{"patient=Patient/10", "patient=Patient/1.1", "_count=100"} {
+				for _, id := range wantBundle(t, s.fhirDo(t, "GET", "/fhir/AuditEvent?"+q, tokPatient1, nil), 200).ids(t) {
+					if !slices.Contains(wantFHIR, id) {
+						t.Errorf("patient 1's FHIR search %s returned %s, not its own", q, id)
+					}
 				}
 			}
 
