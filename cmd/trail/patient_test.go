@@ -28,6 +28,12 @@ func TestTokenPatientEndToEnd(t *testing.T) {
 			t.Errorf("token create --patient %q: exit %d %q, want exit 2 naming the patient", bad, code, errOut)
 		}
 	}
+	for _, extra := range [][]string{{"--admin"}, {"--read", "patient/*"}, {"--break-glass"}, {"--review"}, {"--append", "patient/1"}} {
+		args := append([]string{"token", "create", "--data", dir, "--name", "p-extra", "--patient", "1"}, extra...)
+		if _, errOut, code := runTrail(t, args...); code != 2 || !strings.Contains(errOut, "nothing else") {
+			t.Errorf("token create --patient 1 %v: exit %d %q, want exit 2", extra, code, errOut)
+		}
+	}
 	patient := create("--name", "patient-4711", "--patient", "4711")
 	doctor := create("--name", "dr-grey", "--read", "patient/*")
 

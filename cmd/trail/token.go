@@ -79,7 +79,7 @@ func (c *tokenCmd) create(args []string) error {
 		return &exitError{2, err}
 	}
 	if pr.Patient != "" {
-		if err := access.CheckPatient(pr.Patient); err != nil {
+		if err := access.CheckPatientPrincipal(pr); err != nil {
 			return &exitError{2, err}
 		}
 	}

@@ -123,7 +123,7 @@ func Parse(b []byte) (Policy, error) {
 			return Policy{}, fmt.Errorf("%s: principal %q: token_sha256 is not a SHA-256 in hex", FileName, pr.Name)
 		}
 		if pr.Patient != "" {
-			if err := CheckPatient(pr.Patient); err != nil {
+			if err := CheckPatientPrincipal(pr); err != nil {
 				return Policy{}, fmt.Errorf("%s: principal %q: %w", FileName, pr.Name, err)
 			}
 		}
@@ -174,6 +174,34 @@ func CheckPattern(p string) error {
 func CheckPatient(id string) error {
 	if id == "" || strings.Contains(id, "/") || trail.ValidateStream("patient/"+id) != nil {
 		return fmt.Errorf("patient %q: want one segment of a stream name (letters, digits and . _ : -), as in patient/<id>", id)
+	}
+	return nil
+}
+
+// CheckPatientPrincipal checks a patient's own principal: a valid patient
+// id and no other grant, so that it reads its own record and nothing else.
+func CheckPatientPrincipal(p Principal) error {
+	if err := CheckPatient(p.Patient); err != nil {
+		return err
+	}
+	var extra []string
+	if len(p.Append) > 0 {
+		extra = append(extra, "append")
+	}
+	if len(p.Read) > 0 {
+		extra = append(extra, "read")
+	}
+	if p.Admin {
+		extra = append(extra, "admin")
+	}
+	if p.BreakGlass {
+		extra = append(extra, "break-glass")
+	}
+	if p.Review {
+		extra = append(extra, "review")
+	}
+	if len(extra) > 0 {
+		return fmt.Errorf("a patient's own principal (patient %q) reads its own record and nothing else: it may not also have %s", p.Patient, strings.Join(extra, ", "))
 	}
 	return nil
 }

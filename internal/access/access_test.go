@@ -26,3 +26,15 @@ func TestParsePatient(t *testing.T) {
 		}
 	}
 }
+
+// TestParsePatientAlone: a patient's own principal holds no other grant; a
+// tokens file that gives it one is refused, naming it.
+func TestParsePatientAlone(t *testing.T) {
+	const hash = "0000000000000000000000000000000000000000000000000000000000000000"
+	for _, extra := range []string{`"admin":true`, `"break_glass":true`, `"review":true`, `"read":["patient/*"]`, `"append":["patient/1"]`} {
+		b := []byte(`{"principals":[{"name":"p","token_sha256":"` + hash + `","patient":"1",` + extra + `}]}`)
+		if _, err := Parse(b); err == nil || !strings.Contains(err.Error(), "nothing else") {
+			t.Errorf("patient with %s: %v, want a refusal", extra, err)
+		}
+	}
+}
