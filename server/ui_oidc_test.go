@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
@@ -470,4 +471,31 @@ func TestOIDCConfig(t *testing.T) {
 	if _, err := server.New(s.l, server.Config{Auth: s.auth, Console: server.ConsoleConfig{OIDC: &bad}}); err == nil || !strings.Contains(err.Error(), "no client id") {
 		t.Errorf("New with an invalid OpenID Connect configuration: %v", err)
 	}
+}
+
+// TestConsoleBrowserOIDC: in a real browser, "Sign in with OpenID Connect"
+// goes to the provider (another site), which approves at once, and back;
+// the browser lands on the search page signed in as the principal the
+// claim names: its SameSite=Strict session cookie is sent although the
+// callback came from another site.
+func TestConsoleBrowserOIDC(t *testing.T) {
+	br := chromium(t)
+	o := startOIDC(t)
+	tb := o.tab(t, br)
+	tb.open("/ui/signin")
+	tb.shot("signin-oidc")
+	o.m.QueueUser(named("officer"))
+	tb.run(chromedp.Click(chromedp.ID("signin-oidc")), chromedp.WaitVisible(chromedp.CSS("form.filters")))
+	tb.checkPage()
+	if loc := tb.location(); !strings.HasPrefix(loc, "/ui/search") {
+		t.Errorf("after sign-in the browser is at %s, want /ui/search", loc)
+	}
+	if who := tb.text(".who strong"); who != "officer" {
+		t.Errorf("the header names %q, want officer", who)
+	}
+	if via := tb.text(".who .via"); !strings.HasPrefix(via, "via OpenID Connect (127.0.0.1:") {
+		t.Errorf("the header says %q, want via OpenID Connect (127.0.0.1:…)", via)
+	}
+	tb.shot("oidc-signed-in")
+	tb.clean()
 }
