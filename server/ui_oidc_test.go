@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"html"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,6 +66,7 @@ type oidcEnv struct {
 	badNonce atomic.Bool  // the provider signs another nonce than the one asked
 	deny     atomic.Value // a string: the provider answers error=access_denied with it
 	denied   atomic.Bool  // whether deny is set
+	consent  atomic.Bool  // the provider shows a page to approve on first
 }
 
 // startOIDC starts the mock provider and a console that signs in through
@@ -134,6 +137,10 @@ func (o *oidcEnv) middleware(next http.Handler) http.Handler {
 		}
 		o.mu.Unlock()
 		if r.URL.Path == mockoidc.AuthorizationEndpoint {
+			if o.consent.Load() && r.Form.Get("approved") == "" {
+				consentPage(w, r.Form)
+				return
+			}
 			if o.badNonce.Load() {
 				r.Form.Set("nonce", "another-nonce")
 			}
@@ -145,6 +152,22 @@ func (o *oidcEnv) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// consentPage is the provider's page where its user approves: a form
+// that asks the authorization endpoint again, so that the navigation to
+// the callback starts on the provider's site, as it does at real ones.
+func consentPage(w http.ResponseWriter, form url.Values) {
+	var b strings.Builder
+	b.WriteString(`<!doctype html><title>Approve</title><form method="get" action="` + mockoidc.AuthorizationEndpoint + `">`)
+	for k, vs := range form {
+		for _, v := range vs {
+			b.WriteString(`<input type="hidden" name="` + html.EscapeString(k) + `" value="` + html.EscapeString(v) + `">`)
+		}
+	}
+	b.WriteString(`<input type="hidden" name="approved" value="1"><button id="approve">Approve</button></form>`)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write([]byte(b.String()))
 }
 
 // signInOIDC signs in through the provider as user, following every
@@ -474,28 +497,43 @@ func TestOIDCConfig(t *testing.T) {
 }
 
 // TestConsoleBrowserOIDC: in a real browser, "Sign in with OpenID Connect"
-// goes to the provider (another site), which approves at once, and back;
-// the browser lands on the search page signed in as the principal the
-// claim names: its SameSite=Strict session cookie is sent although the
-// callback came from another site.
+// goes to the provider (another site) and back, and the browser lands on
+// the search page signed in as the principal the claim names, whether the
+// provider approves at once or after its user clicks on its own page. In
+// the second case the navigation to the callback starts on the provider's
+// site, so the browser would not send the SameSite=Strict session cookie
+// on a redirect from the callback: the console's own continue page makes
+// the next navigation start on the console's site.
 func TestConsoleBrowserOIDC(t *testing.T) {
 	br := chromium(t)
 	o := startOIDC(t)
-	tb := o.tab(t, br)
-	tb.open("/ui/signin")
-	tb.shot("signin-oidc")
-	o.m.QueueUser(named("officer"))
-	tb.run(chromedp.Click(chromedp.ID("signin-oidc")), chromedp.WaitVisible(chromedp.CSS("form.filters")))
-	tb.checkPage()
-	if loc := tb.location(); !strings.HasPrefix(loc, "/ui/search") {
-		t.Errorf("after sign-in the browser is at %s, want /ui/search", loc)
+	for _, consent := range []bool{false, true} {
+		name := map[bool]string{false: "auto-approve", true: "consent-page"}[consent]
+		t.Run(name, func(t *testing.T) {
+			o.consent.Store(consent)
+			tb := o.tab(t, br)
+			tb.open("/ui/signin")
+			tb.shot("signin-oidc")
+			o.m.QueueUser(named("officer"))
+			tb.run(chromedp.Click(chromedp.ID("signin-oidc")))
+			if consent {
+				tb.expect("/favicon.ico") // the provider's page has none
+				tb.run(chromedp.WaitVisible(chromedp.ID("approve")), chromedp.Click(chromedp.ID("approve")))
+			}
+			ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+			defer cancel()
+			if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("form.filters"))); err != nil {
+				t.Fatalf("after sign-in the browser is at %s, not on the search page: %v", tb.location(), err)
+			}
+			tb.checkPage()
+			if who := tb.text(".who strong"); who != "officer" {
+				t.Errorf("the header names %q, want officer", who)
+			}
+			if via := tb.text(".who .via"); !strings.HasPrefix(via, "via OpenID Connect (127.0.0.1:") {
+				t.Errorf("the header says %q, want via OpenID Connect (127.0.0.1:…)", via)
+			}
+			tb.shot("oidc-signed-in-" + name)
+			tb.clean()
+		})
 	}
-	if who := tb.text(".who strong"); who != "officer" {
-		t.Errorf("the header names %q, want officer", who)
-	}
-	if via := tb.text(".who .via"); !strings.HasPrefix(via, "via OpenID Connect (127.0.0.1:") {
-		t.Errorf("the header says %q, want via OpenID Connect (127.0.0.1:…)", via)
-	}
-	tb.shot("oidc-signed-in")
-	tb.clean()
 }
