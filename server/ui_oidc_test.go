@@ -285,13 +285,15 @@ func TestOIDCFlowCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	set := map[string]*http.Cookie{}
 	for _, ck := range resp.Cookies() {
-		if ck.Name == "trail-session" && ck.SameSite != http.SameSiteStrictMode {
-			t.Errorf("session cookie set by the callback is %v, want SameSite=Strict", ck.SameSite)
-		}
-		if ck.Name == "trail-oidc" && ck.MaxAge >= 0 {
-			t.Errorf("the callback does not clear the flow cookie: %+v", ck)
-		}
+		set[ck.Name] = ck
+	}
+	if ck := set["trail-session"]; ck == nil || ck.SameSite != http.SameSiteStrictMode || !ck.HttpOnly {
+		t.Errorf("session cookie set by the callback: %+v, want HttpOnly and SameSite=Strict", ck)
+	}
+	if ck := set["trail-oidc"]; ck == nil || ck.MaxAge >= 0 {
+		t.Errorf("the callback does not clear the flow cookie: %+v", ck)
 	}
 }
 
