@@ -92,6 +92,9 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := cfg.Console.validate(cfg.Auth); err != nil {
+		return nil, err
+	}
 	if cfg.QueueWait <= 0 {
 		cfg.QueueWait = defaultQueueWait
 	}

@@ -19,8 +19,8 @@ import (
 // are exactly the API's.
 //
 // Sessions live in memory (ui_session.go): a restart signs everyone out.
-// Sign-in takes a token, or a verified client certificate under mTLS; an
-// OpenID Connect sign-in adds one more credential kind (see uiCredential).
+// Sign-in takes a token, a verified client certificate under mTLS, or an
+// OpenID Connect provider's ID token (ui_oidc.go).
 
 //go:embed ui/templates/*.html ui/static/*
 var uiFiles embed.FS
@@ -38,6 +38,9 @@ type ConsoleConfig struct {
 	MaxSessions int
 	// Disabled leaves /ui/ unserved (404).
 	Disabled bool
+	// OIDC, when set, adds sign-in through an OpenID Connect provider
+	// (see OIDCConfig).
+	OIDC *OIDCConfig
 }
 
 const (
@@ -74,6 +77,10 @@ type console struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	log      *slog.Logger
+	// oidc and oidcFlows serve sign-in through OpenID Connect; nil
+	// without ConsoleConfig.OIDC.
+	oidc      *oidcProvider
+	oidcFlows *oidcFlows
 }
 
 // consoleRoutes registers the console under /ui/.
@@ -84,6 +91,9 @@ func (s *Server) consoleRoutes() {
 	cfg := s.cfg.Console
 	cfg.defaults()
 	c := &console{s: s, cfg: cfg, log: s.log, sessions: newSessionTable(cfg), pages: parsePages()}
+	if cfg.OIDC != nil {
+		c.startOIDC(*cfg.OIDC)
+	}
 	c.routes()
 	s.mux.Handle("/ui/", s.instrument("/ui/", c.guard(c.mux)))
 	s.mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusSeeOther))
@@ -98,6 +108,10 @@ func (c *console) routes() {
 	m.HandleFunc("POST /ui/signin", c.signinToken)
 	m.HandleFunc("POST /ui/signin/certificate", c.signinCertificate)
 	m.HandleFunc("POST /ui/signout", c.signout)
+	if c.oidc != nil {
+		m.HandleFunc("GET /ui/signin/oidc", c.signinOIDC)
+		m.HandleFunc("GET "+OIDCCallbackPath, c.oidcCallback)
+	}
 	m.Handle("GET /ui/search", c.page(c.search))
 	m.Handle("GET /ui/events/{index}", c.page(c.event))
 	m.Handle("GET /ui/events/{index}/proof", c.background(c.proof))
@@ -161,7 +175,7 @@ func parsePages() map[string]*template.Template {
 		"shortTime":  shortTime,
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"signin", "search", "event", "patient", "reviews", "error"} {
+	for _, name := range []string{"signin", "search", "event", "patient", "reviews", "error", "continue"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(uiFiles, "ui/templates/layout.html", "ui/templates/parts.html", "ui/templates/"+name+".html"))
 	}

@@ -34,6 +34,7 @@ type signinData struct {
 	Idle, MaxAge string // the session limits, in words
 	Next         string
 	Certificate  string // the CN of a verified client certificate, if any
+	OIDC         string // the OpenID Connect provider's host, when configured
 	Nonce        string // the sign-in forms' CSRF token
 }
 
@@ -58,6 +59,9 @@ func (c *console) renderSignin(w http.ResponseWriter, r *http.Request, status in
 	}
 	d := &signinData{Next: next, Nonce: nonce,
 		Idle: inWords(c.cfg.Idle), MaxAge: inWords(c.cfg.MaxAge)}
+	if c.oidc != nil {
+		d.OIDC = c.oidc.host
+	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		d.Certificate = r.TLS.VerifiedChains[0][0].Subject.CommonName
 	}
@@ -131,20 +135,28 @@ func (c *console) signinCertificate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *console) startSession(w http.ResponseWriter, r *http.Request, p *Principal, cred uiCredential) {
+	if c.openSession(w, r, p, cred) != nil {
+		http.Redirect(w, r, landing(r.PostFormValue("next"), p), http.StatusSeeOther)
+	}
+}
+
+// openSession makes a session for p and sets its cookie; when it cannot, it
+// answers with the sign-in page and returns nil.
+func (c *console) openSession(w http.ResponseWriter, r *http.Request, p *Principal, cred uiCredential) *session {
 	if s, _, ok := c.current(r); ok {
 		c.sessions.remove(s) // a new id at every sign-in
 	}
-	id, _, err := c.sessions.add(p.Name, cred)
+	id, s, err := c.sessions.add(p.Name, cred)
 	if err != nil {
 		c.log.Warn("console sign-in refused", "principal", p.Name, "err", err)
 		c.renderSignin(w, r, http.StatusServiceUnavailable, "", err.Error())
-		return
+		return nil
 	}
 	name, signin, secure := c.cookieNames(r)
 	setCookie(w, name, id, secure, 0)
 	setCookie(w, signin, "", secure, -1)
 	c.log.Info("console sign-in", "principal", p.Name, "via", cred.via(), "client", c.s.cfg.TrustedProxies.clientAddr(r))
-	http.Redirect(w, r, landing(r.PostFormValue("next"), p), http.StatusSeeOther)
+	return s
 }
 
 // signout ends the session (its CSRF token required) and clears the cookie.

@@ -42,6 +42,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	limits.flags(fs)
 	var sl serveSyslog
 	sl.flags(fs)
+	var oidcFlags serveOIDC
+	oidcFlags.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: trail serve [flags]\n\nServes the Trail API over HTTP(S) and, when asked, receives IHE ATNA audit messages by syslog.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -57,6 +59,9 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	scfg.Notify.URL = *notifyURL
 	if err := scfg.Notify.Validate(); err != nil {
 		return &exitError{2, fmt.Errorf("--notify-url: %w", err)}
+	}
+	if scfg.Console.OIDC, err = oidcFlags.config(); err != nil {
+		return &exitError{2, err}
 	}
 	sysCfg, withSyslog, err := sl.config()
 	if err != nil {

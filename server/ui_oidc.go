@@ -1,0 +1,246 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/trailhq/trail/internal/access"
+)
+
+// Sign-in through OpenID Connect (OIDCConfig): GET /ui/signin/oidc starts
+// a flow (ui_oidc_flow.go) and sends the browser to the provider; the
+// provider sends it back to the callback, which checks the state against
+// the flow the browser's cookie names, exchanges the code with the PKCE
+// verifier, verifies the ID token (signature, issuer, audience, expiry)
+// and its nonce, and maps its claims to a principal.
+//
+// The callback is reached from the provider's site, so the browser will
+// not send the SameSite=Strict session cookie set there on a redirect that
+// continues that navigation: the callback answers with a page of this
+// site that moves on by itself (meta refresh, and a link), a navigation
+// that starts here and so carries the cookie.
+
+// oidcCredential is a sign-in through OpenID Connect: a principal of the
+// tokens file by name, looked up again on every request (revoked or
+// expired, the session ends), or a patient's own principal, valid for the
+// session's life.
+type oidcCredential struct {
+	host    string     // the issuer's host
+	name    string     // the principal named by the claim, or ""
+	patient *Principal // the patient's own principal, or nil
+}
+
+func (o oidcCredential) via() string { return "OpenID Connect (" + o.host + ")" }
+
+func (o oidcCredential) authenticate(a Authenticator, _ *http.Request) (*Principal, error) {
+	if o.patient != nil {
+		return o.patient, nil
+	}
+	if err := access.CheckName(o.name); err != nil { // never admin or trail…
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	pn, ok := a.(Principals)
+	if !ok {
+		return nil, fmt.Errorf("%w: the server's authenticator cannot find principals by name", ErrUnauthenticated)
+	}
+	return pn.PrincipalByName(o.name)
+}
+
+// oidcRefusal is why a callback did not sign anyone in: msg for the person,
+// err for the log (never a code or a token).
+type oidcRefusal struct {
+	status int
+	msg    string
+	err    error
+}
+
+func refuse(status int, msg string, err error) *oidcRefusal {
+	return &oidcRefusal{status: status, msg: msg, err: err}
+}
+
+// signinOIDC starts a sign-in: a flow kept here, its cookie, and a
+// redirect to the provider with the state, the nonce and the PKCE
+// challenge.
+func (c *console) signinOIDC(w http.ResponseWriter, r *http.Request) {
+	oc, _, err := c.oidc.ready(r.Context())
+	if err != nil {
+		c.renderSignin(w, r, http.StatusServiceUnavailable, "", "The identity provider "+c.oidc.host+
+			" cannot be reached right now. Try again in a minute, or sign in with a token; if it goes on, tell the operator.")
+		return
+	}
+	next := r.URL.Query().Get("next")
+	if safeNext(next) != next {
+		next = "" // the principal's first page
+	}
+	id, fl, err := c.oidcFlows.add(next)
+	if err != nil {
+		c.renderSignin(w, r, http.StatusServiceUnavailable, "", err.Error())
+		return
+	}
+	c.setOIDCCookie(w, r, id, int(oidcFlowLifetime.Seconds()))
+	http.Redirect(w, r, oc.AuthCodeURL(fl.state, oidc.Nonce(fl.nonce), oauth2.S256ChallengeOption(fl.verifier)), http.StatusSeeOther)
+}
+
+// oidcCallback finishes a sign-in. A refused one counts against the client
+// address like a bad token; past the limit the answer is 429.
+func (c *console) oidcCallback(w http.ResponseWriter, r *http.Request) {
+	p, cred, next, no := c.oidcFinish(w, r)
+	if no == nil {
+		if s := c.openSession(w, r, p, cred); s != nil {
+			c.render(w, r, http.StatusOK, "continue", &pageData{Title: "Signed in", Session: s, Page: landing(next, p)})
+		}
+		return
+	}
+	addr := c.s.cfg.TrustedProxies.clientAddr(r)
+	key := limitKey(addr)
+	if blocked, _ := c.s.failures.blocked(key); blocked {
+		c.renderSignin(w, r, http.StatusTooManyRequests, "", "Too many failed sign-ins from your address. Wait a minute and try again.")
+		return
+	}
+	c.s.failures.spend(key)
+	c.log.Info("console sign-in refused", "via", "OpenID Connect", "client", addr, "err", no.err)
+	c.renderSignin(w, r, no.status, "", no.msg)
+}
+
+// oidcFinish checks a callback and returns who signs in and where to go.
+func (c *console) oidcFinish(w http.ResponseWriter, r *http.Request) (*Principal, uiCredential, string, *oidcRefusal) {
+	fl := c.takeOIDCFlow(w, r)
+	q := r.URL.Query()
+	switch {
+	case fl == nil:
+		return nil, nil, "", refuse(http.StatusBadRequest, "No sign-in through the identity provider is in progress in this browser: "+
+			"it took over 10 minutes, was already completed, or was started elsewhere. Start again.", errors.New("no sign-in in progress for this browser"))
+	case !fl.stateMatches(q.Get("state")):
+		return nil, nil, "", refuse(http.StatusBadRequest, "The identity provider's answer does not belong to the sign-in this browser started. Start again.",
+			errors.New("state does not match the flow's"))
+	case q.Get("error") != "":
+		e, d := clip(q.Get("error"), 200), clip(q.Get("error_description"), 300)
+		msg := "The identity provider did not sign you in: " + e
+		if d != "" {
+			msg += " (" + d + ")"
+		}
+		return nil, nil, "", refuse(http.StatusUnauthorized, msg+".", fmt.Errorf("provider answered error %q", e))
+	case q.Get("code") == "":
+		return nil, nil, "", refuse(http.StatusBadRequest, "The identity provider's answer carries no code. Start again.", errors.New("no code"))
+	}
+	claims, no := c.oidcClaims(r.Context(), q.Get("code"), fl)
+	if no != nil {
+		return nil, nil, "", no
+	}
+	p, cred, no := c.oidcPrincipal(claims)
+	return p, cred, fl.next, no
+}
+
+// takeOIDCFlow takes the flow of r's cookie, and clears the cookie.
+func (c *console) takeOIDCFlow(w http.ResponseWriter, r *http.Request) *oidcFlow {
+	name, _ := c.oidcCookieName(r)
+	ck, err := r.Cookie(name)
+	if err != nil || ck.Value == "" {
+		return nil
+	}
+	c.setOIDCCookie(w, r, "", -1)
+	return c.oidcFlows.take(ck.Value)
+}
+
+// oidcClaims exchanges the code (with the PKCE verifier) and returns the
+// claims of the verified ID token, once its nonce is the flow's.
+func (c *console) oidcClaims(ctx context.Context, code string, fl *oidcFlow) (map[string]json.RawMessage, *oidcRefusal) {
+	oc, verifier, err := c.oidc.ready(ctx)
+	if err != nil {
+		return nil, refuse(http.StatusServiceUnavailable, "The identity provider "+c.oidc.host+" cannot be reached right now. Try again in a minute.", err)
+	}
+	ctx, cancel := context.WithTimeout(c.oidc.ctx(ctx), oidcTimeout)
+	defer cancel()
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(fl.verifier))
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) { // its body may repeat the code: log the error code only
+			err = fmt.Errorf("token endpoint answered %s: %s", re.Response.Status, re.ErrorCode)
+		}
+		return nil, refuse(http.StatusBadGateway, "The identity provider did not accept this sign-in's code (it may have expired or been used already). Start again.",
+			fmt.Errorf("exchange the code: %w", err))
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, refuse(http.StatusBadGateway, "The identity provider sent no ID token. Ask the operator to check that the openid scope is allowed for the console's client.",
+			errors.New("no id_token in the token response"))
+	}
+	idt, err := verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, refuse(http.StatusUnauthorized, "The identity provider's ID token was not accepted: "+err.Error()+". Start again.", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(fl.nonce)) != 1 {
+		return nil, refuse(http.StatusUnauthorized, "The identity provider's ID token was not made for this sign-in (its nonce differs). Start again.",
+			errors.New("nonce does not match the flow's"))
+	}
+	var claims map[string]json.RawMessage
+	if err := idt.Claims(&claims); err != nil {
+		return nil, refuse(http.StatusBadGateway, "The identity provider's ID token could not be read.", err)
+	}
+	return claims, nil
+}
+
+// oidcPrincipal maps an ID token's claims to a principal: the active
+// principal PrincipalClaim names, else the patient PatientClaim names.
+// Reserved names (admin, trail…) never sign in this way.
+func (c *console) oidcPrincipal(claims map[string]json.RawMessage) (*Principal, uiCredential, *oidcRefusal) {
+	cfg := c.oidc.cfg
+	var why []string
+	if pc := cfg.PrincipalClaim; pc != "" {
+		name, ok := claimString(claims, pc)
+		cred := oidcCredential{host: c.oidc.host, name: name}
+		switch {
+		case !ok:
+			why = append(why, fmt.Sprintf("your identity carries no claim %q naming a principal", pc))
+		case access.CheckName(name) != nil:
+			why = append(why, fmt.Sprintf("claim %q is %q, a name that may not sign in here", pc, name))
+		default:
+			p, err := cred.authenticate(c.s.auth, nil)
+			if err == nil {
+				return p, cred, nil
+			}
+			why = append(why, fmt.Sprintf("claim %q names %q, who is not an active principal of this server", pc, name))
+		}
+	}
+	if pc := cfg.PatientClaim; pc != "" {
+		id, ok := claimString(claims, pc)
+		switch {
+		case !ok:
+			why = append(why, fmt.Sprintf("your identity carries no claim %q naming a patient", pc))
+		case access.CheckPatient(id) != nil || access.CheckName("patient:"+id) != nil:
+			why = append(why, fmt.Sprintf("claim %q is %q, which is not a patient identifier", pc, id))
+		default:
+			p := &Principal{Name: "patient:" + id, Patient: id}
+			return p, oidcCredential{host: c.oidc.host, patient: p}, nil
+		}
+	}
+	msg := "You are signed in at the identity provider, but not here: " + strings.Join(why, "; ") +
+		". Ask the operator to create your principal (trail token create --name NAME) or to check the claims configured."
+	return nil, nil, refuse(http.StatusForbidden, msg, errors.New(strings.Join(why, "; ")))
+}
+
+// claimString returns a claim that is a string, or an integer (a patient
+// number), as text.
+func claimString(claims map[string]json.RawMessage, name string) (string, bool) {
+	raw, ok := claims[name]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, s != ""
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil && !strings.ContainsAny(n.String(), ".eE-+") {
+		return n.String(), true
+	}
+	return "", false
+}
