@@ -539,3 +539,49 @@ func TestConsoleBrowserOIDC(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleBrowserOIDCPatient: a clinician reads two patients' records; a
+// patient signs in through the hospital's provider, whose ID token names
+// them by a patient claim, lands on their own record and sees that
+// clinician's read of it, and nothing of the other patient.
+func TestConsoleBrowserOIDCPatient(t *testing.T) {
+	br := chromium(t)
+	o := startOIDC(t)
+	mxAppend(t, o.l,
+		uiEvent("7", "lab-result.create", "C", "lab-system", "", "", ""),
+		uiEvent("70", "prescription.create", "C", "dr-wilson", "James Wilson", "oncologist", ""))
+	for _, path := range []string{"/v1/events?patient=7&purpose=treatment", "/v1/events?patient=70&purpose=treatment"} {
+		if st := o.apiRead(t, "dr-house", path); st != http.StatusOK {
+			t.Fatalf("clinician's read %s: %d", path, st)
+		}
+	}
+	tb := o.tab(t, br)
+	tb.open("/ui/signin")
+	o.m.QueueUser(oidcUser{sub: "portal-user-1", claims: map[string]any{"patient_id": "7"}})
+	tb.run(chromedp.Click(chromedp.ID("signin-oidc")))
+	ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("table.access"))); err != nil {
+		t.Fatalf("after sign-in the browser is at %s, not on the patient's record: %v", tb.location(), err)
+	}
+	tb.checkPage()
+	if loc, who := tb.location(), tb.text(".who strong"); loc != "/ui/me" || who != "patient:7" {
+		t.Errorf("signed in at %s as %q, want /ui/me as patient:7", loc, who)
+	}
+	rows := tb.rows("table.access")
+	seen := false
+	for _, r := range rows {
+		seen = seen || strings.Contains(r, "dr-house") && strings.Contains(r, "patient=7")
+		if strings.Contains(r, "70") {
+			t.Errorf("patient 7 sees a read of patient 70: %q", r)
+		}
+	}
+	if !seen {
+		t.Errorf("patient 7 does not see dr-house's read of their record: %q", rows)
+	}
+	if body := tb.text("main"); strings.Contains(body, "prescription.create") || strings.Contains(body, "dr-wilson") {
+		t.Errorf("patient 7's record shows patient 70's event")
+	}
+	tb.shot("oidc-patient-my-record")
+	tb.clean()
+}
