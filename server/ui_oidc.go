@@ -99,15 +99,7 @@ func (c *console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	addr := c.s.cfg.TrustedProxies.clientAddr(r)
-	key := limitKey(addr)
-	if blocked, _ := c.s.failures.blocked(key); blocked {
-		c.renderSignin(w, r, http.StatusTooManyRequests, "", "Too many failed sign-ins from your address. Wait a minute and try again.")
-		return
-	}
-	c.s.failures.spend(key)
-	c.log.Info("console sign-in refused", "via", "OpenID Connect", "client", addr, "err", no.err)
-	c.renderSignin(w, r, no.status, "", no.msg)
+	c.refuseSignin(w, r, "OpenID Connect", no.err, no.status, no.msg)
 }
 
 // oidcFinish checks a callback and returns who signs in and where to go.

@@ -104,15 +104,22 @@ func (c *console) signinToken(w http.ResponseWriter, r *http.Request) {
 		c.startSession(w, r, p, cred)
 		return
 	}
+	c.refuseSignin(w, r, "token", err, http.StatusUnauthorized, "That token was not accepted: it is unknown, revoked or expired. Check it and try again.")
+}
+
+// refuseSignin answers a failed sign-in with the sign-in page saying why.
+// It counts against the client address like a failed API request; past the
+// limit the answer is 429 whatever went wrong.
+func (c *console) refuseSignin(w http.ResponseWriter, r *http.Request, via string, err error, status int, msg string) {
 	addr := c.s.cfg.TrustedProxies.clientAddr(r)
 	key := limitKey(addr)
 	if blocked, _ := c.s.failures.blocked(key); blocked {
-		c.renderSignin(w, r, http.StatusTooManyRequests, "", "Too many sign-in attempts with invalid tokens from your address. Wait a minute and try again.")
+		c.renderSignin(w, r, http.StatusTooManyRequests, "", "Too many failed sign-ins from your address. Wait a minute and try again.")
 		return
 	}
 	c.s.failures.spend(key)
-	c.log.Info("console sign-in refused", "client", addr, "err", err)
-	c.renderSignin(w, r, http.StatusUnauthorized, "", "That token was not accepted: it is unknown, revoked or expired. Check it and try again.")
+	c.log.Info("console sign-in refused", "via", via, "client", addr, "err", err)
+	c.renderSignin(w, r, status, "", msg)
 }
 
 // signinCertificate signs in as the principal a verified client

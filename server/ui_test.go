@@ -402,7 +402,7 @@ func TestConsoleSignInFailures(t *testing.T) {
 	for range 30 {
 		p = b.post("/ui/signin", url.Values{"csrf": {csrf(t, p)}, "token": {"trail_wrong"}})
 		if p.status == http.StatusTooManyRequests {
-			limited = strings.Contains(p.body, "Too many sign-in attempts")
+			limited = strings.Contains(p.body, "Too many failed sign-ins")
 			break
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,14 +13,7 @@ import (
 // nothing else. A patient id that is not a stream segment is refused.
 func TestTokenPatientEndToEnd(t *testing.T) {
 	dir := newDataDir(t)
-	create := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := runTrail(t, append([]string{"token", "create", "--data", dir}, args...)...)
-		if code != 0 {
-			t.Fatalf("token create %v: exit %d: %s", args, code, errOut)
-		}
-		return strings.TrimSpace(out)
-	}
+	create := func(args ...string) string { t.Helper(); return createToken(t, dir, args...) }
 	for _, bad := range []string{"1/2", "a b", "..", "é"} {
 		_, errOut, code := runTrail(t, "token", "create", "--data", dir, "--name", "p-bad", "--patient", bad)
 		if code != 2 || !strings.Contains(errOut, "patient") {
@@ -45,15 +37,7 @@ func TestTokenPatientEndToEnd(t *testing.T) {
 	p := startServe(t, dir)
 	call := func(method, path, tok, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, p.url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return p.call(t, method, path, tok, body)
 	}
 	for _, s := range []string{"patient/4711", "patient/47111", "patient/4711/labs"} {
 		ev := `{"stream":"` + s + `","type":"patient-record.update","action":"U","actor":{"id":"dr-x"}}`

@@ -18,14 +18,7 @@ import (
 // the break-glass token (without the grant) may not.
 func TestTokenReviewEndToEnd(t *testing.T) {
 	dir := newDataDir(t)
-	create := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := runTrail(t, append([]string{"token", "create", "--data", dir}, args...)...)
-		if code != 0 {
-			t.Fatalf("token create %v: exit %d: %s", args, code, errOut)
-		}
-		return strings.TrimSpace(out)
-	}
+	create := func(args ...string) string { t.Helper(); return createToken(t, dir, args...) }
 	officer := create("--name", "officer", "--review")
 	clinician := create("--name", "dr-grey", "--break-glass")
 
@@ -59,15 +52,7 @@ func TestTokenReviewEndToEnd(t *testing.T) {
 	p := startServe(t, dir, "--notify-url", hook.URL)
 	call := func(method, path, tok, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, p.url+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return p.call(t, method, path, tok, body)
 	}
 	if st, b := call("POST", "/v1/events", p.token, `{"stream":"patient/1","type":"patient-record.read","action":"R","actor":{"id":"dr-x"}}`); st != http.StatusCreated {
 		t.Fatalf("append: %d %s", st, b)

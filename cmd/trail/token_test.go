@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,6 +35,32 @@ func runTrail(t *testing.T, args ...string) (string, string, int) {
 
 // newDataDir makes a Trail data directory, as a first start of trail serve
 // does.
+// createToken runs "trail token create --data dir args…" and returns the
+// token it prints.
+func createToken(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, errOut, code := runTrail(t, append([]string{"token", "create", "--data", dir}, args...)...)
+	if code != 0 {
+		t.Fatalf("token create %v: exit %d: %s", args, code, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
+// call makes an API request to a running server with a bearer token and
+// returns the status and the body.
+func (p *serveProc) call(t *testing.T, method, path, tok, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, p.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func newDataDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
