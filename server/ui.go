@@ -74,6 +74,7 @@ type console struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	log      *slog.Logger
+	ingest   ingestSampler // the System page's ingest rate
 }
 
 // consoleRoutes registers the console under /ui/.
@@ -103,6 +104,10 @@ func (c *console) routes() {
 	m.Handle("GET /ui/events/{index}/proof", c.background(c.proof))
 	m.Handle("GET /ui/patient", c.page(c.patient))
 	m.Handle("GET /ui/patient/access.csv", c.page(c.accessCSV))
+	m.Handle("GET /ui/live", c.background(c.live))
+	m.Handle("GET /ui/system", c.page(c.system))
+	m.Handle("GET /ui/system/status", c.background(c.systemRefresh))
+	m.Handle("GET /ui/system/consistency", c.background(c.systemConsistency))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		s, _, _ := c.current(r)
 		c.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found", Session: s,
@@ -158,7 +163,7 @@ func parsePages() map[string]*template.Template {
 		"shortTime":  shortTime,
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"signin", "search", "event", "patient", "error"} {
+	for _, name := range []string{"signin", "search", "event", "patient", "system", "error"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(uiFiles, "ui/templates/layout.html", "ui/templates/parts.html", "ui/templates/"+name+".html"))
 	}
@@ -168,7 +173,7 @@ func parsePages() map[string]*template.Template {
 // pageData is what every page template gets; Page holds the page's own.
 type pageData struct {
 	Title   string
-	Nav     string // the nav entry of the page: search, patient
+	Nav     string // the nav entry of the page: search, patient, system
 	Session *session
 	CSRF    string
 	Notice  string // a message shown on top (sign-in page)

@@ -108,6 +108,7 @@ type patientData struct {
 	AccessMore     bool
 	CSVURL         string
 	EmergencyCount int
+	Live           string // the timeline's live view query (ui_live.go)
 }
 
 // maxAccessPages bounds the pages of read records the CSV gathers (1,000
@@ -120,6 +121,9 @@ func (c *console) patient(w http.ResponseWriter, r *http.Request, s *session, p 
 	status := http.StatusOK
 	if d.Patient != "" {
 		d.CSVURL = "/ui/patient/access.csv?" + url.Values{"patient": {d.Patient}}.Encode()
+		if r.URL.Query().Get("after") == "" {
+			d.Live = liveQuery(url.Values{"patient": {d.Patient}}, c.s.l.Size())
+		}
 		status = c.timeline(r, p, d)
 		rows, more, pr := c.accessList(r, p, d.Patient, 1)
 		if pr != nil {
