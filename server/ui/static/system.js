@@ -204,6 +204,7 @@
     }
   }
 
+  window.TrailSystem = { refresh: refresh };
   showRemembered();
   refresh();
   timer = setInterval(refresh, EVERY);
