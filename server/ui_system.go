@@ -135,6 +135,14 @@ func (d *systemData) Age() string {
 	return ago(d.Now.Sub(*d.Checkpoint.SignedAt)) + " ago"
 }
 
+// Unit is "event" or "events", as the checkpoint's size needs.
+func (d *systemData) Unit() string {
+	if d.Checkpoint.Size == 1 {
+		return "event"
+	}
+	return "events"
+}
+
 // IngestText is the ingest rate in words.
 func (d *systemData) IngestText() string {
 	if d.Ingest == nil || d.Ingest.OverSeconds < 1 {

@@ -17,8 +17,7 @@
   var button = document.getElementById("follow");
   var statusEl = document.getElementById("live-status");
   var problemEl = document.getElementById("live-problem");
-  var query = new URLSearchParams(box.dataset.query);
-  var after = Number(query.get("after")); // -1: from the first event
+  var after = Number(new URLSearchParams(box.dataset.query).get("after")); // -1: from the first event
   var seen = new Set();
   var ctrl = null, fresh = 0, announce = null, total = 0;
   var ACTIONS = { C: "Create", R: "Read", U: "Update", D: "Delete", E: "Execute" };
@@ -108,6 +107,12 @@
   // say tells the live region what came, at most once a second.
   function say() {
     announce = null;
+    var count = section.querySelector("p.count");
+    if (count && total > 0) {
+      count.removeAttribute("role"); // the live region announces
+      count.textContent = total + " new event" + (total === 1 ? "" : "s") + " since you started following, on top; " +
+        section.querySelectorAll("table.events tbody tr").length + " shown, newest first.";
+    }
     if (fresh > 0) {
       statusEl.textContent = fresh + " new event" + (fresh === 1 ? "" : "s") + " · following (newest first, the latest " + MAX_ROWS + " kept)";
       fresh = 0;
@@ -143,6 +148,7 @@
     if (resp.status === 401) {
       problem("error", "Your session has ended", detail, true);
       stop("ended", "Not following: your session has ended.");
+      button.disabled = true;
     } else if (resp.status === 403) {
       problem("denied", "Access denied", detail + " Ask your administrator for the missing grant.");
       stop("denied", "Not following: access denied.");
@@ -159,6 +165,7 @@
     button.setAttribute("aria-pressed", "true");
     button.textContent = "Stop following";
     state("connecting", "Connecting…");
+    var query = new URLSearchParams(box.dataset.query);
     query.set("after", String(after));
     var ended = null;
     try {
@@ -191,6 +198,7 @@
     if (ended && ended.end === "session") {
       problem("error", "Your session has ended", ended.detail, true);
       stop("ended", "Not following: your session has ended.");
+      button.disabled = true;
     } else {
       problem("error", "The live view stopped", (ended ? ended.detail : "The server closed the connection.") + " Follow again to retry.");
       stop("error", "Not following.");

@@ -28,6 +28,7 @@
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return i === 0 ? n + " bytes" : n.toFixed(1) + " " + u[i];
   }
+  function events(n) { return n + (n === 1 ? " event" : " events"); }
   function clock(d) { return d.toISOString().slice(11, 19) + " UTC"; }
   function day(iso) { return iso.slice(0, 10) + " " + iso.slice(11, 16) + " UTC"; }
   function set(id, text) { var el = $(id); if (el) { el.textContent = text; } }
@@ -35,6 +36,7 @@
   function show(st) {
     var cp = st.checkpoint;
     set("cp-size", String(cp.size));
+    set("cp-unit", cp.size === 1 ? "event" : "events");
     set("cp-age", cp.signed_at ? ago((Date.parse(st.now) - Date.parse(cp.signed_at)) / 1000) + " ago" : "signed before this server started");
     set("log-size", String(st.log_size));
     set("cp-origin", cp.origin);
@@ -73,6 +75,9 @@
     box.hidden = false;
     document.body.dataset.sysState = signin ? "ended" : "error";
   }
+  function stale(why) {
+    set("sys-updated", (lastOK ? "Last updated " + clock(lastOK) : "Not updated") + " · " + why);
+  }
   function updated(now) {
     lastOK = now;
     $("sys-problem").hidden = true;
@@ -99,7 +104,7 @@
   }
   function showRemembered() {
     var r = remembered(), p = V.pinned();
-    set("remembered", r ? r.size + " events, root " + r.root.slice(0, 16) + "…, seen " + day(r.when) +
+    set("remembered", r ? events(r.size) + ", root " + r.root.slice(0, 16) + "…, seen " + day(r.when) +
       (r.first && r.first !== r.when ? " (checked back to " + day(r.first) + ")" : "") : "none yet");
     set("pinned-key", p ? p.key : "none");
     set("pinned-when", p ? "(" + p.how + ", " + p.when.slice(0, 10) + ")" : "");
@@ -127,14 +132,14 @@
     var note = V.parseNote(new TextEncoder().encode(st.checkpoint.signed));
     var cp = V.parseCheckpoint(note.body);
     var how = await V.checkSigned(note, key);
-    step("Checkpoint of " + cp.size + " events signed by the pinned key " + key.name + " (Ed25519, checked with " + how + ").");
+    step("Checkpoint of " + events(cp.size) + " signed by the pinned key " + key.name + " (Ed25519, checked with " + how + ").");
     var now = new Date().toISOString();
     var mine = { origin: cp.origin, size: cp.size, root: V.hex(cp.root), when: now };
     var r = remembered();
     if (!r) {
       mine.first = now;
       localStorage.setItem(SEEN, JSON.stringify(mine));
-      verdict("pass", "This browser now remembers the checkpoint of " + cp.size + " events. Later visits check that the log still contains it.");
+      verdict("pass", "This browser now remembers the checkpoint of " + events(cp.size) + ". Later visits check that the log still contains it.");
       return;
     }
     if (r.origin !== cp.origin) {
@@ -156,7 +161,7 @@
     if (!resp.ok) { throw new Error("the consistency proof was refused: " + (proof.detail || resp.status)); }
     if (proof.from !== r.size || proof.to !== cp.size) { throw new Error("the server answered a proof between other sizes"); }
     await V.verifyConsistency(r.size, cp.size, V.fromHex(r.root), cp.root, proof.hashes);
-    step("Consistency proof (" + proof.hashes.length + " hashes) from the " + r.size + " events seen on " + day(r.when) + " to the " + cp.size + " of the latest checkpoint.");
+    step("Consistency proof (" + proof.hashes.length + " hashes) from the checkpoint of " + events(r.size) + " seen on " + day(r.when) + " to the latest, of " + events(cp.size) + ".");
     mine.first = r.first || r.when;
     localStorage.setItem(SEEN, JSON.stringify(mine));
     verdict("pass", "Consistent: this log still contains everything it showed this browser on " + day(r.when) + ".");
@@ -170,11 +175,13 @@
     } catch (e) {
       problem("The server cannot be reached", "The last refresh failed (" + (e.message || e) + ")" +
         (lastOK ? "; the figures below are from " + clock(lastOK) : "") + ". Trying again every 10 s.");
+      stale("the server cannot be reached");
       return;
     }
     if (resp.status === 401) {
       var pr = await resp.json().catch(function () { return {}; });
       problem("Your session has ended", (pr.detail || "Sign in again.") + " The figures below are no longer refreshed.", true);
+      stale("not refreshed: your session has ended");
       stopped = true;
       clearInterval(timer);
       return;
@@ -182,6 +189,7 @@
     if (!resp.ok) {
       var pe = await resp.json().catch(function () { return {}; });
       problem("The server's state could not be read", (pe.detail || "") + " (" + resp.status + "). Trying again every 10 s.");
+      stale("the last refresh failed");
       return;
     }
     st = await resp.json();

@@ -159,8 +159,9 @@
       fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
     }
     if (sn !== 0) { throw new Error("the consistency proof is shorter than the trees need"); }
-    if (!equal(fr, root1)) { throw new Error("the log no longer contains the checkpoint of " + size1 + " events this browser saw: it was rewritten"); }
-    if (!equal(sr, root2)) { throw new Error("the consistency proof does not lead to the latest checkpoint's root hash"); }
+    if (!equal(fr, root1) || !equal(sr, root2)) {
+      throw new Error("the log does not extend the checkpoint of " + size1 + " events this browser saw (the consistency proof does not connect its root hash to the latest one): it was rewritten, or the proof is false");
+    }
     return true;
   }
 
