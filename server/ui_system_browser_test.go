@@ -318,7 +318,7 @@ func TestConsoleBrowserLive(t *testing.T) {
 	tb.open("/ui/search?patient=123")
 	eval[bool](tb, `document.getElementById("live").dataset.query = "stream=trail%2Faccess"; true`)
 	tb.run(chromedp.Click(chromedp.ID("follow")), chromedp.WaitVisible(chromedp.CSS(`#live[data-state="denied"]`)))
-	if p := tb.text("#live-problem"); !strings.Contains(p, "Access denied") || !strings.Contains(p, `principal "dr-house" has no read grant for stream "trail/access"`) {
+	if p := tb.text("#live-problem"); !strings.Contains(p, "Access denied") || !strings.Contains(p, `Principal "dr-house" has no read grant for stream "trail/access". Ask your administrator`) {
 		t.Errorf("denied live view says %q", p)
 	}
 	tb.shot("search-follow-denied")

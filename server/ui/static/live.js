@@ -28,6 +28,13 @@
     after = Math.max(after, i);
   });
 
+  // sentence makes an API's detail a sentence: a capital, a full stop.
+  function sentence(s) {
+    s = String(s || "").trim();
+    if (!s) { return s; }
+    s = s.charAt(0).toUpperCase() + s.slice(1);
+    return /[.!?]$/.test(s) ? s : s + ".";
+  }
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) { e.className = cls; }
@@ -144,7 +151,7 @@
 
   async function refused(resp) {
     var pr = await resp.json().catch(function () { return {}; });
-    var detail = pr.detail || resp.statusText;
+    var detail = sentence(pr.detail || resp.statusText);
     if (resp.status === 401) {
       problem("error", "Your session has ended", detail, true);
       stop("ended", "Not following: your session has ended.");
@@ -196,11 +203,11 @@
     if (ctrl !== mine) { return; }
     say();
     if (ended && ended.end === "session") {
-      problem("error", "Your session has ended", ended.detail, true);
+      problem("error", "Your session has ended", sentence(ended.detail), true);
       stop("ended", "Not following: your session has ended.");
       button.disabled = true;
     } else {
-      problem("error", "The live view stopped", (ended ? ended.detail : "The server closed the connection.") + " Follow again to retry.");
+      problem("error", "The live view stopped", (ended ? sentence(ended.detail) : "The server closed the connection.") + " Follow again to retry.");
       stop("error", "Not following.");
     }
   }

@@ -28,6 +28,13 @@
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return i === 0 ? n + " bytes" : n.toFixed(1) + " " + u[i];
   }
+  // sentence makes an API's detail a sentence: a capital, a full stop.
+  function sentence(s) {
+    s = String(s || "").trim();
+    if (!s) { return s; }
+    s = s.charAt(0).toUpperCase() + s.slice(1);
+    return /[.!?]$/.test(s) ? s : s + ".";
+  }
   function events(n) { return n + (n === 1 ? " event" : " events"); }
   function clock(d) { return d.toISOString().slice(11, 19) + " UTC"; }
   function day(iso) { return iso.slice(0, 10) + " " + iso.slice(11, 16) + " UTC"; }
@@ -180,7 +187,7 @@
     }
     if (resp.status === 401) {
       var pr = await resp.json().catch(function () { return {}; });
-      problem("Your session has ended", (pr.detail || "Sign in again.") + " The figures below are no longer refreshed.", true);
+      problem("Your session has ended", sentence(pr.detail || "Sign in again.") + " The figures below are no longer refreshed.", true);
       stale("not refreshed: your session has ended");
       stopped = true;
       clearInterval(timer);
@@ -188,7 +195,7 @@
     }
     if (!resp.ok) {
       var pe = await resp.json().catch(function () { return {}; });
-      problem("The server's state could not be read", (pe.detail || "") + " (" + resp.status + "). Trying again every 10 s.");
+      problem("The server's state could not be read", sentence((pe.detail || "The server answered") + " (" + resp.status + ")") + " Trying again every 10 s.");
       stale("the last refresh failed");
       return;
     }
