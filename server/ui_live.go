@@ -98,9 +98,14 @@ func (c *console) live(w http.ResponseWriter, r *http.Request, s *session, p *Pr
 		c.s.writeProblem(w, r, pr)
 		return
 	}
+	// The session's end may have been seen by the tail's own check first.
 	var ended errSessionEnded
+	cause := context.Cause(ctx)
+	if cause == nil && r.Context().Err() == nil {
+		_, cause = authenticate()
+	}
 	switch {
-	case errors.As(context.Cause(ctx), &ended):
+	case errors.As(cause, &ended):
 		detail := "Your session has ended: sign in again to follow new events."
 		if n, ok := endedNotice[ended.why]; ok {
 			detail = n
