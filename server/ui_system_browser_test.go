@@ -274,6 +274,17 @@ func TestConsoleBrowserLive(t *testing.T) {
 		t.Errorf("%d read records of the officer's tail; want its start and its delivery", tails)
 	}
 
+	// The page keeps the newest 500 rows.
+	var more []trail.Event
+	for i := range 505 {
+		more = append(more, uiEvent("123", fmt.Sprintf("bulk.%d", i), "R", "batch-job", "", "", ""))
+	}
+	mxAppend(t, e.l, more...)
+	tb.run(chromedp.WaitVisible(chromedp.CSS(`#live[data-count="507"]`)))
+	if rows := tb.rows("table.events"); len(rows) != 500 || !strings.Contains(rows[0], "bulk.504") {
+		t.Errorf("after 507 new events the page keeps %d rows, the first %q; want the newest 500", len(rows), rows[0])
+	}
+
 	// Stopping ends the tail.
 	tb.run(chromedp.Click(chromedp.ID("follow")))
 	for deadline := time.Now().Add(5 * time.Second); e.srv.LiveTails() != 0; time.Sleep(20 * time.Millisecond) {
