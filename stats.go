@@ -79,6 +79,9 @@ func (h *histogram) snapshot() HistogramSnapshot {
 	return s
 }
 
+// Dir returns the data directory the log was opened in.
+func (l *Log) Dir() string { return l.dir }
+
 // Stats returns the engine's counters now.
 func (l *Log) Stats() Stats {
 	l.q.mu.Lock()

@@ -361,3 +361,31 @@ func TestTailShutdown(t *testing.T) {
 		t.Errorf("engine append after Shutdown: %v", err)
 	}
 }
+
+// TestTailFilters: a tail takes the filters of GET /v1/events (patient,
+// actor, type, action, outcome) and sends only the events matching them
+// all; a bad filter is refused with 400 before anything is recorded.
+func TestTailFilters(t *testing.T) {
+	t.Parallel()
+	s := start(t, withTailRecordEvery(time.Hour))
+	c := s.openTail(t, "?patient=123&actor=dr-house&type=patient-record.update&action=U&outcome=minor-failure")
+	mk := func(id, patient, actor, typ, action, outcome string) trail.Event {
+		e := event(id, "patient/"+patient)
+		e.Patient, e.Actor.ID, e.Type, e.Action, e.Outcome = patient, actor, typ, action, outcome
+		return e
+	}
+	rcs := s.appendBatch(t,
+		mk("f-1", "123", "dr-house", "patient-record.update", "U", "minor-failure"),
+		mk("f-2", "456", "dr-house", "patient-record.update", "U", "minor-failure"),
+		mk("f-3", "123", "dr-cuddy", "patient-record.update", "U", "minor-failure"),
+		mk("f-4", "123", "dr-house", "patient-record.read", "U", "minor-failure"),
+		mk("f-5", "123", "dr-house", "patient-record.update", "R", "minor-failure"),
+		mk("f-6", "123", "dr-house", "patient-record.update", "U", "success"),
+		mk("f-7", "123", "dr-house", "patient-record.update", "U", "minor-failure"))
+	s.wantEvents(t, c, rcs[0].Index, rcs[6].Index)
+	for _, q := range []string{"?action=X", "?outcome=fine", "?patient=", "?since=2026-01-01T00:00:00Z"} {
+		if r := s.get(t, "/v1/tail"+q); r.Status != http.StatusBadRequest {
+			t.Errorf("tail%s: %s; want 400", q, r)
+		}
+	}
+}

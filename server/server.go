@@ -272,18 +272,26 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // readyz answers 200 while the engine acknowledges writes, else 503 with why.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.l.Err(); err != nil {
-		s.writeProblem(w, r, newProblem(http.StatusServiceUnavailable, "not_ready", err.Error()))
+	if why := s.notReady(); why != "" {
+		s.writeProblem(w, r, newProblem(http.StatusServiceUnavailable, "not_ready", why))
 		return
-	}
-	select {
-	case <-s.stop:
-		s.writeProblem(w, r, newProblem(http.StatusServiceUnavailable, "not_ready", "shutting down"))
-		return
-	default:
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ready\n"))
+}
+
+// notReady says why the server does not acknowledge writes, or "" while it
+// does (GET /readyz, and the console's System page).
+func (s *Server) notReady() string {
+	if err := s.l.Err(); err != nil {
+		return err.Error()
+	}
+	select {
+	case <-s.stop:
+		return "shutting down"
+	default:
+	}
+	return ""
 }
 
 // queueContext bounds how long a request waits for room in the queue.

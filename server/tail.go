@@ -16,14 +16,20 @@ import (
 // clients can tell a quiet log from a dead connection.
 const keepAlive = 15 * time.Second
 
-// tail serves GET /v1/tail?stream=&after=: server-sent events, one per stored
-// event (id: its index, data: its stored bytes). Without after it sends only
-// events stored after it connected; with after it first replays the events
-// after that index (after=-1: from the first event). Only streams p may read
-// are sent.
+// tailParams are the parameters of GET /v1/tail: the filters of GET
+// /v1/events that a live event can be matched by, and where to start.
+var tailParams = []string{"stream", "patient", "actor", "type", "action", "outcome", "after"}
+
+// tail serves GET /v1/tail?stream=&patient=&actor=&type=&action=&outcome=&after=:
+// server-sent events, one per stored event (id: its index, data: its stored
+// bytes) matching the filters, as GET /v1/events matches them. Without after
+// it sends only events stored after it connected; with after it first
+// replays the events after that index (after=-1: from the first event).
+// Only streams p may read are sent.
 func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
-	ps := parseParams(r.URL.RawQuery, append([]string{"stream", "after"}, purposeParams...)...)
+	ps := parseParams(r.URL.RawQuery, append(tailParams, purposeParams...)...)
 	stream := ps.str("stream")
+	filter := tailFilter(&ps)
 	var next uint64
 	if ps.str("after") != "-1" { // -1: from the first event
 		after := ps.uint("after", 0)
@@ -40,10 +46,16 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 			return pr
 		}
 	}
+	for _, f := range []string{"patient", "actor", "type"} {
+		if ps.has(f) && ps.str(f) == "" {
+			return badRequest(fmt.Sprintf("query parameter %s is empty; leave it out to not filter by it", f))
+		}
+	}
 	rd, pr := s.newRead(r, p, "GET /v1/tail", &ps)
 	if pr != nil {
 		return pr
 	}
+	rd.patient = filter.Patient
 	if stream != "" {
 		if !rd.can(stream) {
 			return rd.forbid(stream)
@@ -86,14 +98,49 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, p *Principal) *pro
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.Flush()
-	s.streamEvents(ctx, w, rc, rd, stream, next)
+	s.streamEvents(ctx, w, rc, rd, filter, next)
 	return nil
+}
+
+// tailFilter reads the filters of a tail.
+func tailFilter(ps *params) trail.Query {
+	return trail.Query{
+		Stream: ps.str("stream"), Patient: ps.str("patient"), Actor: ps.str("actor"), Type: ps.str("type"),
+		Action:  ps.oneOf("action", "C", "R", "U", "D", "E"),
+		Outcome: ps.oneOf("outcome", trail.OutcomeSuccess, "minor-failure", "serious-failure", "major-failure"),
+	}
+}
+
+// tailOptions change a tail that the console runs in-process for a
+// signed-in browser (ui_live.go); the API's own tails have none.
+type tailOptions struct {
+	// authenticate authenticates the tail's principal again: the console
+	// checks its session (sign-out, idle, maximum age) and the session's
+	// credential, as the request it built carries no credentials.
+	authenticate func() (*Principal, error)
+	// unreserved leaves Trail's own streams out. A tail that may read
+	// trail/access would otherwise deliver the read records it writes
+	// itself, and record that delivery a second later, for as long as it
+	// lasts; the console's pages show people's events, not those.
+	unreserved bool
+}
+
+type tailOptionsKey struct{}
+
+// withTailOptions returns ctx carrying o for the tail handler.
+func withTailOptions(ctx context.Context, o tailOptions) context.Context {
+	return context.WithValue(ctx, tailOptionsKey{}, o)
+}
+
+func tailOptionsOf(r *http.Request) tailOptions {
+	o, _ := r.Context().Value(tailOptionsKey{}).(tailOptions)
+	return o
 }
 
 // streamEvents writes events from index next on until ctx ends. What it
 // delivered is recorded at most once every TailRecordEvery; the deferred
 // record in tail covers the rest.
-func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rd *read, stream string, next uint64) {
+func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rd *read, filter trail.Query, next uint64) {
 	lastRecord := time.Now()
 	for first := true; ; first = false {
 		if !first && !s.stillAuthorized(rd) {
@@ -102,7 +149,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 		size := s.l.Size()
 		for next < size {
 			var ok bool
-			if next, ok = s.tailPage(ctx, w, rd, stream, next, size); !ok {
+			if next, ok = s.tailPage(ctx, w, rd, filter, next, size); !ok {
 				return
 			}
 			if time.Since(lastRecord) >= s.cfg.TailRecordEvery {
@@ -151,12 +198,19 @@ const tailPageSize = 1000
 
 // tailPage writes the next page of events the tail may send among those
 // from index next up to size, and returns where the following page starts.
-// The events are found by a query with the reader's grants as its scope,
-// so a tail of one stream among millions reads only that stream's records.
-// It reports false when the tail must end (the client went away, a write
-// failed, or a record does not match the tree).
-func (s *Server) tailPage(ctx context.Context, w http.ResponseWriter, rd *read, stream string, next, size uint64) (uint64, bool) {
-	q := trail.Query{Stream: stream, Before: &size, Limit: tailPageSize, Readable: rd.readable(), Scope: rd.scope()}
+// The events are found by a query with the tail's filters and the reader's
+// grants as its scope, so a tail of one stream among millions reads only
+// that stream's records. It reports false when the tail must end (the
+// client went away, a write failed, or a record does not match the tree).
+func (s *Server) tailPage(ctx context.Context, w http.ResponseWriter, rd *read, filter trail.Query, next, size uint64) (uint64, bool) {
+	q := filter
+	q.Before, q.Limit, q.Readable, q.Scope = &size, tailPageSize, rd.readable(), rd.scope()
+	if tailOptionsOf(rd.r).unreserved {
+		readable := q.Readable
+		q.Readable = func(stream string) bool {
+			return !trail.IsReservedStream(stream) && (readable == nil || readable(stream))
+		}
+	}
 	if next > 0 {
 		after := next - 1
 		q.After = &after
@@ -173,7 +227,7 @@ func (s *Server) tailPage(ctx context.Context, w http.ResponseWriter, rd *read, 
 		// Send what comes before the record that does not match the tree,
 		// then end: the tail never carries it, nor skips it silently.
 		for ok := true; ok && next < ie.Index; {
-			next, ok = s.tailPage(ctx, w, rd, stream, next, ie.Index)
+			next, ok = s.tailPage(ctx, w, rd, filter, next, ie.Index)
 		}
 		return next, false
 	}
@@ -240,7 +294,11 @@ func (c *tailCount) release(name string) {
 // revoked principal's tail ends when the policy changes (within
 // PolicyReload), and picks up changed grants.
 func (s *Server) stillAuthorized(rd *read) bool {
-	p, err := s.auth.Authenticate(rd.r)
+	authenticate := func() (*Principal, error) { return s.auth.Authenticate(rd.r) }
+	if o := tailOptionsOf(rd.r); o.authenticate != nil {
+		authenticate = o.authenticate
+	}
+	p, err := authenticate()
 	if err != nil || p.Name != rd.p.Name || s.policyRefusal(p) != nil {
 		return false
 	}

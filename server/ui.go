@@ -81,6 +81,8 @@ type console struct {
 	// without ConsoleConfig.OIDC.
 	oidc      *oidcProvider
 	oidcFlows *oidcFlows
+	// ingest is the System page's ingest rate.
+	ingest ingestSampler
 }
 
 // consoleRoutes registers the console under /ui/.
@@ -120,6 +122,10 @@ func (c *console) routes() {
 	m.Handle("GET /ui/me", c.page(c.myRecord))
 	m.Handle("GET /ui/reviews", c.page(c.reviews))
 	m.Handle("POST /ui/reviews", c.page(c.postReview))
+	m.Handle("GET /ui/live", c.background(c.live))
+	m.Handle("GET /ui/system", c.page(c.system))
+	m.Handle("GET /ui/system/status", c.background(c.systemRefresh))
+	m.Handle("GET /ui/system/consistency", c.background(c.systemConsistency))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		s, _, _ := c.current(r)
 		c.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found", Session: s,
@@ -175,7 +181,7 @@ func parsePages() map[string]*template.Template {
 		"shortTime":  shortTime,
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"signin", "search", "event", "patient", "reviews", "error", "continue"} {
+	for _, name := range []string{"signin", "search", "event", "patient", "reviews", "system", "error", "continue"} {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
 			ParseFS(uiFiles, "ui/templates/layout.html", "ui/templates/parts.html", "ui/templates/"+name+".html"))
 	}
@@ -185,7 +191,7 @@ func parsePages() map[string]*template.Template {
 // pageData is what every page template gets; Page holds the page's own.
 type pageData struct {
 	Title   string
-	Nav     string // the nav entry of the page: search, patient, me, reviews
+	Nav     string // the nav entry of the page: search, patient, me, reviews, system
 	Session *session
 	Menu    menu // what the navigation offers the signed-in principal
 	CSRF    string

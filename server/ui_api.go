@@ -39,6 +39,20 @@ func (w *captured) WriteHeader(code int) {
 // agent) are the API's own. It returns the body of a 200, or the problem
 // the API would have answered.
 func (c *console) apiGet(r *http.Request, p *Principal, h apiHandler, path string, q url.Values, pathValues map[string]string) ([]byte, *problem) {
+	req := c.apiRequest(r, path, q, pathValues)
+	w := &captured{h: http.Header{}}
+	if pr := h(w, req, p); pr != nil {
+		return nil, pr
+	}
+	if w.status != http.StatusOK {
+		return nil, newProblem(w.status, "console", fmt.Sprintf("the API answered %d %s", w.status, strings.TrimSpace(w.body.String())))
+	}
+	return w.body.Bytes(), nil
+}
+
+// apiRequest is the API's GET path?q as the browser's request r asks it:
+// its address and user agent, none of its credentials or cookies.
+func (c *console) apiRequest(r *http.Request, path string, q url.Values, pathValues map[string]string) *http.Request {
 	req := r.Clone(r.Context())
 	req.Method = http.MethodGet
 	req.URL = &url.URL{Path: path, RawQuery: q.Encode()}
@@ -53,14 +67,7 @@ func (c *console) apiGet(r *http.Request, p *Principal, h apiHandler, path strin
 	for k, v := range pathValues {
 		req.SetPathValue(k, v)
 	}
-	w := &captured{h: http.Header{}}
-	if pr := h(w, req, p); pr != nil {
-		return nil, pr
-	}
-	if w.status != http.StatusOK {
-		return nil, newProblem(w.status, "console", fmt.Sprintf("the API answered %d %s", w.status, strings.TrimSpace(w.body.String())))
-	}
-	return w.body.Bytes(), nil
+	return req
 }
 
 // problemState sorts an API problem into a page's denied or error state.

@@ -108,6 +108,7 @@ type patientData struct {
 	AccessMore     bool
 	CSVURL         string
 	EmergencyCount int
+	Live           string // the timeline's live view query (ui_live.go)
 }
 
 // maxAccessPages bounds the pages of read records the CSV gathers (1,000
@@ -141,6 +142,13 @@ func (c *console) showPatient(w http.ResponseWriter, r *http.Request, s *session
 	status := http.StatusOK
 	if d.Patient != "" {
 		d.CSVURL = "/ui/patient/access.csv?" + url.Values{"patient": {d.Patient}}.Encode()
+		if r.URL.Query().Get("after") == "" {
+			follow := url.Values{"patient": {d.Patient}}
+			if d.Mine {
+				follow = url.Values{} // its streams, as its timeline
+			}
+			d.Live = liveQuery(follow, c.s.l.Size())
+		}
 		status = c.timeline(r, p, d)
 		rows, more, pr := c.accessList(r, p, d.Patient, 1)
 		if pr != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trailhq/trail"
 )
 
 // The search page: the API's filters as a form, one page of GET /v1/events
@@ -26,6 +28,8 @@ type searchData struct {
 	Problem  string // any other failure
 	Actions  []string
 	Outcomes []string
+	Live     string // the live view's query (ui_live.go), when the page can follow new events
+	LiveOff  string // why it cannot, when that needs saying
 }
 
 const pageSize = 50
@@ -40,9 +44,13 @@ func (c *console) search(w http.ResponseWriter, r *http.Request, s *session, p *
 		d.Form[f] = strings.TrimSpace(in.Get(f))
 	}
 	status := http.StatusOK
+	size := c.s.l.Size() // before the search: following starts after it, so no event falls between
 	if len(in) > 0 {
 		d.Ran = true
 		status = c.runSearch(r, p, in, d)
+	}
+	if d.Ran && status == http.StatusOK && in.Get("after") == "" {
+		d.Live, d.LiveOff = searchLive(d.Form, size)
 	}
 	c.render(w, r, status, "search", &pageData{Title: "Search events", Nav: "search", Session: s, Page: d})
 }
@@ -104,4 +112,22 @@ func parseFormTime(v string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("not a time: %q", v)
+}
+
+// searchLive is the live view's query for the search's filters, or why the
+// search cannot be followed.
+func searchLive(form map[string]string, size uint64) (query, off string) {
+	if form["since"] != "" || form["until"] != "" {
+		return "", "Following new events is for searches without a time range."
+	}
+	if trail.IsReservedStream(form["stream"]) {
+		return "", "Following leaves out Trail's own streams (trail/…): following writes read records there itself."
+	}
+	f := url.Values{}
+	for _, k := range searchFilters {
+		if v := form[k]; v != "" {
+			f.Set(k, v)
+		}
+	}
+	return liveQuery(f, size), ""
 }

@@ -177,7 +177,7 @@ func (c *console) signout(w http.ResponseWriter, r *http.Request) {
 		c.forbidden(w, r)
 		return
 	}
-	c.sessions.remove(s)
+	c.sessions.end(s, "signout") // kept a while, so a live view of the session's other pages can say why it ended
 	name, _, secure := c.cookieNames(r)
 	setCookie(w, name, "", secure, -1)
 	http.Redirect(w, r, "/ui/signin?"+endedParam+"=signout", http.StatusSeeOther)

@@ -9,14 +9,13 @@
 // 3. The RFC 6962 inclusion proof of the event at the checkpoint's size
 //    (fetched through the console, so the read is recorded) must lead from
 //    the leaf hash to the checkpoint's root hash.
+// The checks themselves (the signed note, the inclusion proof and the RFC
+// 6962 consistency proof between two checkpoints) are window.TrailVerify,
+// which the System page uses too (system.js).
 "use strict";
 (function () {
-  var section = document.getElementById("verify");
-  if (!section) { return; }
   var PIN = "trail.verifierKey";
   var FORCE_JS = "trail.ed25519"; // "js": use the JavaScript Ed25519 even where WebCrypto has it
-  var statusEl = document.getElementById("verify-status");
-  var stepsEl = document.getElementById("verify-steps");
   var enc = new TextEncoder();
 
   function hex(b) {
@@ -123,12 +122,80 @@
     return r;
   }
 
+  // Whether an RFC 6962 consistency proof shows that the tree of size2
+  // with root2 extends the tree of size1 with root1 (RFC 9162, 2.1.4.2).
+  // It throws, saying why, when it does not.
+  async function verifyConsistency(size1, size2, root1, root2, hashes) {
+    var proof = hashes.map(fromHex);
+    if (size1 > size2) { throw new Error("the log shrank: it had " + size1 + " events and now has " + size2); }
+    if (size1 === size2) {
+      if (proof.length !== 0) { throw new Error("a proof between two trees of the same size must be empty"); }
+      if (!equal(root1, root2)) { throw new Error("the log has another root hash at the same size " + size1 + ": it was rewritten"); }
+      return true;
+    }
+    if (size1 === 0) {
+      if (proof.length !== 0) { throw new Error("a proof from the empty tree must be empty"); }
+      return true;
+    }
+    if (proof.length === 0) { throw new Error("the consistency proof is empty"); }
+    var fn = size1 - 1, sn = size2 - 1;
+    while (fn % 2 === 1) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    var start = 0, fr, sr;
+    if (fn === 0) {
+      fr = root1; sr = root1; // size1 is a power of two: its root is the proof's first node
+    } else {
+      fr = proof[0]; sr = proof[0]; start = 1;
+    }
+    for (var i = start; i < proof.length; i++) {
+      var c = proof[i];
+      if (sn === 0) { throw new Error("the consistency proof is longer than the trees allow"); }
+      if (fn % 2 === 1 || fn === sn) {
+        fr = await sha256(concat([new Uint8Array([1]), c, fr]));
+        sr = await sha256(concat([new Uint8Array([1]), c, sr]));
+        while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        sr = await sha256(concat([new Uint8Array([1]), sr, c]));
+      }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+    }
+    if (sn !== 0) { throw new Error("the consistency proof is shorter than the trees need"); }
+    if (!equal(fr, root1) || !equal(sr, root2)) {
+      throw new Error("the log does not extend the checkpoint of " + size1 + " events this browser saw (the consistency proof does not connect its root hash to the latest one): it was rewritten, or the proof is false");
+    }
+    return true;
+  }
+
+  // checkSigned checks that a parsed signed note carries a valid signature
+  // by key (a parsed verifier key) and says how it was checked.
+  async function checkSigned(note, key) {
+    var sig = note.sigs.find(function (s) { return s.name === key.name && s.hash === key.hash; });
+    if (!sig) {
+      throw new Error("the checkpoint carries no signature by the pinned key " + key.name + "+" + key.hash +
+        " (it is signed by " + (note.sigs.map(function (s) { return s.name + "+" + s.hash; }).join(", ") || "nobody") + ")");
+    }
+    var sv = await ed25519(key.pub, note.text, sig.sig);
+    if (!sv.ok) { throw new Error("the checkpoint's signature by " + key.name + " does not verify"); }
+    return sv.how;
+  }
+
   function pinned() {
     try { return JSON.parse(localStorage.getItem(PIN) || "null"); } catch (e) { return null; }
   }
   function pin(key, how) {
     localStorage.setItem(PIN, JSON.stringify({ key: key, how: how, when: new Date().toISOString() }));
   }
+
+  window.TrailVerify = {
+    parseVerifierKey: parseVerifierKey, parseNote: parseNote, parseCheckpoint: parseCheckpoint, checkSigned: checkSigned,
+    rootFromProof: rootFromProof, verifyConsistency: verifyConsistency, pinned: pinned, pin: pin,
+    hex: hex, fromHex: fromHex, equal: equal
+  };
+
+  // The event page.
+  var section = document.getElementById("verify");
+  if (!section) { return; }
+  var statusEl = document.getElementById("verify-status");
+  var stepsEl = document.getElementById("verify-steps");
   function showPin() {
     var p = pinned();
     document.getElementById("pinned-key").textContent = p ? p.key : "none";
@@ -194,14 +261,8 @@
       step("The latest checkpoint covers " + cp.size + " events, not yet this one: waiting for the next.");
       await new Promise(function (ok) { setTimeout(ok, 1000); });
     }
-    var sig = note.sigs.find(function (s) { return s.name === key.name && s.hash === key.hash; });
-    if (!sig) {
-      throw new Error("the checkpoint carries no signature by the pinned key " + key.name + "+" + key.hash +
-        " (it is signed by " + (note.sigs.map(function (s) { return s.name + "+" + s.hash; }).join(", ") || "nobody") + ")");
-    }
-    var sv = await ed25519(key.pub, note.text, sig.sig);
-    if (!sv.ok) { throw new Error("the checkpoint's signature by " + key.name + " does not verify"); }
-    step("Checkpoint of " + cp.size + " events signed by the pinned key " + key.name + " (Ed25519, checked with " + sv.how + ").");
+    var how = await checkSigned(note, key);
+    step("Checkpoint of " + cp.size + " events signed by the pinned key " + key.name + " (Ed25519, checked with " + how + ").");
 
     if (index >= cp.size) { throw new Error("no signed checkpoint covers event " + index + " yet; try again in a moment"); }
     var pr = await fetch("/ui/events/" + index + "/proof?size=" + cp.size,
@@ -240,7 +301,7 @@
     showPin();
     verdict("pending", "The pinned key is forgotten. Verify again to pin the key this server offers, or paste one.");
   });
-  window.TrailVerify = { run: run, parseVerifierKey: parseVerifierKey, rootFromProof: rootFromProof };
+  window.TrailVerify.run = run;
   showPin();
   run();
 })();
