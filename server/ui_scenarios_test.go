@@ -38,8 +38,30 @@ func (tb *tab) rows(table string) []string {
 // clickAndLoad clicks and waits for the next page's h1.
 func (tb *tab) clickAndLoad(sel string) {
 	tb.t.Helper()
-	tb.run(chromedp.Click(chromedp.CSS(sel)), chromedp.Sleep(50*time.Millisecond), chromedp.WaitReady(chromedp.CSS("h1")))
+	tb.loadAfter(chromedp.Click(chromedp.CSS(sel)))
 	tb.checkPage()
+}
+
+// loadAfter runs steps that navigate, and waits until the next page has
+// loaded: the old page is marked first, so that its own elements cannot
+// pass for the new page's while the browser is still between the two.
+func (tb *tab) loadAfter(steps ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	eval[bool](tb, `window.trailPageLeft = true; true`)
+	tb.run(steps...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
+		loaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!window.trailPageLeft && document.readyState === "complete"`))
+		cancel()
+		if err == nil && loaded {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.t.Fatalf("browser: no new page loaded within 20s (last: %v)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestConsoleBrowserSearchAndVerify: a privacy officer signs in with a
