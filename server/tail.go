@@ -206,10 +206,7 @@ func (s *Server) tailPage(ctx context.Context, w http.ResponseWriter, rd *read, 
 	q := filter
 	q.Before, q.Limit, q.Readable, q.Scope = &size, tailPageSize, rd.readable(), rd.scope()
 	if tailOptionsOf(rd.r).unreserved {
-		readable := q.Readable
-		q.Readable = func(stream string) bool {
-			return !trail.IsReservedStream(stream) && (readable == nil || readable(stream))
-		}
+		q.Readable = unreservedOnly(q.Readable)
 	}
 	if next > 0 {
 		after := next - 1
