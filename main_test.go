@@ -1,0 +1,35 @@
+package trail
+
+import (
+	"flag"
+	"os"
+	"testing"
+)
+
+// TestMain makes "go test -short" a quick run while working: the
+// property-based suites generate fewer cases and the crash and power-loss
+// suites run fewer seeds, unless a flag names its own count. Without -short
+// (the README's test command, and .ci/run, which also runs more rounds) every
+// suite runs in full.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, value := range map[string]string{
+			"rapid.checks": "15",
+			"rapid.steps":  "30",
+			"faults.seeds": "4",
+			"atomic.seeds": "2",
+			"query.seeds":  "1",
+			"crash.rounds": "2",
+		} {
+			if !set[name] {
+				if err := flag.Set(name, value); err != nil {
+					panic(err)
+				}
+			}
+		}
+	}
+	os.Exit(m.Run())
+}
