@@ -80,11 +80,7 @@ func (c *console) signinOIDC(w http.ResponseWriter, r *http.Request) {
 	if safeNext(next) != next {
 		next = "" // the principal's first page
 	}
-	id, fl, err := c.oidcFlows.add(next)
-	if err != nil {
-		c.renderSignin(w, r, http.StatusServiceUnavailable, "", err.Error())
-		return
-	}
+	id, fl := c.oidcFlows.add(next, limitKey(c.s.cfg.TrustedProxies.clientAddr(r)))
 	c.setOIDCCookie(w, r, id, int(oidcFlowLifetime.Seconds()))
 	http.Redirect(w, r, oc.AuthCodeURL(fl.state, oidc.Nonce(fl.nonce), oauth2.S256ChallengeOption(fl.verifier)), http.StatusSeeOther)
 }

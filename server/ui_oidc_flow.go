@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,10 +29,15 @@ const (
 	oidcCookie       = "__Host-trail-oidc"
 	oidcCookiePlain  = "trail-oidc"
 	oidcFlowLifetime = 10 * time.Minute
-	// maxOIDCFlows bounds the sign-ins in progress; past it (after expired
-	// ones are dropped) a new one is refused, so anonymous requests cannot
-	// fill memory.
+	// maxOIDCFlows bounds the sign-ins in progress, so anonymous requests
+	// cannot fill memory. Past it (after expired ones are dropped) the
+	// oldest makes room: a new sign-in is never refused, so nobody can stop
+	// others from signing in by starting sign-ins.
 	maxOIDCFlows = 10000
+	// maxOIDCFlowsPerClient bounds the sign-ins in progress that one
+	// client address (an IPv6 /64) started; past it its oldest makes room,
+	// so one address cannot push others' sign-ins out of the table.
+	maxOIDCFlowsPerClient = 64
 	// oidcRetry is how soon after a failed discovery another may be tried.
 	oidcRetry = 10 * time.Second
 	// oidcTimeout bounds each request to the provider.
@@ -43,37 +48,69 @@ const (
 type oidcFlow struct {
 	state, nonce, verifier string
 	next                   string // the console page to go to after
+	client                 string // the limitKey of the address that started it
 	created                time.Time
 }
 
 // oidcFlows holds the sign-ins in progress by the SHA-256 of their cookie.
 type oidcFlows struct {
-	mu    sync.Mutex
-	byKey map[[32]byte]*oidcFlow
-	now   func() time.Time
+	mu       sync.Mutex
+	byKey    map[[32]byte]*oidcFlow
+	byClient map[string][][32]byte // the flows each client address started, oldest first
+	now      func() time.Time
 }
 
-var errTooManyOIDCFlows = errors.New("too many sign-ins are in progress; try again in a few minutes, or sign in with a token")
+func newOIDCFlows() *oidcFlows {
+	return &oidcFlows{byKey: map[[32]byte]*oidcFlow{}, byClient: map[string][][32]byte{}, now: time.Now}
+}
 
-// add starts a flow and returns its cookie value.
-func (f *oidcFlows) add(next string) (string, *oidcFlow, error) {
+// add starts a flow for a sign-in from client (its limitKey) and returns
+// its cookie value. It makes room by dropping the client's oldest flow past
+// maxOIDCFlowsPerClient, and past maxOIDCFlows the expired ones, else the
+// oldest.
+func (f *oidcFlows) add(next, client string) (string, *oidcFlow) {
 	id := randomString(32)
 	fl := &oidcFlow{state: randomString(32), nonce: randomString(32), verifier: oauth2.GenerateVerifier(), next: next,
-		created: f.now()}
+		client: client, created: f.now()}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if mine := f.byClient[client]; len(mine) >= maxOIDCFlowsPerClient {
+		f.drop(mine[0])
+	}
 	if len(f.byKey) >= maxOIDCFlows {
+		now := f.now()
+		var oldest [32]byte
+		var oldestAt time.Time
 		for k, o := range f.byKey {
-			if f.now().Sub(o.created) >= oidcFlowLifetime {
-				delete(f.byKey, k)
+			if now.Sub(o.created) >= oidcFlowLifetime {
+				f.drop(k)
+			} else if oldestAt.IsZero() || o.created.Before(oldestAt) {
+				oldest, oldestAt = k, o.created
 			}
 		}
+		if len(f.byKey) >= maxOIDCFlows {
+			f.drop(oldest)
+		}
 	}
-	if len(f.byKey) >= maxOIDCFlows {
-		return "", nil, errTooManyOIDCFlows
+	key := sha256.Sum256([]byte(id))
+	f.byKey[key] = fl
+	f.byClient[client] = append(f.byClient[client], key)
+	return id, fl
+}
+
+// drop forgets the flow of key; f.mu is held.
+func (f *oidcFlows) drop(key [32]byte) {
+	fl, ok := f.byKey[key]
+	if !ok {
+		return
 	}
-	f.byKey[sha256.Sum256([]byte(id))] = fl
-	return id, fl, nil
+	delete(f.byKey, key)
+	mine := slices.DeleteFunc(f.byClient[fl.client], func(k [32]byte) bool { return k == key })
+	if len(mine) == 0 {
+		delete(f.byClient, fl.client)
+	} else {
+		f.byClient[fl.client] = mine
+	}
 }
 
 // take removes and returns the live flow of a cookie value, or nil: a flow
@@ -86,7 +123,7 @@ func (f *oidcFlows) take(id string) *oidcFlow {
 	if !ok {
 		return nil
 	}
-	delete(f.byKey, key)
+	f.drop(key)
 	if f.now().Sub(fl.created) >= oidcFlowLifetime {
 		return nil
 	}
@@ -184,7 +221,7 @@ func (o *oidcProvider) ready(ctx context.Context) (*oauth2.Config, *oidc.IDToken
 // whether the provider answers.
 func (c *console) startOIDC(cfg OIDCConfig) {
 	c.oidc = newOIDCProvider(cfg, c.log)
-	c.oidcFlows = &oidcFlows{byKey: map[[32]byte]*oidcFlow{}, now: time.Now}
+	c.oidcFlows = newOIDCFlows()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		select {

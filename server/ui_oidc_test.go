@@ -429,6 +429,43 @@ func TestOIDCFailuresLimited(t *testing.T) {
 	}
 }
 
+// TestOIDCFlowsNotExhausted: anyone may start sign-ins without signing in,
+// so the sign-ins in progress one client address starts are bounded (its
+// oldest make room), and a full table makes room too: a flood of started
+// sign-ins never stops the next person from signing in.
+func TestOIDCFlowsNotExhausted(t *testing.T) {
+	o := startOIDC(t)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 10001; i += 4 {
+				resp, err := c.Get(o.url + "/ui/signin/oidc")
+				if err != nil {
+					bad.Add(1)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusSeeOther {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n > 0 {
+		t.Errorf("%d of 10,001 started sign-ins were refused", n)
+	}
+	b := o.browser(t)
+	if p := o.signInOIDC(b, named("officer")); p.status != http.StatusOK || p.url.Path != server.OIDCCallbackPath {
+		t.Fatalf("after a flood of started sign-ins, a sign-in answered %d at %s: %.600s", p.status, p.url, p.body)
+	}
+	signedInAs(t, b, "officer", "OpenID Connect ("+strings.TrimPrefix(o.m.Addr(), "http://")+")")
+}
+
 // TestOIDCProviderDown: a provider that cannot be reached leaves the
 // server and the other sign-ins working; its sign-in says so.
 func TestOIDCProviderDown(t *testing.T) {
