@@ -100,15 +100,15 @@ func (c *console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 
 // oidcFinish checks a callback and returns who signs in and where to go.
 func (c *console) oidcFinish(w http.ResponseWriter, r *http.Request) (*Principal, uiCredential, string, *oidcRefusal) {
-	fl := c.takeOIDCFlow(w, r)
+	fl, mismatch := c.takeOIDCFlow(w, r)
 	q := r.URL.Query()
 	switch {
+	case mismatch:
+		return nil, nil, "", refuse(http.StatusBadRequest, "The identity provider's answer does not belong to the sign-in this browser started. "+
+			"If you are signing in, go back to the provider's page and finish there.", errors.New("state does not match the flow's"))
 	case fl == nil:
 		return nil, nil, "", refuse(http.StatusBadRequest, "No sign-in through the identity provider is in progress in this browser: "+
 			"it took over 10 minutes, was already completed, or was started elsewhere. Start again.", errors.New("no sign-in in progress for this browser"))
-	case !fl.stateMatches(q.Get("state")):
-		return nil, nil, "", refuse(http.StatusBadRequest, "The identity provider's answer does not belong to the sign-in this browser started. Start again.",
-			errors.New("state does not match the flow's"))
 	case q.Get("error") != "":
 		e, d := clip(q.Get("error"), 200), clip(q.Get("error_description"), 300)
 		msg := "The identity provider did not sign you in: " + e
@@ -127,15 +127,20 @@ func (c *console) oidcFinish(w http.ResponseWriter, r *http.Request) (*Principal
 	return p, cred, fl.next, no
 }
 
-// takeOIDCFlow takes the flow of r's cookie, and clears the cookie.
-func (c *console) takeOIDCFlow(w http.ResponseWriter, r *http.Request) *oidcFlow {
+// takeOIDCFlow takes the flow of r's cookie when r carries its state, and
+// clears the cookie; mismatch reports a state that is not the flow's (the
+// flow and the cookie are left as they were).
+func (c *console) takeOIDCFlow(w http.ResponseWriter, r *http.Request) (*oidcFlow, bool) {
 	name, _ := c.oidcCookieName(r)
 	ck, err := r.Cookie(name)
 	if err != nil || ck.Value == "" {
-		return nil
+		return nil, false
 	}
-	c.setOIDCCookie(w, r, "", -1)
-	return c.oidcFlows.take(ck.Value)
+	fl, mismatch := c.oidcFlows.take(ck.Value, r.URL.Query().Get("state"))
+	if !mismatch {
+		c.setOIDCCookie(w, r, "", -1)
+	}
+	return fl, mismatch
 }
 
 // oidcClaims exchanges the code (with the PKCE verifier) and returns the

@@ -115,19 +115,25 @@ func (f *oidcFlows) drop(key [32]byte) {
 
 // take removes and returns the live flow of a cookie value, or nil: a flow
 // serves one callback, whatever its outcome.
-func (f *oidcFlows) take(id string) *oidcFlow {
+func (f *oidcFlows) take(id, state string) (fl *oidcFlow, mismatch bool) {
 	key := sha256.Sum256([]byte(id))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fl, ok := f.byKey[key]
 	if !ok {
-		return nil
+		return nil, false
+	}
+	if f.now().Sub(fl.created) >= oidcFlowLifetime {
+		f.drop(key)
+		return nil, false
+	}
+	// A callback that does not carry the flow's state (a link another site
+	// sent the browser to) leaves the sign-in in progress alone.
+	if !fl.stateMatches(state) {
+		return nil, true
 	}
 	f.drop(key)
-	if f.now().Sub(fl.created) >= oidcFlowLifetime {
-		return nil
-	}
-	return fl
+	return fl, false
 }
 
 // stateMatches compares the state a callback brought with the flow's.
