@@ -986,3 +986,62 @@ func TestHdLongPatientRecordable(t *testing.T) {
 		}
 	}
 }
+
+// TestHdTailClientStopsReading: a tail whose client stops reading ends once
+// a write has waited TailWriteTimeout, freeing the principal's tail slot,
+// and its closing record is stored.
+func TestHdTailClientStopsReading(t *testing.T) {
+	s := start(t, hdWith(func(c *server.Config) { c.MaxTails, c.TailWriteTimeout = 1, 300*time.Millisecond }),
+		withPrincipals(map[string]*server.Principal{"tok-a": {Name: "clin-a", Read: []string{"patient/*"}}}))
+	conn, err := net.Dial("tcp", s.ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(conn, "GET /v1/tail HTTP/1.1\r\nHost: trail\r\nAuthorization: Bearer tok-a\r\n\r\n")
+	// The tail holds the slot: a second one is refused.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, r := hdOpenTail(t, s, "tok-a", "")
+		if r.Status == http.StatusTooManyRequests {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unread tail never took the slot: %v", r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	from := s.l.Size()
+	// Far more than the socket buffers hold, none of it read.
+	big := strings.Repeat("x", 15<<10)
+	for range 4 {
+		evs := make([]trail.Event, 400)
+		for i := range evs {
+			evs[i] = event("", "patient/1")
+			evs[i].Details = json.RawMessage(`{"note":"` + big + `"}`)
+		}
+		if _, err := s.l.AppendBatch(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		tl, r := hdOpenTail(t, s, "tok-a", "")
+		if tl != nil {
+			tl.close()
+			break
+		}
+		if r.Status != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("a tail whose client stopped reading still holds the slot after 10s: %v", r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ended := false
+	for _, rec := range s.readsFrom(t, from) {
+		ended = ended || rec.Actor.ID == "clin-a" && rec.Details.Endpoint == "GET /v1/tail" && rec.Details.Count > 0
+	}
+	if !ended {
+		t.Errorf("no record of what the ended tail delivered")
+	}
+}

@@ -49,6 +49,11 @@ type Config struct {
 	// TailRecordEvery is how often a live tail that delivers events is
 	// recorded in trail/access (default 1s).
 	TailRecordEvery time.Duration
+	// TailWriteTimeout ends a live tail whose client takes longer than this
+	// to take a page of events or a keep-alive (default 30s): a client that
+	// stops reading does not keep its connection and tail slot, nor the
+	// events queried for it, past a revocation.
+	TailWriteTimeout time.Duration
 	// Console configures the web console at /ui/ (see ConsoleConfig).
 	Console ConsoleConfig
 	// Notify configures the webhook told of each emergency access (see
@@ -106,6 +111,9 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	}
 	if cfg.BodyTimeout <= 0 {
 		cfg.BodyTimeout = defaultBodyTimeout
+	}
+	if cfg.TailWriteTimeout <= 0 {
+		cfg.TailWriteTimeout = 30 * time.Second
 	}
 	if cfg.TailRecordEvery <= 0 {
 		cfg.TailRecordEvery = time.Second

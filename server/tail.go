@@ -142,6 +142,9 @@ func tailOptionsOf(r *http.Request) tailOptions {
 // record in tail covers the rest.
 func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rd *read, filter trail.Query, next uint64) {
 	lastRecord := time.Now()
+	// Each write must be taken within TailWriteTimeout (not supported for
+	// the console's in-process tails, whose own request has the timeout).
+	deadline := func() { rc.SetWriteDeadline(time.Now().Add(s.cfg.TailWriteTimeout)) }
 	for first := true; ; first = false {
 		if !first && !s.stillAuthorized(rd) {
 			return // revoked (or its grants changed) while tailing
@@ -149,6 +152,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 		size := s.l.Size()
 		for next < size {
 			var ok bool
+			deadline()
 			if next, ok = s.tailPage(ctx, w, rd, filter, next, size); !ok {
 				return
 			}
@@ -156,6 +160,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 				break // record before delivering more
 			}
 		}
+		deadline()
 		if err := rc.Flush(); err != nil {
 			return
 		}
@@ -182,6 +187,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, rc *ht
 			if rd.delivered > 0 {
 				continue // a record is due
 			}
+			deadline()
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return
 			}
