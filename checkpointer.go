@@ -12,7 +12,7 @@ func (l *Log) checkpointer() {
 	defer close(l.cpDone)
 	t := time.NewTicker(l.cfg.CheckpointInterval)
 	defer t.Stop()
-	flushed := l.applied.Load()
+	flushed := l.applied.load()
 	for {
 		select {
 		case <-l.closing:
@@ -26,7 +26,7 @@ func (l *Log) checkpointer() {
 				continue
 			}
 			// Bound what recovery replays into the index store.
-			if a := l.applied.Load(); a-flushed >= indexFlushEvery {
+			if a := l.applied.load(); a-flushed >= indexFlushEvery {
 				if err := l.idx.Flush(); err != nil {
 					l.fail(err)
 					continue
@@ -56,7 +56,7 @@ func (l *Log) checkpoint() error {
 	l.cpsMu.Lock()
 	defer l.cpsMu.Unlock()
 	latest, _ := l.cps.Latest()
-	durable := l.durable.Load()
+	durable := l.durable.load()
 	if durable <= latest.Size && len(l.cps.All()) > 0 {
 		return nil
 	}

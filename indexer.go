@@ -105,8 +105,7 @@ func (l *Log) indexer() {
 				l.fail(err)
 				break
 			}
-			l.applied.Store(end)
-			l.appliedNote.notify()
+			l.applied.advance(end)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/trailhq/trail/internal/checkpoint"
@@ -51,7 +50,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		idxDone:   make(chan struct{}),
 		cpDone:    make(chan struct{}),
 	}
-	l.durableCond = sync.NewCond(&l.durableMu)
+	l.durable, l.applied = newWatermark(0), newWatermark(0)
 	l.syncHist = newHistogram(expBounds(50e-6, 2, 16))
 	l.batchHist = newHistogram(expBounds(1, 2, 17))
 	if err := l.openFiles(); err != nil {
@@ -73,7 +72,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 	go l.syncer()
 	go l.indexer()
 	go l.checkpointer()
-	cfg.Logger.Info("trail opened", "dir", dir, "events", l.durable.Load(),
+	cfg.Logger.Info("trail opened", "dir", dir, "events", l.durable.load(),
 		"replayed", replayed, "took", time.Since(start).Round(time.Microsecond))
 	return l, nil
 }
@@ -251,8 +250,8 @@ func (l *Log) recover() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	l.durable.Store(n)
-	l.applied.Store(n)
+	l.durable.advance(n)
+	l.applied.advance(n)
 	if len(l.cps.All()) == 0 || n > 0 {
 		if err := l.checkpoint(); err != nil {
 			return 0, fmt.Errorf("trail: first checkpoint: %w", err)

@@ -62,7 +62,7 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
-	if err := l.waitApplied(ctx, l.durable.Load()); err != nil {
+	if err := l.waitApplied(ctx, l.durable.load()); err != nil {
 		return QueryResult{}, err
 	}
 	if err := l.beginRead(); err != nil {
@@ -131,9 +131,10 @@ func (l *Log) collect(ctx context.Context, q Query, cand func() (uint64, bool, e
 	}
 }
 
-// waitApplied waits until the index store reflects the first n events.
+// waitApplied waits until the index store reflects the first n events; a
+// waiting reader cuts the indexer's lingering short.
 func (l *Log) waitApplied(ctx context.Context, n uint64) error {
-	if l.applied.Load() >= n {
+	if l.applied.load() >= n {
 		return nil
 	}
 	l.readers.Add(1)
@@ -142,25 +143,8 @@ func (l *Log) waitApplied(ctx context.Context, n uint64) error {
 	case l.indexKick <- struct{}{}:
 	default:
 	}
-	for {
-		ch := l.appliedNote.wait()
-		if l.applied.Load() >= n {
-			return nil
-		}
-		if err := l.Err(); err != nil {
-			return err
-		}
-		select {
-		case <-ch:
-		case <-l.idxDone:
-			if l.applied.Load() >= n {
-				return nil
-			}
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	_, err := l.applied.waitPast(ctx, n, false, l.Err, l.idxDone, ErrClosed)
+	return err
 }
 
 // queryRange turns the time bounds and the cursor into a range of indexes
@@ -341,7 +325,7 @@ type StreamHead struct {
 // StreamHead returns the head of stream as of every event acknowledged
 // before the call, or ErrNotFound when the stream has no events.
 func (l *Log) StreamHead(ctx context.Context, stream string) (StreamHead, error) {
-	if err := l.waitApplied(ctx, l.durable.Load()); err != nil {
+	if err := l.waitApplied(ctx, l.durable.load()); err != nil {
 		return StreamHead{}, err
 	}
 	if err := l.beginRead(); err != nil {
@@ -361,22 +345,7 @@ func (l *Log) StreamHead(ctx context.Context, stream string) (StreamHead, error)
 // WaitSize waits until more than n events are stored and returns the size,
 // or returns an error when ctx ends or the engine closes or fails.
 func (l *Log) WaitSize(ctx context.Context, n uint64) (uint64, error) {
-	for {
-		ch := l.durableNote.wait()
-		if s := l.durable.Load(); s > n {
-			return s, nil
-		}
-		if err := l.Err(); err != nil {
-			return 0, err
-		}
-		select {
-		case <-ch:
-		case <-l.closing:
-			return 0, ErrClosed
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
+	return l.durable.waitPast(ctx, n, true, l.Err, l.closing, ErrClosed)
 }
 
 // RecordIndex returns the index of stored event bytes.

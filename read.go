@@ -11,13 +11,13 @@ import (
 )
 
 // Size returns the number of events stored and acknowledged.
-func (l *Log) Size() uint64 { return l.durable.Load() }
+func (l *Log) Size() uint64 { return l.durable.load() }
 
 // Read returns the stored bytes of the event at index: exactly the bytes the
 // Merkle tree hashed. Bytes that do not hash to the tree's leaf at index are
 // never returned: that is an *IntegrityError.
 func (l *Log) Read(index uint64) ([]byte, error) {
-	if index >= l.durable.Load() {
+	if index >= l.durable.load() {
 		return nil, fmt.Errorf("event %d: %w", index, ErrNotFound)
 	}
 	if err := l.beginRead(); err != nil {
@@ -126,8 +126,8 @@ func (l *Log) VerifierKey() string { return l.cps.VerifierKey() }
 
 // Root returns the Merkle root of the first size events.
 func (l *Log) Root(size uint64) (Hash, error) {
-	if size > l.durable.Load() {
-		return Hash{}, fmt.Errorf("size %d: %w (%d events)", size, ErrOutOfRange, l.durable.Load())
+	if size > l.durable.load() {
+		return Hash{}, fmt.Errorf("size %d: %w (%d events)", size, ErrOutOfRange, l.durable.load())
 	}
 	if err := l.beginRead(); err != nil {
 		return Hash{}, err
@@ -143,8 +143,8 @@ func (l *Log) Root(size uint64) (Hash, error) {
 // InclusionProof returns the RFC 6962 inclusion proof of event index in the
 // tree of the given size (index < size ≤ Size()).
 func (l *Log) InclusionProof(index, size uint64) ([]Hash, error) {
-	if index >= size || size > l.durable.Load() {
-		return nil, fmt.Errorf("inclusion of %d in size %d: %w (%d events)", index, size, ErrOutOfRange, l.durable.Load())
+	if index >= size || size > l.durable.load() {
+		return nil, fmt.Errorf("inclusion of %d in size %d: %w (%d events)", index, size, ErrOutOfRange, l.durable.load())
 	}
 	if err := l.beginRead(); err != nil {
 		return nil, err
@@ -160,8 +160,8 @@ func (l *Log) InclusionProof(index, size uint64) ([]Hash, error) {
 // ConsistencyProof returns the RFC 6962 proof that the tree of size from is a
 // prefix of the tree of size to (from ≤ to ≤ Size()).
 func (l *Log) ConsistencyProof(from, to uint64) ([]Hash, error) {
-	if from > to || to > l.durable.Load() {
-		return nil, fmt.Errorf("consistency %d to %d: %w (%d events)", from, to, ErrOutOfRange, l.durable.Load())
+	if from > to || to > l.durable.load() {
+		return nil, fmt.Errorf("consistency %d to %d: %w (%d events)", from, to, ErrOutOfRange, l.durable.load())
 	}
 	if err := l.beginRead(); err != nil {
 		return nil, err
@@ -225,7 +225,7 @@ func (l *Log) ReadID(ctx context.Context, id string) (uint64, []byte, error) {
 	if checkID(id) != nil {
 		return 0, nil, fmt.Errorf("event id %q: %w", id, ErrNotFound)
 	}
-	size := l.durable.Load()
+	size := l.durable.load()
 	has := func(i uint64) (uint64, []byte, bool, error) {
 		rec, err := l.Read(i)
 		if err != nil {

@@ -205,7 +205,7 @@ func (s *sequencer) rotate() error {
 		// instead of waiting for this batch while this batch waits for it.
 		s.l.seqBusy.Store(false)
 		s.l.commits <- &commit{end: s.l.segs.Len()}
-		err := s.l.waitDurable(s.l.segs.Len())
+		err := s.l.durable.await(s.l.segs.Len(), s.l.Err)
 		s.l.seqBusy.Store(true)
 		if err != nil {
 			return err
@@ -407,7 +407,7 @@ func (s *sequencer) rememberID(id string, index uint64) {
 
 // pruneRecent drops generations the index store has fully applied.
 func (s *sequencer) pruneRecent() {
-	applied := s.l.applied.Load()
+	applied := s.l.applied.load()
 	k := 0
 	for k < len(s.recent)-1 && s.recent[k].max < applied {
 		k++

@@ -88,7 +88,7 @@ func (l *Log) Stats() Stats {
 	queued := l.q.used
 	l.q.mu.Unlock()
 	s := Stats{
-		Size: l.durable.Load(), Applied: l.applied.Load(),
+		Size: l.durable.load(), Applied: l.applied.load(),
 		Queued: queued, QueueLimit: l.cfg.QueueSize,
 		Syncs: l.syncHist.snapshot(), Batches: l.batchHist.snapshot(),
 		Err: l.Err(),

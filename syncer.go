@@ -94,7 +94,7 @@ func (l *Log) resolve(batch []*commit, err error) {
 		if err != nil {
 			failAll(c.items, err)
 		} else {
-			l.setDurable(c.end)
+			l.durable.advance(c.end)
 			entries = append(entries, c.entries...)
 		}
 		// Room first: a caller woken by its receipt may log again at once
@@ -107,27 +107,4 @@ func (l *Log) resolve(batch []*commit, err error) {
 	if len(entries) > 0 {
 		l.applies.push(entries)
 	}
-}
-
-// setDurable publishes the durable size and wakes waitDurable.
-func (l *Log) setDurable(n uint64) {
-	l.durableMu.Lock()
-	l.durable.Store(n)
-	l.durableMu.Unlock()
-	l.durableCond.Broadcast()
-	l.durableNote.notify()
-}
-
-// waitDurable waits until the first n events are durable, or the engine
-// fails.
-func (l *Log) waitDurable(n uint64) error {
-	l.durableMu.Lock()
-	defer l.durableMu.Unlock()
-	for l.durable.Load() < n {
-		if err := l.Err(); err != nil {
-			return err
-		}
-		l.durableCond.Wait()
-	}
-	return nil
 }

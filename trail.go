@@ -46,12 +46,8 @@ type Log struct {
 	commits chan *commit // sequencer → syncer
 	applies *indexQueue  // syncer → indexer
 
-	durable     atomic.Uint64 // events fsynced and acknowledged
-	durableMu   sync.Mutex
-	durableCond *sync.Cond    // broadcast when durable grows or the engine fails
-	durableNote notifier      // notified when durable grows or the engine fails
-	applied     atomic.Uint64 // events reflected in the index store
-	appliedNote notifier      // notified when applied grows
+	durable     *watermark    // events fsynced and acknowledged (syncer → everyone)
+	applied     *watermark    // events reflected in the index store (indexer → readers)
 	readers     atomic.Int32  // readers waiting for the index store (waitApplied)
 	indexKick   chan struct{} // capacity 1: a reader waits; the indexer stops lingering
 	failure     atomic.Pointer[FailedError]
@@ -165,11 +161,8 @@ func (l *Log) fail(cause error) *FailedError {
 	if l.failure.CompareAndSwap(nil, f) {
 		l.cfg.Logger.Error("storage failure: no longer acknowledging events; restart to recover", "err", cause)
 		l.q.close(f)
-		l.durableMu.Lock()
-		l.durableMu.Unlock()
-		l.durableCond.Broadcast()
-		l.durableNote.notify()
-		l.appliedNote.notify()
+		l.durable.wake()
+		l.applied.wake()
 		return f
 	}
 	return l.failure.Load()
