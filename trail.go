@@ -46,15 +46,15 @@ type Log struct {
 	commits chan *commit // sequencer → syncer
 	applies *indexQueue  // syncer → indexer
 
-	durable     *watermark    // events fsynced and acknowledged (syncer → everyone)
-	applied     *watermark    // events reflected in the index store (indexer → readers)
-	readers     atomic.Int32  // readers waiting for the index store (waitApplied)
-	indexKick   chan struct{} // capacity 1: a reader waits; the indexer stops lingering
-	failure     atomic.Pointer[FailedError]
-	seqBusy     atomic.Bool // the sequencer is building a batch the syncer may wait for
-	writeMu     sync.Mutex  // held around every write to the log and the tree
-	readMu      sync.RWMutex
-	readClosed  bool // guarded by readMu: the files are closed
+	durable    *watermark    // events fsynced and acknowledged (syncer → everyone)
+	applied    *watermark    // events reflected in the index store (indexer → readers)
+	readers    atomic.Int32  // readers waiting for the index store (waitApplied)
+	indexKick  chan struct{} // capacity 1: a reader waits; the indexer stops lingering
+	failure    atomic.Pointer[FailedError]
+	seqBusy    atomic.Bool // the sequencer is building a batch the syncer may wait for
+	writeMu    sync.Mutex  // held around every write to the log and the tree
+	readMu     sync.RWMutex
+	readClosed bool // guarded by readMu: the files are closed
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
