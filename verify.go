@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -286,7 +285,7 @@ func readSegments(ctx context.Context, fs vfs.FS, segs []segFile, checkJSON bool
 		if err != nil {
 			cs.err = fmt.Errorf("read %s: %w", s.path, err)
 		} else {
-			frames, pos := splitFrames(data)
+			frames, pos := segment.Split(data)
 			cs.results = checkFrames(frames, checkJSON)
 			if !segment.Zero(data[pos:]) {
 				cs.rest = len(data) - pos
@@ -301,27 +300,6 @@ func readSegments(ctx context.Context, fs vfs.FS, segs []segFile, checkJSON bool
 			return
 		}
 	}
-}
-
-// splitFrames cuts data into frames by their length fields, stopping at the
-// end marker or at a length that cannot be right; it returns where it
-// stopped. CRCs are checked later, in parallel.
-func splitFrames(data []byte) ([][]byte, int) {
-	var frames [][]byte
-	pos := 0
-	for pos+segment.HeaderSize <= len(data) {
-		word := binary.LittleEndian.Uint32(data[pos:])
-		n := int(word &^ (1 << 31))
-		if word == 0 && binary.LittleEndian.Uint32(data[pos+4:]) == 0 {
-			break
-		}
-		if n == 0 || n > segment.MaxRecordSize || pos+segment.HeaderSize+n > len(data) {
-			break
-		}
-		frames = append(frames, data[pos:pos+segment.HeaderSize+n])
-		pos += segment.HeaderSize + n
-	}
-	return frames, pos
 }
 
 // segment runs the sequential checks over a checked segment.

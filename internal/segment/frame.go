@@ -83,6 +83,27 @@ func DecodeFrame(b []byte) (rec []byte, more bool, size int, err error) {
 	return rec, word&moreBit != 0, HeaderSize + n, nil
 }
 
+// Split cuts data into frames by their headers' lengths, without checking
+// their CRCs (DecodeFrame checks each, so that a reader can check many in
+// parallel), stopping at the end marker, at a length out of range and at a
+// frame that data does not hold whole. end is where it stopped: the bytes
+// from there on are the end marker and what follows it, or damage.
+func Split(data []byte) (frames [][]byte, end int) {
+	for end+HeaderSize <= len(data) {
+		word := binary.LittleEndian.Uint32(data[end:])
+		if word == 0 && binary.LittleEndian.Uint32(data[end+4:]) == 0 {
+			break
+		}
+		n := int(word &^ moreBit)
+		if n == 0 || n > MaxRecordSize || end+HeaderSize+n > len(data) {
+			break
+		}
+		frames = append(frames, data[end:end+HeaderSize+n])
+		end += HeaderSize + n
+	}
+	return frames, end
+}
+
 // Zero reports whether b holds only zero bytes (the end marker and what
 // follows a cut tail).
 func Zero(b []byte) bool {

@@ -162,3 +162,51 @@ func FuzzDecodeFrame(f *testing.F) {
 		checkFlip(t, frame, flipped, int(bit))
 	})
 }
+
+// FuzzSplit: Split cuts a run of frames exactly where they were written and
+// stops at the end marker; on any input, its frames are consecutive from the
+// start, each as long as its header says, and a frame it gives that
+// DecodeFrame accepts is the same frame.
+func FuzzSplit(f *testing.F) {
+	f.Add([]byte("a"), uint8(3), uint16(0))
+	f.Add([]byte(`{"x":1}`), uint8(1), uint16(9))
+	f.Fuzz(func(t *testing.T, rec []byte, count uint8, cut uint16) {
+		if len(rec) == 0 {
+			rec = []byte{1}
+		}
+		var data []byte
+		var want []int
+		for i := range int(count%8) + 1 {
+			want = append(want, len(data))
+			data = segment.AppendFrame(data, append(bytes.Clone(rec), byte(i)), i%2 == 0)
+		}
+		whole := len(data)
+		data = append(data, make([]byte, 16)...) // the end marker
+		frames, end := segment.Split(data)
+		if len(frames) != len(want) || end != whole {
+			t.Fatalf("Split of %d frames: %d frames, end %d, want end %d", len(want), len(frames), end, whole)
+		}
+		for i, fr := range frames {
+			if r, _, size, err := segment.DecodeFrame(fr); err != nil || size != len(fr) || r[len(r)-1] != byte(i) {
+				t.Fatalf("frame %d: %v (size %d of %d)", i, err, size, len(fr))
+			}
+		}
+		// Cut anywhere, or damaged anywhere: frames stay consecutive and
+		// whole, and never reach past the data.
+		damaged := bytes.Clone(data[:int(cut)%(len(data)+1)])
+		if len(damaged) > 0 {
+			damaged[int(cut)%len(damaged)] ^= 0x80
+		}
+		frames, end = segment.Split(damaged)
+		pos := 0
+		for _, fr := range frames {
+			if &fr[0] != &damaged[pos] || len(fr) < segment.HeaderSize+1 {
+				t.Fatalf("frame at %d is not where the previous one ended", pos)
+			}
+			pos += len(fr)
+		}
+		if pos != end || end > len(damaged) {
+			t.Fatalf("frames end at %d, Split says %d, data %d", pos, end, len(damaged))
+		}
+	})
+}
