@@ -208,10 +208,13 @@ func (c *console) oidcPrincipal(claims map[string]json.RawMessage) (*Principal, 
 		switch {
 		case !ok:
 			why = append(why, fmt.Sprintf("your identity carries no claim %q naming a patient", pc))
-		case access.CheckPatient(id) != nil || access.CheckName("patient:"+id) != nil:
-			why = append(why, fmt.Sprintf("claim %q is %q, which is not a patient identifier", pc, id))
 		default:
-			p := &Principal{Name: "patient:" + id, Patient: id}
+			name, err := access.PatientName(id)
+			if err != nil {
+				why = append(why, fmt.Sprintf("claim %q is %q, which is not a patient identifier", pc, id))
+				break
+			}
+			p := &Principal{Name: name, Patient: id}
 			return p, oidcCredential{host: c.oidc.host, patient: p}, nil
 		}
 	}

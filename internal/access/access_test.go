@@ -38,3 +38,26 @@ func TestParsePatientAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestReservedNames: admin, trail… and patient:… are no principal's of the
+// tokens file, in any case; a patient's OpenID Connect name is patient:<id>.
+func TestReservedNames(t *testing.T) {
+	for _, name := range []string{"admin", "ADMIN", "trail", "trail-syslog", "Trail.x", "patient:1", "PATIENT:7", "patient:"} {
+		if err := CheckName(name); err == nil {
+			t.Errorf("CheckName(%q) accepted a reserved name", name)
+		}
+	}
+	for _, name := range []string{"dr-house", "patient-1", "patients", "officer@hospital.org"} {
+		if err := CheckName(name); err != nil {
+			t.Errorf("CheckName(%q): %v", name, err)
+		}
+	}
+	if name, err := PatientName("4711"); err != nil || name != "patient:4711" {
+		t.Errorf("PatientName(4711) = %q, %v", name, err)
+	}
+	for _, id := range []string{"", "1/2", "a b", strings.Repeat("1", 125)} {
+		if name, err := PatientName(id); err == nil {
+			t.Errorf("PatientName(%q) = %q, want an error", id, name)
+		}
+	}
+}
