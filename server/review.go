@@ -24,7 +24,7 @@ import (
 // A record may be reviewed more than once: each review is a new mark with
 // its own note (a second reviewer's opinion, a follow-up after asking the
 // clinician), as an append-only trail adds and never amends. A record is
-// reviewed when it has at least one mark (reviewedIndexes).
+// reviewed when it has at least one mark (the console's review page).
 //
 // A review is not a read: it leaves no record in trail/access. It reads the
 // break-glass record it names only to check it, and answers nothing of it
@@ -231,66 +231,4 @@ func (s *Server) breakGlassRecord(index uint64) (breakGlassFields, *problem) {
 		return f, pr
 	}
 	return f, nil
-}
-
-// maxReviewScan is the most marks a review list reads (reviewedIndexes).
-const maxReviewScan = 100_000
-
-// reviewedIndexes returns the indexes of the trail/break-glass records that
-// have at least one mark in trail/review, with how many each has, for a
-// review list that shows unreviewed emergency accesses first.
-//
-// Cost: a query of trail/review through the stream index, newest first, in
-// pages of at most 1,000, reading and parsing each mark once: O(marks)
-// record reads, no more than limit rounded up to a page (maxReviewScan for
-// a review list). Past that, complete is false and only the newest marks
-// count: the list should say that older accesses may show as unreviewed.
-// The map holds one entry per reviewed record.
-//
-// It is a read of trail/review: a caller answering a person records it as
-// one (the console through its read, for a principal with the grant).
-func (s *Server) reviewedIndexes(ctx context.Context, limit int) (reviewed map[uint64]int, complete bool, err error) {
-	reviewed = map[uint64]int{}
-	q := trail.Query{Stream: ReviewStream, Type: reviewType, Limit: min(1000, max(1, limit)), Desc: true,
-		Scope: &trail.Scope{Patterns: []string{ReviewStream}}}
-	for n := 0; ; {
-		res, err := s.l.Query(ctx, q)
-		if err != nil {
-			return nil, false, fmt.Errorf("query %s: %w", ReviewStream, err)
-		}
-		for _, rec := range res.Events {
-			var m struct {
-				Details reviewDetails `json:"details"`
-			}
-			if err := json.Unmarshal(rec, &m); err != nil {
-				return nil, false, fmt.Errorf("parse a mark of %s: %w", ReviewStream, err)
-			}
-			reviewed[m.Details.Index]++
-		}
-		n += len(res.Events)
-		if !res.More {
-			return reviewed, true, nil
-		}
-		if n >= limit {
-			return reviewed, false, nil
-		}
-		next := res.Next
-		q.After = &next
-	}
-}
-
-// unreviewedFirst orders break-glass records (stored bytes, as a query of
-// trail/break-glass returns them) for a review list: those without a mark
-// in reviewed first, each group in the order given.
-func unreviewedFirst(recs [][]byte, reviewed map[uint64]int) [][]byte {
-	out := make([][]byte, 0, len(recs))
-	for _, marked := range []bool{false, true} {
-		for _, rec := range recs {
-			i, err := trail.RecordIndex(rec)
-			if (err == nil && reviewed[i] > 0) == marked {
-				out = append(out, rec)
-			}
-		}
-	}
-	return out
 }

@@ -181,25 +181,16 @@ func (c *console) timeline(r *http.Request, p *Principal, d *patientData) int {
 		// it are not its principal's to read.
 		q.Del("patient")
 	}
-	body, pr := c.apiGet(r.WithContext(context.WithValue(r.Context(), unreservedKey{}, true)), p, c.s.query, "/v1/events", q, nil)
-	if pr != nil {
-		c.problemState(pr, &d.Denied, &d.Problem)
-		return pr.Status
+	rows, after, status := c.readEvents(r.WithContext(context.WithValue(r.Context(), unreservedKey{}, true)), p, q, &d.Denied, &d.Problem)
+	if status != http.StatusOK {
+		return status
 	}
-	var rep queryReply
-	err := json.Unmarshal(body, &rep)
-	if err == nil {
-		d.Rows, err = parseRows(rep.Events)
-	}
-	if err != nil {
-		d.Problem = "The server's answer could not be read: " + err.Error()
-		return http.StatusInternalServerError
-	}
-	if rep.Next != "" {
+	d.Rows = rows
+	if after != "" {
 		if d.Mine {
-			d.NextURL = "/ui/me?" + url.Values{"after": {rep.Next}}.Encode()
+			d.NextURL = "/ui/me?" + url.Values{"after": {after}}.Encode()
 		} else {
-			d.NextURL = "/ui/patient?" + url.Values{"patient": {d.Patient}, "after": {rep.Next}}.Encode()
+			d.NextURL = "/ui/patient?" + url.Values{"patient": {d.Patient}, "after": {after}}.Encode()
 		}
 	}
 	return http.StatusOK

@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/trailhq/trail"
 )
 
 // The review page: emergency (break-glass) accesses, unreviewed first, each
@@ -71,26 +69,15 @@ func (c *console) loadReviews(r *http.Request, p *Principal, d *reviewsData) int
 	if a := r.URL.Query().Get("after"); a != "" {
 		q.Set("after", a)
 	}
-	body, pr := c.apiGet(r, p, c.s.query, "/v1/events", q, nil)
-	if pr != nil {
-		c.problemState(pr, &d.Denied, &d.Problem)
-		if pr.Status == http.StatusForbidden && !p.CanReview() {
+	evs, after, status := c.readEvents(r, p, q, &d.Denied, &d.Problem)
+	if status != http.StatusOK {
+		if status == http.StatusForbidden && !p.CanReview() {
 			d.Denied += ". Reviewing emergency accesses needs the review grant (trail token create --review)."
 		}
-		return pr.Status
+		return status
 	}
-	var rep queryReply
-	err := json.Unmarshal(body, &rep)
-	var evs []eventRow
-	if err == nil {
-		evs, err = parseRows(rep.Events)
-	}
-	if err != nil {
-		d.Problem = "The server's answer could not be read: " + err.Error()
-		return http.StatusInternalServerError
-	}
-	if rep.Next != "" {
-		d.NextURL = "/ui/reviews?" + url.Values{"after": {rep.Next}}.Encode()
+	if after != "" {
+		d.NextURL = "/ui/reviews?" + url.Values{"after": {after}}.Encode()
 	}
 	if len(evs) == 0 {
 		return http.StatusOK
@@ -104,29 +91,20 @@ func (c *console) loadReviews(r *http.Request, p *Principal, d *reviewsData) int
 		return pr.Status
 	}
 	d.Partial = partial
-	var recs [][]byte
-	byIndex := map[uint64]reviewRow{}
-	for i, e := range evs {
+	// Unreviewed ones first, each group newest first.
+	var reviewed []reviewRow
+	for _, e := range evs {
 		a, _ := accessOf(e)
 		a.Emergency = true
 		row := reviewRow{Index: e.Index, Access: a, Patient: e.Patient, Own: e.Actor.ID == p.Name, Marks: marks[e.Index]}
-		byIndex[e.Index] = row
-		recs = append(recs, rep.Events[i])
-		if len(row.Marks) == 0 {
-			d.Unreviewed++
-		}
-	}
-	reviewed := map[uint64]int{}
-	for i, m := range marks {
-		reviewed[i] = len(m)
-	}
-	for _, rec := range unreviewedFirst(recs, reviewed) {
-		i, err := trail.RecordIndex(rec)
-		if err != nil {
+		if len(row.Marks) > 0 {
+			reviewed = append(reviewed, row)
 			continue
 		}
-		d.Rows = append(d.Rows, byIndex[i])
+		d.Rows = append(d.Rows, row)
+		d.Unreviewed++
 	}
+	d.Rows = append(d.Rows, reviewed...)
 	return http.StatusOK
 }
 

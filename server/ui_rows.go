@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/trailhq/trail"
@@ -72,4 +74,26 @@ func parseRows(events []json.RawMessage) ([]eventRow, error) {
 		}
 	}
 	return rows, nil
+}
+
+// readEvents reads one page of GET /v1/events?q as p through the API's own
+// handler (r may carry console-only options in its context). A refusal or
+// an answer that cannot be read is put in the page's denied or problem
+// state; status is what the page answers with.
+func (c *console) readEvents(r *http.Request, p *Principal, q url.Values, denied, problem *string) (rows []eventRow, next string, status int) {
+	body, pr := c.apiGet(r, p, c.s.query, "/v1/events", q, nil)
+	if pr != nil {
+		c.problemState(pr, denied, problem)
+		return nil, "", pr.Status
+	}
+	var rep queryReply
+	err := json.Unmarshal(body, &rep)
+	if err == nil {
+		rows, err = parseRows(rep.Events)
+	}
+	if err != nil {
+		*problem = "The server's answer could not be read: " + err.Error()
+		return nil, "", http.StatusInternalServerError
+	}
+	return rows, rep.Next, http.StatusOK
 }

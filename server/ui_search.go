@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -76,28 +75,19 @@ func (c *console) runSearch(r *http.Request, p *Principal, in url.Values, d *sea
 	if a := in.Get("after"); a != "" {
 		q.Set("after", a)
 	}
-	body, pr := c.apiGet(r, p, c.s.query, "/v1/events", q, nil)
-	if pr != nil {
-		c.problemState(pr, &d.Denied, &d.Problem)
-		return pr.Status
+	rows, after, status := c.readEvents(r, p, q, &d.Denied, &d.Problem)
+	if status != http.StatusOK {
+		return status
 	}
-	var rep queryReply
-	err := json.Unmarshal(body, &rep)
-	if err == nil {
-		d.Rows, err = parseRows(rep.Events)
-	}
-	if err != nil {
-		d.Problem = "The server's answer could not be read: " + err.Error()
-		return http.StatusInternalServerError
-	}
-	if rep.Next != "" {
+	d.Rows = rows
+	if after != "" {
 		next := url.Values{}
 		for k, v := range d.Form {
 			if v != "" {
 				next.Set(k, v)
 			}
 		}
-		next.Set("after", rep.Next)
+		next.Set("after", after)
 		d.NextURL = "/ui/search?" + next.Encode()
 	}
 	return http.StatusOK
