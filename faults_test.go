@@ -804,7 +804,8 @@ type injector struct {
 	seen      int
 	failed    string   // path of the operation that failed first
 	failedOp  string   // a description of it
-	syncAfter []string // syncs of the failed file after its failure
+	syncFail  bool     // the operation that failed was an fsync
+	syncAfter []string // syncs of a file after its fsync failed
 	writeSegs []string // segment writes after a segment write failed
 }
 
@@ -817,7 +818,10 @@ func (in *injector) MaybeError(op errorfs.Op) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.failed != "" {
-		if op.Path == in.failed && isSync(op.Kind) {
+		// A write that failed does not forbid an fsync of what was written
+		// before it (the syncer may hold an earlier batch of the same
+		// segment); an fsync that failed must never be retried.
+		if in.syncFail && op.Path == in.failed && isSync(op.Kind) {
 			in.syncAfter = append(in.syncAfter, fmt.Sprintf("%s %s", opName(op.Kind), op.Path))
 		}
 		if in.kind.err == syscall.ENOSPC && isWrite(op.Kind) && isSegment(op.Path) {
@@ -836,6 +840,7 @@ func (in *injector) MaybeError(op errorfs.Op) error {
 		return nil
 	}
 	in.failed, in.failedOp = op.Path, fmt.Sprintf("%s %s", opName(op.Kind), op.Path)
+	in.syncFail = isSync(op.Kind)
 	return in.kind.err
 }
 
