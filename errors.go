@@ -3,6 +3,8 @@ package trail
 import (
 	"errors"
 	"fmt"
+
+	"github.com/trailhq/trail/event"
 )
 
 // Errors the engine returns; compare with errors.Is.
@@ -18,7 +20,7 @@ var (
 	// ErrIDConflict: an event with this id is stored with different content.
 	ErrIDConflict = errors.New("trail: id already used by a different event")
 	// ErrTooLarge: the event is over 64 KiB as sent.
-	ErrTooLarge = errors.New("trail: event too large")
+	ErrTooLarge = event.ErrTooLarge
 	// ErrNotFound: no such event or stream.
 	ErrNotFound = errors.New("trail: not found")
 	// ErrOutOfRange: a proof or size outside the tree.

@@ -2,26 +2,24 @@ package trail
 
 import (
 	"encoding/base64"
-	"fmt"
+	"github.com/trailhq/trail/event"
 	"slices"
 	"sync"
 )
 
-// prepared is an event validated and encoded, ready to be sequenced. Preparing
-// depends on nothing but the event, so it runs in parallel: in the caller's
-// goroutine for Append, or split across goroutines for a large batch.
+// prepared is an event validated and encoded, ready to be sequenced.
+// Preparing depends on nothing but the event, so it runs in parallel: in the
+// caller's goroutine for Append, or split across goroutines for a large
+// batch.
 type prepared struct {
-	id, stream string
-	body       []byte // client fields as compact JSON members (appendBody)
-	original   []byte // the original member with its leading comma (appendOriginal), or nil
-	hasTime    bool
-	given      bool // the client chose the id
-	query      queryFields
-	stored     int64 // index of a stored event with this id (from the index store), or -1
-	err        error // why the event cannot be stored
+	event.Encoded
+	given  bool // the client chose the id
+	query  queryFields
+	stored int64 // index of a stored event with this id (from the index store), or -1
+	err    error // why the event cannot be stored
 }
 
-// prepareEvent validates ev and appends its body to buf. An absent id is
+// prepareEvent validates ev and encodes it into buf. An absent id is
 // assigned later, with the index (generatedID).
 func prepareEvent(ev *Event, buf []byte) (prepared, []byte) {
 	return prepareChecked(ev, buf, ev.Validate)
@@ -34,37 +32,9 @@ func prepareChecked(ev *Event, buf []byte, validate func() error) (prepared, []b
 		p.err = err
 		return p, buf
 	}
-	start := len(buf)
-	buf, p.hasTime = appendBody(buf, ev)
-	p.body = buf[start:len(buf):len(buf)]
-	if ev.Original != nil {
-		start = len(buf)
-		buf = appendOriginal(buf, ev.Original)
-		p.original = buf[start:len(buf):len(buf)]
-	}
-	if n := sentSize(ev, p.body); n > MaxEventSize {
-		p.err = &InvalidEventError{Problems: []*ValidationError{{Field: "(event)", Err: ErrTooLarge,
-			Reason: fmt.Sprintf("is %d bytes as compact JSON; an event is at most %d (64 KiB) as sent", n, MaxEventSize)}}}
-	}
-	p.id, p.stream = ev.ID, ev.Stream
+	p.Encoded, buf, p.err = event.Encode(ev, buf)
 	p.query = queryFieldsOf(ev)
 	return p, buf
-}
-
-// sentSize is the length of ev as MarshalJSON encodes it, given its body
-// (appendBody): the event's size as sent. No JSON a client sends for an
-// event is shorter (appendString), so an event a client sent in at most
-// MaxEventSize bytes is never refused here; the record stored for it adds
-// the server's fields, and is at most MaxStoredSize.
-func sentSize(ev *Event, body []byte) int {
-	n := len(`{"stream":"",}`) + len(ev.Stream) + len(body)
-	if ev.ID != "" {
-		n += len(`"id":"",`) + len(ev.ID)
-	}
-	if ev.Outcome == "" {
-		n -= len(`,"outcome":"success"`)
-	}
-	return n
 }
 
 // parallelPrepare is the batch size (in events) from which the sequencer
@@ -130,7 +100,7 @@ func (s *sequencer) lookupStored(p *prepared) {
 	if p.err != nil || !p.given {
 		return
 	}
-	i, ok, err := s.l.idx.ID(p.id)
+	i, ok, err := s.l.idx.ID(p.ID)
 	switch {
 	case err != nil:
 		p.err = err
@@ -157,7 +127,7 @@ func prepareBatch(req *batchReq, reserved bool) {
 		ev := &req.evs[i]
 		validate := ev.Validate
 		if reserved {
-			validate = func() error { return ev.validate(true) }
+			validate = ev.ValidateReserved
 		}
 		req.preps[i], buf = prepareChecked(ev, buf, validate)
 	}

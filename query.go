@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/trailhq/trail/event"
 	"sort"
 	"time"
 
@@ -114,11 +115,11 @@ func (l *Log) collect(ctx context.Context, q Query, cand func() (uint64, bool, e
 		}
 		res.scanned++
 		if q.Readable != nil || q.Scope != nil {
-			h, err := parseHeader(rec)
+			h, err := event.ParseHeader(rec)
 			if err != nil {
 				return res, fmt.Errorf("trail: query: record %d: %w", i, err)
 			}
-			if q.Scope != nil && !q.Scope.Match(h.stream) || q.Readable != nil && !q.Readable(h.stream) {
+			if q.Scope != nil && !q.Scope.Match(h.Stream) || q.Readable != nil && !q.Readable(h.Stream) {
 				continue
 			}
 		}
@@ -199,10 +200,10 @@ func (l *Log) searchRecorded(ctx context.Context, t time.Time, end uint64) (uint
 		}
 		rec, err := l.segs.Read(uint64(i))
 		if err == nil {
-			var h header
-			h, err = parseHeader(rec)
+			var h event.Header
+			h, err = event.ParseHeader(rec)
 			if err == nil {
-				return h.recorded >= want
+				return h.Recorded >= want
 			}
 		}
 		ferr = fmt.Errorf("trail: query: record %d: %w", i, err)
@@ -350,18 +351,18 @@ func (l *Log) WaitSize(ctx context.Context, n uint64) (uint64, error) {
 
 // RecordIndex returns the index of stored event bytes.
 func RecordIndex(rec []byte) (uint64, error) {
-	h, err := parseHeader(rec)
+	h, err := event.ParseHeader(rec)
 	if err != nil {
 		return 0, errors.New("trail: record is " + err.Error())
 	}
-	return h.index, nil
+	return h.Index, nil
 }
 
 // RecordStream returns the stream of stored event bytes.
 func RecordStream(rec []byte) (string, error) {
-	h, err := parseHeader(rec)
+	h, err := event.ParseHeader(rec)
 	if err != nil {
 		return "", errors.New("trail: record is " + err.Error())
 	}
-	return h.stream, nil
+	return h.Stream, nil
 }

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/trailhq/trail/event"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -387,12 +388,12 @@ func qSamePage(got [][]byte, want []*qEv) bool {
 func qIndexes(recs [][]byte) []int64 {
 	out := make([]int64, 0, len(recs))
 	for _, r := range recs {
-		h, err := parseHeader(r)
+		h, err := event.ParseHeader(r)
 		if err != nil {
 			out = append(out, -1)
 			continue
 		}
-		out = append(out, int64(h.index))
+		out = append(out, int64(h.Index))
 	}
 	return qCut(out)
 }
@@ -673,13 +674,13 @@ func (m *qMachine) storedFast(t *rapid.T, what string, evs []Event, rs []Receipt
 		if err != nil || r.Index != uint64(len(m.m.evs)) || LeafHash(rec) != r.LeafHash {
 			t.Fatalf("%s: event %d: receipt %+v, stored %q, %v; want index %d", what, i, r, rec, err, len(m.m.evs))
 		}
-		h, err := parseHeader(rec)
+		h, err := event.ParseHeader(rec)
 		if err != nil {
 			t.Fatalf("%s: stored event %d: %v", what, r.Index, err)
 		}
-		rt, err := time.Parse(RecordedLayout, h.recorded)
+		rt, err := time.Parse(RecordedLayout, h.Recorded)
 		if n := len(m.m.evs); err != nil || n > 0 && rt.Before(m.m.evs[n-1].recorded) {
-			t.Fatalf("%s: stored event %d: recorded %s, before the last one or not a time (%v)", what, r.Index, h.recorded, err)
+			t.Fatalf("%s: stored event %d: recorded %s, before the last one or not a time (%v)", what, r.Index, h.Recorded, err)
 		}
 		ev := evs[i]
 		outcome := ev.Outcome
@@ -919,11 +920,11 @@ func TestQueryPagingWhileAppending(t *testing.T) {
 				t.Fatalf("query %s page %d: %v", q, page, err)
 			}
 			for _, rec := range res.Events {
-				h, err := parseHeader(rec)
+				h, err := event.ParseHeader(rec)
 				if err != nil {
 					t.Fatalf("query %s page %d: %v", q, page, err)
 				}
-				run.got = append(run.got, h.index)
+				run.got = append(run.got, h.Index)
 				run.recs = append(run.recs, rec)
 			}
 			// Forwards, new events may keep the pages coming as fast as

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/trailhq/trail/event"
 
 	"github.com/trailhq/trail/internal/segment"
 	"github.com/trailhq/trail/internal/tree"
@@ -222,7 +223,7 @@ func toHashes(bs [][]byte) []Hash {
 // id, as of every event acknowledged before the call, or ErrNotFound. The
 // bytes are checked against the tree as Read checks them.
 func (l *Log) ReadID(ctx context.Context, id string) (uint64, []byte, error) {
-	if checkID(id) != nil {
+	if !event.ValidID(id) {
 		return 0, nil, fmt.Errorf("event id %q: %w", id, ErrNotFound)
 	}
 	size := l.durable.load()
@@ -231,11 +232,11 @@ func (l *Log) ReadID(ctx context.Context, id string) (uint64, []byte, error) {
 		if err != nil {
 			return 0, nil, false, err
 		}
-		h, err := parseHeader(rec)
+		h, err := event.ParseHeader(rec)
 		if err != nil {
 			return 0, nil, false, fmt.Errorf("event %d: %w", i, err)
 		}
-		return i, rec, h.id == id, nil
+		return i, rec, h.ID == id, nil
 	}
 	// An id in the form Trail assigns names its index; it is not indexed.
 	if i, ok := decodeGeneratedID(id); ok && i < size {

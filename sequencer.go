@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"github.com/trailhq/trail/event"
 	"hash"
 	"hash/maphash"
 	"time"
@@ -114,11 +115,11 @@ func (s *sequencer) resumeClock() error {
 	if err != nil {
 		return fmt.Errorf("trail: read last record: %w", err)
 	}
-	h, err := parseHeader(rec)
+	h, err := event.ParseHeader(rec)
 	if err != nil {
 		return fmt.Errorf("trail: last record %d: %w (run trail verify)", n-1, err)
 	}
-	t, err := time.Parse(RecordedLayout, h.recorded)
+	t, err := time.Parse(RecordedLayout, h.Recorded)
 	if err != nil {
 		return fmt.Errorf("trail: last record %d: recorded: %w", n-1, err)
 	}
@@ -276,7 +277,7 @@ func (s *sequencer) addBatch(p *Pending, c *commit, recorded string, now time.Ti
 					req.receipts[i], req.dups[i] = r, true
 					continue
 				}
-				if !sameEvent(&req.evs[j], ev) {
+				if !event.Same(&req.evs[j], ev) {
 					p.err = &BatchError{Index: i, Err: fmt.Errorf("%w: id %q repeats event %d of the batch", ErrIDConflict, ev.ID, j)}
 					return
 				}
@@ -314,10 +315,10 @@ func (s *sequencer) addBatch(p *Pending, c *commit, recorded string, now time.Ti
 // assign sequences one prepared event and appends its frame to the batch.
 // more marks a record followed by more of its atomic batch.
 func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, now time.Time) Receipt {
-	h := s.head(p.stream)
+	h := s.head(p.Stream)
 	n := s.l.segs.Len() + uint64(len(s.starts))
 	if !p.given {
-		p.id = generatedID(now, n)
+		p.ID = generatedID(now, n)
 	}
 	var prev *Hash
 	if h.seq > 0 {
@@ -325,7 +326,7 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	}
 	var start int
 	s.buf, start = segment.BeginFrame(s.buf)
-	s.buf = appendStored(s.buf, p, n, h.seq+1, s.recorded, s.salt(), prev)
+	s.buf = event.AppendStored(s.buf, &p.Encoded, n, h.seq+1, s.recorded, s.salt(), prev)
 	segment.EndFrame(s.buf, start, more)
 	s.starts = append(s.starts, start)
 
@@ -343,17 +344,17 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	h.seq, h.index = h.seq+1, n
 	copy(h.leaf[:], leaf)
 	if p.given {
-		s.rememberID(p.id, n)
+		s.rememberID(p.ID, n)
 	}
-	c.entries = append(c.entries, p.query.entry(index.Entry{Index: n, ID: p.id, Given: p.given, Stream: p.stream, Seq: h.seq, Leaf: h.leaf}))
-	return Receipt{ID: p.id, Index: n, Stream: p.stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
+	c.entries = append(c.entries, p.query.entry(index.Entry{Index: n, ID: p.ID, Given: p.given, Stream: p.Stream, Seq: h.seq, Leaf: h.leaf}))
+	return Receipt{ID: p.ID, Index: n, Stream: p.Stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
 }
 
 // saltBlock is how many random bytes the sequencer reads at once: salts for
 // 256 records in one call to crypto/rand.
 const saltBlock = 256 * saltBytes
 
-const saltBytes = saltLen / 2
+const saltBytes = event.SaltLen / 2
 
 // salt returns the next record's 16 random bytes.
 func (s *sequencer) salt() []byte {
@@ -427,7 +428,7 @@ func (s *sequencer) lookupID(ev *Event, stored int64) (Receipt, bool, error) {
 	if i, ok := decodeGeneratedID(ev.ID); ok {
 		end := s.l.segs.Len() + uint64(len(s.starts))
 		if i >= end && i-end < reservedAhead {
-			return Receipt{}, false, invalid("id", "%q is in the form of the ids Trail assigns and names an event not yet stored; choose another id", ev.ID)
+			return Receipt{}, false, &ValidationError{Field: "id", Reason: fmt.Sprintf("%q is in the form of the ids Trail assigns and names an event not yet stored; choose another id", ev.ID)}
 		}
 		if i < end {
 			if r, dup, err := s.compareStored(ev, i); err != nil || dup {
@@ -469,7 +470,7 @@ func (s *sequencer) compareStored(ev *Event, i uint64) (Receipt, bool, error) {
 	if st.ID != ev.ID {
 		return Receipt{}, false, nil
 	}
-	if !sameEvent(&st.Event, ev) {
+	if !event.Same(&st.Event, ev) {
 		return Receipt{}, false, fmt.Errorf("%w: %q (index %d)", ErrIDConflict, ev.ID, i)
 	}
 	r := Receipt{ID: st.ID, Index: st.Index, Stream: st.Stream, StreamSeq: st.StreamSeq, Recorded: st.Recorded, LeafHash: LeafHash(rec)}
@@ -486,17 +487,4 @@ func (s *sequencer) record(i uint64) ([]byte, error) {
 	start := s.starts[i-written]
 	rec, _, _, err := segment.DecodeFrame(s.buf[start:])
 	return rec, err
-}
-
-// sameEvent reports whether ev is the same as the stored event with its id
-// (equal after parsing). An ev without a time matches any stored time.
-func sameEvent(stored *Event, ev *Event) bool {
-	a, b := *stored, *ev
-	if b.sentTime() || !b.Time.IsZero() {
-		if !a.Time.Equal(b.Time) {
-			return false
-		}
-	}
-	a.Time, a.rawTime, b.Time, b.rawTime = time.Time{}, "", time.Time{}, ""
-	return a.ID == b.ID && sameContent(&a, &b)
 }

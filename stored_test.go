@@ -3,6 +3,7 @@ package trail
 import (
 	"context"
 	"crypto/rand"
+	"github.com/trailhq/trail/event"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +34,12 @@ func TestSaltedLeafHashes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseStored(%s): %v", rec, err)
 		}
-		h, err := parseHeader(rec)
-		if err != nil || h.salt != st.Salt {
-			t.Fatalf("parseHeader(%s) = salt %q, %v; ParseStored salt %q", rec, h.salt, err, st.Salt)
+		h, err := event.ParseHeader(rec)
+		if err != nil || h.Salt != st.Salt {
+			t.Fatalf("ParseHeader(%s) = salt %q, %v; ParseStored salt %q", rec, h.Salt, err, st.Salt)
 		}
-		if !isSalt(st.Salt) || !strings.Contains(string(rec), `"recorded":"`+st.Recorded+`","salt":"`+st.Salt+`",`) {
+		// ParseHeader refuses a salt that is not 32 lower-case hex digits.
+		if !strings.Contains(string(rec), `"recorded":"`+st.Recorded+`","salt":"`+st.Salt+`",`) {
 			t.Fatalf("record %d of log %d: salt %q not after recorded: %s", r.Index, i, st.Salt, rec)
 		}
 		if seen[r.LeafHash] || salts[st.Salt] {
@@ -70,14 +72,14 @@ func TestSaltsDiffer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := parseHeader(rec)
+		h, err := event.ParseHeader(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if salts[h.salt] {
-			t.Fatalf("salt %s used twice", h.salt)
+		if salts[h.Salt] {
+			t.Fatalf("salt %s used twice", h.Salt)
 		}
-		salts[h.salt] = true
+		salts[h.Salt] = true
 	}
 }
 
@@ -87,8 +89,8 @@ func TestAssignedIDsAreValid(t *testing.T) {
 	now := time.Now()
 	for _, i := range []uint64{0, 1, 1 << 32, 1<<62 - 1} {
 		id := generatedID(now, i)
-		if err := checkID(id); err != nil {
-			t.Fatalf("generatedID(%d) = %q: %v", i, id, err)
+		if !event.ValidID(id) {
+			t.Fatalf("generatedID(%d) = %q: not a valid event id", i, id)
 		}
 		if got, ok := decodeGeneratedID(id); !ok || got != i {
 			t.Fatalf("decodeGeneratedID(%q) = %d, %v; want %d", id, got, ok, i)

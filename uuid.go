@@ -17,6 +17,8 @@ import (
 // enough to be reached (reservedAhead), is refused, so that no later assigned
 // id can equal it. A random UUIDv7 falls there with probability 2^-38.
 
+const hexDigits = "0123456789abcdef"
+
 // reservedAhead is how far past the end of the log decoded indexes are refused.
 const reservedAhead = 1 << 24
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/trailhq/trail/event"
 	"hash"
 	"runtime"
 	"slices"
@@ -260,7 +261,7 @@ type vstream struct {
 
 // checked is what a worker computes for one record, independently of others.
 type checked struct {
-	h    header
+	h    event.Header
 	leaf Hash
 	more bool
 	err  string
@@ -362,7 +363,7 @@ func checkFrame(frame []byte, checkJSON bool, d hash.Hash) checked {
 	d.Write([]byte{0})
 	d.Write(rec)
 	d.Sum(c.leaf[:0])
-	if c.h, err = parseHeader(rec); err != nil {
+	if c.h, err = event.ParseHeader(rec); err != nil {
 		c.err = err.Error()
 		return c
 	}
@@ -378,27 +379,27 @@ func (v *verifier) record(r *checked) error {
 	if r.err != "" {
 		return &VerifyError{Index: i, Reason: r.err}
 	}
-	if r.h.index != i {
-		return &VerifyError{Index: i, Reason: fmt.Sprintf("record says index %d", r.h.index)}
+	if r.h.Index != i {
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("record says index %d", r.h.Index)}
 	}
-	if err := ValidateStream(r.h.stream); err != nil {
+	if err := ValidateStream(r.h.Stream); err != nil {
 		return &VerifyError{Index: i, Reason: err.Error()}
 	}
-	s := v.streams[r.h.stream]
+	s := v.streams[r.h.Stream]
 	if s == nil {
 		s = &vstream{}
-		v.streams[r.h.stream] = s
+		v.streams[r.h.Stream] = s
 	}
-	if r.h.seq != s.seq+1 {
-		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: stream_seq %d follows %d (gap or repeat)", r.h.stream, r.h.seq, s.seq)}
+	if r.h.Seq != s.seq+1 {
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: stream_seq %d follows %d (gap or repeat)", r.h.Stream, r.h.Seq, s.seq)}
 	}
 	switch {
-	case s.seq == 0 && r.h.prev != nil:
-		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: first event has a prev", r.h.stream)}
-	case s.seq > 0 && (r.h.prev == nil || *r.h.prev != s.leaf):
-		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: prev does not match the leaf hash of stream_seq %d", r.h.stream, s.seq)}
+	case s.seq == 0 && r.h.Prev != nil:
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: first event has a prev", r.h.Stream)}
+	case s.seq > 0 && (r.h.Prev == nil || *r.h.Prev != s.leaf):
+		return &VerifyError{Index: i, Reason: fmt.Sprintf("stream %s: prev does not match the leaf hash of stream_seq %d", r.h.Stream, s.seq)}
 	}
-	s.seq, s.leaf = r.h.seq, r.leaf
+	s.seq, s.leaf = r.h.Seq, r.leaf
 	v.rng.Append(r.leaf[:], nil)
 	v.n++
 	v.inGroup = r.more

@@ -1,4 +1,4 @@
-package trail
+package event
 
 import (
 	"bytes"
@@ -73,11 +73,11 @@ func ParseStored(rec []byte) (StoredEvent, error) {
 	return StoredEvent{Event: ev, Index: *w.Index, StreamSeq: *w.StreamSeq, Recorded: w.Recorded, Salt: w.Salt, Prev: w.Prev}, nil
 }
 
-// saltLen is the length of a stored salt: 128 bits in hex.
-const saltLen = 32
+// SaltLen is the length of a stored salt: 128 bits in hex.
+const SaltLen = 32
 
 func isSalt(s string) bool {
-	if len(s) != saltLen {
+	if len(s) != SaltLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -88,30 +88,30 @@ func isSalt(s string) bool {
 	return true
 }
 
-// header is the server part of a stored event, read without a JSON decoder
-// from the fixed layout appendStored writes.
-type header struct {
-	id, stream, recorded, salt, time string
-	index, seq                       uint64
-	prev                             *Hash
+// Header is the server part of a stored event, read without a JSON decoder
+// from the fixed layout AppendStored writes.
+type Header struct {
+	ID, Stream, Recorded, Salt, Time string
+	Index, Seq                       uint64 // Seq is stream_seq
+	Prev                             *Hash  // nil for the first event of a stream
 }
 
 var errLayout = errors.New("not in Trail's stored layout")
 
-// parseHeader reads the fields appendStored writes at the start and end of a
+// ParseHeader reads the fields AppendStored writes at the start and end of a
 // stored event. It is how recovery and verify read the log quickly; anything
 // off the layout is an error.
-func parseHeader(rec []byte) (header, error) {
-	var h header
+func ParseHeader(rec []byte) (Header, error) {
+	var h Header
 	r := layoutReader{b: rec}
-	h.id = r.str(`{"id":"`, '"')
-	h.index = r.num(`,"index":`)
-	h.stream = r.str(`,"stream":"`, '"')
-	h.seq = r.num(`,"stream_seq":`)
-	h.recorded = r.str(`,"recorded":"`, '"')
-	h.salt = r.str(`,"salt":"`, '"')
-	h.time = r.str(`,"time":"`, '"')
-	if r.err != nil || len(h.recorded) != len(RecordedLayout) || !isSalt(h.salt) {
+	h.ID = r.str(`{"id":"`, '"')
+	h.Index = r.num(`,"index":`)
+	h.Stream = r.str(`,"stream":"`, '"')
+	h.Seq = r.num(`,"stream_seq":`)
+	h.Recorded = r.str(`,"recorded":"`, '"')
+	h.Salt = r.str(`,"salt":"`, '"')
+	h.Time = r.str(`,"time":"`, '"')
+	if r.err != nil || len(h.Recorded) != len(RecordedLayout) || !isSalt(h.Salt) {
 		return h, errLayout
 	}
 	// prev, when present, is the last member: ,"prev":"<64 hex>"}
@@ -119,7 +119,7 @@ func parseHeader(rec []byte) (header, error) {
 	if i := len(rec) - prevLen; i > 0 && bytes.HasPrefix(rec[i:], []byte(`,"prev":"`)) && rec[len(rec)-2] == '"' {
 		var p Hash
 		if _, err := hex.Decode(p[:], rec[i+9:i+9+64]); err == nil {
-			h.prev = &p
+			h.Prev = &p
 		}
 	}
 	if rec[len(rec)-1] != '}' {

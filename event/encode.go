@@ -1,9 +1,10 @@
-package trail
+package event
 
 import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -198,19 +199,66 @@ func escapedLen(b []byte) int {
 	return n
 }
 
-// appendStored appends the complete stored form of an event: the server
+// Encoded is an event validated and encoded, ready to be stored: what
+// AppendStored needs besides the fields the server assigns. Encoding depends
+// on nothing but the event, so it runs in parallel, in the caller's
+// goroutine or across goroutines for a large batch.
+type Encoded struct {
+	ID, Stream string // ID is empty until the engine assigns one, if the client sent none
+	Body       []byte // the client's fields as compact JSON members (appendBody)
+	Original   []byte // the original member with its leading comma (appendOriginal), or nil
+	HasTime    bool   // the client sent a time
+}
+
+// Encode encodes ev, already validated, appending its body to buf: the
+// Encoded refers to buf. It refuses an event over MaxEventSize as sent.
+func Encode(ev *Event, buf []byte) (Encoded, []byte, error) {
+	var e Encoded
+	start := len(buf)
+	buf, e.HasTime = appendBody(buf, ev)
+	e.Body = buf[start:len(buf):len(buf)]
+	if ev.Original != nil {
+		start = len(buf)
+		buf = appendOriginal(buf, ev.Original)
+		e.Original = buf[start:len(buf):len(buf)]
+	}
+	e.ID, e.Stream = ev.ID, ev.Stream
+	if n := sentSize(ev, e.Body); n > MaxEventSize {
+		return e, buf, &InvalidEventError{Problems: []*ValidationError{{Field: "(event)", Err: ErrTooLarge,
+			Reason: fmt.Sprintf("is %d bytes as compact JSON; an event is at most %d (64 KiB) as sent", n, MaxEventSize)}}}
+	}
+	return e, buf, nil
+}
+
+// sentSize is the length of ev as MarshalJSON encodes it, given its body
+// (appendBody): the event's size as sent. No JSON a client sends for an
+// event is shorter (appendString), so an event a client sent in at most
+// MaxEventSize bytes is never refused here; the record stored for it adds
+// the server's fields, and is at most MaxStoredSize.
+func sentSize(ev *Event, body []byte) int {
+	n := len(`{"stream":"",}`) + len(ev.Stream) + len(body)
+	if ev.ID != "" {
+		n += len(`"id":"",`) + len(ev.ID)
+	}
+	if ev.Outcome == "" {
+		n -= len(`,"outcome":"success"`)
+	}
+	return n
+}
+
+// AppendStored appends the complete stored form of an event: the server
 // fields, the body, the original when there is one and, unless this is the
 // first event of its stream, prev.
 // These bytes are what the Merkle tree hashes and what readers get back.
 // salt is the record's 16 random bytes (written as 32 hex digits), so that
 // its leaf hash, which proofs make public, confirms no guess of its content.
-func appendStored(dst []byte, p *prepared, index, seq uint64, recorded, salt []byte, prev *Hash) []byte {
+func AppendStored(dst []byte, e *Encoded, index, seq uint64, recorded, salt []byte, prev *Hash) []byte {
 	dst = append(dst, `{"id":"`...)
-	dst = append(dst, p.id...)
+	dst = append(dst, e.ID...)
 	dst = append(dst, `","index":`...)
 	dst = strconv.AppendUint(dst, index, 10)
 	dst = append(dst, `,"stream":"`...)
-	dst = append(dst, p.stream...)
+	dst = append(dst, e.Stream...)
 	dst = append(dst, `","stream_seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"recorded":"`...)
@@ -218,13 +266,13 @@ func appendStored(dst []byte, p *prepared, index, seq uint64, recorded, salt []b
 	dst = append(dst, `","salt":"`...)
 	dst = hexAppend(dst, salt)
 	dst = append(dst, `",`...)
-	if !p.hasTime {
+	if !e.HasTime {
 		dst = append(dst, `"time":"`...)
 		dst = append(dst, recorded...)
 		dst = append(dst, `",`...)
 	}
-	dst = append(dst, p.body...)
-	dst = append(dst, p.original...)
+	dst = append(dst, e.Body...)
+	dst = append(dst, e.Original...)
 	if prev != nil {
 		dst = append(dst, `,"prev":"`...)
 		dst = hexAppend(dst, prev[:])

@@ -1,11 +1,10 @@
-package trail_test
+package event_test
 
 // Validation of client events per DESIGN.md "Event" and "Validation": each
-// refusal is a *trail.ValidationError naming the field to blame, and valid
+// refusal is a *event.ValidationError naming the field to blame, and valid
 // edge cases are accepted.
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/event"
 )
 
 type obj = map[string]any
@@ -171,10 +170,10 @@ func TestValidateRejects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := eventJSON(t, tc.mod)
-			_, err := trail.ParseEvent(b)
-			var ve *trail.ValidationError
+			_, err := event.Parse(b)
+			var ve *event.ValidationError
 			if !errors.As(err, &ve) {
-				t.Fatalf("ParseEvent(%s) = %v (%T), want a *trail.ValidationError for %s", b, err, err, tc.field)
+				t.Fatalf("ParseEvent(%s) = %v (%T), want a *event.ValidationError for %s", b, err, err, tc.field)
 			}
 			if ve.Field != tc.field {
 				t.Fatalf("ParseEvent(%s): Field %q (%v), want %q", b, ve.Field, ve, tc.field)
@@ -192,12 +191,12 @@ func TestValidateRejects(t *testing.T) {
 func TestValidateMalformed(t *testing.T) {
 	for _, in := range []string{`[]`, `5`, `"event"`, `true`, ``, `{`, `{"stream":"a"} {}`, `{"stream":"a"} x`,
 		`{"":{}}`, `{"stream":"patient/1","type":"t","action":"R","actor":{"id":"a"},"":1}`, `{"actor":{"":1}}`} {
-		_, err := trail.ParseEvent([]byte(in))
+		_, err := event.Parse([]byte(in))
 		if err == nil {
 			t.Errorf("ParseEvent(%q): no error", in)
 			continue
 		}
-		var ve *trail.ValidationError
+		var ve *event.ValidationError
 		if errors.As(err, &ve) && ve.Field == "" {
 			t.Errorf("ParseEvent(%q): ValidationError with an empty Field: %v", in, ve)
 		}
@@ -206,32 +205,32 @@ func TestValidateMalformed(t *testing.T) {
 
 // TestValidateGoEvents: Event.Validate on Go values names the same fields.
 func TestValidateGoEvents(t *testing.T) {
-	base := func() trail.Event {
-		return trail.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: trail.Actor{ID: "dr"}}
+	base := func() event.Event {
+		return event.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: event.Actor{ID: "dr"}}
 	}
 	for _, tc := range []struct {
 		name  string
-		mod   func(*trail.Event)
+		mod   func(*event.Event)
 		field string
 	}{
-		{"stream", func(e *trail.Event) { e.Stream = "a//b" }, "stream"},
-		{"reserved", func(e *trail.Event) { e.Stream = "trail/x" }, "stream"},
-		{"type", func(e *trail.Event) { e.Type = "" }, "type"},
-		{"action", func(e *trail.Event) { e.Action = "r" }, "action"},
-		{"outcome", func(e *trail.Event) { e.Outcome = "ok" }, "outcome"},
-		{"actor.id", func(e *trail.Event) { e.Actor.ID = "" }, "actor.id"},
-		{"id", func(e *trail.Event) { e.ID = "a b" }, "id"},
-		{"details", func(e *trail.Event) { e.Details = raw(`[]`) }, "details"},
-		{"details invalid JSON", func(e *trail.Event) { e.Details = raw(`{"a":`) }, "details"},
-		{"details big", func(e *trail.Event) { e.Details = detailsOf(16<<10 + 1) }, "details"},
-		{"entities[0].id", func(e *trail.Event) { e.Entities = []trail.Entity{{Name: "x"}} }, "entities[0].id"},
-		{"actor.name UTF-8", func(e *trail.Event) { e.Actor.Name = "\xff" }, "actor.name"},
-		{"patient UTF-8", func(e *trail.Event) { e.Patient = "a\xc3" }, "patient"},
-		{"source.site UTF-8", func(e *trail.Event) { e.Source = &trail.Source{Site: "\xfe"} }, "source.site"},
-		{"subtypes[0] UTF-8", func(e *trail.Event) { e.Subtypes = []string{"\xff"} }, "subtypes[0]"},
-		{"original.format", func(e *trail.Event) { e.Original = &trail.Original{Format: "xml", Data: []byte("<a/>")} }, "original.format"},
-		{"original.data", func(e *trail.Event) {
-			e.Original = &trail.Original{Format: trail.OriginalSyslog, Data: make([]byte, trail.MaxOriginalSize+1)}
+		{"stream", func(e *event.Event) { e.Stream = "a//b" }, "stream"},
+		{"reserved", func(e *event.Event) { e.Stream = "trail/x" }, "stream"},
+		{"type", func(e *event.Event) { e.Type = "" }, "type"},
+		{"action", func(e *event.Event) { e.Action = "r" }, "action"},
+		{"outcome", func(e *event.Event) { e.Outcome = "ok" }, "outcome"},
+		{"actor.id", func(e *event.Event) { e.Actor.ID = "" }, "actor.id"},
+		{"id", func(e *event.Event) { e.ID = "a b" }, "id"},
+		{"details", func(e *event.Event) { e.Details = raw(`[]`) }, "details"},
+		{"details invalid JSON", func(e *event.Event) { e.Details = raw(`{"a":`) }, "details"},
+		{"details big", func(e *event.Event) { e.Details = detailsOf(16<<10 + 1) }, "details"},
+		{"entities[0].id", func(e *event.Event) { e.Entities = []event.Entity{{Name: "x"}} }, "entities[0].id"},
+		{"actor.name UTF-8", func(e *event.Event) { e.Actor.Name = "\xff" }, "actor.name"},
+		{"patient UTF-8", func(e *event.Event) { e.Patient = "a\xc3" }, "patient"},
+		{"source.site UTF-8", func(e *event.Event) { e.Source = &event.Source{Site: "\xfe"} }, "source.site"},
+		{"subtypes[0] UTF-8", func(e *event.Event) { e.Subtypes = []string{"\xff"} }, "subtypes[0]"},
+		{"original.format", func(e *event.Event) { e.Original = &event.Original{Format: "xml", Data: []byte("<a/>")} }, "original.format"},
+		{"original.data", func(e *event.Event) {
+			e.Original = &event.Original{Format: event.OriginalSyslog, Data: make([]byte, event.MaxOriginalSize+1)}
 		}, "original.data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,7 +239,7 @@ func TestValidateGoEvents(t *testing.T) {
 				t.Fatalf("base event: %v", err)
 			}
 			tc.mod(&ev)
-			var ve *trail.ValidationError
+			var ve *event.ValidationError
 			if err := ev.Validate(); !errors.As(err, &ve) || ve.Field != tc.field {
 				t.Fatalf("Validate() = %v, want a ValidationError for %q", err, tc.field)
 			}
@@ -299,7 +298,7 @@ func TestValidateAccepts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := eventJSON(t, tc.mod)
-			ev, err := trail.ParseEvent(b)
+			ev, err := event.Parse(b)
 			if err != nil {
 				t.Fatalf("ParseEvent(%s): %v", b, err)
 			}
@@ -308,118 +307,6 @@ func TestValidateAccepts(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestValidateEngine: the engine refuses invalid and oversized events,
-// alone and in batches, and stores nothing of them.
-func TestValidateEngine(t *testing.T) {
-	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(ctx)
-	ok := trail.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: trail.Actor{ID: "dr"}}
-	if _, err := l.Append(ctx, ok); err != nil {
-		t.Fatal(err)
-	}
-	size := l.Size()
-
-	big := func(mod func(*trail.Event)) trail.Event {
-		ev := ok
-		mod(&ev)
-		return ev
-	}
-	x := func(n int) string { return strings.Repeat("x", n) }
-	tooLarge := []struct {
-		name string
-		ev   trail.Event
-	}{
-		{"several fields", big(func(e *trail.Event) {
-			e.OutcomeDesc, e.Actor.Name, e.Actor.UserAgent, e.Patient, e.Purpose = x(15<<10), x(15<<10), x(15<<10), x(15<<10), x(5<<10)
-		})},
-		{"many entities", big(func(e *trail.Event) {
-			for i := range 3000 {
-				e.Entities = append(e.Entities, trail.Entity{Type: "Observation", ID: fmt.Sprint("obs/", i)})
-			}
-		})},
-		{"details and fields", big(func(e *trail.Event) {
-			e.Details = detailsOf(16 << 10)
-			e.OutcomeDesc, e.Actor.Name, e.Actor.UserAgent = x(16<<10), x(16<<10), x(16<<10)
-		})},
-		{"one field over 64 KiB", big(func(e *trail.Event) { e.OutcomeDesc = x(65 << 10) })},
-		{"one field far over 64 KiB", big(func(e *trail.Event) { e.Actor.Name = x(1 << 20) })},
-	}
-	for _, tc := range tooLarge {
-		t.Run("too large: "+tc.name, func(t *testing.T) {
-			if b, err := tc.ev.MarshalJSON(); err == nil && len(b) <= trail.MaxEventSize {
-				t.Fatalf("test event is only %d bytes", len(b))
-			}
-			if _, err := l.Append(ctx, tc.ev); !errors.Is(err, trail.ErrTooLarge) {
-				t.Errorf("Append: %v, want ErrTooLarge", err)
-			}
-			p := l.Log(tc.ev)
-			if _, err := p.Wait(ctx); !errors.Is(err, trail.ErrTooLarge) {
-				t.Errorf("Log: %v, want ErrTooLarge", err)
-			}
-			_, err := l.AppendBatch(ctx, []trail.Event{ok, tc.ev})
-			var be *trail.BatchError
-			if !errors.As(err, &be) || be.Index != 1 || !errors.Is(err, trail.ErrTooLarge) {
-				t.Errorf("AppendBatch: %v, want a BatchError for event 1 matching ErrTooLarge", err)
-			}
-			if l.Size() != size {
-				t.Fatalf("size %d after refusals, want %d", l.Size(), size)
-			}
-		})
-	}
-
-	t.Run("just under 64 KiB", func(t *testing.T) {
-		ev := big(func(e *trail.Event) {
-			e.OutcomeDesc, e.Actor.Name, e.Actor.UserAgent, e.Patient = x(15<<10), x(15<<10), x(15<<10), x(15<<10)
-		})
-		r, err := l.Append(ctx, ev)
-		if err != nil {
-			t.Fatalf("an event of about 60 KiB: %v", err)
-		}
-		rec, err := l.Read(r.Index)
-		if err != nil || trail.LeafHash(rec) != r.LeafHash {
-			t.Fatalf("Read(%d): %v", r.Index, err)
-		}
-		size = l.Size()
-	})
-
-	t.Run("invalid", func(t *testing.T) {
-		for _, tc := range []struct {
-			mod   func(*trail.Event)
-			field string
-		}{
-			{func(e *trail.Event) { e.Stream = "trail/access" }, "stream"},
-			{func(e *trail.Event) { e.Stream = "a/../b" }, "stream"},
-			{func(e *trail.Event) { e.Action = "r" }, "action"},
-			{func(e *trail.Event) { e.ID = strings.Repeat("i", 65) }, "id"},
-			{func(e *trail.Event) { e.ID = "a:b" }, "id"},
-			{func(e *trail.Event) { e.Details = raw(`[]`) }, "details"},
-			{func(e *trail.Event) { e.Actor.ID = "" }, "actor.id"},
-		} {
-			ev := big(tc.mod)
-			var ve *trail.ValidationError
-			if _, err := l.Append(ctx, ev); !errors.As(err, &ve) || ve.Field != tc.field {
-				t.Errorf("Append of an event with a bad %s: %v", tc.field, err)
-			}
-			p := l.Log(ev)
-			if _, err := p.Wait(ctx); !errors.As(err, &ve) || ve.Field != tc.field {
-				t.Errorf("Log of an event with a bad %s: %v", tc.field, err)
-			}
-			_, err := l.AppendBatch(ctx, []trail.Event{ok, ok, ev, ok})
-			var be *trail.BatchError
-			if !errors.As(err, &be) || be.Index != 2 || !errors.As(err, &ve) || ve.Field != tc.field {
-				t.Errorf("AppendBatch with an event with a bad %s at 2: %v", tc.field, err)
-			}
-		}
-		if l.Size() != size {
-			t.Fatalf("size %d after refusals, want %d", l.Size(), size)
-		}
-	})
 }
 
 // TestValidateStrings: a string that is not valid UTF-8, holds NUL (escaped;
@@ -466,21 +353,21 @@ func TestValidateStrings(t *testing.T) {
 		"high then not low":       `\ud800\u0041`,
 	}
 	for field, tmpl := range templates {
-		if _, err := trail.ParseEvent([]byte(fmt.Sprintf(tmpl, ""))); err != nil && field != "(event)" {
+		if _, err := event.Parse([]byte(fmt.Sprintf(tmpl, ""))); err != nil && field != "(event)" {
 			t.Fatalf("template for %s is not a valid event: %v", field, err)
 		}
 		for name, s := range bad {
 			data := []byte(fmt.Sprintf(tmpl, s))
-			_, err := trail.ParseEvent(data)
-			var ie *trail.InvalidEventError
+			_, err := event.Parse(data)
+			var ie *event.InvalidEventError
 			if !errors.As(err, &ie) {
 				t.Errorf("%s with %s: ParseEvent(%q) = %v, want an InvalidEventError", field, name, data, err)
 				continue
 			}
-			if !slices.ContainsFunc(ie.Problems, func(p *trail.ValidationError) bool { return p.Field == field }) {
+			if !slices.ContainsFunc(ie.Problems, func(p *event.ValidationError) bool { return p.Field == field }) {
 				t.Errorf("%s with %s: ParseEvent(%q) = %v, want a problem for %s", field, name, data, err, field)
 			}
-			var ev trail.Event
+			var ev event.Event
 			// Decoding refuses it too, but for details, which Validate checks.
 			if err := ev.UnmarshalJSON(data); err == nil && field != "details" && !strings.HasPrefix(field, "details.") {
 				t.Errorf("%s with %s: UnmarshalJSON(%q) accepted it", field, name, data)
@@ -488,7 +375,7 @@ func TestValidateStrings(t *testing.T) {
 		}
 		// A raw NUL byte is not JSON.
 		data := []byte(fmt.Sprintf(tmpl, "\x00"))
-		if _, err := trail.ParseEvent(data); err == nil {
+		if _, err := event.Parse(data); err == nil {
 			t.Errorf("%s with a raw NUL: ParseEvent(%q) accepted it", field, data)
 		}
 	}
@@ -496,7 +383,7 @@ func TestValidateStrings(t *testing.T) {
 	for _, s := range []string{`\ud83e\ude7a`, `\ufffd`, "\xef\xbf\xbd", `\u0001`, `\b\f\n\r\t\"\\\/`, `\u00e9`} {
 		for _, field := range []string{"outcome_desc", "actor.name", "details.note", "entities[0].name"} {
 			data := []byte(fmt.Sprintf(templates[field], s))
-			if _, err := trail.ParseEvent(data); err != nil {
+			if _, err := event.Parse(data); err != nil {
 				t.Errorf("%s with %s: ParseEvent(%q) = %v", field, s, data, err)
 			}
 		}
@@ -507,20 +394,20 @@ func TestValidateStrings(t *testing.T) {
 // UTF-8 (surrogates are not), no NUL; in details too.
 func TestValidateGoStrings(t *testing.T) {
 	for _, s := range []string{"\xff", "a\x00b", "\xed\xa0\x80"} {
-		for field, set := range map[string]func(*trail.Event){
-			"outcome_desc":     func(e *trail.Event) { e.OutcomeDesc = s },
-			"actor.id":         func(e *trail.Event) { e.Actor.ID = s },
-			"actor.user_agent": func(e *trail.Event) { e.Actor.UserAgent = s },
-			"patient":          func(e *trail.Event) { e.Patient = s },
-			"purpose":          func(e *trail.Event) { e.Purpose = s },
-			"type":             func(e *trail.Event) { e.Type = s },
-			"source.type":      func(e *trail.Event) { e.Source = &trail.Source{Type: s} },
-			"entities[0].role": func(e *trail.Event) { e.Entities = []trail.Entity{{ID: "1", Role: s}} },
-			"details.k":        func(e *trail.Event) { e.Details = raw(`{"k":"` + strings.ReplaceAll(s, "\x00", `\u0000`) + `"}`) },
+		for field, set := range map[string]func(*event.Event){
+			"outcome_desc":     func(e *event.Event) { e.OutcomeDesc = s },
+			"actor.id":         func(e *event.Event) { e.Actor.ID = s },
+			"actor.user_agent": func(e *event.Event) { e.Actor.UserAgent = s },
+			"patient":          func(e *event.Event) { e.Patient = s },
+			"purpose":          func(e *event.Event) { e.Purpose = s },
+			"type":             func(e *event.Event) { e.Type = s },
+			"source.type":      func(e *event.Event) { e.Source = &event.Source{Type: s} },
+			"entities[0].role": func(e *event.Event) { e.Entities = []event.Entity{{ID: "1", Role: s}} },
+			"details.k":        func(e *event.Event) { e.Details = raw(`{"k":"` + strings.ReplaceAll(s, "\x00", `\u0000`) + `"}`) },
 		} {
-			ev := trail.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: trail.Actor{ID: "dr"}}
+			ev := event.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: event.Actor{ID: "dr"}}
 			set(&ev)
-			var ve *trail.ValidationError
+			var ve *event.ValidationError
 			if err := ev.Validate(); !errors.As(err, &ve) || ve.Field != field {
 				t.Errorf("%s = %q: Validate() = %v, want a problem for %s", field, s, err, field)
 			}
@@ -549,8 +436,8 @@ func TestValidateListsAllProblems(t *testing.T) {
 		{`{"stream":"p/1","type":"t","action":"R","actor":{"id":"a"},"a\u0000":1,"b\ud800":2}`,
 			[]string{"(event)", "(event)", "a\x00", "b\ufffd"}},
 	} {
-		_, err := trail.ParseEvent([]byte(tc.in))
-		var ie *trail.InvalidEventError
+		_, err := event.Parse([]byte(tc.in))
+		var ie *event.InvalidEventError
 		if !errors.As(err, &ie) {
 			t.Errorf("ParseEvent(%s) = %v, want an InvalidEventError", tc.in, err)
 			continue
@@ -567,82 +454,15 @@ func TestValidateListsAllProblems(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("ParseEvent(%s) lists %v, want %v (%v)", tc.in, got, want, err)
 		}
-		var ve *trail.ValidationError
+		var ve *event.ValidationError
 		if !errors.As(err, &ve) || ve != ie.Problems[0] {
 			t.Errorf("errors.As does not find the first problem of %v", err)
 		}
 	}
-	ev := trail.Event{Stream: "trail/x", Action: "r", Outcome: "ok", Details: raw(`{"a":"\u0000"}`)}
+	ev := event.Event{Stream: "trail/x", Action: "r", Outcome: "ok", Details: raw(`{"a":"\u0000"}`)}
 	err := ev.Validate()
-	var ie *trail.InvalidEventError
+	var ie *event.InvalidEventError
 	if !errors.As(err, &ie) || len(ie.Problems) != 6 {
 		t.Fatalf("Validate() = %v, want six problems: stream, type, action, outcome, actor.id, details.a", err)
-	}
-}
-
-// TestValidateSizeAsSent: the 64 KiB limit counts the event as sent:
-// exactly 64 KiB is accepted, by ParseEvent and by the engine, however
-// much the stored record adds; one byte more is ErrTooLarge.
-func TestValidateSizeAsSent(t *testing.T) {
-	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(ctx)
-	for _, tc := range []struct {
-		name string
-		json func(pad int) string // an event whose JSON grows with pad
-	}{
-		{"no id, no outcome, no time", func(pad int) string {
-			return `{"stream":"patient/1","type":"t","action":"R","actor":{"id":"dr"},"outcome_desc":"` + strings.Repeat("x", pad) + `"}`
-		}},
-		{"escapes", func(pad int) string {
-			return `{"stream":"patient/1","type":"t","action":"R","actor":{"id":"dr"},"outcome_desc":"` + strings.Repeat(`\b`, pad/2) + strings.Repeat("x", pad%2) + `"}`
-		}},
-		{"details", func(pad int) string {
-			return `{"id":"x","stream":"patient/1","type":"t","action":"R","actor":{"id":"dr"},"patient":"p` + strings.Repeat("p", pad) + `","details":` + string(detailsOf(16<<10)) + `}`
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fixed := len(tc.json(0))
-			exact := []byte(tc.json(trail.MaxEventSize - fixed))
-			over := []byte(tc.json(trail.MaxEventSize - fixed + 1))
-			if len(exact) != trail.MaxEventSize || len(over) != trail.MaxEventSize+1 {
-				t.Fatalf("test events are %d and %d bytes", len(exact), len(over))
-			}
-			ev, err := trail.ParseEvent(exact)
-			if err != nil {
-				t.Fatalf("ParseEvent of exactly 64 KiB: %v", err)
-			}
-			r, err := l.Append(ctx, ev)
-			if err != nil {
-				t.Fatalf("Append of exactly 64 KiB as sent: %v", err)
-			}
-			rec, err := l.Read(r.Index)
-			if err != nil || len(rec) <= trail.MaxEventSize-64 || len(rec) > trail.MaxStoredSize {
-				t.Fatalf("stored record of %d bytes (%v); want about 64 KiB and at most %d", len(rec), err, trail.MaxStoredSize)
-			}
-			if b, err := ev.MarshalJSON(); err != nil || len(b) > trail.MaxEventSize {
-				t.Fatalf("MarshalJSON of an event sent in 64 KiB is %d bytes (%v)", len(b), err)
-			}
-			if _, err := trail.ParseEvent(over); !errors.Is(err, trail.ErrTooLarge) {
-				t.Fatalf("ParseEvent of 64 KiB + 1: %v, want ErrTooLarge", err)
-			}
-		})
-	}
-	// A Go event is measured by its MarshalJSON encoding.
-	ev := trail.Event{Stream: "patient/1", Type: "t", Action: "R", Actor: trail.Actor{ID: "dr"}}
-	b, _ := ev.MarshalJSON()
-	ev.OutcomeDesc = strings.Repeat("x", trail.MaxEventSize-len(b)-len(`,"outcome_desc":""`))
-	if b, _ := ev.MarshalJSON(); len(b) != trail.MaxEventSize {
-		t.Fatalf("Go event is %d bytes", len(b))
-	}
-	if _, err := l.Append(ctx, ev); err != nil {
-		t.Fatalf("Append of a Go event of exactly 64 KiB: %v", err)
-	}
-	ev.OutcomeDesc += "x"
-	if _, err := l.Append(ctx, ev); !errors.Is(err, trail.ErrTooLarge) {
-		t.Fatalf("Append of a Go event of 64 KiB + 1: %v, want ErrTooLarge", err)
 	}
 }

@@ -1,4 +1,4 @@
-package trail
+package event
 
 import (
 	"os"
@@ -33,7 +33,7 @@ func FuzzParseFast(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	// The event corpus of FuzzParseEvent is realistic input too.
-	files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzParseEvent", "*"))
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "fuzz", "FuzzParseEvent", "*"))
 	for _, name := range files {
 		if b, err := os.ReadFile(name); err == nil {
 			f.Add(b)
@@ -42,9 +42,9 @@ func FuzzParseFast(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Whichever path decodes it, an accepted event had only clean
 		// strings: nothing was replaced with U+FFFD.
-		if _, err := ParseEvent(data); err == nil {
+		if _, err := Parse(data); err == nil {
 			if clean, known := cleanText(data); known && !clean {
-				t.Fatalf("ParseEvent(%q) accepted a string that is not valid UTF-8 or holds NUL or a lone surrogate", data)
+				t.Fatalf("Parse(%q) accepted a string that is not valid UTF-8 or holds NUL or a lone surrogate", data)
 			}
 		}
 		w, ok := parseFast(data)
@@ -88,10 +88,10 @@ var benchEvent = []byte(`{"id":"6f1c2a7e-3b7d-4c1e-9a53-0b8f2d1e4c11","stream":"
 
 // BenchmarkParseEvent compares the fast decoder with encoding/json on a
 // typical event.
-func BenchmarkParseEvent(b *testing.B) {
+func BenchmarkParse(b *testing.B) {
 	b.Run("fast", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := ParseEvent(benchEvent); err != nil {
+			if _, err := Parse(benchEvent); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package trail
+package event
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 // no nulls. It reports false for anything else, and the caller then decodes
 // with encoding/json, which gives the precise error (or the same event: the
 // fast path never accepts what the full decoder would decode differently,
-// which FuzzParseFast checks). Details are not checked here: ParseEvent
+// which FuzzParseFast checks). Details are not checked here: Parse
 // validates the event next.
 //
 // All strings share one copy of data, so a decoded event costs a handful of

@@ -1,4 +1,4 @@
-package trail
+package event
 
 import (
 	"bytes"
@@ -31,13 +31,13 @@ type eventWire struct {
 // serverFields are members the server writes; a client may not send them.
 var serverFields = map[string]bool{"index": true, "stream_seq": true, "recorded": true, "prev": true, "salt": true, "original": true}
 
-// ParseEvent decodes one event sent by a client and validates it. Unknown
+// Parse decodes one event sent by a client and validates it. Unknown
 // fields are rejected at every level but inside details, and so are the
 // fields the server assigns; strings anywhere (details and member names
 // included) must be valid UTF-8 without NUL or lone surrogates; data is at
 // most MaxEventSize bytes (whitespace around the object not counted). The
 // error is an *InvalidEventError listing every problem found.
-func ParseEvent(data []byte) (Event, error) {
+func Parse(data []byte) (Event, error) {
 	var ps problems
 	if n := len(bytes.TrimSpace(data)); n > MaxEventSize {
 		ps.add(&ValidationError{Field: "(event)", Err: ErrTooLarge,
@@ -215,6 +215,21 @@ func (ev *Event) validateForEncoding() error {
 	ps.add(checkText("type", ev.Type, MaxEventSize))
 	checkDetails(&ps, ev.Details)
 	return ps.err()
+}
+
+// Same reports whether ev is the same event as stored, the event already
+// stored with its id (equal after parsing): the test for "the same id sent
+// again" (same → first receipt, else conflict). An ev without a time
+// matches any stored time. Both must be validated.
+func Same(stored, ev *Event) bool {
+	a, b := *stored, *ev
+	if b.sentTime() || !b.Time.IsZero() {
+		if !a.Time.Equal(b.Time) {
+			return false
+		}
+	}
+	a.Time, a.rawTime, b.Time, b.rawTime = time.Time{}, "", time.Time{}, ""
+	return a.ID == b.ID && sameContent(&a, &b)
 }
 
 // sameContent reports whether a and b are the same event after parsing: the

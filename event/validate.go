@@ -1,12 +1,17 @@
-package trail
+package event
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 )
+
+// ErrTooLarge: the event is over 64 KiB as sent, or its original over
+// MaxOriginalSize. Compare with errors.Is.
+var ErrTooLarge = errors.New("trail: event too large")
 
 // ValidationError says which field of an event is wrong and why.
 type ValidationError struct {
@@ -102,8 +107,11 @@ func (ps problems) err() error {
 // size limit, which applies to the event as sent.
 func (ev *Event) Validate() error { return ev.validate(false) }
 
-// validate is Validate; reserved admits streams under trail/ (Trail's own
-// events, appended with AppendReserved).
+// ValidateReserved is Validate for Trail's own events (appended with
+// AppendReserved): it admits only streams under trail/, which Validate
+// refuses.
+func (ev *Event) ValidateReserved() error { return ev.validate(true) }
+
 func (ev *Event) validate(reserved bool) error {
 	var ps problems
 	ev.check(&ps, reserved)
@@ -262,6 +270,10 @@ func checkText(field, v string, max int) *ValidationError {
 	}
 	return nil
 }
+
+// ValidID reports whether id is a valid event id: 1-64 bytes of
+// [A-Za-z0-9.-].
+func ValidID(id string) bool { return checkID(id) == nil }
 
 // checkID checks an event id: 1-64 bytes of [A-Za-z0-9.-], so that every id
 // is also a valid FHIR id. Ids Trail assigns (UUIDv7) and the Go client's
