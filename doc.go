@@ -5,8 +5,24 @@
 // RFC 6962 Merkle tree), a gap-free stream_seq within its stream, the leaf
 // hash of the previous event of its stream (prev), a recorded time and a
 // salt of 128 random bits (so that the leaf hashes proofs make public
-// confirm no guess of an event's content), and written to segment files by
-// one sequencer goroutine with group commit.
+// confirm no guess of an event's content), and written by one sequencer
+// goroutine with group commit.
+//
+// Where things are:
+//
+//   - package event: the event schema and its wire format (parse, validate,
+//     encode the stored record, read it back);
+//   - this package: the API (Log, Pending, Receipt, Query, errors) and the
+//     write pipeline, one stage per file, wired in open.go: queue.go (a
+//     bounded queue) → sequencer.go (ids, index, stream_seq, prev, recorded,
+//     leaf hashes; one write per batch) → syncer.go (durability, then the
+//     receipts) → indexer.go (the indexes, off the receipt path) and
+//     checkpointer.go (signed checkpoints); watermark.go holds how far the
+//     log is durable and indexed;
+//   - internal/store: the Store the pipeline writes through and reads from
+//     (records, tree hashes, checkpoints, indexes), and internal/store/files,
+//     the data directory on local disk;
+//   - package verify and cmd/trail verify: the offline checker.
 //
 // Validation refuses, listing every problem (InvalidEventError): fields
 // outside the v1 schema or assigned by the server, ids other than 1-64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/trailhq/trail/event"
+	"github.com/trailhq/trail/internal/store"
 )
 
 // Errors the engine returns; compare with errors.Is.
@@ -24,10 +25,10 @@ var (
 	// ErrNotFound: no such event or stream.
 	ErrNotFound = errors.New("trail: not found")
 	// ErrOutOfRange: a proof or size outside the tree.
-	ErrOutOfRange = errors.New("trail: out of range")
+	ErrOutOfRange = store.ErrOutOfRange
 	// ErrIntegrity: a stored record does not match the Merkle tree's leaf at
 	// its index (see IntegrityError).
-	ErrIntegrity = errors.New("trail: stored record does not match the Merkle tree")
+	ErrIntegrity = store.ErrIntegrity
 )
 
 // BatchError says which event of an atomic batch was refused; nothing of the
@@ -54,17 +55,6 @@ func (e *FailedError) Error() string {
 func (e *FailedError) Unwrap() []error { return []error{ErrFailed, e.Cause} }
 
 // IntegrityError names a stored record whose bytes do not match the Merkle
-// tree's leaf at its index, or cannot be read at all: the record was altered
-// on disk (tampering) or the disk damaged it. The engine never returns such
-// bytes; the rest of the log stays readable and appends go on, since the
-// tree is intact. It matches ErrIntegrity with errors.Is.
-type IntegrityError struct {
-	Index uint64 // the record's index
-	Err   error  // what differs
-}
-
-func (e *IntegrityError) Error() string {
-	return fmt.Sprintf("trail: event %d: the stored record does not match the Merkle tree (altered on disk, or a damaged disk; run trail verify): %v", e.Index, e.Err)
-}
-
-func (e *IntegrityError) Unwrap() []error { return []error{ErrIntegrity, e.Err} }
+// tree's leaf at its index, or cannot be read at all (store.IntegrityError).
+// It matches ErrIntegrity with errors.Is.
+type IntegrityError = store.IntegrityError

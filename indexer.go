@@ -101,7 +101,7 @@ func (l *Log) indexer() {
 			part := rest[:min(len(rest), applyMax)]
 			rest = rest[len(part):]
 			end := part[len(part)-1].Index + 1
-			if err := l.idx.Apply(part, end); err != nil {
+			if err := l.st.Apply(part, end); err != nil {
 				l.fail(err)
 				break
 			}
@@ -116,7 +116,7 @@ func (l *Log) indexer() {
 // A reader waiting for the index (waitApplied) cuts the wait short, so
 // queries never wait for it.
 const (
-	applyMax    = replayMax
+	applyMax    = 1 << 16
 	indexBatch  = 4096
 	indexLinger = 20 * time.Millisecond
 )

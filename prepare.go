@@ -20,7 +20,7 @@ type prepared struct {
 }
 
 // prepareEvent validates ev and encodes it into buf. An absent id is
-// assigned later, with the index (generatedID).
+// assigned later, with the index (GeneratedID).
 func prepareEvent(ev *Event, buf []byte) (prepared, []byte) {
 	return prepareChecked(ev, buf, ev.Validate)
 }
@@ -100,7 +100,7 @@ func (s *sequencer) lookupStored(p *prepared) {
 	if p.err != nil || !p.given {
 		return
 	}
-	i, ok, err := s.l.idx.ID(p.ID)
+	i, ok, err := s.l.st.ID(p.ID)
 	switch {
 	case err != nil:
 		p.err = err

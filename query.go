@@ -8,9 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/trailhq/trail/internal/index"
+	"github.com/trailhq/trail/internal/store"
 )
 
 // Query selects stored events. Empty fields do not filter; all given
@@ -41,7 +39,7 @@ type Query struct {
 	Readable func(stream string) bool
 	// Scope, when set, leaves out events of streams outside it, and lets
 	// the query find the events of the streams inside it through the index
-	// (see queryplan.go). With both, an event must pass both.
+	// (see the store's query planning). With both, an event must pass both.
 	Scope *Scope
 }
 
@@ -70,11 +68,12 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 		return QueryResult{}, err
 	}
 	defer l.endRead()
-	snap, end, err := l.idx.Snapshot()
+	snap, err := l.st.Snapshot()
 	if err != nil {
 		return QueryResult{}, fmt.Errorf("trail: %w", err)
 	}
 	defer snap.Close()
+	end := snap.End()
 	if q.Scope != nil && q.Stream != "" && !q.Scope.Match(q.Stream) {
 		return QueryResult{}, nil
 	}
@@ -82,11 +81,14 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 	if err != nil || lo >= hi {
 		return QueryResult{}, err
 	}
-	cand, closeAll, err := l.candidates(ctx, snap, q, lo, hi)
+	f := store.Filter{
+		Stream: q.Stream, Patient: q.Patient, Actor: q.Actor, Type: q.Type, Action: q.Action, Outcome: q.Outcome,
+		Scope: q.Scope, Desc: q.Desc,
+	}
+	cand, err := snap.Candidates(ctx, f, lo, hi)
 	if err != nil {
 		return QueryResult{}, err
 	}
-	defer closeAll()
 	return l.collect(ctx, q, cand)
 }
 
@@ -198,7 +200,7 @@ func (l *Log) searchRecorded(ctx context.Context, t time.Time, end uint64) (uint
 			ferr = err
 			return true
 		}
-		rec, err := l.segs.Read(uint64(i))
+		rec, err := l.st.Read(uint64(i))
 		if err == nil {
 			var h event.Header
 			h, err = event.ParseHeader(rec)
@@ -210,109 +212,6 @@ func (l *Log) searchRecorded(ctx context.Context, t time.Time, end uint64) (uint
 		return true
 	})
 	return uint64(i), ferr
-}
-
-// candidates returns a function yielding, in the query's direction, the
-// indexes in [lo, hi) that match every filter of q: a leapfrog join of the
-// filters' posting lists and of the scope's (queryplan.go), or every index
-// when there is none of either.
-func (l *Log) candidates(ctx context.Context, snap *pebble.Snapshot, q Query, lo, hi uint64) (func() (uint64, bool, error), func(), error) {
-	type filter struct {
-		f index.Field
-		v string
-	}
-	var fs []filter
-	for _, f := range []filter{
-		{index.FieldStream, q.Stream}, {index.FieldPatient, q.Patient}, {index.FieldActor, q.Actor},
-		{index.FieldType, q.Type}, {index.FieldAction, q.Action}, {index.FieldOutcome, q.Outcome},
-	} {
-		if f.v != "" {
-			fs = append(fs, f)
-		}
-	}
-	var legs []leg
-	closeAll := func() {
-		for _, it := range legs {
-			it.Close()
-		}
-	}
-	for _, f := range fs {
-		it, err := l.idx.Postings(snap, f.f, f.v, q.Desc)
-		if err != nil {
-			closeAll()
-			return nil, nil, fmt.Errorf("trail: query: %w", err)
-		}
-		legs = append(legs, it)
-	}
-	if q.Scope != nil && q.Stream == "" {
-		u, err := l.scopeLeg(snap, q.Scope, q.Desc)
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		if u != nil {
-			legs = append(legs, u)
-		}
-	}
-	x, done := lo, lo >= hi
-	if q.Desc {
-		x = hi - 1
-	}
-	next := func() (uint64, bool, error) {
-		if done {
-			return 0, false, nil
-		}
-		i, ok, err := leapfrog(ctx, legs, x, q.Desc)
-		if err != nil || !ok || i < lo || i >= hi {
-			done = true
-			return 0, false, err
-		}
-		if q.Desc {
-			done = i == 0
-			x = i - 1
-		} else {
-			x = i + 1
-		}
-		return i, true, nil
-	}
-	return next, closeAll, nil
-}
-
-// leg is one list of a leapfrog join: a posting list, or a union of them.
-type leg interface {
-	Seek(x uint64) (uint64, bool, error)
-	Close() error
-}
-
-var (
-	_ leg = (*index.Postings)(nil)
-	_ leg = (*union)(nil)
-)
-
-// leapfrog returns the first index at or past x (backwards with desc) that
-// every leg holds; with no legs, x itself. Legs that share few indexes make
-// it seek many times: it watches ctx as it goes.
-func leapfrog(ctx context.Context, legs []leg, x uint64, desc bool) (uint64, bool, error) {
-	seeks := 0
-	for agreed := 0; agreed < len(legs); {
-		for _, it := range legs {
-			if seeks++; seeks%(16*ctxEvery) == 0 {
-				if err := ctx.Err(); err != nil {
-					return 0, false, err
-				}
-			}
-			v, ok, err := it.Seek(x)
-			if err != nil || !ok {
-				return 0, false, err
-			}
-			if v != x {
-				x, agreed = v, 0
-				break
-			}
-			agreed++
-		}
-	}
-	return x, true, nil
 }
 
 // StreamHead is the last event of a stream.
@@ -333,7 +232,7 @@ func (l *Log) StreamHead(ctx context.Context, stream string) (StreamHead, error)
 		return StreamHead{}, err
 	}
 	defer l.endRead()
-	h, ok, err := l.idx.Head(stream)
+	h, ok, err := l.st.Head(stream)
 	if err != nil {
 		return StreamHead{}, fmt.Errorf("trail: %w", err)
 	}

@@ -16,7 +16,7 @@ package trail
 //     include the event.
 //   - TestQueryIndexRebuilt: removing or damaging the index store changes no
 //     answer (the store is rebuilt from the log in replay batches of
-//     replayMax).
+//     files.ReplayMax).
 //   - TestQueryPowerLoss: after power losses at random moments (the harness of
 //     faults_test.go), every answer is the model's built from the records
 //     actually in the log: nothing lost, nothing twice.
@@ -35,6 +35,9 @@ import (
 	"flag"
 	"fmt"
 	"github.com/trailhq/trail/event"
+	"github.com/trailhq/trail/internal/datadir"
+	"github.com/trailhq/trail/internal/store"
+	"github.com/trailhq/trail/internal/store/files"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -208,7 +211,7 @@ func qModelFromLog(t testing.TB, l *Log, what string) *qModel {
 				i-1, m.evs[n-1].recorded.Format(RecordedLayout), i, e.recorded.Format(RecordedLayout))
 		}
 		st, _ := ParseStored(rec)
-		if gen, ok := decodeGeneratedID(st.ID); !ok || gen != i {
+		if gen, ok := store.DecodeGeneratedID(st.ID); !ok || gen != i {
 			if j, dup := ids[st.ID]; dup {
 				t.Fatalf("%s: id %q stored twice, at %d and %d", what, st.ID, j, i)
 			}
@@ -732,7 +735,7 @@ func (m *qMachine) rebuild(t *rapid.T) {
 // or overwrites Pebble's CURRENT file with garbage (2).
 func qDamageIndex(t rapid.TB, dir string, how int) {
 	t.Helper()
-	idx := filepath.Join(dir, indexDir)
+	idx := filepath.Join(dir, datadir.IndexDir)
 	var err error
 	switch how {
 	case 0:
@@ -1107,7 +1110,7 @@ func rywQuery(ctx context.Context, l *Log, what string, q Query, rs []Receipt, w
 // ---------------------------------------------------------------------------
 // The index store rebuilt from the log.
 
-// TestQueryIndexRebuilt stores more events than one replay batch (replayMax)
+// TestQueryIndexRebuilt stores more events than one replay batch (files.ReplayMax)
 // and answers a set of queries; then, with the engine closed, removes the
 // index store, empties it, or damages its CURRENT file. The reopened engine
 // must give the same answers (and the model's).
@@ -1120,7 +1123,7 @@ func TestQueryIndexRebuilt(t *testing.T) {
 	t.Logf("seed %d", seed)
 	d := qRng{rand.New(rand.NewPCG(seed, 5))}
 	ctx := context.Background()
-	for l.Size() < replayMax+5000 {
+	for l.Size() < files.ReplayMax+5000 {
 		evs := make([]Event, 1+d.intn(3000, ""))
 		for i := range evs {
 			evs[i] = qEvent(d, "")
@@ -1244,7 +1247,7 @@ func queryPowerLossRun(t *testing.T, seed uint64) {
 		what := fmt.Sprintf("round %d", round)
 		if round > 0 && rng.IntN(3) == 0 {
 			// The index store is lost too: recovery rebuilds it from the log.
-			if err := mem.RemoveAll(mem.PathJoin(dir, indexDir)); err != nil {
+			if err := mem.RemoveAll(mem.PathJoin(dir, datadir.IndexDir)); err != nil {
 				t.Fatal(err)
 			}
 			what += " (index store removed)"
@@ -1463,7 +1466,7 @@ func BenchmarkQueryPatient(b *testing.B) {
 	// batches; a query right after it measures that (see
 	// BenchmarkPostingsAfterLargeApply in internal/index), not the steady
 	// state this benchmark is about.
-	if err := l.idx.Flush(); err != nil {
+	if err := l.st.(*files.Store).FlushIndex(); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("stored %d events in %v", n, time.Since(start).Round(time.Millisecond))
@@ -1609,7 +1612,7 @@ func qOneReaderLog(b *testing.B, n int) *Log {
 			}
 			b.Logf("stored %d events in %s in %v", l.Size(), dir, time.Since(start).Round(time.Millisecond))
 		}
-		qOneReader.err = l.idx.Flush() // as in BenchmarkQueryPatient
+		qOneReader.err = l.st.(*files.Store).FlushIndex() // as in BenchmarkQueryPatient
 	})
 	if qOneReader.err != nil {
 		b.Fatal(qOneReader.err)

@@ -3,12 +3,9 @@ package trail
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"github.com/trailhq/trail/event"
-
-	"github.com/trailhq/trail/internal/segment"
-	"github.com/trailhq/trail/internal/tree"
+	"github.com/trailhq/trail/internal/store"
 )
 
 // Size returns the number of events stored and acknowledged.
@@ -39,19 +36,15 @@ func (l *Log) readChecked(i uint64) ([]byte, error) { return l.readCheckedIn(i, 
 // readCheckedIn is readChecked taking the leaf from w when given (a query's
 // run of leaves).
 func (l *Log) readCheckedIn(i uint64, w *leafWindow) ([]byte, error) {
-	rec, err := l.segs.Read(i)
+	rec, err := l.st.Read(i)
 	if err != nil {
-		var ce *segment.CorruptError
-		if errors.As(err, &ce) {
-			return nil, &IntegrityError{Index: i, Err: err}
-		}
 		return nil, err
 	}
 	var want []byte
 	if w != nil {
-		want, err = w.leaf(l.tree, i)
+		want, err = w.leaf(l.st, i)
 	} else {
-		want, err = l.tree.Leaf(i)
+		want, err = l.st.Leaf(i)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("event %d: leaf hash: %w", i, err)
@@ -78,7 +71,7 @@ type leafWindow struct {
 	last uint64 // the previous index asked, plus one (0: none)
 }
 
-func (w *leafWindow) leaf(t *tree.Tree, i uint64) ([]byte, error) {
+func (w *leafWindow) leaf(t store.Store, i uint64) ([]byte, error) {
 	adjacent := w.last != 0 && (i+1 == w.last-1 || i+1 == w.last+1)
 	w.last = i + 1
 	if (i < w.from || i >= w.from+w.n) && !adjacent {
@@ -90,7 +83,7 @@ func (w *leafWindow) leaf(t *tree.Tree, i uint64) ([]byte, error) {
 			from = i + 1 - min(i+1, leafWindowSize)
 		}
 		if w.buf == nil {
-			w.buf = make([]byte, leafWindowSize*tree.HashSize)
+			w.buf = make([]byte, leafWindowSize*store.HashSize)
 		}
 		n, err := t.ReadLeaves(from, w.buf)
 		if err != nil {
@@ -101,8 +94,8 @@ func (w *leafWindow) leaf(t *tree.Tree, i uint64) ([]byte, error) {
 			return t.Leaf(i) // not written yet: still buffered in the tree
 		}
 	}
-	off := (i - w.from) * tree.HashSize
-	return w.buf[off : off+tree.HashSize], nil
+	off := (i - w.from) * store.HashSize
+	return w.buf[off : off+store.HashSize], nil
 }
 
 // Checkpoint is a signed checkpoint: a commitment to the first Size events.
@@ -115,15 +108,13 @@ type Checkpoint struct {
 
 // Checkpoint returns the latest signed checkpoint.
 func (l *Log) Checkpoint() Checkpoint {
-	l.cpsMu.Lock()
-	defer l.cpsMu.Unlock()
-	c, _ := l.cps.Latest()
+	c, _, _ := l.st.Latest()
 	return publicCheckpoint(c)
 }
 
 // VerifierKey returns the checkpoint verifier key (name+hash+base64), as in
 // DIR/checkpoint.vkey.
-func (l *Log) VerifierKey() string { return l.cps.VerifierKey() }
+func (l *Log) VerifierKey() string { return l.st.VerifierKey() }
 
 // Root returns the Merkle root of the first size events.
 func (l *Log) Root(size uint64) (Hash, error) {
@@ -134,11 +125,8 @@ func (l *Log) Root(size uint64) (Hash, error) {
 		return Hash{}, err
 	}
 	defer l.endRead()
-	if err := l.flushTreeTo(size); err != nil {
-		return Hash{}, err
-	}
-	r, err := l.tree.Root(size)
-	return toHash(r), treeErr(err)
+	r, err := l.st.Root(size)
+	return toHash(r), l.storeErr(err)
 }
 
 // InclusionProof returns the RFC 6962 inclusion proof of event index in the
@@ -151,11 +139,8 @@ func (l *Log) InclusionProof(index, size uint64) ([]Hash, error) {
 		return nil, err
 	}
 	defer l.endRead()
-	if err := l.flushTreeTo(size); err != nil {
-		return nil, err
-	}
-	p, err := l.tree.InclusionProof(index, size)
-	return toHashes(p), treeErr(err)
+	p, err := l.st.InclusionProof(index, size)
+	return toHashes(p), l.storeErr(err)
 }
 
 // ConsistencyProof returns the RFC 6962 proof that the tree of size from is a
@@ -168,41 +153,8 @@ func (l *Log) ConsistencyProof(from, to uint64) ([]Hash, error) {
 		return nil, err
 	}
 	defer l.endRead()
-	if err := l.flushTreeTo(to); err != nil {
-		return nil, err
-	}
-	p, err := l.tree.ConsistencyProof(from, to)
-	return toHashes(p), treeErr(err)
-}
-
-// flushTreeTo makes the tree's hashes of the first size leaves readable.
-func (l *Log) flushTreeTo(size uint64) error {
-	if size <= l.tree.Flushed() {
-		return nil
-	}
-	return l.flushTree()
-}
-
-// flushTree writes the tree's buffered hashes. It holds writeMu, as the
-// sequencer does around its writes, so that a write error here fails the
-// engine before the sequencer can write again.
-func (l *Log) flushTree() error {
-	l.writeMu.Lock()
-	defer l.writeMu.Unlock()
-	if err := l.Err(); err != nil {
-		return err
-	}
-	if err := l.tree.Flush(); err != nil {
-		return l.fail(err)
-	}
-	return nil
-}
-
-func treeErr(err error) error {
-	if errors.Is(err, tree.ErrSize) {
-		return fmt.Errorf("%w: %v", ErrOutOfRange, err)
-	}
-	return err
+	p, err := l.st.ConsistencyProof(from, to)
+	return toHashes(p), l.storeErr(err)
 }
 
 func toHash(b []byte) Hash {
@@ -239,7 +191,7 @@ func (l *Log) ReadID(ctx context.Context, id string) (uint64, []byte, error) {
 		return i, rec, h.ID == id, nil
 	}
 	// An id in the form Trail assigns names its index; it is not indexed.
-	if i, ok := decodeGeneratedID(id); ok && i < size {
+	if i, ok := store.DecodeGeneratedID(id); ok && i < size {
 		if i, rec, ok, err := has(i); err != nil || ok {
 			return i, rec, err
 		}
@@ -250,7 +202,7 @@ func (l *Log) ReadID(ctx context.Context, id string) (uint64, []byte, error) {
 	if err := l.beginRead(); err != nil {
 		return 0, nil, err
 	}
-	i, ok, err := l.idx.ID(id)
+	i, ok, err := l.st.ID(id)
 	l.endRead()
 	if err != nil {
 		return 0, nil, fmt.Errorf("trail: %w", err)

@@ -3,6 +3,7 @@ package trail
 import (
 	"context"
 	"fmt"
+	"github.com/trailhq/trail/internal/store/files"
 	"math/rand/v2"
 	"syscall"
 	"testing"
@@ -68,7 +69,7 @@ func benchReadLog(b *testing.B) (*Log, int) {
 	l := openTest(b, b.TempDir(), Config{Sync: SyncNone})
 	b.Cleanup(func() { closeQ(b, l) })
 	qBuildPatients(b, l, n)
-	if err := l.idx.Flush(); err != nil {
+	if err := l.st.(*files.Store).FlushIndex(); err != nil {
 		b.Fatal(err)
 	}
 	return l, n

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/trailhq/trail/internal/store/files"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -124,10 +125,6 @@ func sDrawScope(t *rapid.T) *Scope {
 	return sc
 }
 
-func (sc *Scope) String() string {
-	return fmt.Sprintf("scope{%q unreserved=%v}", sc.Patterns, sc.Unreserved)
-}
-
 func TestQueryScope(t *testing.T) {
 	base := t.TempDir()
 	rapid.Check(t, func(t *rapid.T) {
@@ -217,7 +214,7 @@ func TestQueryScopeNeverWidens(t *testing.T) {
 	// More streams below deep/x/ than a union merges: that grant is planned
 	// from the list of deep/, which holds deep/y/ too.
 	var deep []Event
-	for k := range maxScopeLegs + 50 {
+	for k := range files.MaxScopeLegs + 50 {
 		deep = append(deep, Event{Stream: fmt.Sprintf("deep/x/%d", k), Type: "t", Action: "R", Actor: Actor{ID: "a"}})
 		deep = append(deep, Event{Stream: fmt.Sprintf("deep/y/%d", k), Type: "t", Action: "R", Actor: Actor{ID: "a"}})
 	}
@@ -229,7 +226,7 @@ func TestQueryScopeNeverWidens(t *testing.T) {
 	only := func(s string) bool { return s == "patient/1" }
 	// More grants than a union merges: the query reads every candidate.
 	var many []string
-	for k := range maxScopeLegs + 10 {
+	for k := range files.MaxScopeLegs + 10 {
 		many = append(many, fmt.Sprintf("deep/x/%d", k*2))
 	}
 	for _, tc := range []struct {

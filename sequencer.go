@@ -9,16 +9,15 @@ import (
 	"hash/maphash"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/trailhq/trail/internal/store"
 
 	"github.com/trailhq/trail/internal/index"
-	"github.com/trailhq/trail/internal/segment"
 )
 
 // sequencer is the single goroutine that orders events. For each batch taken
 // from the queue it prepares the events not yet prepared (prepare.go), then,
 // in order, resolves repeated ids, assigns index, stream_seq, prev and
-// recorded, hashes each record into the Merkle tree and writes the whole
+// recorded, hashes each record and has the store write the whole
 // batch with one write. It never fsyncs: the syncer does, while the sequencer
 // builds the next batch.
 type sequencer struct {
@@ -31,12 +30,11 @@ type sequencer struct {
 	maxTake  int
 	items    []*Pending
 	groups   []*group
-	buf      []byte     // frames of the batch being built
-	starts   []int      // offset of each frame in buf
-	bodies   []byte     // bodies prepared by the sequencer goroutine
-	bodies2  []byte     // bodies prepared by the second preparing goroutine
-	preps    []prepared // the batch's prepared events, one per item
-	arena    []byte     // leaf hashes; the tree keeps slices of it
+	batch    store.Batch // the batch being built
+	bodies   []byte      // bodies prepared by the sequencer goroutine
+	bodies2  []byte      // bodies prepared by the second preparing goroutine
+	preps    []prepared  // the batch's prepared events, one per item
+	arena    []byte      // leaf hashes; the store keeps slices of them
 	recorded []byte
 	salts    [saltBlock]byte // random bytes; those from saltPos on are unused
 	saltPos  int
@@ -61,7 +59,7 @@ const recentGenSize = 1 << 16
 
 // commit is a written batch on its way to the syncer.
 type commit struct {
-	file    vfs.File // nil when nothing was written
+	written store.Commit // nil when nothing was written
 	items   []*Pending
 	groups  []*group
 	entries []index.Entry
@@ -107,11 +105,11 @@ func (s *sequencer) run() {
 // never decrease along the log even if the clock went back across a restart:
 // queries bound time by binary search on it.
 func (s *sequencer) resumeClock() error {
-	n := s.l.segs.Len()
+	n := s.l.st.Len()
 	if n == 0 {
 		return nil
 	}
-	rec, err := s.l.segs.Read(n - 1)
+	rec, err := s.l.st.Read(n - 1)
 	if err != nil {
 		return fmt.Errorf("trail: read last record: %w", err)
 	}
@@ -149,7 +147,7 @@ func (s *sequencer) process() *commit {
 	recorded := string(s.recorded)
 	s.pruneRecent()
 	s.prepareAll(c.items)
-	s.buf, s.starts = s.buf[:0], s.starts[:0]
+	s.batch.Reset(s.l.st.Len())
 	c.entries = make([]index.Entry, 0, c.events)
 	for i, p := range c.items {
 		if p.batch != nil {
@@ -158,66 +156,38 @@ func (s *sequencer) process() *commit {
 			s.addOne(p, &s.preps[i], c, recorded, now)
 		}
 	}
-	c.end = s.l.segs.Len() + uint64(len(s.starts))
-	if len(s.starts) == 0 {
+	c.end = s.batch.First + uint64(s.batch.Len())
+	if s.batch.Len() == 0 {
 		return c
 	}
+	s.batch.Entries = c.entries
 	var err error
-	if s.l.segs.NeedsRotation(len(s.buf)) {
-		err = s.rotate()
+	if s.l.st.NeedsDurable(&s.batch) {
+		err = s.awaitDurable()
 	}
 	if err == nil {
-		err = s.write(c)
+		c.written, err = s.l.st.Write(&s.batch)
 	}
 	if err != nil {
 		failAll(c.items, s.l.fail(err))
-		c.file, c.entries = nil, nil
+		c.written, c.entries = nil, nil
 	}
 	return c
 }
 
-// write writes the batch's tree hashes (when many are buffered) and records.
-// It holds writeMu, as flushTree does: a write error anywhere fails the engine
-// before the next write starts, so that after ENOSPC nothing more is written.
-func (s *sequencer) write(c *commit) error {
-	s.l.writeMu.Lock()
-	defer s.l.writeMu.Unlock()
-	if err := s.l.Err(); err != nil {
-		return err
-	}
-	err := s.l.tree.FlushIfLarge()
-	if err == nil {
-		c.file, err = s.l.segs.Append(s.buf, s.starts)
-	}
-	if err != nil {
-		return s.l.fail(err)
-	}
-	return nil
-}
-
-// rotate starts a new segment. With SyncAlways it first waits until the
-// syncer has made the whole active segment durable, so that only the syncer
-// ever fsyncs a segment (a failed fsync is never retried on the same file).
-func (s *sequencer) rotate() error {
-	syncHere := s.l.cfg.Sync != SyncAlways
-	if !syncHere {
-		// The syncer may be waiting for the batch being built (seqBusy);
-		// hand it an empty batch first, so that it syncs what is written
-		// instead of waiting for this batch while this batch waits for it.
-		s.l.seqBusy.Store(false)
-		s.l.commits <- &commit{end: s.l.segs.Len()}
-		err := s.l.durable.await(s.l.segs.Len(), s.l.Err)
-		s.l.seqBusy.Store(true)
-		if err != nil {
-			return err
-		}
-	}
-	s.l.writeMu.Lock()
-	defer s.l.writeMu.Unlock()
-	if err := s.l.Err(); err != nil {
-		return err
-	}
-	return s.l.segs.Rotate(syncHere)
+// awaitDurable waits until everything written is durable, for a batch the
+// store can only write then (the files store seals a full segment only once
+// the syncer has synced all of it, so that only the syncer ever syncs a
+// segment and a failed fsync is never retried on the same file).
+func (s *sequencer) awaitDurable() error {
+	// The syncer may be waiting for the batch being built (seqBusy); hand it
+	// an empty batch first, so that it syncs what is written instead of
+	// waiting for this batch while this batch waits for it.
+	s.l.seqBusy.Store(false)
+	s.l.commits <- &commit{end: s.l.st.Len()}
+	err := s.l.durable.await(s.l.st.Len(), s.l.Err)
+	s.l.seqBusy.Store(true)
+	return err
 }
 
 // failAll resolves every item not already refused with err.
@@ -316,19 +286,18 @@ func (s *sequencer) addBatch(p *Pending, c *commit, recorded string, now time.Ti
 // more marks a record followed by more of its atomic batch.
 func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, now time.Time) Receipt {
 	h := s.head(p.Stream)
-	n := s.l.segs.Len() + uint64(len(s.starts))
+	n := s.batch.First + uint64(s.batch.Len())
 	if !p.given {
-		p.ID = generatedID(now, n)
+		p.ID = store.GeneratedID(now, n)
 	}
 	var prev *Hash
 	if h.seq > 0 {
 		prev = &h.leaf
 	}
-	var start int
-	s.buf, start = segment.BeginFrame(s.buf)
-	s.buf = event.AppendStored(s.buf, &p.Encoded, n, h.seq+1, s.recorded, s.salt(), prev)
-	segment.EndFrame(s.buf, start, more)
-	s.starts = append(s.starts, start)
+	b := &s.batch
+	start := b.Begin()
+	b.Buf = event.AppendStored(b.Buf, &p.Encoded, n, h.seq+1, s.recorded, s.salt(), prev)
+	b.End(start, more)
 
 	if len(s.arena)+sha256.Size > cap(s.arena) {
 		s.arena = make([]byte, 0, 64<<10)
@@ -337,9 +306,9 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	s.arena = s.arena[:len(s.arena)+sha256.Size]
 	s.digest.Reset()
 	s.digest.Write([]byte{0})
-	s.digest.Write(s.buf[start+segment.HeaderSize:])
+	s.digest.Write(b.Body(start))
 	s.digest.Sum(leaf[:0])
-	s.l.tree.Append(leaf)
+	b.Leaves = append(b.Leaves, leaf)
 
 	h.seq, h.index = h.seq+1, n
 	copy(h.leaf[:], leaf)
@@ -376,7 +345,7 @@ func (s *sequencer) head(stream string) *streamHead {
 		return h
 	}
 	h := &streamHead{}
-	stored, ok, err := s.l.idx.Head(stream)
+	stored, ok, err := s.l.st.Head(stream)
 	if err != nil {
 		// The index store is unreadable: fail closed rather than fork the stream.
 		s.l.fail(err)
@@ -425,9 +394,9 @@ func (s *sequencer) pruneRecent() {
 // stored (found in the index store by prepareAll; -1 if not). The same
 // content gives the first receipt (dup); different content is ErrIDConflict.
 func (s *sequencer) lookupID(ev *Event, stored int64) (Receipt, bool, error) {
-	if i, ok := decodeGeneratedID(ev.ID); ok {
-		end := s.l.segs.Len() + uint64(len(s.starts))
-		if i >= end && i-end < reservedAhead {
+	if i, ok := store.DecodeGeneratedID(ev.ID); ok {
+		end := s.batch.First + uint64(s.batch.Len())
+		if i >= end && i-end < store.ReservedAhead {
 			return Receipt{}, false, &ValidationError{Field: "id", Reason: fmt.Sprintf("%q is in the form of the ids Trail assigns and names an event not yet stored; choose another id", ev.ID)}
 		}
 		if i < end {
@@ -480,11 +449,8 @@ func (s *sequencer) compareStored(ev *Event, i uint64) (Receipt, bool, error) {
 // record returns the stored bytes of event i, which may still be in the batch
 // being built.
 func (s *sequencer) record(i uint64) ([]byte, error) {
-	written := s.l.segs.Len()
-	if i < written {
-		return s.l.segs.Read(i)
+	if i < s.batch.First {
+		return s.l.st.Read(i)
 	}
-	start := s.starts[i-written]
-	rec, _, _, err := segment.DecodeFrame(s.buf[start:])
-	return rec, err
+	return s.batch.RecordAt(i)
 }

@@ -93,11 +93,9 @@ func (l *Log) Stats() Stats {
 		Syncs: l.syncHist.snapshot(), Batches: l.batchHist.snapshot(),
 		Err: l.Err(),
 	}
-	l.cpsMu.Lock()
-	if c, ok := l.cps.Latest(); ok {
+	if c, at, ok := l.st.Latest(); ok {
 		s.CheckpointSize = c.Size
+		s.CheckpointTime = at
 	}
-	s.CheckpointTime = l.checkpointAt
-	l.cpsMu.Unlock()
 	return s
 }

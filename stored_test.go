@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"github.com/trailhq/trail/event"
+	"github.com/trailhq/trail/internal/store"
 	"strings"
 	"testing"
 	"time"
@@ -88,12 +89,12 @@ func TestSaltsDiffer(t *testing.T) {
 func TestAssignedIDsAreValid(t *testing.T) {
 	now := time.Now()
 	for _, i := range []uint64{0, 1, 1 << 32, 1<<62 - 1} {
-		id := generatedID(now, i)
+		id := store.GeneratedID(now, i)
 		if !event.ValidID(id) {
-			t.Fatalf("generatedID(%d) = %q: not a valid event id", i, id)
+			t.Fatalf("store.GeneratedID(%d) = %q: not a valid event id", i, id)
 		}
-		if got, ok := decodeGeneratedID(id); !ok || got != i {
-			t.Fatalf("decodeGeneratedID(%q) = %d, %v; want %d", id, got, ok, i)
+		if got, ok := store.DecodeGeneratedID(id); !ok || got != i {
+			t.Fatalf("store.DecodeGeneratedID(%q) = %d, %v; want %d", id, got, ok, i)
 		}
 	}
 }

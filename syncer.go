@@ -3,7 +3,7 @@ package trail
 import (
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/trailhq/trail/internal/store"
 
 	"github.com/trailhq/trail/internal/index"
 )
@@ -20,18 +20,18 @@ func (l *Log) syncer() {
 	defer close(l.syncDone)
 	defer l.applies.close()
 	var batch []*commit
-	var files []vfs.File
+	var written []store.Commit
 	for c := range l.commits {
 		batch = l.gather(append(batch[:0], c))
-		files = files[:0]
+		written = written[:0]
 		for _, c := range batch {
-			if c.file != nil && (len(files) == 0 || files[len(files)-1] != c.file) {
-				files = append(files, c.file)
+			if c.written != nil {
+				written = append(written, c.written)
 			}
 		}
 		start := time.Now()
-		err := l.syncFiles(files)
-		if err == nil && len(files) > 0 {
+		err := l.sync(written)
+		if err == nil && len(written) > 0 {
 			l.syncHist.observe(time.Since(start).Seconds())
 			events := 0
 			for _, c := range batch {
@@ -72,17 +72,16 @@ func (l *Log) gather(batch []*commit) []*commit {
 	}
 }
 
-func (l *Log) syncFiles(files []vfs.File) error {
+// sync makes the written batches durable, unless the engine has failed.
+func (l *Log) sync(written []store.Commit) error {
 	if f := l.failure.Load(); f != nil {
 		return f
 	}
-	if l.cfg.Sync == SyncNone {
+	if len(written) == 0 {
 		return nil
 	}
-	for _, f := range files {
-		if err := f.SyncData(); err != nil {
-			return l.fail(err)
-		}
+	if err := l.st.Sync(written); err != nil {
+		return l.fail(err)
 	}
 	return nil
 }

@@ -4,44 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/trailhq/trail/internal/checkpoint"
-	"github.com/trailhq/trail/internal/index"
-	"github.com/trailhq/trail/internal/segment"
-	"github.com/trailhq/trail/internal/tree"
+	"github.com/trailhq/trail/internal/store"
 )
 
-// Log is the embedded engine: an append-only, tamper-evident audit log in one
-// directory. It is safe for concurrent use.
+// Log is the embedded engine: an append-only, tamper-evident audit log. It
+// is safe for concurrent use.
 //
 // The write path: Log puts the event on a bounded queue (queue.go); one
 // sequencer goroutine takes everything queued, assigns index, stream_seq,
-// prev, recorded and ids, and writes the batch to the active segment with one
-// write (sequencer.go); one syncer goroutine fsyncs and resolves every waiter
-// of the batch (syncer.go). The Merkle tree, the id and stream index and the
-// signed checkpoints follow off the acknowledgement path (indexer.go,
-// checkpointer.go).
+// prev, recorded and ids, and has the store write the batch with one write
+// (sequencer.go); one syncer goroutine makes it durable and resolves every
+// waiter of the batch (syncer.go). The indexes and the signed checkpoints
+// follow off the acknowledgement path (indexer.go, checkpointer.go). The
+// stages are wired in one place (start, in open.go).
 type Log struct {
-	cfg  Config
-	dir  string
-	lock io.Closer
+	cfg Config
+	dir string
+	st  store.Store // the records, tree, checkpoints and indexes (internal/store)
 
-	q     *queue
-	seq   *sequencer
-	segs  *segment.Log
-	tree  *tree.Tree
-	idx   *index.Store
-	cps   *checkpoint.Store
-	cpsMu sync.Mutex // guards cps and checkpointAt
-
-	checkpointAt time.Time  // when this process signed the latest checkpoint
-	syncHist     *histogram // fsync latency, seconds
-	batchHist    *histogram // events per fsync
+	q         *queue
+	seq       *sequencer
+	cpMu      sync.Mutex // one checkpoint at a time
+	syncHist  *histogram // fsync latency, seconds
+	batchHist *histogram // events per fsync
 
 	commits chan *commit // sequencer → syncer
 	applies *indexQueue  // syncer → indexer
@@ -52,7 +41,6 @@ type Log struct {
 	indexKick  chan struct{} // capacity 1: a reader waits; the indexer stops lingering
 	failure    atomic.Pointer[FailedError]
 	seqBusy    atomic.Bool // the sequencer is building a batch the syncer may wait for
-	writeMu    sync.Mutex  // held around every write to the log and the tree
 	readMu     sync.RWMutex
 	readClosed bool // guarded by readMu: the files are closed
 
@@ -160,6 +148,7 @@ func (l *Log) fail(cause error) *FailedError {
 	f := &FailedError{Cause: cause}
 	if l.failure.CompareAndSwap(nil, f) {
 		l.cfg.Logger.Error("storage failure: no longer acknowledging events; restart to recover", "err", cause)
+		l.st.Fail(f)
 		l.q.close(f)
 		l.durable.wake()
 		l.applied.wake()
@@ -203,8 +192,21 @@ func (l *Log) waitStopped(ctx context.Context) error {
 	l.readMu.Lock()
 	l.readClosed = true
 	l.readMu.Unlock()
-	errs = append(errs, l.idx.Close(), l.tree.Close(), l.segs.Close(), l.cps.Close(), l.lock.Close())
+	errs = append(errs, l.st.Close())
 	return errors.Join(errs...)
+}
+
+// storeErr returns err, and fails the engine when the store has failed (a
+// write error in a read path, say: the tree's buffered hashes could not be
+// written).
+func (l *Log) storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if serr := l.st.Err(); serr != nil {
+		return l.fail(serr)
+	}
+	return err
 }
 
 // beginRead admits a read of the files unless Close has closed them; call

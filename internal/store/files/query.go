@@ -1,12 +1,14 @@
-package trail
+package files
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/trailhq/trail/internal/index"
+	"github.com/trailhq/trail/internal/store"
 )
 
 // Query planning for a Scope. The events of the streams a caller may read
@@ -14,16 +16,16 @@ import (
 // list, or for "a/*" the list of every event below a (the index keeps one
 // per first segment, index.FieldPrefix). A deeper prefix, "a/b/*", takes
 // the lists of the streams below it, found among the stream heads, or when
-// there are more than maxScopeLegs of them, the list of "a/*", a superset.
+// there are more than MaxScopeLegs of them, the list of "a/*", a superset.
 // That union is one more leg of the leapfrog join of the filters
-// (query.go), so a query reads only records of streams in the scope: a
+// (candidates), so a query reads only records of streams in the scope: a
 // reader of one stream among a million other events reads its own stream's
 // records and no other.
 //
 // A break-glass read (Scope.Unreserved) may read every stream but Trail's
 // own: its union is one list per first segment of the streams stored (the
 // stream "a" and the prefix "a/"), but trail. When there are more than
-// maxScopeLegs lists to merge, the query reads every candidate instead and
+// MaxScopeLegs lists to merge, the query reads every candidate instead and
 // drops those outside the scope: that happens only when the scope names
 // very many grants or top-level streams, and then most of the log is
 // readable and a scan reads little that it does not return.
@@ -32,20 +34,20 @@ import (
 // the scope (and Query.Readable) before it is returned, whichever plan found
 // it; the index only lets the query skip records.
 
-// maxScopeLegs is the most posting lists a scope's union merges. Each is a
+// MaxScopeLegs is the most posting lists a scope's union merges. Each is a
 // store iterator, and each step of the union looks at all of them.
-const maxScopeLegs = 256
+const MaxScopeLegs = 256
 
 // scopeLeg returns the union of the posting lists of the streams in sc, or
 // nil when the query should read every candidate and filter instead.
-func (l *Log) scopeLeg(snap *pebble.Snapshot, sc *Scope, desc bool) (leg, error) {
-	lists, err := l.scopeLists(snap, sc)
+func (s *Store) scopeLeg(snap *pebble.Snapshot, sc *store.Scope, desc bool) (leg, error) {
+	lists, err := s.scopeLists(snap, sc)
 	if err != nil || lists == nil {
 		return nil, err
 	}
 	u := &union{desc: desc}
 	for _, li := range lists.order {
-		it, err := l.idx.Postings(snap, li.f, li.v, desc)
+		it, err := s.idx.Postings(snap, li.f, li.v, desc)
 		if err != nil {
 			u.Close()
 			return nil, fmt.Errorf("trail: query: %w", err)
@@ -69,18 +71,18 @@ type postingList struct {
 }
 
 // add adds a list; it returns false when the set has grown past
-// maxScopeLegs.
+// MaxScopeLegs.
 func (ls *postingLists) add(f index.Field, v string) bool {
 	if k := (postingList{f, v}); v != "" && !ls.seen[k] {
 		ls.seen[k] = true
 		ls.order = append(ls.order, k)
 	}
-	return len(ls.order) <= maxScopeLegs
+	return len(ls.order) <= MaxScopeLegs
 }
 
 // scopeLists returns the posting lists whose union holds the events of the
-// streams in sc, or nil when there are more than maxScopeLegs.
-func (l *Log) scopeLists(snap *pebble.Snapshot, sc *Scope) (*postingLists, error) {
+// streams in sc, or nil when there are more than MaxScopeLegs.
+func (s *Store) scopeLists(snap *pebble.Snapshot, sc *store.Scope) (*postingLists, error) {
 	ls := &postingLists{seen: map[postingList]bool{}}
 	for _, p := range sc.Patterns {
 		prefix, ok := strings.CutSuffix(p, "/*")
@@ -94,7 +96,7 @@ func (l *Log) scopeLists(snap *pebble.Snapshot, sc *Scope) (*postingLists, error
 			ls.add(index.FieldPrefix, top)
 			continue
 		}
-		below, err := l.streamsBelow(snap, prefix)
+		below, err := s.streamsBelow(snap, prefix)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +108,7 @@ func (l *Log) scopeLists(snap *pebble.Snapshot, sc *Scope) (*postingLists, error
 		}
 	}
 	if sc.Unreserved {
-		err := l.idx.TopLevel(snap, func(v string, prefix bool) bool {
+		err := s.idx.TopLevel(snap, func(v string, prefix bool) bool {
 			switch {
 			case v == "trail" || v == "trail/":
 				return true
@@ -120,25 +122,25 @@ func (l *Log) scopeLists(snap *pebble.Snapshot, sc *Scope) (*postingLists, error
 			return nil, fmt.Errorf("trail: query: %w", err)
 		}
 	}
-	if len(ls.order) > maxScopeLegs {
+	if len(ls.order) > MaxScopeLegs {
 		return nil, nil
 	}
 	return ls, nil
 }
 
 // streamsBelow returns the streams below a prefix deeper than the index
-// keeps prefix lists for, or nil when there are more than maxScopeLegs: the
+// keeps prefix lists for, or nil when there are more than MaxScopeLegs: the
 // query then takes the list of the prefix's first segment, a superset.
-func (l *Log) streamsBelow(snap *pebble.Snapshot, prefix string) ([]string, error) {
+func (s *Store) streamsBelow(snap *pebble.Snapshot, prefix string) ([]string, error) {
 	below := []string{}
-	err := l.idx.Streams(snap, prefix, func(st string) bool {
+	err := s.idx.Streams(snap, prefix, func(st string) bool {
 		below = append(below, st)
-		return len(below) <= maxScopeLegs
+		return len(below) <= MaxScopeLegs
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trail: query: %w", err)
 	}
-	if len(below) > maxScopeLegs {
+	if len(below) > MaxScopeLegs {
 		return nil, nil
 	}
 	return below, nil
@@ -201,4 +203,148 @@ func (u *union) Close() error {
 		it.Close()
 	}
 	return nil
+}
+
+// candidates returns a function yielding, in the query's direction, the
+// indexes in [lo, hi) that match every filter of q: a leapfrog join of the
+// filters' posting lists and of the scope's (queryplan.go), or every index
+// when there is none of either.
+func (s *Store) candidates(ctx context.Context, snap *pebble.Snapshot, q store.Filter, lo, hi uint64) (func() (uint64, bool, error), func(), error) {
+	type filter struct {
+		f index.Field
+		v string
+	}
+	var fs []filter
+	for _, f := range []filter{
+		{index.FieldStream, q.Stream}, {index.FieldPatient, q.Patient}, {index.FieldActor, q.Actor},
+		{index.FieldType, q.Type}, {index.FieldAction, q.Action}, {index.FieldOutcome, q.Outcome},
+	} {
+		if f.v != "" {
+			fs = append(fs, f)
+		}
+	}
+	var legs []leg
+	closeAll := func() {
+		for _, it := range legs {
+			it.Close()
+		}
+	}
+	for _, f := range fs {
+		it, err := s.idx.Postings(snap, f.f, f.v, q.Desc)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("trail: query: %w", err)
+		}
+		legs = append(legs, it)
+	}
+	if q.Scope != nil && q.Stream == "" {
+		u, err := s.scopeLeg(snap, q.Scope, q.Desc)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		if u != nil {
+			legs = append(legs, u)
+		}
+	}
+	x, done := lo, lo >= hi
+	if q.Desc {
+		x = hi - 1
+	}
+	next := func() (uint64, bool, error) {
+		if done {
+			return 0, false, nil
+		}
+		i, ok, err := leapfrog(ctx, legs, x, q.Desc)
+		if err != nil || !ok || i < lo || i >= hi {
+			done = true
+			return 0, false, err
+		}
+		if q.Desc {
+			done = i == 0
+			x = i - 1
+		} else {
+			x = i + 1
+		}
+		return i, true, nil
+	}
+	return next, closeAll, nil
+}
+
+// leg is one list of a leapfrog join: a posting list, or a union of them.
+type leg interface {
+	Seek(x uint64) (uint64, bool, error)
+	Close() error
+}
+
+var (
+	_ leg = (*index.Postings)(nil)
+	_ leg = (*union)(nil)
+)
+
+// leapfrog returns the first index at or past x (backwards with desc) that
+// every leg holds; with no legs, x itself. Legs that share few indexes make
+// it seek many times: it watches ctx as it goes.
+func leapfrog(ctx context.Context, legs []leg, x uint64, desc bool) (uint64, bool, error) {
+	seeks := 0
+	for agreed := 0; agreed < len(legs); {
+		for _, it := range legs {
+			if seeks++; seeks%(16*ctxEvery) == 0 {
+				if err := ctx.Err(); err != nil {
+					return 0, false, err
+				}
+			}
+			v, ok, err := it.Seek(x)
+			if err != nil || !ok {
+				return 0, false, err
+			}
+			if v != x {
+				x, agreed = v, 0
+				break
+			}
+			agreed++
+		}
+	}
+	return x, true, nil
+}
+
+// ctxEvery is how many steps a loop takes between looks at its context.
+const ctxEvery = 64
+
+// Snapshot fixes the indexes for one query.
+func (s *Store) Snapshot() (store.Snapshot, error) {
+	snap, end, err := s.idx.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{s: s, snap: snap, end: end}, nil
+}
+
+type snapshot struct {
+	s     *Store
+	snap  *pebble.Snapshot
+	end   uint64
+	close []func()
+}
+
+func (sn *snapshot) End() uint64 { return sn.end }
+
+// Candidates returns the indexes in [lo, hi) matching f: a leapfrog join of
+// the filters' posting lists and of the scope's, or every index when there
+// is none of either.
+func (sn *snapshot) Candidates(ctx context.Context, f store.Filter, lo, hi uint64) (func() (uint64, bool, error), error) {
+	next, closeAll, err := sn.s.candidates(ctx, sn.snap, f, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	sn.close = append(sn.close, closeAll)
+	return next, nil
+}
+
+// Close releases the iterators and the snapshot.
+func (sn *snapshot) Close() error {
+	for _, c := range sn.close {
+		c()
+	}
+	return sn.snap.Close()
 }

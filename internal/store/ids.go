@@ -1,4 +1,4 @@
-package trail
+package store
 
 import (
 	"encoding/binary"
@@ -14,16 +14,16 @@ import (
 // table of assigned ids is kept.
 //
 // A client id that would decode to an index not yet reached, and close
-// enough to be reached (reservedAhead), is refused, so that no later assigned
+// enough to be reached (ReservedAhead), is refused, so that no later assigned
 // id can equal it. A random UUIDv7 falls there with probability 2^-38.
 
 const hexDigits = "0123456789abcdef"
 
-// reservedAhead is how far past the end of the log decoded indexes are refused.
-const reservedAhead = 1 << 24
+// ReservedAhead is how far past the end of the log decoded indexes are refused.
+const ReservedAhead = 1 << 24
 
-// generatedID returns the id Trail assigns to the event at index.
-func generatedID(now time.Time, index uint64) string {
+// GeneratedID returns the id Trail assigns to the event at index.
+func GeneratedID(now time.Time, index uint64) string {
 	var u [16]byte
 	binary.BigEndian.PutUint64(u[:8], uint64(now.UnixMilli())<<16|rand.Uint64()&0xfff)
 	binary.BigEndian.PutUint64(u[8:], index)
@@ -42,10 +42,10 @@ func generatedID(now time.Time, index uint64) string {
 	return string(s[:])
 }
 
-// decodeGeneratedID returns the index an id in the assigned form (lower-case
+// DecodeGeneratedID returns the index an id in the assigned form (lower-case
 // canonical UUIDv7) names. Any such id decodes; whether Trail assigned it is
 // known only by reading that record.
-func decodeGeneratedID(id string) (uint64, bool) {
+func DecodeGeneratedID(id string) (uint64, bool) {
 	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' || id[14] != '7' {
 		return 0, false
 	}
