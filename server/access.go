@@ -10,14 +10,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/auth"
 )
 
-// Streams where the server records reads.
+// Streams where the server records reads. The review grant opens
+// BreakGlassStream and ReviewStream (auth.Principal.ReadPatterns).
 const (
 	AccessStream     = "trail/access"
-	BreakGlassStream = "trail/break-glass"
+	BreakGlassStream = auth.BreakGlassStream
 	// ReviewStream holds the marks of reviewed emergency accesses (review.go).
-	ReviewStream = "trail/review"
+	ReviewStream = auth.ReviewStream
 )
 
 // Purposes with a meaning of their own.
@@ -65,6 +67,34 @@ var purposeParams = []string{"purpose", "reason"}
 
 // maxPurposeLen bounds purpose, a code such as treatment or emergency.
 const maxPurposeLen = 64
+
+// readGate is an Authenticator that may be unable to vouch for read grants:
+// auth.TokenAuth while its tokens file cannot be loaded.
+type readGate interface {
+	ReadRefusal(p *Principal) error
+}
+
+// policyRefusal returns the answer to a read by p when the authenticator
+// cannot vouch for read grants now, or nil.
+//
+// It is 503, not 403: the caller's grant is not known to be missing — the
+// server cannot tell what the policy is, as a revocation may be among what
+// it cannot read — so the fault is the server's. A 503 with Retry-After is
+// retried by clients once an administrator has repaired the file, shows on
+// the operator's dashboards with the other 5xx, and is not taken for a
+// refused grant (a 403, recorded in trail/access, tells the caller its
+// grants need changing). Nothing is read, so nothing is recorded; the
+// failure is logged and counted by the authenticator.
+func (s *Server) policyRefusal(p *Principal) *problem {
+	g, ok := s.auth.(readGate)
+	if !ok || g.ReadRefusal(p) == nil {
+		return nil
+	}
+	pr := newProblem(http.StatusServiceUnavailable, "tokens_unreadable",
+		"the server's tokens file ("+auth.TokensFile+") is unreadable, so it cannot tell who may read: reads are refused (appends go on) until an administrator repairs it")
+	pr.retryAfter = 5
+	return pr
+}
 
 // newRead checks the principal's read rate, purpose and reason:
 // purpose=emergency needs a reason with a visible character, from anyone;
@@ -208,7 +238,7 @@ func (rd *read) scope() *trail.Scope {
 	if rd.own {
 		return &trail.Scope{Patterns: []string{AccessStream}}
 	}
-	return &trail.Scope{Patterns: rd.p.readPatterns(), Unreserved: rd.emergency}
+	return &trail.Scope{Patterns: rd.p.ReadPatterns(), Unreserved: rd.emergency}
 }
 
 // namePatient notes the patient a stream names, unless the read named one

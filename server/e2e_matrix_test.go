@@ -23,7 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -42,9 +42,9 @@ type mxServer struct {
 }
 
 // mxStart creates the principals (and revokes those named in revoked) in a
-// new data directory with internal/access, the way "trail token" does, then
+// new data directory with package auth, the way "trail token" does, then
 // opens the engine and the server over it. Nothing listens yet: serve does.
-func mxStart(t testing.TB, cfg trail.Config, principals []access.Principal, revoked ...string) *mxServer {
+func mxStart(t testing.TB, cfg trail.Config, principals []auth.Entry, revoked ...string) *mxServer {
 	t.Helper()
 	dir := t.TempDir()
 	s := &mxServer{dir: dir, tokens: map[string]string{}}
@@ -52,7 +52,7 @@ func mxStart(t testing.TB, cfg trail.Config, principals []access.Principal, revo
 		s.tokens[p.Name] = mxCreate(t, dir, p)
 	}
 	for _, name := range revoked {
-		if err := access.Revoke(dir, name, time.Now()); err != nil {
+		if err := auth.Revoke(dir, name, time.Now()); err != nil {
 			t.Fatalf("revoke %s: %v", name, err)
 		}
 	}
@@ -84,9 +84,9 @@ func mxStart(t testing.TB, cfg trail.Config, principals []access.Principal, revo
 }
 
 // mxCreate adds a principal to dir's tokens file and returns its token.
-func mxCreate(t testing.TB, dir string, p access.Principal) string {
+func mxCreate(t testing.TB, dir string, p auth.Entry) string {
 	t.Helper()
-	tok, err := access.Create(dir, p, time.Now())
+	tok, err := auth.Create(dir, p, time.Now())
 	if err != nil {
 		t.Fatalf("create principal %s: %v", p.Name, err)
 	}
@@ -424,7 +424,7 @@ func mxOps() []mxOp {
 // minor failures, 401s and appends not at all; break-glass reads also in
 // trail/break-glass.
 func TestAccessMatrix(t *testing.T) {
-	principals := []access.Principal{
+	principals := []auth.Entry{
 		{Name: "revoked-reader", Read: []string{"patient/*"}},
 		{Name: "writer", Append: []string{"patient/*"}},
 		{Name: "reader-1", Read: []string{"patient/1"}},
@@ -445,7 +445,7 @@ func TestAccessMatrix(t *testing.T) {
 
 	who := []mxWho{
 		{label: "no token", addr: "127.0.0.2"},
-		{label: "bad token", token: access.NewToken(), addr: "127.0.0.3"},
+		{label: "bad token", token: string(auth.NewToken()), addr: "127.0.0.3"},
 		{label: "revoked", token: s.tokens["revoked-reader"], addr: "127.0.0.4"},
 		{label: "writer", name: "writer", token: s.tokens["writer"], addr: "127.0.0.5", append: []string{"patient/*"}},
 		{label: "reader", name: "reader-1", token: s.tokens["reader-1"], addr: "127.0.0.6", read: []string{"patient/1"}},
@@ -703,7 +703,7 @@ func mxCheckAnswer(t *testing.T, s *mxServer, r mxReply, op mxOp, w mxWho, st mx
 // break-glass list holds exactly the emergency reads, each the same content
 // as its trail/access record, and no one else's.
 func TestAccessMatrixBreakGlassTrail(t *testing.T) {
-	s := mxStart(t, trail.DefaultConfig(), []access.Principal{
+	s := mxStart(t, trail.DefaultConfig(), []auth.Entry{
 		{Name: "er-doc", BreakGlass: true},
 		{Name: "reader-1", Read: []string{"patient/1"}},
 	})

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -29,25 +29,25 @@ const (
 // patient/2 (index 1), served by a TokenAuth that admits mxFuzzAdmin as the
 // admin, mxFuzzToken as "fuzz-reader" (reads patient/1), and the principals
 // of mxStart.
-func mxFuzzServer(f *testing.F, principals ...access.Principal) (*mxServer, http.Handler) {
+func mxFuzzServer(f *testing.F, principals ...auth.Entry) (*mxServer, http.Handler) {
 	f.Helper()
 	s := mxStart(f, mxFast(), principals)
 	mxAppend(f, s.l, mxEvent("patient/1", "1", "dr-one"), mxEvent("patient/2", "2", "dr-two"))
-	err := access.Update(s.dir, func(p *access.Policy) error {
-		h := access.Hash(mxFuzzToken)
-		p.Principals = append(p.Principals, access.Principal{Name: "fuzz-reader", TokenSHA256: hex.EncodeToString(h[:]),
+	err := auth.Update(s.dir, func(p *auth.Policy) error {
+		h := auth.HashToken(mxFuzzToken)
+		p.Principals = append(p.Principals, auth.Entry{Name: "fuzz-reader", TokenSHA256: hex.EncodeToString(h[:]),
 			Read: []string{"patient/1"}, Created: time.Now()})
 		return nil
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	auth, err := server.NewTokenAuth(s.dir, mxFuzzAdmin, nil)
+	ta, err := server.NewTokenAuth(s.dir, mxFuzzAdmin, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(auth.Close)
-	srv, err := server.New(s.l, server.Config{Auth: auth})
+	f.Cleanup(ta.Close)
+	srv, err := server.New(s.l, server.Config{Auth: ta})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -137,7 +137,7 @@ var mxFuzzWho = []mxWho{
 // nothing; and no answer carries an event of a stream the caller may not
 // read (break-glass callers: only with purpose=emergency and a reason).
 func FuzzQueryParams(f *testing.F) {
-	s, h := mxFuzzServer(f, access.Principal{Name: "er-doc", BreakGlass: true}, access.Principal{Name: "writer", Append: []string{"patient/*"}})
+	s, h := mxFuzzServer(f, auth.Entry{Name: "er-doc", BreakGlass: true}, auth.Entry{Name: "writer", Append: []string{"patient/*"}})
 	who := append([]mxWho(nil), mxFuzzWho...)
 	who[2].token, who[3].token = s.tokens["er-doc"], s.tokens["writer"]
 	seeds := []string{

@@ -80,7 +80,7 @@ func hdFuzzServer(f *testing.F) *Server {
 		defer cancel()
 		l.Close(ctx)
 	})
-	s, err := New(l, Config{AdminToken: "trail_fuzz", ReadRate: Rate{1e9, 1e9}, AdminReadRate: Rate{1e9, 1e9}})
+	s, err := New(l, Config{AdminToken: "trail_fuzz", ReadRate: Rate{PerSecond: 1e9, Burst: 1e9}, AdminReadRate: Rate{PerSecond: 1e9, Burst: 1e9}})
 	if err != nil {
 		f.Fatal(err)
 	}

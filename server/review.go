@@ -97,7 +97,7 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request, p *Principal) *p
 	}
 	ev := trail.Event{
 		Stream: ReviewStream, Type: reviewType, Action: reviewAction, Outcome: trail.OutcomeSuccess,
-		Actor:   trail.Actor{ID: p.Name, Address: s.cfg.TrustedProxies.clientAddr(r), UserAgent: userAgent(r)},
+		Actor:   trail.Actor{ID: p.Name, Address: s.cfg.TrustedProxies.ClientAddr(r), UserAgent: userAgent(r)},
 		Patient: bg.Patient,
 	}
 	var err error

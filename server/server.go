@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/auth"
 )
 
 // Config configures a Server. The zero value of each field but the
@@ -69,6 +70,14 @@ const (
 	defaultMaxTails       = 32
 )
 
+// Read rates per principal (ReadRate in Config).
+const (
+	defaultReadRate       = 50
+	defaultReadBurst      = 200
+	defaultAdminReadRate  = 1000
+	defaultAdminReadBurst = 2000
+)
+
 // Server is the HTTP face of one engine.
 type Server struct {
 	l        *trail.Log
@@ -78,9 +87,9 @@ type Server struct {
 	reg      *prometheus.Registry
 	metrics  *metrics
 	mux      *http.ServeMux
-	failures *limiter // failed authentication, by client address (/64 for IPv6)
-	reads    *limiter // reads, by principal
-	admin    *limiter // reads of admin principals, by principal
+	failures *auth.Limiter // failed authentication, by client address (/64 for IPv6)
+	reads    *auth.Limiter // reads, by principal
+	admin    *auth.Limiter // reads of admin principals, by principal
 	tails    tailCount
 	notify   *notifier     // posts emergency accesses to Config.Notify.URL; nil without one
 	stop     chan struct{} // closed by Shutdown: live tails end
@@ -121,20 +130,20 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	if cfg.MaxTails <= 0 {
 		cfg.MaxTails = defaultMaxTails
 	}
-	if !cfg.ReadRate.set() {
-		cfg.ReadRate = Rate{defaultReadRate, defaultReadBurst}
+	if !cfg.ReadRate.IsSet() {
+		cfg.ReadRate = Rate{PerSecond: defaultReadRate, Burst: defaultReadBurst}
 	}
-	if !cfg.AdminReadRate.set() {
-		cfg.AdminReadRate = Rate{defaultAdminReadRate, defaultAdminReadBurst}
+	if !cfg.AdminReadRate.IsSet() {
+		cfg.AdminReadRate = Rate{PerSecond: defaultAdminReadRate, Burst: defaultAdminReadBurst}
 	}
 	reg := cfg.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	s := &Server{l: l, cfg: cfg, auth: cfg.Auth, log: cfg.Logger, reg: reg, stop: make(chan struct{}),
-		failures: newLimiter(failRate, failBurst, maxFailBuckets),
-		reads:    newLimiter(cfg.ReadRate.PerSecond, float64(max(1, cfg.ReadRate.Burst)), maxFailBuckets),
-		admin:    newLimiter(cfg.AdminReadRate.PerSecond, float64(max(1, cfg.AdminReadRate.Burst)), maxFailBuckets),
+		failures: auth.NewLimiter(auth.FailRate, auth.FailBurst, auth.MaxBuckets),
+		reads:    auth.NewLimiter(cfg.ReadRate.PerSecond, float64(max(1, cfg.ReadRate.Burst)), auth.MaxBuckets),
+		admin:    auth.NewLimiter(cfg.AdminReadRate.PerSecond, float64(max(1, cfg.AdminReadRate.Burst)), auth.MaxBuckets),
 		tails:    tailCount{n: map[string]int{}},
 	}
 	m, err := newMetrics(reg, l)
@@ -155,6 +164,15 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	}
 	s.routes()
 	return s, nil
+}
+
+// registerAuth registers the authenticator's metrics, when it has any, on
+// the server's registry.
+func registerAuth(reg prometheus.Registerer, a Authenticator) error {
+	if c, ok := a.(prometheus.Collector); ok {
+		return reg.Register(c)
+	}
+	return nil
 }
 
 // Handler returns the HTTP handler of the API.
@@ -239,16 +257,16 @@ func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, *Princ
 			}
 			return
 		}
-		addr := s.cfg.TrustedProxies.clientAddr(r)
-		key := limitKey(addr)
-		if blocked, wait := s.failures.blocked(key); blocked {
+		addr := s.cfg.TrustedProxies.ClientAddr(r)
+		key := auth.LimitKey(addr)
+		if blocked, wait := s.failures.Blocked(key); blocked {
 			pr := newProblem(http.StatusTooManyRequests, "auth_rate_limited",
 				"too many requests with invalid credentials from "+addr+"; wait and send a valid token")
 			pr.retryAfter = wait
 			s.writeProblem(w, r, pr)
 			return
 		}
-		s.failures.spend(key)
+		s.failures.Spend(key)
 		s.log.Info("unauthenticated request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "client", addr, "err", err)
 		s.writeProblem(w, r, newProblem(http.StatusUnauthorized, "unauthenticated",
 			"this endpoint needs a valid token: send Authorization: Bearer <token> ("+err.Error()+")"))
@@ -263,7 +281,7 @@ func (s *Server) readAllowed(p *Principal) *problem {
 	if p.Admin {
 		lim = s.admin
 	}
-	ok, wait := lim.take(p.Name)
+	ok, wait := lim.Take(p.Name)
 	if ok {
 		return nil
 	}

@@ -19,7 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/internal/syslog"
 	"github.com/trailhq/trail/server"
 )
@@ -64,7 +64,7 @@ func startSyslog(t testing.TB, opts ...func(*syslogSetup)) *syslogServer {
 		atnaPrincipal: {"patient/*", "atna/*"}, narrowPrincipal: {"other/*"}, unparsedOnly: {"atna/unparsed"},
 		pacsPrincipal: {"patient/*", "atna/*"},
 	} {
-		if _, err := access.Create(dir, access.Principal{Name: name, Append: grants}, time.Now()); err != nil {
+		if _, err := auth.Create(dir, auth.Entry{Name: name, Append: grants}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func startSyslog(t testing.TB, opts ...func(*syslogSetup)) *syslogServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := server.NewTokenAuth(dir, tok, nil)
+	ta, err := server.NewTokenAuth(dir, tok, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func startSyslog(t testing.TB, opts ...func(*syslogSetup)) *syslogServer {
 		}
 		st.cfg.TLSAddr = "127.0.0.1:0"
 	}
-	srv, err := server.New(l, server.Config{Auth: auth, Registry: s.reg, ReadRate: unlimitedReads, AdminReadRate: unlimitedReads})
+	srv, err := server.New(l, server.Config{Auth: ta, Registry: s.reg, ReadRate: unlimitedReads, AdminReadRate: unlimitedReads})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func startSyslog(t testing.TB, opts ...func(*syslogSetup)) *syslogServer {
 		}
 		srv.Shutdown()
 		ts.Close()
-		auth.Close()
+		ta.Close()
 		if err := l.Close(ctx); err != nil {
 			t.Errorf("close engine: %v", err)
 		}

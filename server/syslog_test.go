@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -443,7 +443,7 @@ func TestSyslogRevoked(t *testing.T) {
 	raw := octet(rfc5424(sample(t, "110110-patient-record")))
 	write(t, c, raw)
 	s.waitCount(t, server.TransportTCP, "stored", 1)
-	if err := access.Revoke(s.dir, atnaPrincipal, time.Now()); err != nil {
+	if err := auth.Revoke(s.dir, atnaPrincipal, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * server.PolicyReload)

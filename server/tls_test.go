@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/client"
-	"github.com/trailhq/trail/internal/access"
 	"github.com/trailhq/trail/server"
 )
 
@@ -202,7 +202,7 @@ func (m *mxTLS) client(t testing.TB, conf *tls.Config) *http.Client {
 // renewed server certificate is served without a restart.
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	s := mxStart(t, mxFast(), []access.Principal{
+	s := mxStart(t, mxFast(), []auth.Entry{
 		{Name: "clinic-app", Read: []string{"patient/1"}, Append: []string{"patient/*"}},
 		{Name: "revoked-app", Read: []string{"patient/*"}},
 		{Name: "bearer-user", Read: []string{"patient/1"}},

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -80,7 +80,7 @@ func TestTokenLifecycle(t *testing.T) {
 	s := mxStart(t, mxFast(), nil)
 	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
 
-	tok := mxCreate(t, s.dir, access.Principal{Name: "late-comer", Read: []string{"patient/1"}})
+	tok := mxCreate(t, s.dir, auth.Entry{Name: "late-comer", Read: []string{"patient/1"}})
 	created := time.Now()
 	if !strings.HasPrefix(tok, server.TokenPrefix) || len(tok) < len(server.TokenPrefix)+43 {
 		t.Errorf("token %q: want %s and 32 random bytes", tok, server.TokenPrefix)
@@ -90,7 +90,7 @@ func TestTokenLifecycle(t *testing.T) {
 	mxProblem(t, mxServe(s.h, mxAddr(), mxRequest{method: http.MethodGet, path: "/v1/streams/patient/2", token: tok}),
 		http.StatusForbidden, "read grant", "patient/2")
 
-	if err := access.Revoke(s.dir, "late-comer", time.Now()); err != nil {
+	if err := auth.Revoke(s.dir, "late-comer", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	revoked := time.Now()
@@ -99,10 +99,10 @@ func TestTokenLifecycle(t *testing.T) {
 	time.Sleep(server.PolicyReload + 50*time.Millisecond)
 	mxUnauthorized(t, mxServe(s.h, mxAddr(), mxHead(tok)))
 
-	if _, err := access.Create(s.dir, access.Principal{Name: "late-comer"}, time.Now()); !errors.Is(err, access.ErrExists) {
+	if _, err := auth.Create(s.dir, auth.Entry{Name: "late-comer"}, time.Now()); !errors.Is(err, auth.ErrExists) {
 		t.Errorf("create a revoked name again: %v, want ErrExists (revoke does not free a name)", err)
 	}
-	if err := access.Revoke(s.dir, "no-such-one", time.Now()); !errors.Is(err, access.ErrNotFound) {
+	if err := auth.Revoke(s.dir, "no-such-one", time.Now()); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("revoke an unknown name: %v, want ErrNotFound", err)
 	}
 }
@@ -131,7 +131,7 @@ type mxChurn struct {
 // policy.
 func TestTokenPolicySwapUnderLoad(t *testing.T) {
 	t.Parallel()
-	s := mxStart(t, mxFast(), []access.Principal{{Name: "steady", Read: []string{"patient/*"}, Append: []string{"patient/*"}}})
+	s := mxStart(t, mxFast(), []auth.Entry{{Name: "steady", Read: []string{"patient/*"}, Append: []string{"patient/*"}}})
 	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
 	steady := &mxChurn{name: "steady", token: s.tokens["steady"]}
 
@@ -172,7 +172,7 @@ func TestTokenPolicySwapUnderLoad(t *testing.T) {
 	const n = 24
 	var made []*mxChurn
 	for i := range n {
-		p := access.Principal{Name: fmt.Sprintf("churn-%02d", i), Read: []string{"patient/1"}, Append: []string{"patient/*"}}
+		p := auth.Entry{Name: fmt.Sprintf("churn-%02d", i), Read: []string{"patient/1"}, Append: []string{"patient/*"}}
 		c := &mxChurn{name: p.Name, token: mxCreate(t, s.dir, p), created: time.Now()}
 		made = append(made, c)
 		mu.Lock()
@@ -183,7 +183,7 @@ func TestTokenPolicySwapUnderLoad(t *testing.T) {
 	time.Sleep(2 * server.PolicyReload)
 	for _, c := range made {
 		c.revoking = time.Now()
-		if err := access.Revoke(s.dir, c.name, time.Now()); err != nil {
+		if err := auth.Revoke(s.dir, c.name, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		c.revoked = time.Now()
@@ -253,9 +253,9 @@ func mxCheckChurn(t *testing.T, c *mxChurn) {
 // it; once repaired, reads work again and changes apply.
 func TestTokenFileMalformed(t *testing.T) {
 	t.Parallel()
-	s := mxStart(t, mxFast(), []access.Principal{{Name: "steady", Read: []string{"patient/1"}, Append: []string{"patient/*"}}})
+	s := mxStart(t, mxFast(), []auth.Entry{{Name: "steady", Read: []string{"patient/1"}, Append: []string{"patient/*"}}})
 	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
-	path := filepath.Join(s.dir, access.FileName)
+	path := filepath.Join(s.dir, auth.TokensFile)
 	good, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -324,14 +324,14 @@ func TestTokenFileMalformed(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := access.Create(s.dir, access.Principal{Name: "on-broken"}, time.Now()); err == nil {
+	if _, err := auth.Create(s.dir, auth.Entry{Name: "on-broken"}, time.Now()); err == nil {
 		t.Errorf("token create over a malformed tokens file succeeded: it must not replace what it cannot read")
 	}
 
 	if err := os.WriteFile(path, good, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tok := mxCreate(t, s.dir, access.Principal{Name: "after-repair", Read: []string{"patient/1"}})
+	tok := mxCreate(t, s.dir, auth.Entry{Name: "after-repair", Read: []string{"patient/1"}})
 	mxWaitStatus(t, s, mxHead(tok), time.Now(), http.StatusOK, http.StatusUnauthorized)
 	works("repaired tokens file")
 }
@@ -344,22 +344,22 @@ func TestTokenFileMalformed(t *testing.T) {
 // revocation the server could not read is then in force.
 func TestTokenFileUnreadable(t *testing.T) {
 	t.Parallel()
-	s := mxStart(t, mxFast(), []access.Principal{
+	s := mxStart(t, mxFast(), []auth.Entry{
 		{Name: "reader", Read: []string{"patient/1"}, Append: []string{"patient/*"}},
 		{Name: "kept", Read: []string{"patient/1"}},
 	})
 	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
-	path := filepath.Join(s.dir, access.FileName)
+	path := filepath.Join(s.dir, auth.TokensFile)
 	reader := s.tokens["reader"]
 	for _, c := range []struct {
 		name    string
 		breakIt func() error
 	}{
 		{"directory", func() error { return os.Mkdir(path, 0o700) }},
-		{"symlink loop", func() error { return os.Symlink(access.FileName, path) }},
+		{"symlink loop", func() error { return os.Symlink(auth.TokensFile, path) }},
 	} {
 		// The revocation is written, then the file made unreadable.
-		if err := access.Revoke(s.dir, "reader", time.Now()); err != nil {
+		if err := auth.Revoke(s.dir, "reader", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		good, err := os.ReadFile(path)
@@ -430,7 +430,7 @@ func mxPrincipalJSON(name string) string {
 // after Retry-After the address may try again.
 func TestFailedAuthRateLimit(t *testing.T) {
 	t.Parallel()
-	s := mxStart(t, mxFast(), []access.Principal{{Name: "reader-1", Read: []string{"patient/1"}}})
+	s := mxStart(t, mxFast(), []auth.Entry{{Name: "reader-1", Read: []string{"patient/1"}}})
 	s.serve(t)
 	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
 	guesser, other := mxClientFrom(t, "127.0.0.20"), mxClientFrom(t, "127.0.0.21")
@@ -446,7 +446,7 @@ func TestFailedAuthRateLimit(t *testing.T) {
 	var r mxReply
 	tries := 0
 	for tries = 1; tries <= 40; tries++ {
-		tok := access.NewToken()
+		tok := string(auth.NewToken())
 		if tries%3 == 0 {
 			tok = "" // no token counts as a failure too
 		}
@@ -495,7 +495,7 @@ func TestFailedAuthRateLimit(t *testing.T) {
 // revocation never reaches a tail the principal opened before it.
 func TestRevokeEndsLiveTail(t *testing.T) {
 	t.Parallel()
-	s := mxStart(t, mxFast(), []access.Principal{{Name: "watcher", Read: []string{"patient/*"}}})
+	s := mxStart(t, mxFast(), []auth.Entry{{Name: "watcher", Read: []string{"patient/*"}}})
 	s.serve(t)
 	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
 	ctx, cancel := context.WithCancel(t.Context())
@@ -526,7 +526,7 @@ func TestRevokeEndsLiveTail(t *testing.T) {
 		t.Fatalf("tail sent %d, want %d", got, before)
 	}
 
-	if err := access.Revoke(s.dir, "watcher", time.Now()); err != nil {
+	if err := auth.Revoke(s.dir, "watcher", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(mxReach + 200*time.Millisecond)
@@ -548,12 +548,12 @@ func TestRevokeEndsLiveTail(t *testing.T) {
 // tail of it ends.
 func TestTokenExpires(t *testing.T) {
 	t.Parallel()
-	s := mxStart(t, mxFast(), []access.Principal{{Name: "steady", Read: []string{"patient/1"}}})
+	s := mxStart(t, mxFast(), []auth.Entry{{Name: "steady", Read: []string{"patient/1"}}})
 	mxAppend(t, s.l, mxEvent("patient/1", "1", "dr-one"))
 	expires := time.Now().Add(1500 * time.Millisecond)
-	tok := mxCreate(t, s.dir, access.Principal{Name: "temp", Read: []string{"patient/1"}, Expires: &expires})
+	tok := mxCreate(t, s.dir, auth.Entry{Name: "temp", Read: []string{"patient/1"}, Expires: &expires})
 	mxWaitStatus(t, s, mxHead(tok), time.Now(), http.StatusOK, http.StatusUnauthorized)
-	st, err := os.Stat(filepath.Join(s.dir, access.FileName))
+	st, err := os.Stat(filepath.Join(s.dir, auth.TokensFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,10 +566,10 @@ func TestTokenExpires(t *testing.T) {
 	if r := mxServe(s.h, mxAddr(), mxHead(s.tokens["steady"])); r.status != http.StatusOK {
 		t.Errorf("another principal's read after the expiry: %v", r)
 	}
-	if st2, err := os.Stat(filepath.Join(s.dir, access.FileName)); err != nil || !st2.ModTime().Equal(st.ModTime()) {
+	if st2, err := os.Stat(filepath.Join(s.dir, auth.TokensFile)); err != nil || !st2.ModTime().Equal(st.ModTime()) {
 		t.Errorf("the tokens file changed (%v): expiry must not need a change", err)
 	}
-	if _, err := access.Create(s.dir, access.Principal{Name: "past", Expires: &expires}, time.Now()); err == nil {
+	if _, err := auth.Create(s.dir, auth.Entry{Name: "past", Expires: &expires}, time.Now()); err == nil {
 		t.Errorf("created a principal that expired already")
 	}
 }
@@ -579,14 +579,14 @@ func TestTokenExpires(t *testing.T) {
 func TestTokenFileFailureLogged(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	mxCreate(t, dir, access.Principal{Name: "one"})
+	mxCreate(t, dir, auth.Entry{Name: "one"})
 	var buf mxLockedBuffer
 	a, err := server.NewTokenAuth(dir, server.NewToken(), slog.New(slog.NewTextHandler(&buf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if err := os.WriteFile(filepath.Join(dir, access.FileName), []byte("{"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, auth.TokensFile), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3*time.Second + server.PolicyReload)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/trailhq/trail/auth"
 )
 
 // The web console (/ui/): server-rendered pages for privacy officers and
@@ -166,11 +168,11 @@ func (c *console) transport(r *http.Request) (secure, ok bool) {
 		return true, true
 	}
 	proxies := c.s.cfg.TrustedProxies
-	if peer, err := netip.ParseAddr(peerAddr(r)); err == nil && len(proxies) > 0 && proxies.trusted(peer) &&
+	if peer, err := netip.ParseAddr(auth.PeerAddr(r)); err == nil && len(proxies) > 0 && proxies.Trusted(peer) &&
 		r.Header.Get("X-Forwarded-Proto") == "https" {
 		return true, true
 	}
-	client, err := netip.ParseAddr(proxies.clientAddr(r))
+	client, err := netip.ParseAddr(proxies.ClientAddr(r))
 	return false, err == nil && client.Unmap().IsLoopback()
 }
 

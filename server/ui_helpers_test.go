@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -30,7 +30,7 @@ type uiEnv struct {
 }
 
 // The principals of the console's tests.
-var uiPrincipals = []access.Principal{
+var uiPrincipals = []auth.Entry{
 	{Name: "officer", Read: []string{"patient/*", "trail/access"}},
 	{Name: "dr-house", Read: []string{"patient/*"}},
 	{Name: "billing", Read: []string{"billing/*"}},

@@ -12,7 +12,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 )
 
 // Sign-in through OpenID Connect (OIDCConfig): GET /ui/signin/oidc starts
@@ -44,7 +44,7 @@ func (o oidcCredential) authenticate(a Authenticator, _ *http.Request) (*Princip
 	if o.patient != nil {
 		return o.patient, nil
 	}
-	if err := access.CheckName(o.name); err != nil { // never admin or trail…
+	if err := auth.CheckName(o.name); err != nil { // never admin or trail…
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	pn, ok := a.(Principals)
@@ -80,7 +80,7 @@ func (c *console) signinOIDC(w http.ResponseWriter, r *http.Request) {
 	if safeNext(next) != next {
 		next = "" // the principal's first page
 	}
-	id, fl := c.oidcFlows.add(next, limitKey(c.s.cfg.TrustedProxies.clientAddr(r)))
+	id, fl := c.oidcFlows.add(next, auth.LimitKey(c.s.cfg.TrustedProxies.ClientAddr(r)))
 	c.setOIDCCookie(w, r, id, int(oidcFlowLifetime.Seconds()))
 	http.Redirect(w, r, oc.AuthCodeURL(fl.state, oidc.Nonce(fl.nonce), oauth2.S256ChallengeOption(fl.verifier)), http.StatusSeeOther)
 }
@@ -193,7 +193,7 @@ func (c *console) oidcPrincipal(claims map[string]json.RawMessage) (*Principal, 
 		switch {
 		case !ok:
 			why = append(why, fmt.Sprintf("your identity carries no claim %q naming a principal", pc))
-		case access.CheckName(name) != nil:
+		case auth.CheckName(name) != nil:
 			why = append(why, fmt.Sprintf("claim %q is %q, a name that may not sign in here", pc, name))
 		default:
 			p, err := cred.authenticate(c.s.auth, nil)
@@ -209,7 +209,7 @@ func (c *console) oidcPrincipal(claims map[string]json.RawMessage) (*Principal, 
 		case !ok:
 			why = append(why, fmt.Sprintf("your identity carries no claim %q naming a patient", pc))
 		default:
-			name, err := access.PatientName(id)
+			name, err := auth.PatientName(id)
 			if err != nil {
 				why = append(why, fmt.Sprintf("claim %q is %q, which is not a patient identifier", pc, id))
 				break

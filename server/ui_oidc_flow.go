@@ -48,7 +48,7 @@ const (
 type oidcFlow struct {
 	state, nonce, verifier string
 	next                   string // the console page to go to after
-	client                 string // the limitKey of the address that started it
+	client                 string // the auth.LimitKey of the address that started it
 	created                time.Time
 }
 
@@ -64,7 +64,7 @@ func newOIDCFlows() *oidcFlows {
 	return &oidcFlows{byKey: map[[32]byte]*oidcFlow{}, byClient: map[string][][32]byte{}, now: time.Now}
 }
 
-// add starts a flow for a sign-in from client (its limitKey) and returns
+// add starts a flow for a sign-in from client (its auth.LimitKey) and returns
 // its cookie value. It makes room by dropping the client's oldest flow past
 // maxOIDCFlowsPerClient, and past maxOIDCFlows the expired ones, else the
 // oldest.

@@ -20,7 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -393,7 +393,7 @@ func TestOIDCRevoked(t *testing.T) {
 		t.Fatalf("callback: %d: %.500s", p.status, p.body)
 	}
 	signedInAs(t, b, "dr-house", "OpenID Connect")
-	if err := access.Revoke(o.dir, "dr-house", time.Now()); err != nil {
+	if err := auth.Revoke(o.dir, "dr-house", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

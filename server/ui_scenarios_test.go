@@ -19,7 +19,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -447,7 +447,7 @@ func TestConsoleBrowserSession(t *testing.T) {
 	tb.shot("signin-idle")
 
 	tb.signIn(e.tokens["dr-house"])
-	if err := access.Revoke(e.dir, "dr-house", time.Now()); err != nil {
+	if err := auth.Revoke(e.dir, "dr-house", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * server.PolicyReload)

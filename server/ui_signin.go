@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/trailhq/trail/auth"
 )
 
 // Sign-in and sign-out. Every form carries a CSRF token: the sign-in
@@ -111,13 +113,13 @@ func (c *console) signinToken(w http.ResponseWriter, r *http.Request) {
 // It counts against the client address like a failed API request; past the
 // limit the answer is 429 whatever went wrong.
 func (c *console) refuseSignin(w http.ResponseWriter, r *http.Request, via string, err error, status int, msg string) {
-	addr := c.s.cfg.TrustedProxies.clientAddr(r)
-	key := limitKey(addr)
-	if blocked, _ := c.s.failures.blocked(key); blocked {
+	addr := c.s.cfg.TrustedProxies.ClientAddr(r)
+	key := auth.LimitKey(addr)
+	if blocked, _ := c.s.failures.Blocked(key); blocked {
 		c.renderSignin(w, r, http.StatusTooManyRequests, "", "Too many failed sign-ins from your address. Wait a minute and try again.")
 		return
 	}
-	c.s.failures.spend(key)
+	c.s.failures.Spend(key)
 	c.log.Info("console sign-in refused", "via", via, "client", addr, "err", err)
 	c.renderSignin(w, r, status, "", msg)
 }
@@ -162,7 +164,7 @@ func (c *console) openSession(w http.ResponseWriter, r *http.Request, p *Princip
 	name, signin, secure := c.cookieNames(r)
 	setCookie(w, name, id, secure, 0)
 	setCookie(w, signin, "", secure, -1)
-	c.log.Info("console sign-in", "principal", p.Name, "via", cred.via(), "client", c.s.cfg.TrustedProxies.clientAddr(r))
+	c.log.Info("console sign-in", "principal", p.Name, "via", cred.via(), "client", c.s.cfg.TrustedProxies.ClientAddr(r))
 	return s
 }
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -282,7 +282,7 @@ func TestConsoleLiveRevoked(t *testing.T) {
 			t.Fatal("no live tail after 3s")
 		}
 	}
-	if err := access.Revoke(e.dir, "dr-house", time.Now()); err != nil {
+	if err := auth.Revoke(e.dir, "dr-house", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if line, _ := ls.next(2*server.PolicyReload + 3*time.Second); !strings.Contains(line, `"why":"revoked"`) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -190,7 +190,7 @@ func TestConsoleSignOutAndRevoke(t *testing.T) {
 
 	b = e.browser(t)
 	b.signIn(e.tokens["dr-house"])
-	if err := access.Revoke(e.dir, "dr-house", time.Now()); err != nil {
+	if err := auth.Revoke(e.dir, "dr-house", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(3 * time.Second)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/internal/datadir"
 	"github.com/trailhq/trail/server"
 )
@@ -121,7 +122,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		scheme = "https://"
 	}
 	if d.tokenCreated {
-		logger.Info("admin token created; keep it secret", "file", filepath.Join(abs, server.AdminTokenFile))
+		logger.Info("admin token created; keep it secret", "file", filepath.Join(abs, auth.AdminTokenFile))
 	}
 	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil) // before the line that says it serves, which scripts wait for
 	logger.Info("trail serving", append([]any{"data", abs, "listen", scheme + ln.Addr().String(),
@@ -147,8 +148,8 @@ type daemon struct {
 	l            *trail.Log
 	srv          *server.Server
 	http         *http.Server
-	token        server.Token
-	auth         *server.TokenAuth      // nil when the caller gave its own
+	token        auth.Token
+	auth         *auth.TokenAuth        // nil when the caller gave its own
 	syslog       *server.SyslogReceiver // nil without syslog listeners
 	tokenCreated bool
 	errc         chan error
@@ -180,11 +181,11 @@ func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listen
 		l.Close(context.Background())
 		return nil, err
 	}
-	if d.token, d.tokenCreated, err = server.EnsureAdminToken(dir); err != nil {
+	if d.token, d.tokenCreated, err = auth.EnsureAdminToken(dir); err != nil {
 		return fail(err)
 	}
 	if scfg.Auth == nil {
-		if d.auth, err = server.NewTokenAuth(dir, d.token, cfg.Logger); err != nil {
+		if d.auth, err = auth.NewTokenAuth(dir, d.token, cfg.Logger); err != nil {
 			return fail(err)
 		}
 		scfg.Auth = d.auth

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/server"
 )
 
@@ -34,7 +35,7 @@ func (l *serveLimits) flags(fs *flag.FlagSet) {
 func (l *serveLimits) config() (server.Config, error) {
 	var c server.Config
 	var err error
-	if c.TrustedProxies, err = server.ParseProxies(l.proxies); err != nil {
+	if c.TrustedProxies, err = auth.ParseProxies(l.proxies); err != nil {
 		return c, err
 	}
 	if l.bodyTimeout <= 0 {

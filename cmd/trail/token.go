@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/trailhq/trail/internal/access"
+	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/internal/datadir"
 )
 
@@ -28,7 +28,7 @@ type tokenCmd struct {
 type patterns []string
 
 func (p *patterns) String() string     { return strings.Join(*p, ",") }
-func (p *patterns) Set(v string) error { *p = append(*p, v); return access.CheckPattern(v) }
+func (p *patterns) Set(v string) error { *p = append(*p, v); return auth.CheckPattern(v) }
 
 func (c *tokenCmd) Run(ctx context.Context, args []string) error {
 	usage := &exitError{2, errors.New("usage: trail token create|list|revoke --data DIR ...")}
@@ -46,7 +46,7 @@ func (c *tokenCmd) Run(ctx context.Context, args []string) error {
 	default:
 		return usage
 	}
-	if errors.Is(err, os.ErrPermission) && !errors.Is(err, access.ErrUnwritten) {
+	if errors.Is(err, os.ErrPermission) && !errors.Is(err, auth.ErrUnwritten) {
 		err = fmt.Errorf("%w (run trail token as the user trail serve runs as, or as root)", err)
 	}
 	return err
@@ -60,7 +60,7 @@ func (c *tokenCmd) flags(name string) (*flag.FlagSet, *string) {
 
 func (c *tokenCmd) create(args []string) error {
 	fs, data := c.flags("create")
-	var pr access.Principal
+	var pr auth.Entry
 	fs.StringVar(&pr.Name, "name", "", "principal name (required): 1-128 bytes of A-Z a-z 0-9 . _ : @ -; a client certificate with this subject CN authenticates as it")
 	fs.Var((*patterns)(&pr.Append), "append", "may append to streams matching `pattern` (exact, or prefix/*); repeatable")
 	fs.Var((*patterns)(&pr.Read), "read", "may read streams matching `pattern` (exact, or prefix/*); repeatable")
@@ -75,11 +75,11 @@ func (c *tokenCmd) create(args []string) error {
 	if pr.Name == "" || fs.NArg() > 0 {
 		return &exitError{2, errors.New("usage: trail token create --data DIR --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--patient ID] [--expires 90d]")}
 	}
-	if err := access.CheckName(pr.Name); err != nil {
+	if err := auth.CheckName(pr.Name); err != nil {
 		return &exitError{2, err}
 	}
 	if pr.Patient != "" {
-		if err := access.CheckPatientPrincipal(pr); err != nil {
+		if err := auth.CheckPatientPrincipal(pr.Principal()); err != nil {
 			return &exitError{2, err}
 		}
 	}
@@ -95,7 +95,7 @@ func (c *tokenCmd) create(args []string) error {
 	if err := checkDataDir(*data); err != nil {
 		return err
 	}
-	tok, err := access.Create(*data, pr, now)
+	tok, err := auth.Create(*data, pr, now)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (c *tokenCmd) list(args []string) error {
 	if err := checkDataDir(*data); err != nil {
 		return err
 	}
-	p, err := access.Load(*data)
+	p, err := auth.Load(*data)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (c *tokenCmd) revoke(args []string) error {
 	if err := checkDataDir(*data); err != nil {
 		return err
 	}
-	if err := access.Revoke(*data, fs.Arg(0), time.Now()); err != nil {
+	if err := auth.Revoke(*data, fs.Arg(0), time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "revoked %s\n", fs.Arg(0))

@@ -1,4 +1,4 @@
-package server
+package auth
 
 import (
 	"crypto/subtle"
@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/trailhq/trail/internal/access"
 )
 
 // PolicyReload is how often TokenAuth looks for a changed tokens file: a
@@ -42,7 +40,7 @@ const PolicyReload = 250 * time.Millisecond
 // appends go on under the last policy read, so that no application is held
 // up and no revoked reader sees more. The failure is logged every second and
 // counted in trail_tokens_reload_errors_total (TokenAuth is a
-// prometheus.Collector, registered by New).
+// prometheus.Collector, registered by server.New).
 type TokenAuth struct {
 	dir   string
 	admin [32]byte
@@ -151,7 +149,7 @@ func (a *TokenAuth) report(err error) {
 	a.mu.Unlock()
 	if due {
 		a.log.Error("tokens file unreadable: reads other than the admin's are refused, appends go on under the previous policy, until it is repaired",
-			"file", filepath.Join(a.dir, access.FileName), "err", err)
+			"file", filepath.Join(a.dir, TokensFile), "err", err)
 	}
 }
 
@@ -165,9 +163,9 @@ func (a *TokenAuth) Reload() (bool, error) {
 	if err == nil && id == a.seen && a.cur.Load() != nil && a.stale.Load() == nil {
 		return false, nil
 	}
-	var pol access.Policy
+	var pol Policy
 	if err == nil {
-		pol, err = access.Load(a.dir)
+		pol, err = Load(a.dir)
 	}
 	if err != nil {
 		a.reloadErrors.Inc()
@@ -183,7 +181,7 @@ func (a *TokenAuth) Reload() (bool, error) {
 // statFile identifies the policy file; a missing file has the zero id.
 func (a *TokenAuth) statFile() (fileID, error) {
 	var id fileID
-	st, err := os.Stat(filepath.Join(a.dir, access.FileName))
+	st, err := os.Stat(filepath.Join(a.dir, TokensFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -197,7 +195,7 @@ func (a *TokenAuth) statFile() (fileID, error) {
 	return id, nil
 }
 
-func newPolicyView(pol access.Policy) *policyView {
+func newPolicyView(pol Policy) *policyView {
 	v := &policyView{byName: map[string]principalHash{}}
 	for _, pr := range pol.Principals {
 		if pr.Revoked != nil {
@@ -205,7 +203,7 @@ func newPolicyView(pol access.Policy) *policyView {
 		}
 		var ph principalHash
 		hex.Decode(ph.hash[:], []byte(pr.TokenSHA256))
-		ph.p = &Principal{Name: pr.Name, Admin: pr.Admin, BreakGlass: pr.BreakGlass, Review: pr.Review, Patient: pr.Patient, Append: pr.Append, Read: pr.Read}
+		ph.p = pr.Principal()
 		if pr.Expires != nil {
 			ph.expires = *pr.Expires
 		}
@@ -233,7 +231,7 @@ func (a *TokenAuth) Describe(ch chan<- *prometheus.Desc) { a.reloadErrors.Descri
 // Collect implements prometheus.Collector.
 func (a *TokenAuth) Collect(ch chan<- prometheus.Metric) { a.reloadErrors.Collect(ch) }
 
-var adminPrincipal = &Principal{Name: access.AdminName, Admin: true}
+var adminPrincipal = &Principal{Name: AdminName, Admin: true}
 
 // Authenticate implements Authenticator.
 func (a *TokenAuth) Authenticate(r *http.Request) (*Principal, error) {
@@ -241,7 +239,7 @@ func (a *TokenAuth) Authenticate(r *http.Request) (*Principal, error) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		return v.byCertificate(r.TLS.VerifiedChains[0][0], a.now())
 	}
-	tok, ok := bearer(r)
+	tok, ok := Bearer(r)
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
@@ -282,43 +280,6 @@ func (v *policyView) byCertificate(c *x509.Certificate, now time.Time) (*Princip
 	return ph.p, nil
 }
 
-// readGate is an Authenticator that may be unable to vouch for read grants:
-// TokenAuth while its tokens file cannot be loaded.
-type readGate interface {
-	ReadRefusal(p *Principal) error
-}
-
-// policyRefusal returns the answer to a read by p when the authenticator
-// cannot vouch for read grants now, or nil.
-//
-// It is 503, not 403: the caller's grant is not known to be missing — the
-// server cannot tell what the policy is, as a revocation may be among what
-// it cannot read — so the fault is the server's. A 503 with Retry-After is
-// retried by clients once an administrator has repaired the file, shows on
-// the operator's dashboards with the other 5xx, and is not taken for a
-// refused grant (a 403, recorded in trail/access, tells the caller its
-// grants need changing). Nothing is read, so nothing is recorded; the
-// failure is logged and counted by the authenticator.
-func (s *Server) policyRefusal(p *Principal) *problem {
-	g, ok := s.auth.(readGate)
-	if !ok || g.ReadRefusal(p) == nil {
-		return nil
-	}
-	pr := newProblem(http.StatusServiceUnavailable, "tokens_unreadable",
-		"the server's tokens file ("+access.FileName+") is unreadable, so it cannot tell who may read: reads are refused (appends go on) until an administrator repairs it")
-	pr.retryAfter = 5
-	return pr
-}
-
-// registerAuth registers the authenticator's metrics, when it has any, on
-// the server's registry.
-func registerAuth(reg prometheus.Registerer, auth Authenticator) error {
-	if c, ok := auth.(prometheus.Collector); ok {
-		return reg.Register(c)
-	}
-	return nil
-}
-
 // PrincipalByName returns the active principal of the tokens file named
 // name, for listeners that do not authenticate their peers themselves
 // (syslog over TCP and UDP append as one named principal). It refuses the
@@ -326,13 +287,13 @@ func registerAuth(reg prometheus.Registerer, auth Authenticator) error {
 // listener must carry only the grants it needs. A revoked or expired
 // principal is refused from that moment, so callers look it up per use.
 func (a *TokenAuth) PrincipalByName(name string) (*Principal, error) {
-	if name == access.AdminName {
+	if name == AdminName {
 		return nil, errAdminPrincipal
 	}
 	ph, ok := a.cur.Load().byName[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q is not an active principal of %s (create it with trail token create --name %s --append PATTERN)",
-			ErrUnauthenticated, name, access.FileName, name)
+			ErrUnauthenticated, name, TokensFile, name)
 	}
 	if ph.expired(a.now()) {
 		return nil, fmt.Errorf("%w: principal %q expired at %s", ErrUnauthenticated, name, ph.expires.UTC().Format(time.RFC3339))

@@ -1,4 +1,4 @@
-package server
+package auth
 
 import (
 	"fmt"
@@ -35,7 +35,8 @@ func ParseProxies(cidrs []string) (Proxies, error) {
 	return ps, nil
 }
 
-func (ps Proxies) trusted(a netip.Addr) bool {
+// Trusted reports whether a is the address of a trusted proxy.
+func (ps Proxies) Trusted(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range ps {
 		if p.Contains(a) {
@@ -45,14 +46,14 @@ func (ps Proxies) trusted(a netip.Addr) bool {
 	return false
 }
 
-// clientAddr is the address a request is attributed to: its peer, or, when
+// ClientAddr is the address a request is attributed to: its peer, or, when
 // the peer is a trusted proxy, the rightmost untrusted X-Forwarded-For
 // address. When every forwarded address is trusted the leftmost is taken;
 // malformed entries end the walk (the peer or the last good address stands).
-func (ps Proxies) clientAddr(r *http.Request) string {
-	peer := peerAddr(r)
+func (ps Proxies) ClientAddr(r *http.Request) string {
+	peer := PeerAddr(r)
 	a, err := netip.ParseAddr(peer)
-	if err != nil || len(ps) == 0 || !ps.trusted(a) {
+	if err != nil || len(ps) == 0 || !ps.Trusted(a) {
 		return peer
 	}
 	hops := forwardedHops(r.Header.Values("X-Forwarded-For"))
@@ -63,7 +64,7 @@ func (ps Proxies) clientAddr(r *http.Request) string {
 			break
 		}
 		client = h.Unmap().String()
-		if !ps.trusted(h) {
+		if !ps.Trusted(h) {
 			break
 		}
 	}
@@ -85,8 +86,8 @@ func forwardedHops(values []string) []string {
 	return hops
 }
 
-// peerAddr is the request's peer address without the port.
-func peerAddr(r *http.Request) string {
+// PeerAddr is the request's peer address without the port.
+func PeerAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -94,11 +95,11 @@ func peerAddr(r *http.Request) string {
 	return host
 }
 
-// limitKey is the key the failed-authentication limiter counts an address
+// LimitKey is the key the failed-authentication limiter counts an address
 // under: IPv4 addresses alone, IPv6 addresses by their /64 (one host
 // usually holds a whole /64, so counting single IPv6 addresses would let it
 // guess without limit).
-func limitKey(addr string) string {
+func LimitKey(addr string) string {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return addr

@@ -1,4 +1,4 @@
-package server
+package auth
 
 import (
 	"math"
@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// limiter is a table of token buckets, one per key (a client address for
+// Limiter is a table of token buckets, one per key (a client address for
 // failed authentication, a principal for reads), each holding at most burst
 // tokens and refilled at rate a second. The table is bounded: past
 // maxBuckets keys, full buckets idle for a while are dropped first, then any
 // half, so an attacker who varies its key cannot grow it without limit (a
 // dropped bucket comes back full, which is the price of the bound).
-type limiter struct {
+type Limiter struct {
 	mu      sync.Mutex
 	burst   float64
 	rate    float64 // tokens a second
@@ -28,13 +28,15 @@ type bucket struct {
 
 const bucketIdle = time.Minute
 
-func newLimiter(rate, burst float64, maxBuckets int) *limiter {
-	return &limiter{rate: rate, burst: burst, buckets: map[string]*bucket{}, max: maxBuckets, now: time.Now}
+// NewLimiter returns an empty table of buckets holding at most burst tokens
+// each, refilled at rate a second, for at most maxBuckets keys.
+func NewLimiter(rate, burst float64, maxBuckets int) *Limiter {
+	return &Limiter{rate: rate, burst: burst, buckets: map[string]*bucket{}, max: maxBuckets, now: time.Now}
 }
 
-// blocked reports whether key has no token left, and how long until it has
+// Blocked reports whether key has no token left, and how long until it has
 // one; it takes nothing.
-func (l *limiter) blocked(key string) (bool, time.Duration) {
+func (l *Limiter) Blocked(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.refill(key)
@@ -44,9 +46,9 @@ func (l *limiter) blocked(key string) (bool, time.Duration) {
 	return true, l.wait(b)
 }
 
-// take takes one token from key's bucket when it has one; otherwise it
+// Take takes one token from key's bucket when it has one; otherwise it
 // reports how long until it will.
-func (l *limiter) take(key string) (bool, time.Duration) {
+func (l *Limiter) Take(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.get(key)
@@ -57,20 +59,20 @@ func (l *limiter) take(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-// spend takes one token from key's bucket, down to empty.
-func (l *limiter) spend(key string) {
+// Spend takes one token from key's bucket, down to empty.
+func (l *Limiter) Spend(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.get(key)
 	b.tokens = max(b.tokens-1, 0)
 }
 
-func (l *limiter) wait(b *bucket) time.Duration {
+func (l *Limiter) wait(b *bucket) time.Duration {
 	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 }
 
 // get returns key's bucket brought up to now, making a full one if needed.
-func (l *limiter) get(key string) *bucket {
+func (l *Limiter) get(key string) *bucket {
 	b := l.refill(key)
 	if b == nil {
 		if len(l.buckets) >= l.max {
@@ -83,7 +85,7 @@ func (l *limiter) get(key string) *bucket {
 }
 
 // refill brings key's bucket up to now; nil if it has none.
-func (l *limiter) refill(key string) *bucket {
+func (l *Limiter) refill(key string) *bucket {
 	b := l.buckets[key]
 	if b == nil {
 		return nil
@@ -96,7 +98,7 @@ func (l *limiter) refill(key string) *bucket {
 
 // sweep drops full buckets idle for a while; if that is not enough, any
 // half of them.
-func (l *limiter) sweep() {
+func (l *Limiter) sweep() {
 	now := l.now()
 	for k, b := range l.buckets {
 		if now.Sub(b.last) > bucketIdle && b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
@@ -111,8 +113,8 @@ func (l *limiter) sweep() {
 	}
 }
 
-// len is the number of buckets held.
-func (l *limiter) len() int {
+// Len is the number of buckets held.
+func (l *Limiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
@@ -123,18 +125,13 @@ func (l *limiter) len() int {
 // valid credentials are refused, so failures from a shared address (a NAT, a
 // proxy) never lock out the applications behind it.
 const (
-	failBurst      = 20
-	failRate       = 1.0
-	maxFailBuckets = 100_000
+	FailBurst = 20
+	FailRate  = 1.0
 )
 
-// Read rates per principal (ReadRate in Config).
-const (
-	defaultReadRate       = 50
-	defaultReadBurst      = 200
-	defaultAdminReadRate  = 1000
-	defaultAdminReadBurst = 2000
-)
+// MaxBuckets bounds the keys a Limiter of the server holds (client
+// addresses for failed authentication, principals for reads).
+const MaxBuckets = 100_000
 
 // Rate is a sustained rate a second with a burst. A PerSecond that is not a
 // positive finite number (zero, negative, NaN, Inf) means the default: such
@@ -144,5 +141,5 @@ type Rate struct {
 	Burst     int
 }
 
-// set reports whether r names a rate of its own rather than the default.
-func (r Rate) set() bool { return r.PerSecond > 0 && !math.IsInf(r.PerSecond, 0) }
+// IsSet reports whether r names a rate of its own rather than the default.
+func (r Rate) IsSet() bool { return r.PerSecond > 0 && !math.IsInf(r.PerSecond, 0) }
