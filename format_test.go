@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/trailhq/trail/internal/datadir"
 )
 
 // TestFormatStamp: a new data directory is stamped with DataFormat; a
@@ -23,7 +25,7 @@ func TestFormatStamp(t *testing.T) {
 	if err := l.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, formatFile))
+	b, err := os.ReadFile(filepath.Join(dir, datadir.FormatFile))
 	if err != nil || string(b) != "2\n" {
 		t.Fatalf("FORMAT = %q, %v; want \"2\\n\"", b, err)
 	}
@@ -37,9 +39,13 @@ func TestFormatStamp(t *testing.T) {
 		have  int
 		says  string
 	}{
-		{"first edition", func(dir string) error { return os.Remove(filepath.Join(dir, formatFile)) }, 1, "format 1"},
-		{"later format", func(dir string) error { return os.WriteFile(filepath.Join(dir, formatFile), []byte("3\n"), 0o644) }, 3, "format 3"},
-		{"garbled stamp", func(dir string) error { return os.WriteFile(filepath.Join(dir, formatFile), []byte("x"), 0o644) }, 0, "unreadable format stamp"},
+		{"first edition", func(dir string) error { return os.Remove(filepath.Join(dir, datadir.FormatFile)) }, 1, "format 1"},
+		{"later format", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, datadir.FormatFile), []byte("3\n"), 0o644)
+		}, 3, "format 3"},
+		{"garbled stamp", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, datadir.FormatFile), []byte("x"), 0o644)
+		}, 0, "unreadable format stamp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.stamp(dir); err != nil {
@@ -72,7 +78,7 @@ func listFiles(t *testing.T, dir string) string {
 		if err != nil {
 			return err
 		}
-		if !fi.IsDir() && fi.Name() != lockFile {
+		if !fi.IsDir() && fi.Name() != datadir.LockFile {
 			b.WriteString(path[len(dir):] + " ")
 		}
 		return nil

@@ -9,18 +9,15 @@ import (
 	"time"
 
 	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/datadir"
 	"github.com/trailhq/trail/internal/durable"
 	"github.com/trailhq/trail/internal/index"
 	"github.com/trailhq/trail/internal/segment"
 	"github.com/trailhq/trail/internal/tree"
 )
 
-// Layout of a data directory.
+// Layout of a data directory: see package datadir.
 const (
-	lockFile  = "LOCK"
-	logDir    = "log"
-	treeDir   = "tree"
-	indexDir  = "index"
 	replayMax = 1 << 16 // entries per index store batch during recovery
 )
 
@@ -82,12 +79,12 @@ func (l *Log) openFiles() error {
 	if err := durable.MkdirAll(fs, l.dir); err != nil {
 		return fmt.Errorf("trail: create data directory: %w", err)
 	}
-	lock, err := fs.Lock(fs.PathJoin(l.dir, lockFile))
+	lock, err := fs.Lock(fs.PathJoin(l.dir, datadir.LockFile))
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrLocked, l.dir, err)
 	}
 	l.lock = lock
-	if err := checkFormat(fs, l.dir); err != nil {
+	if err := datadir.CheckFormat(fs, l.dir); err != nil {
 		return err
 	}
 	origin := l.cfg.Origin
@@ -101,12 +98,12 @@ func (l *Log) openFiles() error {
 	}
 	// Stamped after the verifier key, which marks a data directory, and
 	// before the log, whose presence without a stamp means format 1.
-	if err := stampFormat(fs, l.dir); err != nil {
+	if err := datadir.StampFormat(fs, l.dir); err != nil {
 		return err
 	}
 	latest, _ := l.cps.Latest()
-	segDir := fs.PathJoin(l.dir, logDir)
-	for _, d := range []string{segDir, fs.PathJoin(l.dir, treeDir), fs.PathJoin(l.dir, indexDir)} {
+	segDir := fs.PathJoin(l.dir, datadir.LogDir)
+	for _, d := range []string{segDir, fs.PathJoin(l.dir, datadir.TreeDir), fs.PathJoin(l.dir, datadir.IndexDir)} {
 		if err := durable.MkdirAll(fs, d); err != nil {
 			return fmt.Errorf("trail: %w", err)
 		}
@@ -129,7 +126,7 @@ func (l *Log) openFiles() error {
 // when its directory entries were not all synced) is removed and rebuilt by
 // recover from the whole log.
 func (l *Log) openIndex() (*index.Store, error) {
-	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, indexDir)
+	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, datadir.IndexDir)
 	idx, err := index.Open(fs, dir, l.cfg.Logger)
 	if err == nil {
 		return idx, nil
@@ -140,7 +137,7 @@ func (l *Log) openIndex() (*index.Store, error) {
 
 // newIndex removes the index store's directory and opens an empty store.
 func (l *Log) newIndex() (*index.Store, error) {
-	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, indexDir)
+	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, datadir.IndexDir)
 	if err := fs.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("remove index store %s: %w", dir, err)
 	}
@@ -154,7 +151,7 @@ func (l *Log) newIndex() (*index.Store, error) {
 // against the signed one. Tree files that do not match are rebuilt from the
 // log; a log that does not match is an error.
 func (l *Log) openTree(latest checkpoint.Checkpoint) (*tree.Tree, error) {
-	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, treeDir)
+	fs, dir := l.cfg.FS, l.cfg.FS.PathJoin(l.dir, datadir.TreeDir)
 	t, err := tree.Open(fs, dir, latest.Size)
 	if err == nil && latest.Size > 0 {
 		root, rerr := t.Root(latest.Size)
@@ -286,7 +283,7 @@ func (l *Log) checkUnsigned(i uint64, leaf Hash) error {
 // only holds fsynced records, so the log lost acknowledged ones and a person
 // must look.
 func (l *Log) indexAhead(applied, n uint64) (uint64, error) {
-	dir := l.cfg.FS.PathJoin(l.dir, indexDir)
+	dir := l.cfg.FS.PathJoin(l.dir, datadir.IndexDir)
 	if l.cfg.Sync != SyncNone {
 		return 0, fmt.Errorf("trail: index store has %d events but the log only %d: acknowledged events are missing "+
 			"from the log (run trail verify), or it ran with --sync none; remove %s to rebuild it", applied, n, dir)

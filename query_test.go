@@ -48,6 +48,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"pgregory.net/rapid"
+
+	"github.com/trailhq/trail/internal/datadir"
 )
 
 var (
@@ -732,7 +734,7 @@ func (m *qMachine) rebuild(t *rapid.T) {
 // or overwrites Pebble's CURRENT file with garbage (2).
 func qDamageIndex(t rapid.TB, dir string, how int) {
 	t.Helper()
-	idx := filepath.Join(dir, indexDir)
+	idx := filepath.Join(dir, datadir.IndexDir)
 	var err error
 	switch how {
 	case 0:
@@ -1244,7 +1246,7 @@ func queryPowerLossRun(t *testing.T, seed uint64) {
 		what := fmt.Sprintf("round %d", round)
 		if round > 0 && rng.IntN(3) == 0 {
 			// The index store is lost too: recovery rebuilds it from the log.
-			if err := mem.RemoveAll(mem.PathJoin(dir, indexDir)); err != nil {
+			if err := mem.RemoveAll(mem.PathJoin(dir, datadir.IndexDir)); err != nil {
 				t.Fatal(err)
 			}
 			what += " (index store removed)"

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/datadir"
 	"github.com/trailhq/trail/internal/durable"
 	"github.com/trailhq/trail/internal/segment"
 	"github.com/trailhq/trail/internal/tree"
@@ -107,7 +108,7 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyReport, 
 		fs = vfs.Default
 	}
 	var rep VerifyReport
-	if err := checkFormat(fs, dir); err != nil {
+	if err := datadir.CheckFormat(fs, dir); err != nil {
 		return rep, err
 	}
 	cps, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
@@ -115,7 +116,7 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) (VerifyReport, 
 		return rep, err
 	}
 	rep.Checkpoints = len(cps)
-	segs, total, err := listSegments(fs, fs.PathJoin(dir, logDir))
+	segs, total, err := listSegments(fs, fs.PathJoin(dir, datadir.LogDir))
 	if err != nil {
 		return rep, err
 	}
@@ -184,8 +185,8 @@ func verifiedCheckpoints(fs vfs.FS, dir, vkey string) ([]checkpoint.Checkpoint, 
 	if err != nil {
 		return nil, fmt.Errorf("verifier key: %w", err)
 	}
-	if _, err := fs.Stat(fs.PathJoin(dir, logDir)); err != nil {
-		return nil, fmt.Errorf("%s: %w (no %s directory)", dir, ErrNotDataDir, logDir)
+	if _, err := fs.Stat(fs.PathJoin(dir, datadir.LogDir)); err != nil {
+		return nil, fmt.Errorf("%s: %w (no %s directory)", dir, ErrNotDataDir, datadir.LogDir)
 	}
 	cps, err := checkpoint.ReadAllWith(fs, dir, nv)
 	if err != nil {
