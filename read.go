@@ -9,6 +9,7 @@ import (
 
 	"github.com/trailhq/trail/internal/segment"
 	"github.com/trailhq/trail/internal/tree"
+	"github.com/trailhq/trail/verify"
 )
 
 // Size returns the number of events stored and acknowledged.
@@ -105,20 +106,12 @@ func (w *leafWindow) leaf(t *tree.Tree, i uint64) ([]byte, error) {
 	return w.buf[off : off+tree.HashSize], nil
 }
 
-// Checkpoint is a signed checkpoint: a commitment to the first Size events.
-type Checkpoint struct {
-	Origin string
-	Size   uint64
-	Root   Hash
-	Signed []byte // the signed note (C2SP tlog-checkpoint)
-}
-
 // Checkpoint returns the latest signed checkpoint.
 func (l *Log) Checkpoint() Checkpoint {
 	l.cpsMu.Lock()
 	defer l.cpsMu.Unlock()
 	c, _ := l.cps.Latest()
-	return publicCheckpoint(c)
+	return verify.CheckpointOf(c)
 }
 
 // VerifierKey returns the checkpoint verifier key (name+hash+base64), as in
