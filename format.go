@@ -3,7 +3,11 @@ package trail
 import "github.com/trailhq/trail/internal/datadir"
 
 // A data directory is stamped with the format of its stored records (see
-// internal/datadir): a directory in another format is refused, never read.
+// package internal/datadir); a directory in another format is refused by
+// Open and Verify, never read.
+
+// DataFormat is the format of the data directories this build reads and
+// writes.
 const DataFormat = datadir.DataFormat
 
 // ErrFormat: the data directory is in a format this build does not read.

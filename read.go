@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/trailhq/trail/event"
 	"github.com/trailhq/trail/internal/store"
+	"github.com/trailhq/trail/verify"
 )
 
 // Size returns the number of events stored and acknowledged.
@@ -98,18 +99,10 @@ func (w *leafWindow) leaf(t store.Store, i uint64) ([]byte, error) {
 	return w.buf[off : off+store.HashSize], nil
 }
 
-// Checkpoint is a signed checkpoint: a commitment to the first Size events.
-type Checkpoint struct {
-	Origin string
-	Size   uint64
-	Root   Hash
-	Signed []byte // the signed note (C2SP tlog-checkpoint)
-}
-
 // Checkpoint returns the latest signed checkpoint.
 func (l *Log) Checkpoint() Checkpoint {
 	c, _, _ := l.st.Latest()
-	return publicCheckpoint(c)
+	return verify.CheckpointOf(c)
 }
 
 // VerifierKey returns the checkpoint verifier key (name+hash+base64), as in

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/term"
 
-	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/verify"
 )
 
 // verifyCmd is "trail verify --data DIR [--vkey FILE] [--state FILE]": exit 0
@@ -50,7 +50,7 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	case *data == "" || *full:
 		return usage
 	}
-	opts := trail.VerifyOptions{CheckJSON: *checkJSON}
+	opts := verify.Options{CheckJSON: *checkJSON}
 	if f, ok := c.stderr.(*os.File); ok && !*quiet && term.IsTerminal(int(f.Fd())) {
 		opts.Progress = progressBar(f)
 	}
@@ -59,7 +59,7 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 
 // verifyData verifies DIR offline, against the key in vkeyFile (or DIR's
 // own) and the checkpoint saved in stateFile, if any.
-func (c *verifyCmd) verifyData(ctx context.Context, dir, vkeyFile, stateFile string, opts trail.VerifyOptions) error {
+func (c *verifyCmd) verifyData(ctx context.Context, dir, vkeyFile, stateFile string, opts verify.Options) error {
 	vkey, err := c.trustedKey(dir, vkeyFile)
 	if err != nil {
 		return err
@@ -71,11 +71,11 @@ func (c *verifyCmd) verifyData(ctx context.Context, dir, vkeyFile, stateFile str
 		}
 	}
 	start := time.Now()
-	rep, err := trail.Verify(ctx, dir, opts)
+	rep, err := verify.Dir(ctx, dir, opts)
 	if opts.Progress != nil {
 		fmt.Fprintln(c.stderr)
 	}
-	var ve *trail.VerifyError
+	var ve *verify.Error
 	switch {
 	case errors.As(err, &ve):
 		fmt.Fprintf(c.stdout, "FAIL %s: %v\n", dir, ve)
@@ -95,7 +95,7 @@ func (c *verifyCmd) verifyData(ctx context.Context, dir, vkeyFile, stateFile str
 	return c.saveState(stateFile, opts.Trusted, rep.Latest)
 }
 
-// trustedKey reads the verifier key of --vkey. Without it, Verify uses the
+// trustedKey reads the verifier key of --vkey. Without it, verify.Dir uses the
 // directory's own key, and the user is told what that cannot catch.
 func (c *verifyCmd) trustedKey(dir, vkeyFile string) (string, error) {
 	if vkeyFile == "" {
@@ -117,7 +117,7 @@ func (c *verifyCmd) trustedKey(dir, vkeyFile string) (string, error) {
 // run). With --vkey it must verify with that key (else the file is of
 // another log: exit 2); without, with DIR's own key, so that a key changed
 // since the checkpoint was saved is tampering (exit 1).
-func (c *verifyCmd) savedCheckpoint(dir, stateFile, vkeyFile, vkey string) (*trail.Checkpoint, error) {
+func (c *verifyCmd) savedCheckpoint(dir, stateFile, vkeyFile, vkey string) (*verify.Checkpoint, error) {
 	b, err := os.ReadFile(stateFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -126,7 +126,7 @@ func (c *verifyCmd) savedCheckpoint(dir, stateFile, vkeyFile, vkey string) (*tra
 		return nil, &exitError{2, err}
 	}
 	if vkey != "" {
-		cp, err := trail.ParseCheckpoint(b, vkey)
+		cp, err := verify.ParseCheckpoint(b, vkey)
 		if err != nil {
 			return nil, &exitError{2, fmt.Errorf("saved checkpoint %s does not verify with %s: %w", stateFile, vkeyFile, err)}
 		}
@@ -134,9 +134,9 @@ func (c *verifyCmd) savedCheckpoint(dir, stateFile, vkeyFile, vkey string) (*tra
 	}
 	own, err := os.ReadFile(filepath.Join(dir, "checkpoint.vkey"))
 	if err != nil {
-		return nil, &exitError{2, fmt.Errorf("%s: %w: %v", dir, trail.ErrNotDataDir, err)}
+		return nil, &exitError{2, fmt.Errorf("%s: %w: %v", dir, verify.ErrNotDataDir, err)}
 	}
-	cp, err := trail.ParseCheckpoint(b, string(own))
+	cp, err := verify.ParseCheckpoint(b, string(own))
 	if err != nil {
 		err = fmt.Errorf("the checkpoint saved in %s is not signed by %s's key: the log was re-signed under a new key, or %s is of another log: %w",
 			stateFile, dir, stateFile, err)
@@ -147,7 +147,7 @@ func (c *verifyCmd) savedCheckpoint(dir, stateFile, vkeyFile, vkey string) (*tra
 }
 
 // saveState replaces the saved checkpoint with latest when it is newer.
-func (c *verifyCmd) saveState(stateFile string, old *trail.Checkpoint, latest trail.Checkpoint) error {
+func (c *verifyCmd) saveState(stateFile string, old *verify.Checkpoint, latest verify.Checkpoint) error {
 	switch {
 	case len(latest.Signed) == 0:
 		return nil

@@ -13,9 +13,10 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
-	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/client"
+	"github.com/trailhq/trail/event"
 	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/verify"
 )
 
 // fullPage is how many events --full asks for at a time (the API's most).
@@ -50,7 +51,7 @@ func (c *verifyCmd) checkFull(ctx context.Context, cl *client.Client, server str
 			if err := json.Unmarshal(ev, &h); err != nil || h.Index != n {
 				return c.outOfPlace(ctx, cl, server, n, h.Index, err)
 			}
-			leaf := trail.LeafHash(ev)
+			leaf := event.LeafHash(ev)
 			leaves = append(leaves, leaf[:])
 		}
 		if page.Next == "" && uint64(len(leaves)) < cp.Size {
@@ -99,7 +100,7 @@ func (c *verifyCmd) outOfPlace(ctx context.Context, cl *client.Client, server st
 }
 
 func (c *verifyCmd) fail(server string, index uint64, why string) error {
-	err := &trail.VerifyError{Index: index, Reason: why}
+	err := &verify.Error{Index: index, Reason: why}
 	fmt.Fprintf(c.stdout, "FAIL %s: %v\n", server, err)
 	return &exitError{1, err}
 }

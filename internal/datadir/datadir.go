@@ -1,5 +1,6 @@
-// Package datadir tells a Trail data directory from any other directory and
-// checks that nobody but its owner may use one.
+// Package datadir tells a Trail data directory from any other directory,
+// checks that nobody but its owner may use one, names the files and
+// directories it holds, and reads and stamps its data format (FORMAT).
 //
 // A Trail data directory is a directory that holds checkpoint.vkey, the
 // checkpoint verifier key: trail.Open writes it on first start before it

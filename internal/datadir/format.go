@@ -12,6 +12,15 @@ import (
 	"github.com/trailhq/trail/internal/durable"
 )
 
+// Layout of a data directory, besides the checkpoint files (package
+// checkpoint) and FormatFile.
+const (
+	LockFile = "LOCK"  // held while the engine has the directory open
+	LogDir   = "log"   // the log's segment files
+	TreeDir  = "tree"  // the Merkle tree's hashes
+	IndexDir = "index" // the index store, derived from the log
+)
+
 // A data directory is stamped with the format of its stored records in the
 // file FORMAT, written when the directory is created, after the verifier
 // key (which marks a Trail data directory) and before the log.
@@ -21,17 +30,9 @@ import (
 // Formats:
 //   - 1: the first edition; no FORMAT file.
 //   - 2: every record carries a salt (second edition).
-//
-// Layout of a data directory.
 const (
-	LockFile = "LOCK"  // held by the process that has the directory open
-	LogDir   = "log"   // the segments
-	TreeDir  = "tree"  // the Merkle tree's level files
-	IndexDir = "index" // the Pebble indexes
-)
-
-const (
-	FormatFile = "FORMAT" // the format stamp
+	// FormatFile holds the data format, a decimal number and a newline.
+	FormatFile = "FORMAT"
 	// DataFormat is the format of the data directories this build reads and
 	// writes.
 	DataFormat = 2
