@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/trailhq/trail/internal/pgtest"
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // binaries are installed.
 func cluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	if _, err := findBinDir(""); err != nil {
+	if err := pgtest.Installed(); err != nil {
 		tb.Skipf("PostgreSQL is not installed: %v", err)
 	}
 	shared.once.Do(func() { shared.c, shared.err = StartCluster(context.Background(), ClusterConfig{}) })
@@ -119,64 +119,6 @@ func assertStored(t *testing.T, c *Cluster, want int) {
 	}
 	if n != want {
 		t.Errorf("%d rows stored, want %d", n, want)
-	}
-}
-
-func TestCompare(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a cluster of its own")
-	}
-	if _, err := findBinDir(""); err != nil {
-		t.Skipf("PostgreSQL is not installed: %v", err)
-	}
-	cfg := Config{Events: 2000, InsertEvents: 500, Producers: 8, CopyBatch: 200, Runs: 2, Embedded: true, SkipHTTP: !httpAvailable}
-	rep, err := Compare(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	systems := 2
-	if httpAvailable {
-		systems = 3
-	}
-	if len(rep.Rows) != 2*systems || len(rep.Ratios) != 2*(systems-1) {
-		t.Fatalf("%d rows and %d ratios, want %d and %d", len(rep.Rows), len(rep.Ratios), 2*systems, 2*(systems-1))
-	}
-	for _, r := range rep.Rows {
-		if r.Runs != 2 || r.EventsPerSec <= 0 || r.AckP99ms < r.AckP50ms {
-			t.Errorf("row %+v", r)
-		}
-	}
-	var b strings.Builder
-	if err := WriteTable(&b, rep); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(b.String(), "postgresql, batched") {
-		t.Errorf("table has no batched ratio:\n%s", b.String())
-	}
-}
-
-func TestClusterIsRemovedOnStop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a cluster of its own")
-	}
-	if _, err := findBinDir(""); err != nil {
-		t.Skipf("PostgreSQL is not installed: %v", err)
-	}
-	c, err := StartCluster(context.Background(), ClusterConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(c.dir); !os.IsNotExist(err) {
-		t.Errorf("cluster directory %s still there: %v", c.dir, err)
-	}
-	if err := c.cmd.Process.Signal(syscall.Signal(0)); err == nil {
-		t.Errorf("postgres (pid %d) still running", c.cmd.Process.Pid)
-	}
-	if err := c.Stop(); err != nil {
-		t.Errorf("second Stop: %v", err)
 	}
 }
 
