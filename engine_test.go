@@ -24,6 +24,17 @@ func testEvent(stream string, i int) Event {
 
 func openTest(t testing.TB, dir string, cfg Config) *Log {
 	t.Helper()
+	l, err := openStore(t, dir, cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return l
+}
+
+// openFilesTest opens the engine on a data directory whatever -store says,
+// for tests of the files themselves (damaged, removed, torn).
+func openFilesTest(t testing.TB, dir string, cfg Config) *Log {
+	t.Helper()
 	l, err := Open(dir, cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)

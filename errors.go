@@ -22,6 +22,9 @@ var (
 	ErrIDConflict = errors.New("trail: id already used by a different event")
 	// ErrTooLarge: the event is over 64 KiB as sent.
 	ErrTooLarge = event.ErrTooLarge
+	// ErrUnavailable: the store (a database) cannot be reached now; the
+	// event was not stored, or may have been: retry with the same id.
+	ErrUnavailable = store.ErrUnavailable
 	// ErrNotFound: no such event or stream.
 	ErrNotFound = errors.New("trail: not found")
 	// ErrOutOfRange: a proof or size outside the tree.

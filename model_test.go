@@ -197,7 +197,7 @@ func newMachine(t *rapid.T, base string) *machine {
 }
 
 func (m *machine) open(t *rapid.T) {
-	l, err := trail.Open(m.dir, m.cfg)
+	l, err := trail.OpenTest(t, m.dir, m.cfg)
 	if err != nil {
 		t.Fatalf("Open (open #%d): %v", m.opens+1, err)
 	}
@@ -911,7 +911,7 @@ func (m *machine) reopen(t *rapid.T) {
 		t.Fatalf("Append after Close: %v, want ErrClosed", err)
 	}
 	size := uint64(len(m.events))
-	rep, err := trail.Verify(ctx, m.dir, trail.VerifyOptions{})
+	rep, err := trail.VerifyTest(ctx, m.dir, trail.VerifyOptions{})
 	if err != nil {
 		t.Fatalf("Verify after Close: %v", err)
 	}
@@ -1064,7 +1064,7 @@ func TestModel(t *testing.T) {
 func TestModelResendWithTimeIsDuplicate(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	l, err := trail.Open(dir, trail.Config{})
+	l, err := trail.OpenTest(t, dir, trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1082,7 +1082,7 @@ func TestModelResendWithTimeIsDuplicate(t *testing.T) {
 	if err := l.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l, err = trail.Open(dir, trail.Config{})
+	l, err = trail.OpenTest(t, dir, trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1120,7 +1120,7 @@ func TestModelParseStoredTime(t *testing.T) {
 // resend of such an event gets its first receipt.
 func TestModelResendWithHTMLDetailsIsDuplicate(t *testing.T) {
 	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
+	l, err := trail.OpenTest(t, t.TempDir(), trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1148,7 +1148,7 @@ func TestModelResendWithHTMLDetailsIsDuplicate(t *testing.T) {
 // matches any), is all duplicates: every event takes the first receipt.
 func TestModelBatchRepeatOfStoredID(t *testing.T) {
 	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
+	l, err := trail.OpenTest(t, t.TempDir(), trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,26 @@ func Open(dir string, cfg Config) (*Log, error) {
 	return l, nil
 }
 
+// OpenStore opens the engine on a store that is already open: a log in
+// PostgreSQL (internal/store/postgres, which "trail serve --store" uses) or
+// in a data directory. The engine closes the store on Close, and on error.
+// Config fields about files (FS, SegmentSize, Origin) are the store's
+// business and ignored here.
+func OpenStore(st store.Store, cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("trail: config: %w", err)
+	}
+	cfg.fill()
+	l, err := start(st, "", cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	cfg.Logger.Info("trail opened", "events", l.durable.load())
+	return l, nil
+}
+
 // start wires the pipeline on an open store and starts its stages:
 //
 //	Log/Enqueue/Append ─▶ queue ─▶ sequencer ─▶ commits ─▶ syncer ─▶ receipts
@@ -74,6 +94,10 @@ func start(st store.Store, dir string, cfg Config) (*Log, error) {
 	if err := l.seq.resumeClock(); err != nil {
 		return nil, err
 	}
+	st.Follow(func(n uint64) {
+		l.durable.advance(n)
+		l.applied.advance(n)
+	})
 	go l.seq.run()
 	go l.syncer()
 	go l.indexer()

@@ -35,7 +35,7 @@ func originalOf(t *testing.T, rec []byte) *storedOriginal {
 // is not (invalid UTF-8, NUL) or when escaping would make it longer.
 func TestOriginalStoredVerbatim(t *testing.T) {
 	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
+	l, err := trail.OpenTest(t, t.TempDir(), trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestOriginalStoredVerbatim(t *testing.T) {
 // of original is refused, and nothing of it is stored.
 func TestOriginalWorstCaseFits(t *testing.T) {
 	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
+	l, err := trail.OpenTest(t, t.TempDir(), trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestOriginalOnlyFromTheServer(t *testing.T) {
 // Subtypes are content.
 func TestOriginalIsNotContent(t *testing.T) {
 	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
+	l, err := trail.OpenTest(t, t.TempDir(), trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1118,7 +1118,7 @@ func TestQueryIndexRebuilt(t *testing.T) {
 	dir := t.TempDir()
 	clock := newQClock()
 	cfg := Config{Sync: SyncNone, Now: clock.now}
-	l := openTest(t, dir, cfg)
+	l := openFilesTest(t, dir, cfg)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	d := qRng{rand.New(rand.NewPCG(seed, 5))}
@@ -1150,7 +1150,7 @@ func TestQueryIndexRebuilt(t *testing.T) {
 	for how, name := range []string{"removed", "emptied", "CURRENT damaged"} {
 		qDamageIndex(t, dir, how)
 		clock.add(-time.Hour)
-		l = openTest(t, dir, cfg)
+		l = openFilesTest(t, dir, cfg)
 		if l.Size() != uint64(len(m.evs)) {
 			t.Fatalf("index store %s: log has %d events after reopening, want %d", name, l.Size(), len(m.evs))
 		}

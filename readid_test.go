@@ -15,7 +15,7 @@ import (
 func TestReadID(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, err := trail.Open(dir, trail.Config{})
+	l, err := trail.OpenTest(t, dir, trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestReadID(t *testing.T) {
 	if err := l.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if l, err = trail.Open(dir, trail.Config{}); err != nil {
+	if l, err = trail.OpenTest(t, dir, trail.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close(ctx)

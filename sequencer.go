@@ -1,6 +1,7 @@
 package trail
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
@@ -94,10 +95,28 @@ func (s *sequencer) run() {
 				}
 			}
 		}
+		// Begin may wait for this process's previous batch to be made
+		// durable (a store several processes write serialises their
+		// batches), so it comes before seqBusy: the syncer must not wait
+		// for this batch meanwhile.
+		begun, err := s.l.st.Begin(context.Background())
 		s.l.seqBusy.Store(true)
-		c := s.process()
+		c := s.process(begun, err)
 		s.l.seqBusy.Store(false)
 		s.l.commits <- c
+	}
+}
+
+// forget drops what the sequencer cached of the log, which another process
+// (or a batch whose outcome is unknown) changed: stream heads and recent
+// ids are read from the store again, and recorded times go on from the
+// log's last one.
+func (s *sequencer) forget(b store.Begun) {
+	clear(s.heads)
+	clear(s.recent)
+	s.recent = s.recent[:0]
+	if t, err := time.Parse(RecordedLayout, b.LastRecorded); err == nil && t.After(s.last) {
+		s.last = t
 	}
 }
 
@@ -125,8 +144,8 @@ func (s *sequencer) resumeClock() error {
 	return nil
 }
 
-// process sequences and writes the batch in s.items.
-func (s *sequencer) process() *commit {
+// process sequences and writes the batch in s.items, begun in the store.
+func (s *sequencer) process(begun store.Begun, berr error) *commit {
 	c := &commit{
 		items:  append([]*Pending(nil), s.items...),
 		groups: append([]*group(nil), s.groups...),
@@ -134,9 +153,17 @@ func (s *sequencer) process() *commit {
 	for _, p := range c.items {
 		c.events += p.size()
 	}
+	if berr != nil {
+		failAll(c.items, s.l.storeFailed(berr))
+		return c
+	}
 	if f := s.l.failure.Load(); f != nil {
+		s.l.st.Abort()
 		failAll(c.items, f)
 		return c
+	}
+	if begun.Changed {
+		s.forget(begun)
 	}
 	now := s.l.cfg.Now().UTC()
 	if now.Before(s.last) {
@@ -158,6 +185,7 @@ func (s *sequencer) process() *commit {
 	}
 	c.end = s.batch.First + uint64(s.batch.Len())
 	if s.batch.Len() == 0 {
+		s.l.st.Abort()
 		return c
 	}
 	s.batch.Entries = c.entries
@@ -167,9 +195,13 @@ func (s *sequencer) process() *commit {
 	}
 	if err == nil {
 		c.written, err = s.l.st.Write(&s.batch)
+	} else {
+		s.l.st.Abort()
 	}
 	if err != nil {
-		failAll(c.items, s.l.fail(err))
+		// The batch is not stored: what the sequencer cached of it is
+		// wrong (the store reports Changed at the next Begin).
+		failAll(c.items, s.l.storeFailed(err))
 		c.written, c.entries = nil, nil
 	}
 	return c

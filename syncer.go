@@ -81,7 +81,7 @@ func (l *Log) sync(written []store.Commit) error {
 		return nil
 	}
 	if err := l.st.Sync(written); err != nil {
-		return l.fail(err)
+		return l.storeFailed(err)
 	}
 	return nil
 }

@@ -196,6 +196,16 @@ func (l *Log) waitStopped(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// storeFailed resolves a store error: ErrUnavailable (a database out of
+// reach for a while) fails only the batch at hand, as callers retry with
+// the same ids; any other error stops the engine.
+func (l *Log) storeFailed(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	return l.fail(err)
+}
+
 // storeErr returns err, and fails the engine when the store has failed (a
 // write error in a read path, say: the tree's buffered hashes could not be
 // written).

@@ -26,7 +26,7 @@ func detailsOf(n int) json.RawMessage {
 // alone and in batches, and stores nothing of them.
 func TestValidateEngine(t *testing.T) {
 	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
+	l, err := trail.OpenTest(t, t.TempDir(), trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestValidateEngine(t *testing.T) {
 // much the stored record adds; one byte more is ErrTooLarge.
 func TestValidateSizeAsSent(t *testing.T) {
 	ctx := context.Background()
-	l, err := trail.Open(t.TempDir(), trail.Config{})
+	l, err := trail.OpenTest(t, t.TempDir(), trail.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -255,6 +255,11 @@ func (s *Server) engineProblem(err error, line int) *problem {
 		pr := newProblem(http.StatusServiceUnavailable, "overloaded", "the server's queue is full; retry with the same ids after Retry-After")
 		pr.retryAfter = 1
 		return pr
+	case errors.Is(err, trail.ErrUnavailable):
+		pr := newProblem(http.StatusServiceUnavailable, "unavailable",
+			"the database is out of reach for now (restarting or failing over); the events may have been stored: retry with the same ids after Retry-After")
+		pr.retryAfter = 1
+		return pr
 	case errors.Is(err, trail.ErrFailed):
 		return newProblem(http.StatusServiceUnavailable, "failed", err.Error())
 	case errors.Is(err, trail.ErrClosed):

@@ -186,6 +186,10 @@ func frameEnd(data []byte, pos int) int {
 	return min(pos+segment.HeaderSize+n, len(data))
 }
 
+func logCheckpoint(origin string, size uint64, root []byte) []byte {
+	return log.Checkpoint{Origin: origin, Size: size, Hash: root}.Marshal()
+}
+
 // Parse verifies a signed checkpoint with v and parses it.
 func Parse(signed []byte, v note.Verifier) (Checkpoint, error) {
 	cp, _, _, err := log.ParseCheckpoint(signed, v.Name(), v)
@@ -214,7 +218,7 @@ func (s *Store) Origin() string { return s.signer.Name() }
 // Order: append the frame to the checkpoints log and fdatasync it (from here
 // the checkpoint is durable), then replace the latest file atomically.
 func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
-	body := log.Checkpoint{Origin: s.Origin(), Size: size, Hash: root}.Marshal()
+	body := logCheckpoint(s.Origin(), size, root)
 	signed, err := note.Sign(&note.Note{Text: string(body)}, s.signer)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("sign checkpoint: %w", err)

@@ -7,7 +7,8 @@
 //
 // The pipeline drives a Store in this order:
 //
-//	sequencer:    Len, Head, ID, Read (to sequence), NeedsDurable, Write
+//	sequencer:    Begin, then Len, Head, ID, Read (to sequence),
+//	              NeedsDurable, and Write, or Abort when nothing is written
 //	syncer:       Sync (then the receipts are given)
 //	indexer:      Apply (entries of durable records, off the receipt path)
 //	checkpointer: Checkpoint
@@ -38,6 +39,20 @@ import (
 
 // Store keeps a log: see the package comment for who calls what.
 type Store interface {
+	// Begin starts a batch. A store that several processes write (one
+	// database) serialises their batches from here to the batch's Sync or
+	// Abort, and says whether another process appended since this one's
+	// previous batch: the sequencer then forgets what it cached of the log
+	// (stream heads, recent ids) and reads it from the store again.
+	Begin(ctx context.Context) (Begun, error)
+	// Abort ends a batch begun and not written.
+	Abort()
+	// Follow has the store call fn with the log's committed length when it
+	// sees another process append (never concurrently with itself), so
+	// that this process reads what they wrote. A store only this process
+	// writes never calls it.
+	Follow(fn func(size uint64))
+
 	// Len is the number of records written, durable or not.
 	Len() uint64
 	// Read returns a copy of record i as written, not checked against its
@@ -115,6 +130,23 @@ type Filter struct {
 	Scope                                         *Scope
 	Desc                                          bool
 }
+
+// Begun is what Begin found.
+type Begun struct {
+	// Changed: another process appended since this one's previous batch,
+	// or that batch failed in a way that leaves the store's state unknown
+	// to the sequencer.
+	Changed bool
+	// LastRecorded is the recorded time of the log's last record, when the
+	// store knows it cheaply (for Changed): recorded times never go back.
+	LastRecorded string
+}
+
+// ErrUnavailable: the store cannot be reached now (a database restarting
+// or failing over). The batch in flight is not stored, or its outcome is
+// unknown; the engine goes on, and callers retry with the same ids, which
+// keep the retry from storing an event twice.
+var ErrUnavailable = errors.New("trail: storage unavailable; retry with the same ids")
 
 // Commit is a batch written and not yet durable, as its store knows it.
 type Commit any

@@ -19,6 +19,7 @@
 package files
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -94,6 +95,16 @@ func Open(opts Options) (*Store, uint64, error) {
 	}
 	return s, replayed, nil
 }
+
+// Begin starts a batch: only this process writes the directory, so nothing
+// changes under the sequencer.
+func (s *Store) Begin(context.Context) (store.Begun, error) { return store.Begun{}, nil }
+
+// Abort ends a batch begun and not written.
+func (s *Store) Abort() {}
+
+// Follow never calls fn: only this process writes the directory.
+func (s *Store) Follow(func(size uint64)) {}
 
 // Fail makes the store refuse every later write and sync.
 func (s *Store) Fail(cause error) {
