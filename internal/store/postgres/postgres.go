@@ -96,7 +96,7 @@ type Store struct {
 	started bool
 
 	cpMu         sync.Mutex // guards signerConn, latest, checkpointAt
-	signerConn   *pgx.Conn // holds the checkpoint signer's lock for its session
+	signerConn   *pgx.Conn  // holds the checkpoint signer's lock for its session
 	latest       checkpoint.Checkpoint
 	hasLatest    bool
 	checkpointAt time.Time
