@@ -138,7 +138,7 @@ func runSelfHosted(ctx context.Context, dir string, cfg trail.Config, lanes int,
 	if err != nil {
 		return bench.Result{}, err
 	}
-	d, err := startDaemon(dir, cfg, server.Config{}, ln, nil)
+	d, err := startDaemon(dir, nil, cfg, server.Config{}, ln, nil)
 	if err != nil {
 		return bench.Result{}, err
 	}

@@ -2,14 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/durable"
+	"github.com/trailhq/trail/internal/store/postgres"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -31,6 +39,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:7070", "address to listen on")
 	sync := fs.String("sync", "always", "always: a receipt means fsynced; none: do not wait for the disk (loses acknowledged events on power loss)")
 	origin := fs.String("origin", "", "checkpoint origin, fixed at first start (default trail/<random>)")
+	storeURL := fs.String("store", "", "keep the log in PostgreSQL at this `URL` (postgres://user@host/db) instead of --data; several trail serve processes may share one (--data still holds the tokens and the admin token)")
+	signingKey := fs.String("signing-key", "", "with --store: the checkpoint signing key `file` the processes share (created, mode 0600, when missing); it never goes into the database")
 	interval := fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
 	queueWait := fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
 	var tlsFiles server.TLSFiles
@@ -74,6 +84,14 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	if err := checkServeDir(*data); err != nil {
 		return err
 	}
+	switch {
+	case *storeURL != "" && *signingKey == "":
+		return &exitError{2, errors.New("--store needs --signing-key FILE: the key every process sharing the database signs checkpoints with")}
+	case *storeURL == "" && *signingKey != "":
+		return &exitError{2, errors.New("--signing-key goes with --store (a data directory keeps its own key)")}
+	case *storeURL != "" && *sync != "always":
+		return &exitError{2, errors.New("--sync: with --store every receipt follows a COMMIT with synchronous_commit on")}
+	}
 	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
 	cfg := trail.DefaultConfig()
 	cfg.Sync = trail.SyncMode(*sync)
@@ -100,7 +118,11 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	scfg.Logger, scfg.QueueWait = logger, *queueWait
-	d, err := startDaemon(*data, cfg, scfg, ln, tlsFilesP)
+	var st *storeOpts
+	if *storeURL != "" {
+		st = &storeOpts{url: *storeURL, keyFile: *signingKey}
+	}
+	d, err := startDaemon(*data, st, cfg, scfg, ln, tlsFilesP)
 	if err != nil {
 		return err
 	}
@@ -125,9 +147,13 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		logger.Info("admin token created; keep it secret", "file", filepath.Join(abs, auth.AdminTokenFile))
 	}
 	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil) // before the line that says it serves, which scripts wait for
-	logger.Info("trail serving", append([]any{"data", abs, "listen", scheme + ln.Addr().String(),
-		"console", scheme + ln.Addr().String() + "/ui/", "fhir", scheme + ln.Addr().String() + "/fhir",
-		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin}, syslogAddrs...)...)
+	where := []any{"data", abs}
+	if st != nil {
+		where = append(where, "store", redactURL(st.url))
+	}
+	logger.Info("trail serving", append(append(where, "listen", scheme+ln.Addr().String(),
+		"console", scheme+ln.Addr().String()+"/ui/", "fhir", scheme+ln.Addr().String()+"/fhir",
+		"verifier_key", d.l.VerifierKey(), "checkpoint_origin", d.l.Checkpoint().Origin), syslogAddrs...)...)
 	select {
 	case <-ctx.Done():
 		logger.Info("stopping: draining requests, then a final checkpoint")
@@ -155,10 +181,16 @@ type daemon struct {
 	errc         chan error
 }
 
-// startDaemon opens the engine in dir and serves it on ln (over TLS when
-// tlsFiles is set). Unless scfg names an authenticator, principals come from
-// the admin token and DIR/tokens.json.
-func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listener, tlsFiles *server.TLSFiles) (*daemon, error) {
+// storeOpts name a log in PostgreSQL.
+type storeOpts struct {
+	url     string
+	keyFile string
+}
+
+// startDaemon opens the engine in dir (or in the database st names) and
+// serves it on ln (over TLS when tlsFiles is set). Unless scfg names an
+// authenticator, principals come from the admin token and DIR/tokens.json.
+func startDaemon(dir string, st *storeOpts, cfg trail.Config, scfg server.Config, ln net.Listener, tlsFiles *server.TLSFiles) (*daemon, error) {
 	var tlsConf *tls.Config
 	if tlsFiles != nil {
 		var err error
@@ -167,7 +199,7 @@ func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listen
 			return nil, err
 		}
 	}
-	l, err := trail.Open(dir, cfg)
+	l, err := openLog(dir, st, cfg)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -213,6 +245,56 @@ func startDaemon(dir string, cfg trail.Config, scfg server.Config, ln net.Listen
 		}
 	}()
 	return d, nil
+}
+
+// openLog opens the engine on the data directory, or on the PostgreSQL
+// database st names with the shared signing key (made when missing, named
+// after cfg.Origin).
+func openLog(dir string, st *storeOpts, cfg trail.Config) (*trail.Log, error) {
+	if st == nil {
+		return trail.Open(dir, cfg)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(st.keyFile); errors.Is(err, os.ErrNotExist) {
+		origin := cfg.Origin
+		if origin == "" {
+			var b [6]byte
+			rand.Read(b[:])
+			origin = "trail/" + hex.EncodeToString(b[:])
+		}
+		if err := checkpoint.CreateKeyFile(st.keyFile, origin); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		cfg.Logger.Info("signing key created; give every process sharing the database a copy, and keep one apart", "file", st.keyFile)
+	}
+	signer, vkey, err := checkpoint.LoadKey(st.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ps, err := postgres.Open(ctx, postgres.Options{URL: st.url, Signer: signer, VerifierKey: vkey, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	// The data directory (tokens, admin token) names the log it serves by
+	// its verifier key, as a directory holding the log does.
+	if err := durable.WriteFile(vfs.Default, dir, checkpoint.VerifierFile, []byte(vkey+"\n"), false); err != nil {
+		ps.Close()
+		return nil, err
+	}
+	return trail.OpenStore(ps, cfg)
+}
+
+// redactURL leaves a connection string's password out of logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }
 
 // stop is the graceful stop: stop reading syslog and wait until what was

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/trailhq/trail/internal/store/postgres"
 	"io"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	data := fs.String("data", "", "data directory to verify")
+	storeURL := fs.String("store", "", "verify the log in PostgreSQL at this `URL` (read in one snapshot while appends go on)")
 	remote := addRemoteFlags(fs)
 	vkey := fs.String("vkey", "", "the checkpoint verifier key `file`, a copy of DIR/checkpoint.vkey kept apart from the server")
 	state := fs.String("state", "", "`file` holding the last verified checkpoint (created on the first run)")
@@ -41,10 +43,12 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 		}
 		return &exitError{2, err}
 	}
-	usage := &exitError{2, errors.New("usage: trail verify --data DIR [--vkey FILE] [--state FILE], or trail verify --server URL --vkey FILE --state FILE [--full]")}
+	usage := &exitError{2, errors.New("usage: trail verify --data DIR [--vkey FILE] [--state FILE], trail verify --store URL [--vkey FILE] [--state FILE], or trail verify --server URL --vkey FILE --state FILE [--full]")}
 	switch {
-	case fs.NArg() > 0 || (*data != "" && isSet(fs, "server")):
+	case fs.NArg() > 0 || (*data != "" && isSet(fs, "server")) || (*storeURL != "" && (*data != "" || isSet(fs, "server") || *full)):
 		return usage
+	case *storeURL != "":
+		return c.verifyStore(ctx, *storeURL, *vkey, *state, *quiet)
 	case *data == "" && *remote.server != "":
 		return c.verifyRemote(ctx, remote, *vkey, *state, *full)
 	case *data == "" || *full:
@@ -89,6 +93,54 @@ func (c *verifyCmd) verifyData(ctx context.Context, dir, vkeyFile, stateFile str
 	if rep.TornTail != "" {
 		fmt.Fprintf(c.stdout, "note: %s\n", rep.TornTail)
 	}
+	if stateFile == "" {
+		return nil
+	}
+	return c.saveState(stateFile, opts.Trusted, rep.Latest)
+}
+
+// verifyStore verifies a log in PostgreSQL against the key in vkeyFile (or
+// the one the database records) and the checkpoint saved in stateFile.
+func (c *verifyCmd) verifyStore(ctx context.Context, url, vkeyFile, stateFile string, quiet bool) error {
+	name := redactURL(url)
+	var opts postgres.VerifyOptions
+	if vkeyFile == "" {
+		if stateFile != "" {
+			return &exitError{2, errors.New("--state with --store needs --vkey FILE: the database's own key cannot vouch for its history")}
+		}
+		fmt.Fprintf(c.stderr, "warning: checking the signatures with the key the database records: this cannot detect a history "+
+			"rebuilt and re-signed under a new key; pass --vkey FILE with a copy of the key kept apart from the database, and --state FILE\n")
+	} else {
+		vkey, err := c.trustedKey(name, vkeyFile)
+		if err != nil {
+			return err
+		}
+		opts.VerifierKey = vkey
+		if stateFile != "" {
+			if opts.Trusted, err = c.savedCheckpoint(name, stateFile, vkeyFile, vkey); err != nil {
+				return err
+			}
+		}
+	}
+	if f, ok := c.stderr.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
+		opts.Progress = progressBar(f)
+	}
+	start := time.Now()
+	rep, err := postgres.Verify(ctx, url, opts)
+	if opts.Progress != nil {
+		fmt.Fprintln(c.stderr)
+	}
+	var ve *verify.Error
+	switch {
+	case errors.As(err, &ve):
+		fmt.Fprintf(c.stdout, "FAIL %s: %v\n", name, ve)
+		return &exitError{1, err}
+	case err != nil:
+		return &exitError{2, err}
+	}
+	el := time.Since(start)
+	fmt.Fprintf(c.stdout, "OK %s: %d events in %d streams, %d signed checkpoints verified in %v (%.0f events/s)\n",
+		name, rep.Events, rep.Streams, rep.Checkpoints, el.Round(time.Millisecond), float64(rep.Events)/el.Seconds())
 	if stateFile == "" {
 		return nil
 	}
