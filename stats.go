@@ -1,6 +1,8 @@
 package trail
 
 import (
+	"context"
+	"github.com/trailhq/trail/internal/store"
 	"math"
 	"sync/atomic"
 	"time"
@@ -79,7 +81,15 @@ func (h *histogram) snapshot() HistogramSnapshot {
 	return s
 }
 
-// Dir returns the data directory the log was opened in.
+// StoreInfo describes where the log is kept and, for a database, how it is
+// replicated.
+type StoreInfo = store.Info
+
+// Store describes where the log is kept.
+func (l *Log) Store(ctx context.Context) StoreInfo { return l.st.Describe(ctx) }
+
+// Dir returns the data directory the log was opened in ("" for a log in a
+// database).
 func (l *Log) Dir() string { return l.dir }
 
 // Stats returns the engine's counters now.

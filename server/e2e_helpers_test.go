@@ -84,7 +84,7 @@ func start(t *testing.T, opts ...func(*setup)) *testServer {
 	for _, o := range opts {
 		o(&st)
 	}
-	l, err := trail.Open(dir, st.engine)
+	l, err := openEngine(t, dir, st.engine)
 	if err != nil {
 		t.Fatalf("open engine: %v", err)
 	}

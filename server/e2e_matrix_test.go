@@ -56,7 +56,7 @@ func mxStart(t testing.TB, cfg trail.Config, principals []auth.Entry, revoked ..
 			t.Fatalf("revoke %s: %v", name, err)
 		}
 	}
-	l, err := trail.Open(dir, cfg)
+	l, err := openEngine(t, dir, cfg)
 	if err != nil {
 		t.Fatalf("open engine in a directory that holds tokens.json: %v", err)
 	}

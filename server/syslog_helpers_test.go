@@ -68,7 +68,7 @@ func startSyslog(t testing.TB, opts ...func(*syslogSetup)) *syslogServer {
 			t.Fatal(err)
 		}
 	}
-	l, err := trail.Open(dir, st.engine)
+	l, err := openEngine(t, dir, st.engine)
 	if err != nil {
 		t.Fatalf("open engine: %v", err)
 	}

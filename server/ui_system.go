@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
+	"github.com/trailhq/trail"
 	"net/http"
 	"net/url"
 	"sync"
@@ -37,7 +39,8 @@ type systemStatus struct {
 	NotReady    string           `json:"not_ready,omitempty"` // why not
 	Operational bool             `json:"operational"`         // disk and ingest are shown (admin)
 	Ingest      *systemIngest    `json:"ingest,omitempty"`
-	Disk        *systemDisk      `json:"disk,omitempty"`
+	Disk        *systemDisk      `json:"disk,omitempty"`  // a log in a data directory
+	Store       *trail.StoreInfo `json:"store,omitempty"` // where the log is kept (admin)
 }
 
 // systemCheckpoint is the latest signed checkpoint.
@@ -95,6 +98,13 @@ func (c *console) systemStatus(p *Principal) systemStatus {
 	}
 	perSec, over := c.ingest.rate(now, st.LogSize)
 	st.Ingest = &systemIngest{PerSecond: perSec, OverSeconds: over.Seconds()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info := c.s.l.Store(ctx)
+	st.Store = &info
+	if info.Kind != "files" {
+		return st
+	}
 	st.Disk = &systemDisk{}
 	if free, total, err := diskSpace(c.s.l.Dir()); err != nil {
 		st.Disk.Error = err.Error()

@@ -77,7 +77,11 @@ func TestConsoleBrowserSystem(t *testing.T) {
 	if ready := tb.text("#ready"); !strings.HasPrefix(ready, "Ready") {
 		t.Errorf("readiness shown %q", ready)
 	}
-	if disk := tb.text("#disk"); !strings.Contains(disk, "free of") {
+	if *storeFlag == "postgres" {
+		if repl := tb.text("#replication"); !strings.Contains(repl, "no standby") {
+			t.Errorf("the admin sees replication %q", repl)
+		}
+	} else if disk := tb.text("#disk"); !strings.Contains(disk, "free of") {
 		t.Errorf("the admin sees disk space %q", disk)
 	}
 	tb.shot("system")

@@ -42,6 +42,9 @@ type systemStatus struct {
 		Free, Total uint64
 		Error       string
 	} `json:"disk"`
+	Store *struct {
+		Kind, Where, Replication string
+	} `json:"store"`
 }
 
 // TestConsoleSystem: the System page and its refreshes carry the console's
@@ -75,8 +78,8 @@ func TestConsoleSystem(t *testing.T) {
 			t.Errorf("the officer's System page lacks %q", want)
 		}
 	}
-	if strings.Contains(page.body, "Disk space</dt>") {
-		t.Errorf("the officer's System page shows disk space")
+	if strings.Contains(page.body, "Disk space</dt>") || strings.Contains(page.body, "Store</dt>") {
+		t.Errorf("the officer's System page shows disk space or the store")
 	}
 	var st systemStatus
 	if err := json.Unmarshal([]byte(officer.background("/ui/system/status").body), &st); err != nil {
@@ -86,14 +89,18 @@ func TestConsoleSystem(t *testing.T) {
 	if st.Checkpoint.Size != cp.Size || st.Checkpoint.Signed != string(cp.Signed) || !st.Ready || st.VerifierKey != e.l.VerifierKey() {
 		t.Errorf("officer's status %+v; want the checkpoint of %d events, ready, the verifier key", st, cp.Size)
 	}
-	if st.Operational || st.Disk != nil || st.Ingest != nil {
+	if st.Operational || st.Disk != nil || st.Ingest != nil || st.Store != nil {
 		t.Errorf("the officer is shown operations figures: %+v", st)
 	}
 
 	admin := e.browser(t)
 	admin.signIn(string(e.admin))
-	if p := admin.get("/ui/system"); !strings.Contains(p.body, "Disk space</dt>") || !strings.Contains(p.body, "Ingest rate</dt>") {
-		t.Errorf("the admin's System page lacks disk space or the ingest rate")
+	want := "Disk space</dt>" // a data directory's; a database's replication instead
+	if *storeFlag == "postgres" {
+		want = "Replication</dt>"
+	}
+	if p := admin.get("/ui/system"); !strings.Contains(p.body, want) || !strings.Contains(p.body, "Ingest rate</dt>") || !strings.Contains(p.body, "Store</dt>") {
+		t.Errorf("the admin's System page lacks the store, %s or the ingest rate", want)
 	}
 	admin.background("/ui/system/status")
 	time.Sleep(2100 * time.Millisecond) // past the ingest sampler's step
@@ -102,8 +109,15 @@ func TestConsoleSystem(t *testing.T) {
 	json.Unmarshal([]byte(admin.background("/ui/system/status").body), &st)
 	var ingest struct{ PerSecond, OverSeconds float64 }
 	json.Unmarshal(st.Ingest, &ingest)
-	if !st.Operational || st.Disk == nil || st.Disk.Total == 0 || st.Disk.Free > st.Disk.Total || st.Disk.Error != "" {
-		t.Errorf("admin's status: disk %+v", st.Disk)
+	switch {
+	case !st.Operational || st.Store == nil:
+		t.Errorf("admin's status: no store: %+v", st)
+	case *storeFlag == "postgres":
+		if st.Store.Kind != "postgres" || st.Disk != nil || !strings.HasPrefix(st.Store.Replication, "none: no standby") {
+			t.Errorf("admin's status on PostgreSQL: store %+v, disk %+v", st.Store, st.Disk)
+		}
+	case st.Store.Kind != "files" || st.Disk == nil || st.Disk.Total == 0 || st.Disk.Free > st.Disk.Total || st.Disk.Error != "":
+		t.Errorf("admin's status: store %+v, disk %+v", st.Store, st.Disk)
 	}
 	if err := json.Unmarshal(st.Ingest, &struct {
 		PerSecond   *float64 `json:"per_second"`

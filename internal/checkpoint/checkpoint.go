@@ -16,6 +16,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -233,7 +234,9 @@ func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
 	s.logSize += int64(len(frame))
 	c := Checkpoint{Origin: s.Origin(), Size: size, Root: root, Signed: signed}
 	s.all = append(s.all, c)
-	if err := durable.WriteFile(s.fs, s.dir, LatestFile, signed, false); err != nil {
+	// A copy: a file system may reuse the buffer it was given to write
+	// (Pebble's in-memory one scribbles over it in race builds).
+	if err := durable.WriteFile(s.fs, s.dir, LatestFile, bytes.Clone(signed), false); err != nil {
 		return c, err
 	}
 	return c, nil

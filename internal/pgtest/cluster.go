@@ -7,7 +7,12 @@ package pgtest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"github.com/trailhq/trail/internal/checkpoint"
+	"golang.org/x/mod/sumdb/note"
 	"net"
 	"os"
 	"os/exec"
@@ -347,4 +352,82 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// shared is the server the tests of one process share (Shared).
+var shared struct {
+	once sync.Once
+	c    *Cluster
+	err  error
+	mu   sync.Mutex // serialises CREATE DATABASE
+}
+
+// Shared returns the PostgreSQL server this test process shares, started on
+// first use; StopShared stops it (call it from TestMain).
+func Shared() (*Cluster, error) {
+	shared.once.Do(func() { shared.c, shared.err = StartCluster(context.Background(), ClusterConfig{}) })
+	return shared.c, shared.err
+}
+
+// StopShared stops the shared server, if one was started.
+func StopShared() {
+	if shared.c != nil {
+		shared.c.Stop()
+	}
+}
+
+// DatabaseFor returns the connection string of a database of the shared
+// server that belongs to dir (a test's data directory), creating it on first
+// use, so that reopening dir reopens the same database.
+func DatabaseFor(ctx context.Context, dir string) (string, error) {
+	c, err := Shared()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(dir))
+	name := "t" + hex.EncodeToString(sum[:10])
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	conn, err := pgx.Connect(ctx, c.ConnString())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return "", err
+		}
+	}
+	return strings.Replace(c.ConnString(), "/postgres?", "/"+name+"?", 1), nil
+}
+
+// KeyFor returns the signing key of the log a test keeps for dir, creating
+// it (in dir/postgres.key, for origin) on first use, and writes its verifier
+// key to dir/checkpoint.vkey, where a data directory keeps it, for the tests
+// that read it there.
+func KeyFor(dir, origin string) (note.Signer, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	keyFile := filepath.Join(dir, "postgres.key")
+	if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
+		if origin == "" {
+			origin = "trail/test"
+		}
+		if err := checkpoint.CreateKeyFile(keyFile, origin); err != nil {
+			return nil, "", err
+		}
+	}
+	signer, vkey, err := checkpoint.LoadKey(keyFile)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, checkpoint.VerifierFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, "", err
+	}
+	return signer, vkey, nil
 }

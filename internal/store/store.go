@@ -106,6 +106,10 @@ type Store interface {
 	InclusionProof(index, size uint64) ([][]byte, error)
 	ConsistencyProof(from, to uint64) ([][]byte, error)
 
+	// Describe says what the store is and, for a database, how it is
+	// replicated, for operators.
+	Describe(ctx context.Context) Info
+
 	// Snapshot fixes the indexes as they are for a query.
 	Snapshot() (Snapshot, error)
 
@@ -129,6 +133,15 @@ type Filter struct {
 	Stream, Patient, Actor, Type, Action, Outcome string
 	Scope                                         *Scope
 	Desc                                          bool
+}
+
+// Info describes a store for operators.
+type Info struct {
+	Kind  string `json:"kind"`  // "files" or "postgres"
+	Where string `json:"where"` // the data directory, or the database (without its password)
+	// Replication is how a database's commits reach standbys, in words
+	// (empty for files).
+	Replication string `json:"replication,omitempty"`
 }
 
 // Begun is what Begin found.

@@ -106,6 +106,11 @@ func (s *Store) Abort() {}
 // Follow never calls fn: only this process writes the directory.
 func (s *Store) Follow(func(size uint64)) {}
 
+// Describe names the data directory.
+func (s *Store) Describe(context.Context) store.Info {
+	return store.Info{Kind: "files", Where: s.opts.Dir}
+}
+
 // Fail makes the store refuse every later write and sync.
 func (s *Store) Fail(cause error) {
 	s.errMu.Lock()

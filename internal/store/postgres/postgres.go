@@ -348,6 +348,32 @@ func (s *Store) NeedsDurable(*store.Batch) bool { return false }
 // VerifierKey is the log's verifier key.
 func (s *Store) VerifierKey() string { return s.vkey }
 
+// Describe names the database (without its password) and says how its
+// commits are replicated: synchronously to the standbys
+// synchronous_standby_names names, asynchronously, or not at all.
+func (s *Store) Describe(ctx context.Context) store.Info {
+	cc := s.pool.Config().ConnConfig
+	info := store.Info{Kind: "postgres", Where: fmt.Sprintf("%s@%s:%d/%s", cc.User, cc.Host, cc.Port, cc.Database)}
+	var names string
+	var streaming, syncing int
+	err := s.pool.QueryRow(ctx, `SELECT current_setting('synchronous_standby_names'),
+		(SELECT count(*) FROM pg_stat_replication),
+		(SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))`).Scan(&names, &streaming, &syncing)
+	switch {
+	case err != nil:
+		info.Replication = "unknown: " + err.Error()
+	case names != "" && syncing > 0:
+		info.Replication = fmt.Sprintf("synchronous: a commit waits for %d of %d streaming standbys (synchronous_standby_names %q)", syncing, streaming, names)
+	case names != "":
+		info.Replication = fmt.Sprintf("synchronous by configuration (%q), but no synchronous standby is streaming: commits wait", names)
+	case streaming > 0:
+		info.Replication = fmt.Sprintf("asynchronous: %d standbys streaming; a failover may lose the last acknowledged events", streaming)
+	default:
+		info.Replication = "none: no standby is streaming; this database is the only copy"
+	}
+	return info
+}
+
 // Close stops following, gives up the signer's lock and closes the pool.
 // The caller has ended every batch.
 func (s *Store) Close() error {

@@ -58,6 +58,9 @@
       set("ingest", st.ingest.over_seconds < 1 ? "Measuring… (the rate shows at the next refresh)" :
         st.ingest.per_second.toFixed(1) + " events/s over the last " + ago(st.ingest.over_seconds));
     }
+    if (st.store && st.store.replication) {
+      set("replication", st.store.replication);
+    }
     if (st.disk) {
       set("disk", st.disk.error ? "Unknown: " + st.disk.error :
         bytes(st.disk.free) + " free of " + bytes(st.disk.total) + " (" + Math.round(100 * st.disk.free / Math.max(st.disk.total, 1)) + "% free)");
