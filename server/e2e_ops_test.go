@@ -42,6 +42,13 @@ func TestHealthAndMetrics(t *testing.T) {
 				t.Errorf("/metrics has no %s", want)
 			}
 		}
+		store := `trail_store_info{kind="files",replication=""} 1`
+		if *storeFlag == "postgres" {
+			store = `trail_store_info{kind="postgres",replication="none"} 1` // the tests' cluster has no standby
+		}
+		if !strings.Contains(body, store) {
+			t.Errorf("/metrics has no %s", store)
+		}
 		if m := regexp.MustCompile(`(?m)^trail_log_events (\S+)$`).FindStringSubmatch(body); m == nil || m[1] != "3" {
 			t.Errorf("trail_log_events sample %v, want 3", m)
 		}

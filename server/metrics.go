@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -101,7 +102,8 @@ var (
 	descCPSize     = prometheus.NewDesc("trail_checkpoint_size", "Tree size of the latest signed checkpoint.", nil, nil)
 	descCPTime     = prometheus.NewDesc("trail_checkpoint_timestamp_seconds", "When the latest checkpoint was signed (Unix time; 0 before the first of this process).", nil, nil)
 	descFailed     = prometheus.NewDesc("trail_failed", "1 when the engine stopped acknowledging after a storage failure.", nil, nil)
-	engineDescs    = []*prometheus.Desc{descSize, descApplied, descQueued, descQueueLimit, descSync, descBatch, descCPSize, descCPTime, descFailed}
+	descStore      = prometheus.NewDesc("trail_store_info", "1, labelled with the store (files or postgres) and, for PostgreSQL, its replication mode: none, asynchronous, synchronous (only synchronous replication keeps every acknowledged event across a failover) or unknown.", []string{"kind", "replication"}, nil)
+	engineDescs    = []*prometheus.Desc{descSize, descApplied, descQueued, descQueueLimit, descSync, descBatch, descCPSize, descCPTime, descFailed, descStore}
 )
 
 var _ prometheus.Collector = engineCollector{}
@@ -134,6 +136,10 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		failed = 1
 	}
 	gauge(descFailed, failed)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info := c.l.Store(ctx)
+	ch <- prometheus.MustNewConstMetric(descStore, prometheus.GaugeValue, 1, info.Kind, info.Mode)
 }
 
 func constHistogram(d *prometheus.Desc, h trail.HistogramSnapshot) prometheus.Metric {

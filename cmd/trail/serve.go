@@ -149,7 +149,14 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	warnPlainHTTP(logger, ln.Addr(), tlsFilesP != nil) // before the line that says it serves, which scripts wait for
 	where := []any{"data", abs}
 	if st != nil {
+		info := d.l.Store(ctx)
 		where = append(where, "store", redactURL(st.url))
+		if info.Mode == "synchronous" {
+			logger.Info("database replication", "mode", info.Mode, "detail", info.Replication)
+		} else {
+			logger.Warn("database replication: only synchronous replication keeps every acknowledged event across a failover",
+				"mode", info.Mode, "detail", info.Replication)
+		}
 	}
 	logger.Info("trail serving", append(append(where, "listen", scheme+ln.Addr().String(),
 		"console", scheme+ln.Addr().String()+"/ui/", "fhir", scheme+ln.Addr().String()+"/fhir",

@@ -139,8 +139,10 @@ type Filter struct {
 type Info struct {
 	Kind  string `json:"kind"`  // "files" or "postgres"
 	Where string `json:"where"` // the data directory, or the database (without its password)
-	// Replication is how a database's commits reach standbys, in words
-	// (empty for files).
+	// Mode is how a database's commits reach standbys: "none",
+	// "asynchronous", "synchronous" or "unknown" (empty for files).
+	Mode string `json:"mode,omitempty"`
+	// Replication says the same in words, with the standbys' count.
 	Replication string `json:"replication,omitempty"`
 }
 

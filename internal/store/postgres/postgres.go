@@ -361,14 +361,18 @@ func (s *Store) Describe(ctx context.Context) store.Info {
 		(SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))`).Scan(&names, &streaming, &syncing)
 	switch {
 	case err != nil:
-		info.Replication = "unknown: " + err.Error()
+		info.Mode, info.Replication = "unknown", "unknown: "+err.Error()
 	case names != "" && syncing > 0:
+		info.Mode = "synchronous"
 		info.Replication = fmt.Sprintf("synchronous: a commit waits for %d of %d streaming standbys (synchronous_standby_names %q)", syncing, streaming, names)
 	case names != "":
+		info.Mode = "synchronous"
 		info.Replication = fmt.Sprintf("synchronous by configuration (%q), but no synchronous standby is streaming: commits wait", names)
 	case streaming > 0:
+		info.Mode = "asynchronous"
 		info.Replication = fmt.Sprintf("asynchronous: %d standbys streaming; a failover may lose the last acknowledged events", streaming)
 	default:
+		info.Mode = "none"
 		info.Replication = "none: no standby is streaming; this database is the only copy"
 	}
 	return info
