@@ -206,3 +206,40 @@ func runBench(b *testing.B, a bench.Appender, w bench.Workload) {
 	b.ReportMetric(r.AckP50ms, "p50-ms")
 	b.ReportMetric(r.AckP99ms, "p99-ms")
 }
+
+// TestCompare runs every system of the comparison, Trail on PostgreSQL
+// included, with small counts: each row is measured, each ratio paired.
+func TestCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of its own")
+	}
+	if err := pgtest.Installed(); err != nil {
+		t.Fatalf("PostgreSQL is not installed: %v", err)
+	}
+	cfg := Config{Events: 2000, InsertEvents: 500, Producers: 8, CopyBatch: 200, Runs: 2, Embedded: true, OnPostgres: true, SkipHTTP: !httpAvailable}
+	rep, err := Compare(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	systems := 3 // postgresql, trail embedded, trail on pg embedded
+	if httpAvailable {
+		systems = 5
+	}
+	if len(rep.Rows) != 2*systems || len(rep.Ratios) != 2*(systems-1) {
+		t.Fatalf("%d rows and %d ratios, want %d and %d", len(rep.Rows), len(rep.Ratios), 2*systems, 2*(systems-1))
+	}
+	for _, r := range rep.Rows {
+		if r.Runs != 2 || r.EventsPerSec <= 0 || r.AckP99ms < r.AckP50ms {
+			t.Errorf("row %+v", r)
+		}
+	}
+	var b strings.Builder
+	if err := WriteTable(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"trail / postgresql, batched", "trail on pg / postgresql, batched", "trail on pg embedded / postgresql, p=8"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table has no %q ratio:\n%s", want, b.String())
+		}
+	}
+}

@@ -43,6 +43,10 @@ type Config struct {
 	// SkipHTTP leaves out Trail over HTTP (for when only the embedded
 	// engine can run).
 	SkipHTTP bool
+	// OnPostgres adds rows for Trail keeping its log in the same PostgreSQL
+	// cluster ("trail serve --store"), over HTTP and, with Embedded, in
+	// process.
+	OnPostgres bool
 	// BaseDir is where Trail's data and PostgreSQL's cluster are made, on the
 	// same file system (default os.TempDir()).
 	BaseDir string
@@ -80,6 +84,8 @@ func (c *Config) fill() {
 const (
 	SystemTrail         = "trail"
 	SystemTrailEmbedded = "trail embedded"
+	SystemTrailOnPG     = "trail on pg"          // Trail over HTTP, its log in PostgreSQL
+	SystemTrailOnPGEmb  = "trail on pg embedded" // the engine in-process, its log in PostgreSQL
 	SystemPostgreSQL    = "postgresql"
 )
 
@@ -189,7 +195,7 @@ func plan(cfg Config, conn string) []target {
 			}
 			return ap, pgStop(conn, ap.Close), nil
 		}}}
-	ts = append(ts, trailTargets(cfg, pMode, p, "Append")...)
+	ts = append(ts, trailTargets(cfg, pMode, p, "Append", conn)...)
 	ts = append(ts, target{SystemPostgreSQL, ModeBatched, fmt.Sprintf("COPY per %d events, %d connections", cfg.CopyBatch, cfg.CopyConns), a,
 		func(ctx context.Context) (bench.Appender, func(context.Context) (int, error), error) {
 			if err := CreateSchema(ctx, conn); err != nil {
@@ -201,10 +207,10 @@ func plan(cfg Config, conn string) []target {
 			}
 			return ap, pgStop(conn, ap.Close), nil
 		}})
-	return append(ts, trailTargets(cfg, ModeBatched, a, "Log all, then Wait")...)
+	return append(ts, trailTargets(cfg, ModeBatched, a, "Log all, then Wait", conn)...)
 }
 
-func trailTargets(cfg Config, mode string, w bench.Workload, method string) []target {
+func trailTargets(cfg Config, mode string, w bench.Workload, method, conn string) []target {
 	var ts []target
 	if !cfg.SkipHTTP {
 		ts = append(ts, target{SystemTrail, mode, "HTTP client, " + method, w,
@@ -217,6 +223,20 @@ func trailTargets(cfg Config, mode string, w bench.Workload, method string) []ta
 		ts = append(ts, target{SystemTrailEmbedded, mode, "in-process engine, " + method, w,
 			func(ctx context.Context) (bench.Appender, func(context.Context) (int, error), error) {
 				s, err := openEmbedded(cfg.BaseDir)
+				return s.a, trailStop(s), err
+			}})
+	}
+	if cfg.OnPostgres && !cfg.SkipHTTP {
+		ts = append(ts, target{SystemTrailOnPG, mode, "HTTP client, log in PostgreSQL, " + method, w,
+			func(ctx context.Context) (bench.Appender, func(context.Context) (int, error), error) {
+				s, err := openOnPostgres(ctx, cfg.BaseDir, conn, true, lanesFor(mode))
+				return s.a, trailStop(s), err
+			}})
+	}
+	if cfg.OnPostgres && cfg.Embedded {
+		ts = append(ts, target{SystemTrailOnPGEmb, mode, "in-process engine, log in PostgreSQL, " + method, w,
+			func(ctx context.Context) (bench.Appender, func(context.Context) (int, error), error) {
+				s, err := openOnPostgres(ctx, cfg.BaseDir, conn, false, 1)
 				return s.a, trailStop(s), err
 			}})
 	}
@@ -294,7 +314,9 @@ func medianOf(v []float64) float64 {
 // A ratio is taken within each run, where the two ran one after the other,
 // and the median of those is reported: on a shared machine whose speed
 // drifts between runs it is steadier than the ratio of the medians. The
-// goals are the project's: at least 5× with producers, 3× batched.
+// goals are the project's: at least 5× with producers, 3× batched; Trail
+// keeping its log in PostgreSQL, at least 2× the per-event INSERT with
+// producers and 0.5× COPY batched.
 func ratios(targets []target, results [][]bench.Result) []Ratio {
 	var out []Ratio
 	for i, t := range targets {
@@ -315,6 +337,12 @@ func ratios(targets []target, results [][]bench.Result) []Ratio {
 			goal := 5.0
 			if t.mode == ModeBatched {
 				goal = 3
+			}
+			if t.system == SystemTrailOnPG || t.system == SystemTrailOnPGEmb {
+				goal = 2
+				if t.mode == ModeBatched {
+					goal = 0.5
+				}
 			}
 			r := medianOf(per)
 			out = append(out, Ratio{Mode: t.mode, System: t.system, Ratio: r, PerRun: per, Goal: goal, GoalMet: r >= goal,

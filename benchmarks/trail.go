@@ -7,11 +7,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/client"
 	"github.com/trailhq/trail/internal/bench"
+	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/store/postgres"
 	"github.com/trailhq/trail/server"
 )
 
@@ -100,3 +106,78 @@ func serve(l *trail.Log, dir string) (*http.Server, string, server.Token, error)
 
 // httpAvailable says whether openHTTP can run in this build.
 const httpAvailable = true
+
+// openOnPostgres opens the engine on a fresh database of the cluster (the
+// PostgreSQL store, as "trail serve --store" does), in-process or served over
+// HTTP to the Go client.
+func openOnPostgres(ctx context.Context, baseDir, conn string, overHTTP bool, lanes int) (trailSide, error) {
+	dir, err := os.MkdirTemp(baseDir, "trail-vspg-pg-")
+	if err != nil {
+		return trailSide{}, err
+	}
+	fail := func(err error) (trailSide, error) {
+		os.RemoveAll(dir)
+		return trailSide{}, err
+	}
+	db := "trail_" + strings.ReplaceAll(filepath.Base(dir), "-", "_")
+	url, err := createDatabase(ctx, conn, db)
+	if err != nil {
+		return fail(err)
+	}
+	keyFile := filepath.Join(dir, "signing.key")
+	if err := checkpoint.CreateKeyFile(keyFile, "trail/vspg"); err != nil {
+		return fail(err)
+	}
+	signer, vkey, err := checkpoint.LoadKey(keyFile)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := postgres.Open(ctx, postgres.Options{URL: url, Signer: signer, VerifierKey: vkey})
+	if err != nil {
+		return fail(err)
+	}
+	l, err := trail.OpenStore(st, trail.DefaultConfig())
+	if err != nil {
+		return fail(err)
+	}
+	if !overHTTP {
+		stop := func(ctx context.Context) (uint64, error) {
+			defer os.RemoveAll(dir)
+			err := l.Close(ctx)
+			return l.Size(), err
+		}
+		return trailSide{a: bench.Engine{L: l}, stop: stop}, nil
+	}
+	hs, addr, tok, err := serve(l, dir)
+	if err != nil {
+		l.Close(ctx)
+		return fail(err)
+	}
+	c, err := client.New("http://"+addr, client.WithToken(string(tok)), client.WithLanes(lanes))
+	if err != nil {
+		hs.Close()
+		l.Close(ctx)
+		return fail(err)
+	}
+	stop := func(ctx context.Context) (uint64, error) {
+		defer os.RemoveAll(dir)
+		err := c.Close(ctx)
+		err = errors.Join(err, hs.Shutdown(ctx), l.Close(ctx))
+		return l.Size(), err
+	}
+	return trailSide{a: bench.Engine{L: c}, stop: stop}, nil
+}
+
+// createDatabase makes a database on the cluster and returns its connection
+// string.
+func createDatabase(ctx context.Context, conn, name string) (string, error) {
+	c, err := pgx.Connect(ctx, conn)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return strings.Replace(conn, "/postgres?", "/"+name+"?", 1), nil
+}

@@ -3,7 +3,7 @@
 // the installed binaries and Trail's server on loopback, and removes both
 // when it ends, on error or interrupt too.
 //
-//	cd benchmarks && go run ./cmd/vspg [--events N] [--size 300] [--producers 64] [--runs 3] [--json]
+//	cd benchmarks && go run ./cmd/vspg [--events N] [--size 300] [--producers 64] [--runs 3] [--on-postgres] [--json]
 package main
 
 import (
@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Runs, "runs", 3, "runs of each mode, one after the other; medians are reported, and ratios are the median of the ratios within each run")
 	fs.BoolVar(&cfg.Embedded, "embedded", false, "also drive Trail's engine in-process, without HTTP")
 	fs.BoolVar(&cfg.SkipHTTP, "no-http", false, "leave out Trail over HTTP")
+	fs.BoolVar(&cfg.OnPostgres, "on-postgres", false, "also run Trail with its log in the same PostgreSQL cluster (trail serve --store)")
 	fs.StringVar(&cfg.BaseDir, "dir", "", "directory for Trail's data and PostgreSQL's cluster (default: the system's temporary directory)")
 	fs.StringVar(&cfg.Cluster.BinDir, "pg-bin", "", "directory of initdb and postgres (default: pg_config --bindir, then /usr/lib/postgresql/15/bin, then $PATH)")
 	fs.StringVar(&cfg.Cluster.RunAs, "pg-user", "", "when root, the user to run PostgreSQL as (default: postgres, else nobody)")
