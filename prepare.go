@@ -95,9 +95,10 @@ func (s *sequencer) prepareRange(items []*Pending, preps []prepared, buf []byte)
 	return buf
 }
 
-// lookupStored finds a client-chosen id in the index store.
+// lookupStored finds a client-chosen id in the index store (a Batcher
+// store answers for the whole batch in prefetch instead).
 func (s *sequencer) lookupStored(p *prepared) {
-	if p.err != nil || !p.given {
+	if p.err != nil || !p.given || s.batcher != nil {
 		return
 	}
 	i, ok, err := s.l.st.ID(p.ID)
@@ -131,4 +132,60 @@ func prepareBatch(req *batchReq, reserved bool) {
 		}
 		req.preps[i], buf = prepareChecked(ev, buf, validate)
 	}
+}
+
+// prefetch asks a Batcher store, in one round trip each, for the batch's
+// client-chosen ids and for the heads of its streams the sequencer has not
+// cached.
+func (s *sequencer) prefetch(items []*Pending) error {
+	var ids []string
+	var preps []*prepared
+	var streams []string
+	want := map[string]bool{}
+	add := func(p *prepared) {
+		if p.err != nil {
+			return
+		}
+		if p.given {
+			ids, preps = append(ids, p.ID), append(preps, p)
+		}
+		if _, ok := s.heads[p.Stream]; !ok && !want[p.Stream] {
+			want[p.Stream] = true
+			streams = append(streams, p.Stream)
+		}
+	}
+	for i, p := range items {
+		if p.batch != nil {
+			for k := range p.batch.preps {
+				add(&p.batch.preps[k])
+			}
+		} else {
+			add(&s.preps[i])
+		}
+	}
+	if len(ids) > 0 {
+		found, err := s.batcher.IDs(ids)
+		if err != nil {
+			return err
+		}
+		for _, p := range preps {
+			if i, ok := found[p.ID]; ok {
+				p.stored = int64(i)
+			}
+		}
+	}
+	if len(streams) > 0 {
+		heads, err := s.batcher.Heads(streams)
+		if err != nil {
+			return err
+		}
+		for _, st := range streams {
+			h := &streamHead{}
+			if stored, ok := heads[st]; ok {
+				h.seq, h.index, h.leaf = stored.Seq, stored.Index, stored.LeafHash
+			}
+			s.heads[st] = h
+		}
+	}
+	return nil
 }

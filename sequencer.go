@@ -31,11 +31,12 @@ type sequencer struct {
 	maxTake  int
 	items    []*Pending
 	groups   []*group
-	batch    store.Batch // the batch being built
-	bodies   []byte      // bodies prepared by the sequencer goroutine
-	bodies2  []byte      // bodies prepared by the second preparing goroutine
-	preps    []prepared  // the batch's prepared events, one per item
-	arena    []byte      // leaf hashes; the store keeps slices of them
+	batch    store.Batch   // the batch being built
+	batcher  store.Batcher // the store, when it looks ids and heads up a batch at a time
+	bodies   []byte        // bodies prepared by the sequencer goroutine
+	bodies2  []byte        // bodies prepared by the second preparing goroutine
+	preps    []prepared    // the batch's prepared events, one per item
+	arena    []byte        // leaf hashes; the store keeps slices of them
 	recorded []byte
 	salts    [saltBlock]byte // random bytes; those from saltPos on are unused
 	saltPos  int
@@ -69,13 +70,15 @@ type commit struct {
 }
 
 func newSequencer(l *Log) *sequencer {
-	return &sequencer{
+	s := &sequencer{
 		l:       l,
 		digest:  sha256.New(),
 		seed:    maphash.MakeSeed(),
 		heads:   make(map[string]*streamHead),
 		maxTake: max(l.cfg.MaxBatchBytes/256, 1),
 	}
+	s.batcher, _ = l.st.(store.Batcher)
+	return s
 }
 
 func (s *sequencer) run() {
@@ -174,6 +177,13 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 	recorded := string(s.recorded)
 	s.pruneRecent()
 	s.prepareAll(c.items)
+	if s.batcher != nil {
+		if err := s.prefetch(c.items); err != nil {
+			s.l.st.Abort()
+			failAll(c.items, s.l.storeFailed(err))
+			return c
+		}
+	}
 	s.batch.Reset(s.l.st.Len())
 	c.entries = make([]index.Entry, 0, c.events)
 	for i, p := range c.items {

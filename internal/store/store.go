@@ -116,6 +116,16 @@ type Store interface {
 	Close() error
 }
 
+// Batcher is a store whose lookups cost a round trip each (a database):
+// the sequencer asks it for a whole batch's client ids and stream heads at
+// once, instead of calling ID and Head for each event.
+type Batcher interface {
+	// IDs returns the index of each stored id among ids.
+	IDs(ids []string) (map[string]uint64, error)
+	// Heads returns the head of each stream of streams that has events.
+	Heads(streams []string) (map[string]Head, error)
+}
+
 // Snapshot is a fixed view of the indexes for one query.
 type Snapshot interface {
 	// End is the log length the view covers.

@@ -362,3 +362,49 @@ func likeEscape(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return r.Replace(s)
 }
+
+var _ store.Batcher = (*Store)(nil)
+
+// IDs returns the indexes of the stored ids among ids, in one query.
+func (s *Store) IDs(ids []string) (map[string]uint64, error) {
+	rows, err := s.pool.Query(context.Background(), "SELECT id, idx FROM trail_events WHERE id = ANY($1)", ids)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	defer rows.Close()
+	out := make(map[string]uint64)
+	for rows.Next() {
+		var id string
+		var idx int64
+		if err := rows.Scan(&id, &idx); err != nil {
+			return nil, readErr(err)
+		}
+		out[id] = uint64(idx)
+	}
+	return out, readErr0(rows.Err())
+}
+
+// Heads returns the heads of the streams that have events, in one query.
+func (s *Store) Heads(streams []string) (map[string]store.Head, error) {
+	rows, err := s.pool.Query(context.Background(), `SELECT h.stream, e.stream_seq, e.idx, e.leaf
+		FROM unnest($1::text[]) AS h(stream)
+		CROSS JOIN LATERAL (SELECT stream_seq, idx, leaf FROM trail_events WHERE stream = h.stream
+			ORDER BY stream_seq DESC LIMIT 1) e`, streams)
+	if err != nil {
+		return nil, readErr(err)
+	}
+	defer rows.Close()
+	out := make(map[string]store.Head)
+	for rows.Next() {
+		var stream string
+		var seq, idx int64
+		var leaf []byte
+		if err := rows.Scan(&stream, &seq, &idx, &leaf); err != nil {
+			return nil, readErr(err)
+		}
+		h := store.Head{Seq: uint64(seq), Index: uint64(idx)}
+		copy(h.LeafHash[:], leaf)
+		out[stream] = h
+	}
+	return out, readErr0(rows.Err())
+}
