@@ -73,14 +73,18 @@ func (l *Log) gather(batch []*commit) []*commit {
 }
 
 // sync makes the written batches durable, unless the engine has failed.
+// The store sees every written batch even then (it knows of the failure
+// through Fail, and syncs nothing): a database's transaction must end, or
+// its lock would hold the other processes back.
 func (l *Log) sync(written []store.Commit) error {
+	var err error
+	if len(written) > 0 {
+		err = l.st.Sync(written)
+	}
 	if f := l.failure.Load(); f != nil {
 		return f
 	}
-	if len(written) == 0 {
-		return nil
-	}
-	if err := l.st.Sync(written); err != nil {
+	if err != nil {
 		return l.storeFailed(err)
 	}
 	return nil
