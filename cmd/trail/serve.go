@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/trailhq/trail"
@@ -295,14 +296,16 @@ func openLog(dir string, st *storeOpts, cfg trail.Config) (*trail.Log, error) {
 	return trail.OpenStore(ps, cfg)
 }
 
-// redactURL leaves a connection string's password out of logs.
+// redactURL leaves a connection string's password out of logs, in either
+// form PostgreSQL takes (a URL, or key=value pairs).
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
+		return u.Redacted()
 	}
-	return u.Redacted()
+	return passwordRE.ReplaceAllString(s, "password=xxxxx")
 }
+
+var passwordRE = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
 
 // stop is the graceful stop: stop reading syslog and wait until what was
 // read is stored, refuse new connections, let requests in progress finish (their events are acknowledged or refused), end live

@@ -321,3 +321,17 @@ func (l *pgLoad) snapshot() map[string]trail.Receipt {
 	}
 	return m
 }
+
+// TestRedactURL: a connection string's password never reaches the logs or
+// trail verify's output, in URL or key=value form.
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, secret string }{
+		{"postgres://trail:s3cret@db1:5432/trail?sslmode=require", "s3cret"},
+		{"host=db1 user=trail password=s3cret dbname=trail", "s3cret"},
+		{"host=db1 password = 'se cret\\' x' dbname=trail", "se cret"},
+	} {
+		if got := redactURL(tc.in); strings.Contains(got, tc.secret) || !strings.Contains(got, "db1") {
+			t.Errorf("redactURL(%q) = %q", tc.in, got)
+		}
+	}
+}
