@@ -33,6 +33,7 @@ type sequencer struct {
 	groups   []*group
 	batch    store.Batch   // the batch being built
 	batcher  store.Batcher // the store, when it looks ids and heads up a batch at a time
+	headErr  error         // a stream head the store could not read in this batch
 	bodies   []byte        // bodies prepared by the sequencer goroutine
 	bodies2  []byte        // bodies prepared by the second preparing goroutine
 	preps    []prepared    // the batch's prepared events, one per item
@@ -194,6 +195,14 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 		}
 	}
 	c.end = s.batch.First + uint64(s.batch.Len())
+	if err := s.headErr; err != nil {
+		s.headErr = nil
+		s.l.st.Abort()
+		s.forget(store.Begun{}) // the batch's heads were cached, and it is not stored
+		failAll(c.items, s.l.storeFailed(err))
+		c.entries = nil
+		return c
+	}
 	if s.batch.Len() == 0 {
 		s.l.st.Abort()
 		return c
@@ -210,7 +219,8 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 	}
 	if err != nil {
 		// The batch is not stored: what the sequencer cached of it is
-		// wrong (the store reports Changed at the next Begin).
+		// wrong.
+		s.forget(store.Begun{})
 		failAll(c.items, s.l.storeFailed(err))
 		c.written, c.entries = nil, nil
 	}
@@ -389,8 +399,12 @@ func (s *sequencer) head(stream string) *streamHead {
 	h := &streamHead{}
 	stored, ok, err := s.l.st.Head(stream)
 	if err != nil {
-		// The index store is unreadable: fail closed rather than fork the stream.
-		s.l.fail(err)
+		// The store cannot say where the stream is: the batch is not
+		// written (process), rather than fork the stream.
+		if s.headErr == nil {
+			s.headErr = err
+		}
+		return h
 	} else if ok {
 		h.seq, h.index, h.leaf = stored.Seq, stored.Index, stored.LeafHash
 	}

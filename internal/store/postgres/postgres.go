@@ -87,13 +87,14 @@ type Store struct {
 	vkey string
 
 	// The batch in flight (sequencer goroutine; Sync from the syncer).
-	cur     *batchTx
-	rng     *compact.Range // guarded by mu: the tree's border after this process's last committed batch
-	curLen  uint64         // log length at Begin
-	mu      sync.Mutex     // guards expect, dirty, known
-	expect  uint64         // log length after this process's last committed batch
-	dirty   bool           // the last batch failed: its outcome is unknown
-	started bool
+	cur         *batchTx
+	lastWritten *batchTx       // written by the sequencer, maybe not yet synced
+	rng         *compact.Range // guarded by mu: the tree's border after this process's last committed batch
+	curLen      uint64         // log length at Begin
+	mu          sync.Mutex     // guards expect, dirty, known
+	expect      uint64         // log length after this process's last committed batch
+	dirty       bool           // the last batch failed: its outcome is unknown
+	started     bool
 
 	cpMu         sync.Mutex // guards signerConn, latest, checkpointAt
 	signerConn   *pgx.Conn  // holds the checkpoint signer's lock for its session
@@ -117,6 +118,7 @@ type batchTx struct {
 	tx   pgx.Tx
 	end  uint64         // log length once committed (set by Write)
 	rng  *compact.Range // the tree's border: at Begin, then once the batch is in
+	done chan struct{}  // closed when Sync has committed or given up the batch
 }
 
 var _ store.Store = (*Store)(nil)

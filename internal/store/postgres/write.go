@@ -17,6 +17,14 @@ import (
 // another process appended since this one's last batch, or that batch
 // failed.
 func (s *Store) Begin(ctx context.Context) (store.Begun, error) {
+	// The previous batch's outcome first: until its COMMIT returns, this
+	// process does not know whether the log holds it (a COMMIT that fails
+	// frees the lock as its session ends, and the next batch must not
+	// take the rolled-back batch's heads for granted).
+	if c := s.lastWritten; c != nil {
+		s.lastWritten = nil
+		<-c.done
+	}
 	if err := s.Err(); err != nil {
 		return store.Begun{}, err
 	}
@@ -163,8 +171,8 @@ func (s *Store) Write(b *store.Batch) (store.Commit, error) {
 		s.setDirty()
 		return nil, s.classify("write a batch", err)
 	}
-	c.end, c.rng = end, next
-	s.cur = nil
+	c.end, c.rng, c.done = end, next, make(chan struct{})
+	s.cur, s.lastWritten = nil, c
 	return c, nil
 }
 
@@ -190,11 +198,13 @@ func (s *Store) Sync(cs []store.Commit) error {
 		c.conn.Release()
 		if err != nil {
 			s.setDirty()
+			close(c.done)
 			return err
 		}
 		s.mu.Lock()
 		s.expect, s.rng = c.end, c.rng
 		s.mu.Unlock()
+		close(c.done)
 		s.committed(c.end)
 	}
 	return nil
