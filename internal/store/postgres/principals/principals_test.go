@@ -294,3 +294,29 @@ func TestAdminRecordedOnce(t *testing.T) {
 		t.Errorf("a process that did not make the database wrote an admin token: %v", err)
 	}
 }
+
+// TestImportFile: a log without principals takes the tokens file of the
+// first process's data directory as its first version, once; an empty or
+// missing file imports nothing.
+func TestImportFile(t *testing.T) {
+	ctx := context.Background()
+	url := newLog(t)
+	p := openPrincipals(t, url)
+	if ok, err := p.ImportFile(ctx, t.TempDir(), "test"); ok || err != nil {
+		t.Fatalf("a missing tokens file imported: %v %v", ok, err)
+	}
+	dir := t.TempDir()
+	if _, err := auth.Create(dir, auth.Entry{Name: "reader", Read: []string{"patient/*"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := p.ImportFile(ctx, dir, "test"); !ok || err != nil {
+		t.Fatalf("import: %v %v", ok, err)
+	}
+	file, _ := os.ReadFile(filepath.Join(dir, auth.TokensFile))
+	if hist, err := p.History(ctx); err != nil || len(hist) != 1 || string(hist[0].Policy) != string(file) {
+		t.Errorf("history %+v (%v), want the file's bytes", hist, err)
+	}
+	if ok, err := p.ImportFile(ctx, dir, "test"); ok || err != nil {
+		t.Errorf("a second import: %v %v", ok, err)
+	}
+}
