@@ -28,10 +28,17 @@ func newWatermark(n uint64) *watermark {
 // load is the watermark now.
 func (w *watermark) load() uint64 { return w.n.Load() }
 
-// advance publishes n and wakes every waiter.
+// advance publishes n, unless the watermark is past it already, and wakes
+// every waiter. A store that follows other processes' commits raises both
+// watermarks to the log's length while this process's own earlier batch
+// may still be on its way through the syncer and the indexer: their later
+// advance to that batch's end must not lower the mark, or a reader waiting
+// for applied to reach durable would wait until the next append.
 func (w *watermark) advance(n uint64) {
 	w.mu.Lock()
-	w.n.Store(n)
+	if n > w.n.Load() {
+		w.n.Store(n)
+	}
 	w.mu.Unlock()
 	w.cond.Broadcast()
 	w.note.notify()

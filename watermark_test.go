@@ -86,3 +86,23 @@ func TestWatermark(t *testing.T) {
 		t.Fatalf("waitPast past its context: %v", err)
 	}
 }
+
+// TestWatermarkNeverLowers: an advance below the mark (a process's own
+// batch applied after a followed commit of another process raised the mark)
+// leaves it where it is, so that a reader waiting for it to reach another
+// mark is not left waiting for the next append.
+func TestWatermarkNeverLowers(t *testing.T) {
+	durable, applied := newWatermark(0), newWatermark(0)
+	durable.advance(10) // this process's batch [0, 10) is durable
+	durable.advance(12) // another process's commit is followed
+	applied.advance(12)
+	applied.advance(10) // the indexer applies this process's batch
+	if v := applied.load(); v != 12 {
+		t.Fatalf("applied lowered to %d, want 12", v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if v, err := applied.waitPast(ctx, durable.load(), false, func() error { return nil }, nil, nil); v != 12 || err != nil {
+		t.Fatalf("a reader waiting for applied to reach durable: %d %v", v, err)
+	}
+}

@@ -125,7 +125,7 @@ func Update(dir string, fn func(p *Policy) error) error {
 	if err := fn(&p); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(p, "", "  ")
+	b, err := Marshal(p)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func Update(dir string, fn func(p *Policy) error) error {
 	if err != nil {
 		return err
 	}
-	if err := durable.WritePrivate(dir, TokensFile, append(b, '\n'), perm, &owner); err != nil {
+	if err := durable.WritePrivate(dir, TokensFile, b, perm, &owner); err != nil {
 		return fmt.Errorf("%w: %w; %s is unchanged: run trail token as the user who owns it (uid %d) or as root", ErrUnwritten, err,
 			filepath.Join(dir, TokensFile), owner.UID)
 	}
@@ -186,6 +186,11 @@ func lock(dir string) (unlock func(), err error) {
 // Create adds a principal with a new token and returns the token: the only
 // time it is seen. pr.Expires, when set, must be after now.
 func Create(dir string, pr Entry, now time.Time) (string, error) {
+	return CreateIn(FileUpdater(dir), pr, now)
+}
+
+// CreateIn is Create on the policy update changes.
+func CreateIn(update Updater, pr Entry, now time.Time) (string, error) {
 	if err := CheckName(pr.Name); err != nil {
 		return "", err
 	}
@@ -206,7 +211,7 @@ func Create(dir string, pr Entry, now time.Time) (string, error) {
 	pr.TokenSHA256 = hex.EncodeToString(h[:])
 	pr.Created = now.UTC()
 	pr.Revoked = nil
-	err := Update(dir, func(p *Policy) error {
+	err := update(func(p *Policy) error {
 		for _, q := range p.Principals {
 			if q.Name == pr.Name {
 				return fmt.Errorf("%q: %w (revoke does not free a name; choose another)", pr.Name, ErrExists)
@@ -223,7 +228,12 @@ func Create(dir string, pr Entry, now time.Time) (string, error) {
 
 // Revoke marks a principal revoked; its token and certificate stop working.
 func Revoke(dir, name string, now time.Time) error {
-	return Update(dir, func(p *Policy) error {
+	return RevokeIn(FileUpdater(dir), name, now)
+}
+
+// RevokeIn is Revoke on the policy update changes.
+func RevokeIn(update Updater, name string, now time.Time) error {
+	return update(func(p *Policy) error {
 		for i := range p.Principals {
 			if p.Principals[i].Name == name {
 				if p.Principals[i].Revoked == nil {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
@@ -24,7 +25,9 @@ const PolicyReload = 250 * time.Millisecond
 
 // TokenAuth authenticates with the admin token, the principals of
 // DIR/tokens.json (reloaded when the file changes, so "trail token create"
-// and "revoke" take effect in a running server), and, over TLS, a verified
+// and "revoke" take effect in a running server) or of another PolicySource
+// (NewTokenAuthFrom: the database of trail serve --store, whose version is
+// looked at as often), and, over TLS, a verified
 // client certificate whose subject common name is a principal's name.
 //
 // A policy is swapped in whole (one atomic pointer), so no request sees a
@@ -42,7 +45,7 @@ const PolicyReload = 250 * time.Millisecond
 // counted in trail_tokens_reload_errors_total (TokenAuth is a
 // prometheus.Collector, registered by server.New).
 type TokenAuth struct {
-	dir   string
+	src   PolicySource
 	admin [32]byte
 	log   *slog.Logger
 	cur   atomic.Pointer[policyView]
@@ -54,7 +57,7 @@ type TokenAuth struct {
 	reloadErrors prometheus.Counter
 
 	mu       sync.Mutex // guards seen and reported
-	seen     fileID     // the file last loaded
+	seen     string     // the version last loaded
 	reported time.Time  // when a failed reload was last logged
 
 	stop chan struct{}
@@ -89,14 +92,20 @@ type fileID struct {
 
 // NewTokenAuth loads the policy of dir and starts watching it; Close stops.
 func NewTokenAuth(dir string, admin Token, logger *slog.Logger) (*TokenAuth, error) {
+	return NewTokenAuthFrom(FileSource(dir), HashToken(admin), logger)
+}
+
+// NewTokenAuthFrom loads the policy of src and starts watching it (every
+// PolicyReload); Close stops. admin is the SHA-256 of the admin token.
+func NewTokenAuthFrom(src PolicySource, admin [32]byte, logger *slog.Logger) (*TokenAuth, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &TokenAuth{dir: dir, admin: HashToken(admin), log: logger, now: time.Now,
+	a := &TokenAuth{src: src, admin: admin, log: logger, now: time.Now,
 		stop: make(chan struct{}), done: make(chan struct{}),
 		reloadErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "trail_tokens_reload_errors_total",
-			Help: "Loads of a changed tokens file that failed; while it fails, reads other than the admin's are refused.",
+			Help: "Loads of a changed tokens file (or policy in the database) that failed; while it fails, reads other than the admin's are refused.",
 		}),
 	}
 	if _, err := a.Reload(); err != nil {
@@ -106,7 +115,7 @@ func NewTokenAuth(dir string, admin Token, logger *slog.Logger) (*TokenAuth, err
 	return a, nil
 }
 
-// Close stops watching the policy file.
+// Close stops watching the policy.
 func (a *TokenAuth) Close() {
 	select {
 	case <-a.stop:
@@ -129,7 +138,11 @@ func (a *TokenAuth) watch() {
 			if err != nil {
 				a.report(err)
 			} else if changed {
-				a.log.Info("tokens file reloaded", "principals", len(a.cur.Load().byName))
+				if _, ok := a.src.(fileSource); ok {
+					a.log.Info("tokens file reloaded", "principals", len(a.cur.Load().byName))
+				} else {
+					a.log.Info("principals reloaded", "source", a.src.String(), "version", a.seenVersion(), "principals", len(a.cur.Load().byName))
+				}
 			}
 		}
 	}
@@ -147,25 +160,42 @@ func (a *TokenAuth) report(err error) {
 		a.reported = now
 	}
 	a.mu.Unlock()
-	if due {
-		a.log.Error("tokens file unreadable: reads other than the admin's are refused, appends go on under the previous policy, until it is repaired",
-			"file", filepath.Join(a.dir, TokensFile), "err", err)
+	if !due {
+		return
 	}
+	if _, ok := a.src.(fileSource); ok {
+		a.log.Error("tokens file unreadable: reads other than the admin's are refused, appends go on under the previous policy, until it is repaired",
+			"file", a.src.String(), "err", err)
+		return
+	}
+	a.log.Error("principals unreadable: reads other than the admin's are refused, appends go on under the previous policy, until it is repaired",
+		"source", a.src.String(), "err", err)
 }
 
-// Reload reads the policy file if it changed since the last load; while the
-// file fails to load it is read again on every call, so that a repair of any
-// kind (a chown or chmod changes no content) is seen.
+func (a *TokenAuth) seenVersion() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seen
+}
+
+// loadTimeout bounds one look at the policy source.
+const loadTimeout = 5 * time.Second
+
+// Reload reads the policy if it changed since the last load; while the
+// policy fails to load it is read again on every call, so that a repair of
+// any kind (a chown or chmod changes no content) is seen.
 func (a *TokenAuth) Reload() (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	id, err := a.statFile()
-	if err == nil && id == a.seen && a.cur.Load() != nil && a.stale.Load() == nil {
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
+	v, err := a.src.Version(ctx)
+	if err == nil && v == a.seen && a.cur.Load() != nil && a.stale.Load() == nil {
 		return false, nil
 	}
 	var pol Policy
 	if err == nil {
-		pol, err = Load(a.dir)
+		pol, v, err = a.src.Load(ctx)
 	}
 	if err != nil {
 		a.reloadErrors.Inc()
@@ -173,15 +203,16 @@ func (a *TokenAuth) Reload() (bool, error) {
 		return false, err
 	}
 	a.cur.Store(newPolicyView(pol))
-	a.seen = id
+	a.seen = v
 	a.stale.Store(nil)
 	return true, nil
 }
 
-// statFile identifies the policy file; a missing file has the zero id.
-func (a *TokenAuth) statFile() (fileID, error) {
+// statFile identifies the policy file of dir; a missing file has the zero
+// id.
+func statFile(dir string) (fileID, error) {
 	var id fileID
-	st, err := os.Stat(filepath.Join(a.dir, TokensFile))
+	st, err := os.Stat(filepath.Join(dir, TokensFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:

@@ -91,7 +91,7 @@ func (s *Server) policyRefusal(p *Principal) *problem {
 		return nil
 	}
 	pr := newProblem(http.StatusServiceUnavailable, "tokens_unreadable",
-		"the server's tokens file ("+auth.TokensFile+") is unreadable, so it cannot tell who may read: reads are refused (appends go on) until an administrator repairs it")
+		"the server's tokens file ("+auth.TokensFile+"), or with --store the policy in force in its database, is unreadable, so it cannot tell who may read: reads are refused (appends go on) until an administrator repairs it")
 	pr.retryAfter = 5
 	return pr
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/trailhq/trail/internal/checkpoint"
 	"github.com/trailhq/trail/internal/durable"
 	"github.com/trailhq/trail/internal/store/postgres"
+	"github.com/trailhq/trail/internal/store/postgres/principals"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/trailhq/trail"
@@ -40,7 +42,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:7070", "address to listen on")
 	sync := fs.String("sync", "always", "always: a receipt means fsynced; none: do not wait for the disk (loses acknowledged events on power loss)")
 	origin := fs.String("origin", "", "checkpoint origin, fixed at first start (default trail/<random>)")
-	storeURL := fs.String("store", "", "keep the log in PostgreSQL at this `URL` (postgres://user@host/db) instead of --data; several trail serve processes may share one (--data still holds the tokens and the admin token)")
+	storeURL := fs.String("store", "", "keep the log and its principals in PostgreSQL at this `URL` (postgres://user@host/db) instead of --data; several trail serve processes may share one (the process that makes the database writes the admin token to --data; manage principals with trail token --store)")
 	signingKey := fs.String("signing-key", "", "with --store: the checkpoint signing key `file` the processes share (created, mode 0600, when missing); it never goes into the database")
 	interval := fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
 	queueWait := fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
@@ -184,6 +186,7 @@ type daemon struct {
 	http         *http.Server
 	token        auth.Token
 	auth         *auth.TokenAuth        // nil when the caller gave its own
+	principals   *principals.Source     // with --store
 	syslog       *server.SyslogReceiver // nil without syslog listeners
 	tokenCreated bool
 	errc         chan error
@@ -197,7 +200,8 @@ type storeOpts struct {
 
 // startDaemon opens the engine in dir (or in the database st names) and
 // serves it on ln (over TLS when tlsFiles is set). Unless scfg names an
-// authenticator, principals come from the admin token and DIR/tokens.json.
+// authenticator, principals come from the admin token and DIR/tokens.json,
+// or with st from the database (see storeAuth).
 func startDaemon(dir string, st *storeOpts, cfg trail.Config, scfg server.Config, ln net.Listener, tlsFiles *server.TLSFiles) (*daemon, error) {
 	var tlsConf *tls.Config
 	if tlsFiles != nil {
@@ -218,10 +222,23 @@ func startDaemon(dir string, st *storeOpts, cfg trail.Config, scfg server.Config
 		if d.auth != nil {
 			d.auth.Close()
 		}
+		if d.principals != nil {
+			d.principals.Close()
+		}
 		l.Close(context.Background())
 		return nil, err
 	}
-	if d.token, d.tokenCreated, err = auth.EnsureAdminToken(dir); err != nil {
+	if st != nil {
+		if err := d.storeAuth(dir, st, cfg.Logger); err != nil {
+			return fail(err)
+		}
+		if scfg.Auth == nil {
+			scfg.Auth = d.auth
+		} else {
+			d.auth.Close()
+			d.auth = nil
+		}
+	} else if d.token, d.tokenCreated, err = auth.EnsureAdminToken(dir); err != nil {
 		return fail(err)
 	}
 	if scfg.Auth == nil {
@@ -253,6 +270,40 @@ func startDaemon(dir string, st *storeOpts, cfg trail.Config, scfg server.Config
 		}
 	}()
 	return d, nil
+}
+
+// storeAuth authenticates with the principals of the database st names:
+// the admin token whose hash the process that made the database recorded
+// (it wrote the token to its DIR/admin.token), and the policy in force,
+// looked at every auth.PolicyReload. A log kept there before its principals
+// were takes DIR/tokens.json as its first policy.
+func (d *daemon) storeAuth(dir string, st *storeOpts, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var err error
+	if d.principals, err = principals.Open(ctx, st.url); err != nil {
+		return err
+	}
+	admin, created, err := d.principals.EnsureAdmin(ctx, dir, logger)
+	if err != nil {
+		return err
+	}
+	d.tokenCreated = created
+	if b, err := os.ReadFile(filepath.Join(dir, auth.AdminTokenFile)); err == nil {
+		if tok := auth.Token(strings.TrimSpace(string(b))); auth.HashToken(tok) == admin {
+			d.token = tok
+		}
+	}
+	tokensFile := filepath.Join(dir, auth.TokensFile)
+	if imported, err := d.principals.ImportFile(ctx, dir, "trail serve: "+tokensFile); err != nil {
+		return fmt.Errorf("%s: %w", tokensFile, err)
+	} else if imported {
+		logger.Info("the principals of the tokens file are the log's first policy in the database; manage them with trail token --store", "file", tokensFile)
+	} else if _, err := os.Stat(tokensFile); err == nil {
+		logger.Warn("with --store the principals are the database's: this tokens file is not read (trail token --store URL manages them)", "file", tokensFile)
+	}
+	d.auth, err = auth.NewTokenAuthFrom(d.principals, admin, logger)
+	return err
 }
 
 // openLog opens the engine on the data directory, or on the PostgreSQL
@@ -320,6 +371,9 @@ func (d *daemon) stop(ctx context.Context) error {
 	herr := d.http.Shutdown(ctx)
 	if d.auth != nil {
 		d.auth.Close()
+	}
+	if d.principals != nil {
+		d.principals.Close()
 	}
 	return errors.Join(serr, herr, d.l.Close(ctx))
 }

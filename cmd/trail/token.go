@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,12 +15,15 @@ import (
 
 	"github.com/trailhq/trail/auth"
 	"github.com/trailhq/trail/internal/datadir"
+	"github.com/trailhq/trail/internal/store/postgres/principals"
 )
 
 // tokenCmd is "trail token create|list|revoke": the principals of a data
-// directory. A running server picks changes up within a second. --data must
-// be a Trail data directory (one trail serve has started on): a token
-// written anywhere else would be honoured by no server.
+// directory, or with --store URL those of a log in PostgreSQL, which every
+// trail serve --store on it honours. A running server picks changes up
+// within a second. --data must be a Trail data directory (one trail serve
+// has started on), and --store a database one has: a token written anywhere
+// else would be honoured by no server.
 type tokenCmd struct {
 	stdout, stderr io.Writer
 }
@@ -31,18 +35,18 @@ func (p *patterns) String() string     { return strings.Join(*p, ",") }
 func (p *patterns) Set(v string) error { *p = append(*p, v); return auth.CheckPattern(v) }
 
 func (c *tokenCmd) Run(ctx context.Context, args []string) error {
-	usage := &exitError{2, errors.New("usage: trail token create|list|revoke --data DIR ...")}
+	usage := &exitError{2, errors.New("usage: trail token create|list|revoke --data DIR|--store URL ...")}
 	if len(args) == 0 {
 		return usage
 	}
 	var err error
 	switch args[0] {
 	case "create":
-		err = c.create(args[1:])
+		err = c.create(ctx, args[1:])
 	case "list":
-		err = c.list(args[1:])
+		err = c.list(ctx, args[1:])
 	case "revoke":
-		err = c.revoke(args[1:])
+		err = c.revoke(ctx, args[1:])
 	default:
 		return usage
 	}
@@ -52,13 +56,57 @@ func (c *tokenCmd) Run(ctx context.Context, args []string) error {
 	return err
 }
 
-func (c *tokenCmd) flags(name string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("token "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	return fs, fs.String("data", "./trail-data", "the data directory of the server (made by trail serve, never by trail token)")
+// where names the principals a command changes: a data directory's, or
+// those of a log in PostgreSQL.
+type where struct {
+	fs    *flag.FlagSet
+	data  *string
+	store *string
 }
 
-func (c *tokenCmd) create(args []string) error {
+func (c *tokenCmd) flags(name string) (*flag.FlagSet, *where) {
+	fs := flag.NewFlagSet("token "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	return fs, &where{fs: fs,
+		data:  fs.String("data", "./trail-data", "the data directory of the server (made by trail serve, never by trail token)"),
+		store: fs.String("store", "", "the principals of the log in PostgreSQL at this `URL` (the one trail serve --store serves; made by trail serve, never by trail token), instead of --data"),
+	}
+}
+
+// check refuses --data and --store together, and a --data that is no data
+// directory (exit 2).
+func (w *where) check() error {
+	if *w.store != "" {
+		data := false
+		w.fs.Visit(func(f *flag.Flag) { data = data || f.Name == "data" })
+		if data {
+			return &exitError{2, errors.New("--data and --store: give one (with --store the principals are the database's)")}
+		}
+		return nil
+	}
+	return checkDataDir(*w.data)
+}
+
+// principals connects to the database of --store.
+func (w *where) principals(ctx context.Context) (*principals.Source, error) {
+	p, err := principals.Open(ctx, *w.store)
+	if errors.Is(err, principals.ErrNoLog) {
+		err = &exitError{2, fmt.Errorf("--store %w", err)}
+	}
+	return p, err
+}
+
+// changedBy names who changes the policy in the database's history.
+func changedBy(verb string) string {
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("trail token %s (%s@%s)", verb, who, host)
+}
+
+func (c *tokenCmd) create(ctx context.Context, args []string) error {
 	fs, data := c.flags("create")
 	var pr auth.Entry
 	fs.StringVar(&pr.Name, "name", "", "principal name (required): 1-128 bytes of A-Z a-z 0-9 . _ : @ -; a client certificate with this subject CN authenticates as it")
@@ -73,7 +121,7 @@ func (c *tokenCmd) create(args []string) error {
 		return &exitError{2, err}
 	}
 	if pr.Name == "" || fs.NArg() > 0 {
-		return &exitError{2, errors.New("usage: trail token create --data DIR --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--patient ID] [--expires 90d]")}
+		return &exitError{2, errors.New("usage: trail token create --data DIR|--store URL --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--patient ID] [--expires 90d]")}
 	}
 	if err := auth.CheckName(pr.Name); err != nil {
 		return &exitError{2, err}
@@ -92,10 +140,21 @@ func (c *tokenCmd) create(args []string) error {
 		t := now.Add(d)
 		pr.Expires = &t
 	}
-	if err := checkDataDir(*data); err != nil {
+	if err := data.check(); err != nil {
 		return err
 	}
-	tok, err := auth.Create(*data, pr, now)
+	var tok string
+	var err error
+	if *data.store != "" {
+		p, perr := data.principals(ctx)
+		if perr != nil {
+			return perr
+		}
+		defer p.Close()
+		tok, err = auth.CreateIn(p.Updater(ctx, changedBy("create")), pr, now)
+	} else {
+		tok, err = auth.Create(*data.data, pr, now)
+	}
 	if err != nil {
 		return err
 	}
@@ -103,15 +162,26 @@ func (c *tokenCmd) create(args []string) error {
 	return nil
 }
 
-func (c *tokenCmd) list(args []string) error {
+func (c *tokenCmd) list(ctx context.Context, args []string) error {
 	fs, data := c.flags("list")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
-	if err := checkDataDir(*data); err != nil {
+	if err := data.check(); err != nil {
 		return err
 	}
-	p, err := auth.Load(*data)
+	var p auth.Policy
+	var err error
+	if *data.store != "" {
+		src, perr := data.principals(ctx)
+		if perr != nil {
+			return perr
+		}
+		defer src.Close()
+		p, _, err = src.Load(ctx)
+	} else {
+		p, err = auth.Load(*data.data)
+	}
 	if err != nil {
 		return err
 	}
@@ -149,18 +219,29 @@ func list(s []string) string {
 	return strings.Join(s, ",")
 }
 
-func (c *tokenCmd) revoke(args []string) error {
+func (c *tokenCmd) revoke(ctx context.Context, args []string) error {
 	fs, data := c.flags("revoke")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
 	if fs.NArg() != 1 {
-		return &exitError{2, errors.New("usage: trail token revoke --data DIR NAME")}
+		return &exitError{2, errors.New("usage: trail token revoke --data DIR|--store URL NAME")}
 	}
-	if err := checkDataDir(*data); err != nil {
+	if err := data.check(); err != nil {
 		return err
 	}
-	if err := auth.Revoke(*data, fs.Arg(0), time.Now()); err != nil {
+	var err error
+	if *data.store != "" {
+		p, perr := data.principals(ctx)
+		if perr != nil {
+			return perr
+		}
+		defer p.Close()
+		err = auth.RevokeIn(p.Updater(ctx, changedBy("revoke")), fs.Arg(0), time.Now())
+	} else {
+		err = auth.Revoke(*data.data, fs.Arg(0), time.Now())
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "revoked %s\n", fs.Arg(0))
