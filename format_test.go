@@ -17,7 +17,7 @@ import (
 func TestFormatStamp(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l := openTest(t, dir, Config{})
+	l := openFilesTest(t, dir, Config{})
 	if _, err := l.Append(ctx, testEvent("patient/1", 1)); err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestReadForgedRecord(t *testing.T) {
 	const dir = "/data"
 	ctx := context.Background()
 	cfg := Config{FS: mem, SegmentSize: 4096, CheckpointInterval: time.Hour}
-	l := openTest(t, dir, cfg)
+	l := openFilesTest(t, dir, cfg)
 	for i := 0; i < 60; i++ {
 		if _, err := l.Append(ctx, testEvent(fmt.Sprintf("patient/%d", i%3), i)); err != nil {
 			t.Fatal(err)
@@ -60,7 +60,7 @@ func TestReadForgedRecord(t *testing.T) {
 
 	// The record is below the signed checkpoint and the tree is intact:
 	// the engine opens and serves everything else.
-	l = openTest(t, dir, cfg)
+	l = openFilesTest(t, dir, cfg)
 	defer closeQ(t, l)
 	_, err := l.Read(forged)
 	wantIntegrity(t, "Read of the forged record", err, forged)
@@ -103,7 +103,7 @@ func TestOpenRefusesForgedUnsignedRecord(t *testing.T) {
 	durableDir(t, mem, dir)
 	ctx := context.Background()
 	cfg := Config{FS: mem, SegmentSize: 4096, CheckpointInterval: time.Hour}
-	l := openTest(t, dir, cfg)
+	l := openFilesTest(t, dir, cfg)
 	for i := 0; i < 40; i++ {
 		if _, err := l.Append(ctx, testEvent(fmt.Sprintf("patient/%d", i%3), i)); err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestOpenRefusesForgedUnsignedRecord(t *testing.T) {
 	closeQ(t, l)
 
 	cfg.FS = whole
-	l = openTest(t, dir, cfg)
+	l = openFilesTest(t, dir, cfg)
 	if l.Size() != 40 {
 		t.Errorf("after the crash: %d events, want 40", l.Size())
 	}
