@@ -42,18 +42,9 @@ func OpenTest(tb testingT, dir string, cfg Config) (*Log, error) { return openSt
 // database and a signing key (kept in dir) on first use.
 func openPostgres(tb testingT, dir string, cfg Config) (*Log, error) {
 	tb.Helper()
-	ctx := context.Background()
-	url, err := pgtest.DatabaseFor(ctx, dir)
+	st, err := pgtest.StoreFor(context.Background(), dir, cfg.Origin, cfg.Logger)
 	if err != nil {
 		tb.Fatalf("PostgreSQL for -store=postgres: %v", err)
-	}
-	signer, vkey, err := pgtest.KeyFor(dir, cfg.Origin)
-	if err != nil {
-		return nil, err
-	}
-	st, err := postgres.Open(ctx, postgres.Options{URL: url, Signer: signer, VerifierKey: vkey, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
 	}
 	return OpenStore(st, cfg)
 }

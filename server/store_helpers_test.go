@@ -8,7 +8,6 @@ import (
 
 	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/internal/pgtest"
-	"github.com/trailhq/trail/internal/store/postgres"
 )
 
 // The server's end-to-end tests run on the store -store names: "files" (a
@@ -31,18 +30,9 @@ func openEngine(t testing.TB, dir string, cfg trail.Config) (*trail.Log, error) 
 	if *storeFlag != "postgres" {
 		return trail.Open(dir, cfg)
 	}
-	ctx := context.Background()
-	url, err := pgtest.DatabaseFor(ctx, dir)
+	st, err := pgtest.StoreFor(context.Background(), dir, cfg.Origin, cfg.Logger)
 	if err != nil {
 		t.Fatalf("PostgreSQL for -store=postgres: %v", err)
-	}
-	signer, vkey, err := pgtest.KeyFor(dir, cfg.Origin)
-	if err != nil {
-		return nil, err
-	}
-	st, err := postgres.Open(ctx, postgres.Options{URL: url, Signer: signer, VerifierKey: vkey, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
 	}
 	return trail.OpenStore(st, cfg)
 }

@@ -210,15 +210,8 @@ func checkpointSize(t *testing.T, p *serveProc) uint64 {
 // no gap, the other process takes over signing checkpoints within seconds,
 // and trail verify --store passes.
 func TestServePostgresTwoProcesses(t *testing.T) {
-	if err := pgtest.Installed(); err != nil {
-		t.Fatalf("PostgreSQL is not installed: %v", err)
-	}
 	ctx := context.Background()
-	c, err := pgtest.StartCluster(ctx, pgtest.ClusterConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := pgtest.Start(t)
 	base := t.TempDir()
 	keyFile := filepath.Join(base, "signing.key")
 	a := pgServe(t, c, keyFile, filepath.Join(base, "a"), "")
@@ -268,15 +261,8 @@ func TestServePostgresTwoProcesses(t *testing.T) {
 // and a Retry-After, the clients retry with the same ids, Trail reconnects
 // by itself, every acknowledged event is stored once, and verify passes.
 func TestServePostgresDatabaseCrash(t *testing.T) {
-	if err := pgtest.Installed(); err != nil {
-		t.Fatalf("PostgreSQL is not installed: %v", err)
-	}
 	ctx := context.Background()
-	c, err := pgtest.StartCluster(ctx, pgtest.ClusterConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := pgtest.Start(t)
 	base := t.TempDir()
 	keyFile := filepath.Join(base, "signing.key")
 	p := pgServe(t, c, keyFile, filepath.Join(base, "a"), "")

@@ -57,15 +57,8 @@ func waitStatus(t *testing.T, within time.Duration, method, path, tok, body stri
 // follows it. A third process whose DIR/admin.token is not the log's does
 // not accept that token.
 func TestServePostgresPrincipals(t *testing.T) {
-	if err := pgtest.Installed(); err != nil {
-		t.Fatalf("PostgreSQL is not installed: %v", err)
-	}
 	ctx := context.Background()
-	c, err := pgtest.StartCluster(ctx, pgtest.ClusterConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
+	c := pgtest.Start(t)
 	url := c.ConnString()
 	base := t.TempDir()
 	keyFile := filepath.Join(base, "signing.key")

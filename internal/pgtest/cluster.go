@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/trailhq/trail/internal/checkpoint"
+	"github.com/trailhq/trail/internal/store/postgres"
 	"golang.org/x/mod/sumdb/note"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -430,4 +432,41 @@ func KeyFor(dir, origin string) (note.Signer, string, error) {
 		return nil, "", err
 	}
 	return signer, vkey, nil
+}
+
+// TB is what Start needs of a test.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// Start starts a cluster of the test's own, stopped when the test ends. A
+// machine without PostgreSQL's binaries fails the test (it is never
+// skipped).
+func Start(t TB) *Cluster {
+	t.Helper()
+	if err := Installed(); err != nil {
+		t.Fatalf("PostgreSQL is not installed: %v", err)
+	}
+	c, err := StartCluster(context.Background(), ClusterConfig{})
+	if err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	return c
+}
+
+// StoreFor opens the PostgreSQL store of a test's data directory dir: its
+// database on the shared server (DatabaseFor) and its key (KeyFor).
+func StoreFor(ctx context.Context, dir, origin string, logger *slog.Logger) (*postgres.Store, error) {
+	url, err := DatabaseFor(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	signer, vkey, err := KeyFor(dir, origin)
+	if err != nil {
+		return nil, err
+	}
+	return postgres.Open(ctx, postgres.Options{URL: url, Signer: signer, VerifierKey: vkey, Logger: logger})
 }
