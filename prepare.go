@@ -3,6 +3,7 @@ package trail
 import (
 	"encoding/base64"
 	"github.com/trailhq/trail/event"
+	"github.com/trailhq/trail/internal/store"
 	"slices"
 	"sync"
 )
@@ -13,10 +14,10 @@ import (
 // batch.
 type prepared struct {
 	event.Encoded
-	given  bool // the client chose the id
-	query  queryFields
-	stored int64 // index of a stored event with this id (from the index store), or -1
-	err    error // why the event cannot be stored
+	given  bool        // the client chose the id
+	entry  store.Entry // the event's indexed fields (store.EntryOf); the sequencer adds where it went
+	stored int64       // index of a stored event with this id (from the index store), or -1
+	err    error       // why the event cannot be stored
 }
 
 // prepareEvent validates ev and encodes it into buf. An absent id is
@@ -33,7 +34,7 @@ func prepareChecked(ev *Event, buf []byte, validate func() error) (prepared, []b
 		return p, buf
 	}
 	p.Encoded, buf, p.err = event.Encode(ev, buf)
-	p.query = queryFieldsOf(ev)
+	p.entry = store.EntryOf(ev, store.Entry{})
 	return p, buf
 }
 

@@ -367,7 +367,9 @@ func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, n
 	if p.given {
 		s.rememberID(p.ID, n)
 	}
-	c.entries = append(c.entries, p.query.entry(index.Entry{Index: n, ID: p.ID, Given: p.given, Stream: p.Stream, Seq: h.seq, Leaf: h.leaf}))
+	e := p.entry
+	e.Index, e.ID, e.Given, e.Stream, e.Seq, e.Leaf = n, p.ID, p.given, p.Stream, h.seq, h.leaf
+	c.entries = append(c.entries, e)
 	return Receipt{ID: p.ID, Index: n, Stream: p.Stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
 }
 
