@@ -77,8 +77,6 @@ type Store interface {
 	// Apply records the index entries of durable records; end is the log's
 	// length once they are applied.
 	Apply(entries []Entry, end uint64) error
-	// Applied is the log length the index entries cover.
-	Applied() (uint64, error)
 	// Fail makes the store refuse every later write and sync: the engine
 	// stopped for cause.
 	Fail(cause error)

@@ -158,9 +158,6 @@ func (s *Store) Head(stream string) (store.Head, bool, error) { return s.idx.Hea
 // ID returns the index of the event with a client-chosen id.
 func (s *Store) ID(id string) (uint64, bool, error) { return s.idx.ID(id) }
 
-// Applied is the log length the indexes cover.
-func (s *Store) Applied() (uint64, error) { return s.idx.Applied() }
-
 // Apply records index entries of durable records.
 func (s *Store) Apply(entries []store.Entry, end uint64) error {
 	if err := s.idx.Apply(entries, end); err != nil {

@@ -213,9 +213,3 @@ func (s *Store) Sync(cs []store.Commit) error {
 // Apply does nothing: a batch's index rows are its event rows, committed
 // with them.
 func (s *Store) Apply([]store.Entry, uint64) error { return s.Err() }
-
-// Applied is the log's committed length: the indexes are the rows.
-func (s *Store) Applied() (uint64, error) {
-	n, _, err := s.end(context.Background(), s.pool)
-	return n, err
-}
