@@ -76,6 +76,12 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (*Principal, error)
 }
 
+// TokenHashAuthenticator is an Authenticator that can also authenticate a
+// token by its SHA-256 alone (a console session keeps no token).
+type TokenHashAuthenticator interface {
+	AuthenticateTokenHash(h [32]byte) (*Principal, error)
+}
+
 // ErrUnauthenticated: no token, or one that is unknown or revoked.
 var ErrUnauthenticated = errors.New("missing, unknown or revoked token")
 

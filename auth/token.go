@@ -64,7 +64,10 @@ func (a adminAuth) Authenticate(r *http.Request) (*Principal, error) {
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
-	h := HashToken(tok)
+	return a.AuthenticateTokenHash(HashToken(tok))
+}
+
+func (a adminAuth) AuthenticateTokenHash(h [32]byte) (*Principal, error) {
 	if subtle.ConstantTimeCompare(h[:], a.hash[:]) != 1 {
 		return nil, ErrUnauthenticated
 	}

@@ -274,7 +274,14 @@ func (a *TokenAuth) Authenticate(r *http.Request) (*Principal, error) {
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
-	h := HashToken(tok)
+	return a.AuthenticateTokenHash(HashToken(tok))
+}
+
+// AuthenticateTokenHash returns the principal of the token whose SHA-256 is
+// h, as Authenticate does for that token: a console session signed in with
+// a token keeps only its hash and is authenticated again by it.
+func (a *TokenAuth) AuthenticateTokenHash(h [32]byte) (*Principal, error) {
+	v := a.cur.Load()
 	var found *Principal
 	if subtle.ConstantTimeCompare(h[:], a.admin[:]) == 1 {
 		found = adminPrincipal

@@ -20,7 +20,7 @@ import (
 // session's principal (ui_api.go), so grants, rate limits and read records
 // are exactly the API's.
 //
-// Sessions live in memory (ui_session.go): a restart signs everyone out.
+// Sessions are kept server-side in ConsoleConfig.Sessions (ui_session.go).
 // Sign-in takes a token, a verified client certificate under mTLS, or an
 // OpenID Connect provider's ID token (ui_oidc.go).
 
@@ -35,9 +35,13 @@ type ConsoleConfig struct {
 	// MaxAge ends a session this long after sign-in whatever its use
 	// (default 8 hours).
 	MaxAge time.Duration
-	// MaxSessions bounds the session table (default 10,000); a sign-in
-	// past it, once expired sessions are dropped, gets 503.
+	// MaxSessions bounds the live sessions (default 10,000); a sign-in
+	// past it gets 503.
 	MaxSessions int
+	// Sessions is where sessions are kept (default: in the process's
+	// memory, so a restart signs everyone out). Processes that serve one
+	// log share a store, so that each honours the sessions of all.
+	Sessions auth.SessionStore
 	// Disabled leaves /ui/ unserved (404).
 	Disabled bool
 	// OIDC, when set, adds sign-in through an OpenID Connect provider
@@ -64,6 +68,9 @@ func (c *ConsoleConfig) defaults() {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = defaultMaxSessions
 	}
+	if c.Sessions == nil {
+		c.Sessions = auth.NewMemorySessions()
+	}
 }
 
 // consoleCSP is the console's Content-Security-Policy: its own scripts,
@@ -75,7 +82,7 @@ const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
 type console struct {
 	s        *Server
 	cfg      ConsoleConfig
-	sessions *sessionTable
+	sessions auth.SessionStore
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	log      *slog.Logger
@@ -94,7 +101,7 @@ func (s *Server) consoleRoutes() {
 	}
 	cfg := s.cfg.Console
 	cfg.defaults()
-	c := &console{s: s, cfg: cfg, log: s.log, sessions: newSessionTable(cfg), pages: parsePages()}
+	c := &console{s: s, cfg: cfg, log: s.log, sessions: cfg.Sessions, pages: parsePages()}
 	if cfg.OIDC != nil {
 		c.startOIDC(*cfg.OIDC)
 	}

@@ -40,6 +40,21 @@ type oidcCredential struct {
 
 func (o oidcCredential) via() string { return "OpenID Connect (" + o.host + ")" }
 
+func (o oidcCredential) stored() (auth.SessionCredential, []byte) {
+	if o.patient != nil {
+		return auth.CredentialOIDCPatient, []byte(o.patient.Patient)
+	}
+	return auth.CredentialOIDC, []byte(o.name)
+}
+
+// oidcHost is the OpenID Connect provider's host, or "" without one.
+func (c *console) oidcHost() string {
+	if c.oidc == nil {
+		return ""
+	}
+	return c.oidc.host
+}
+
 func (o oidcCredential) authenticate(a Authenticator, _ *http.Request) (*Principal, error) {
 	if o.patient != nil {
 		return o.patient, nil

@@ -7,22 +7,25 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
+
+	"github.com/trailhq/trail/auth"
 )
 
-// Console sessions are kept on the server; the browser holds only a random
+// Console sessions are kept on the server, in ConsoleConfig.Sessions (the
+// process's memory by default; the database with --store, so that every
+// process serving the log honours them); the browser holds only a random
 // session id in an HttpOnly, SameSite=Strict cookie (__Host- prefixed and
-// Secure over TLS). The table keeps the SHA-256 of each id, never the id.
-// A session ends after ConsoleConfig.Idle without a page asked for, after
-// ConsoleConfig.MaxAge whatever its use, at sign-out, and as soon as its
-// credential stops authenticating: every request authenticates the stored
-// credential again against the policy in force, so a revoked or expired
-// token or principal ends its sessions on their next request.
+// Secure over TLS). The store keeps the SHA-256 of each id, never the id,
+// and never a token (auth.SessionStore). A session ends after
+// ConsoleConfig.Idle without a page asked for, after ConsoleConfig.MaxAge
+// whatever its use, at sign-out, and as soon as its credential stops
+// authenticating: every request authenticates the stored credential again
+// against the policy in force, so a revoked or expired token or principal
+// ends its sessions on their next request.
 
 // Cookie names: the __Host- prefix (RFC 6265bis) makes the browser refuse
 // the cookie unless it is Secure, host-only and for path /; it needs
@@ -38,6 +41,8 @@ const (
 	endedParam          = "ended"
 	maxTokenFormLength  = 4 << 10
 	signinCookieSeconds = 3600
+	// sessionStoreTimeout bounds one call to the session store.
+	sessionStoreTimeout = 5 * time.Second
 )
 
 // uiCredential is what a session signed in with, authenticated again on
@@ -49,16 +54,33 @@ type uiCredential interface {
 	authenticate(a Authenticator, r *http.Request) (*Principal, error)
 	// via names the kind of credential for people.
 	via() string
+	// stored is the credential as a session store keeps it.
+	stored() (auth.SessionCredential, []byte)
 }
 
-// tokenCredential is a bearer token typed into the sign-in form.
-type tokenCredential struct{ tok Token }
+// tokenCredential is a bearer token typed into the sign-in form, kept as
+// its SHA-256 only.
+type tokenCredential struct{ hash [32]byte }
 
 func (t tokenCredential) via() string { return "token" }
 
-func (t tokenCredential) authenticate(a Authenticator, r *http.Request) (*Principal, error) {
+func (t tokenCredential) stored() (auth.SessionCredential, []byte) {
+	return auth.CredentialToken, t.hash[:]
+}
+
+func (t tokenCredential) authenticate(a Authenticator, _ *http.Request) (*Principal, error) {
+	ha, ok := a.(auth.TokenHashAuthenticator)
+	if !ok {
+		return nil, fmt.Errorf("%w: the server's authenticator cannot authenticate a session's token again", ErrUnauthenticated)
+	}
+	return ha.AuthenticateTokenHash(t.hash)
+}
+
+// authenticateToken authenticates a token typed into the sign-in form as
+// the API would a bearer token.
+func authenticateToken(a Authenticator, r *http.Request, tok Token) (*Principal, error) {
 	req := credentialRequest(r)
-	req.Header.Set("Authorization", "Bearer "+string(t.tok))
+	req.Header.Set("Authorization", "Bearer "+string(tok))
 	return a.Authenticate(req)
 }
 
@@ -67,6 +89,10 @@ func (t tokenCredential) authenticate(a Authenticator, r *http.Request) (*Princi
 type certCredential struct{ cert *x509.Certificate }
 
 func (c certCredential) via() string { return "client certificate" }
+
+func (c certCredential) stored() (auth.SessionCredential, []byte) {
+	return auth.CredentialCertificate, c.cert.Raw
+}
 
 func (c certCredential) authenticate(a Authenticator, r *http.Request) (*Principal, error) {
 	now := time.Now()
@@ -89,157 +115,78 @@ func credentialRequest(r *http.Request) *http.Request {
 	return req
 }
 
-// session is one signed-in browser.
+// credentialOf turns a stored credential back into one to authenticate.
+func (c *console) credentialOf(s *auth.Session) (uiCredential, error) {
+	switch s.Kind {
+	case auth.CredentialToken:
+		if len(s.Credential) != sha256.Size {
+			return nil, fmt.Errorf("a token session holds %d bytes, not a SHA-256", len(s.Credential))
+		}
+		return tokenCredential{hash: [32]byte(s.Credential)}, nil
+	case auth.CredentialCertificate:
+		cert, err := x509.ParseCertificate(s.Credential)
+		if err != nil {
+			return nil, err
+		}
+		return certCredential{cert: cert}, nil
+	case auth.CredentialOIDC:
+		return oidcCredential{host: c.oidcHost(), name: string(s.Credential)}, nil
+	case auth.CredentialOIDCPatient:
+		name, err := auth.PatientName(string(s.Credential))
+		if err != nil {
+			return nil, err
+		}
+		return oidcCredential{host: c.oidcHost(), patient: &Principal{Name: name, Patient: string(s.Credential)}}, nil
+	}
+	return nil, fmt.Errorf("a session signed in with %q, a kind of credential this server does not know", s.Kind)
+}
+
+// session is one signed-in browser, as a request finds it.
 type session struct {
-	key     [32]byte // SHA-256 of the cookie's id
-	csrf    string   // the token every form of the session carries
-	cred    uiCredential
-	Name    string // the principal signed in
-	Via     string // how it signed in
-	created time.Time
-	last    time.Time // the last page asked for
-	// why the session ended, once it has: it is kept (without its
-	// credential) for a while, so that the sign-in page can say why even
-	// when a background request or a pruning found out first.
-	why     string
-	endedAt time.Time
+	key  [32]byte // SHA-256 of the cookie's id
+	csrf string   // the token every form of the session carries
+	Name string   // the principal signed in
+	Via  string   // how it signed in
 }
 
-// keepEnded is how long an ended session is remembered, to say why.
-const keepEnded = time.Hour
-
-// sessionTable holds the sessions, bounded in number.
-type sessionTable struct {
-	mu     sync.Mutex
-	cfg    ConsoleConfig
-	byKey  map[[32]byte]*session
-	now    func() time.Time
-	pruned time.Time // when ended sessions were last dropped
+// csrfOf is the CSRF token of the session whose cookie holds id: derived
+// from the id, so that it is the same in every process and kept nowhere.
+func csrfOf(id string) string {
+	h := sha256.Sum256([]byte("trail console csrf\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-// pruneEvery is how often a lookup also drops ended sessions, so that the
-// credentials of sessions nobody comes back to leave memory.
-const pruneEvery = time.Minute
-
-func newSessionTable(cfg ConsoleConfig) *sessionTable {
-	return &sessionTable{cfg: cfg, byKey: map[[32]byte]*session{}, now: time.Now}
+// limits are the console's session limits.
+func (c *console) limits() auth.SessionLimits {
+	return auth.SessionLimits{Idle: c.cfg.Idle, MaxAge: c.cfg.MaxAge, Max: c.cfg.MaxSessions, PerPrincipal: maxSessionsPerPrincipal}
 }
 
-// errTooManySessions: the table is full of live sessions.
-var errTooManySessions = errors.New("the console has too many open sessions; try again later, or ask the operator")
-
-// add makes a session for cred's principal and returns its cookie value.
-func (t *sessionTable) add(name string, cred uiCredential) (string, *session, error) {
+// newSession makes a session for p signed in with cred and returns its
+// cookie value.
+func (c *console) newSession(ctx context.Context, p *Principal, cred uiCredential) (string, *session, error) {
 	id := randomString(sessionIDBytes)
-	now := t.now()
-	s := &session{key: sha256.Sum256([]byte(id)), csrf: randomString(32), cred: cred, Name: name, Via: cred.via(),
-		created: now, last: now}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.prune(now, len(t.byKey) >= t.cfg.MaxSessions)
-	var mine []*session
-	for _, o := range t.byKey {
-		if o.Name == name && o.why == "" {
-			mine = append(mine, o)
-		}
+	kind, b := cred.stored()
+	rec := &auth.Session{Key: auth.SessionKey(id), Principal: p.Name, Kind: kind, Credential: b, Via: cred.via(), Created: time.Now()}
+	ctx, cancel := context.WithTimeout(ctx, sessionStoreTimeout)
+	defer cancel()
+	if err := c.sessions.Create(ctx, rec, c.limits()); err != nil {
+		return "", nil, err
 	}
-	if len(mine) >= maxSessionsPerPrincipal {
-		oldest := mine[0]
-		for _, o := range mine {
-			if o.created.Before(oldest.created) {
-				oldest = o
-			}
-		}
-		delete(t.byKey, oldest.key)
-	}
-	if len(t.byKey) >= t.cfg.MaxSessions {
-		return "", nil, errTooManySessions
-	}
-	t.byKey[s.key] = s
-	return id, s, nil
+	return id, &session{key: rec.Key, csrf: csrfOf(id), Name: rec.Principal, Via: rec.Via}, nil
 }
 
-// prune forgets the credentials of ended sessions, and drops the sessions
-// that ended over keepEnded ago, or (when full) all ended ones; t.mu is
-// held.
-func (t *sessionTable) prune(now time.Time, full bool) {
-	t.pruned = now
-	for k, s := range t.byKey {
-		why := t.ended(s, now)
-		switch {
-		case why == "":
-		case full || s.why != "" && now.Sub(s.endedAt) >= keepEnded:
-			delete(t.byKey, k)
-		case s.why == "":
-			t.endLocked(s, why, now)
-		}
+// endSession records that s ended for why.
+func (c *console) endSession(ctx context.Context, key [32]byte, why string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionStoreTimeout)
+	defer cancel()
+	if err := c.sessions.End(ctx, key, why, time.Now()); err != nil {
+		c.log.Warn("console session: its end could not be recorded", "why", why, "err", err)
 	}
 }
 
-// endLocked ends s for why; t.mu is held.
-func (t *sessionTable) endLocked(s *session, why string, now time.Time) {
-	s.why, s.cred, s.endedAt = why, nil, now
-}
-
-// ended says why s has ended at now, or "".
-func (t *sessionTable) ended(s *session, now time.Time) string {
-	switch {
-	case s.why != "":
-		return s.why
-	case now.Sub(s.created) >= t.cfg.MaxAge:
-		return "expired"
-	case now.Sub(s.last) >= t.cfg.Idle:
-		return "idle"
-	}
-	return ""
-}
-
-// get finds the live session of a cookie value; touch marks a page asked
-// for (automatic requests do not extend a session). When the session has
-// ended it is removed and why is returned.
-func (t *sessionTable) get(id string, touch bool) (*session, uiCredential, string) {
-	key := sha256.Sum256([]byte(id))
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if now.Sub(t.pruned) >= pruneEvery {
-		t.prune(now, false)
-	}
-	s, ok := t.byKey[key]
-	if !ok {
-		return nil, nil, "unknown"
-	}
-	if why := t.ended(s, now); why != "" {
-		if s.why == "" {
-			t.endLocked(s, why, now)
-		}
-		return nil, nil, why
-	}
-	if touch {
-		s.last = now
-	}
-	return s, s.cred, ""
-}
-
-func (t *sessionTable) remove(s *session) {
-	t.mu.Lock()
-	delete(t.byKey, s.key)
-	t.mu.Unlock()
-}
-
-// end ends s for why, keeping why for the sign-in page.
-func (t *sessionTable) end(s *session, why string) {
-	t.mu.Lock()
-	t.endLocked(s, why, t.now())
-	t.mu.Unlock()
-}
-
-// len is the number of sessions held.
-func (t *sessionTable) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.byKey)
-}
+// whyUnavailable: the session store cannot be reached (the session is
+// kept, not ended).
+const whyUnavailable = "unavailable"
 
 func randomString(n int) string {
 	b := make([]byte, n)
@@ -275,17 +222,40 @@ func (c *console) currentWhy(r *http.Request, touch bool) (*session, *Principal,
 	if err != nil || ck.Value == "" {
 		return nil, nil, ""
 	}
-	s, cred, why := c.sessions.get(ck.Value, touch)
-	if s == nil {
+	ctx, cancel := context.WithTimeout(r.Context(), sessionStoreTimeout)
+	defer cancel()
+	key := auth.SessionKey(ck.Value)
+	rec, st, err := c.sessions.Lookup(ctx, key)
+	if err != nil {
+		c.log.Warn("console session: the session store cannot be reached", "err", err)
+		return nil, nil, whyUnavailable
+	}
+	if rec == nil {
+		return nil, nil, "unknown"
+	}
+	now := time.Now()
+	lim := c.limits()
+	if why := lim.Ended(rec, st, now); why != "" {
+		if st.Ended == "" {
+			c.endSession(r.Context(), key, why)
+		}
 		return nil, nil, why
 	}
-	p, err := cred.authenticate(c.s.auth, r)
-	if err != nil {
-		c.sessions.end(s, "revoked")
-		c.log.Info("console session ended: its credential no longer authenticates", "principal", s.Name, "err", err)
-		return nil, nil, "revoked"
+	cred, err := c.credentialOf(rec)
+	if err == nil {
+		var p *Principal
+		if p, err = cred.authenticate(c.s.auth, r); err == nil {
+			if touch && now.Sub(st.Last) >= lim.TouchEvery() {
+				if err := c.sessions.Touch(ctx, key, now); err != nil {
+					c.log.Warn("console session: its use could not be recorded", "err", err)
+				}
+			}
+			return &session{key: key, csrf: csrfOf(ck.Value), Name: rec.Principal, Via: rec.Via}, p, ""
+		}
 	}
-	return s, p, ""
+	c.endSession(r.Context(), key, "revoked")
+	c.log.Info("console session ended: its credential no longer authenticates", "principal", rec.Principal, "err", err)
+	return nil, nil, "revoked"
 }
 
 // endedNotice is what the sign-in page says after a session ended.
@@ -293,8 +263,11 @@ var endedNotice = map[string]string{
 	"idle":    "Your session ended after a period without activity. Sign in again.",
 	"expired": "Your session reached its maximum length. Sign in again.",
 	"revoked": "Your session ended: its credential is no longer valid (revoked, expired or removed).",
+	"replaced": "Your session ended: you signed in again elsewhere more times than one person may keep sessions open.",
 	"unknown": "Your session is no longer known to the server (it may have restarted). Sign in again.",
 	"signout": "You have signed out.",
+	// not an end: the store of sessions could not be asked
+	whyUnavailable: "The server cannot reach where it keeps console sessions right now. Your session is kept: try again in a minute; if it goes on, tell the operator.",
 }
 
 // page wraps a page handler: it needs a live session, which the request
@@ -303,6 +276,12 @@ var endedNotice = map[string]string{
 func (c *console) page(h func(http.ResponseWriter, *http.Request, *session, *Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, p, why := c.currentWhy(r, r.Header.Get(backgroundHeader) == "")
+		if why == whyUnavailable {
+			w.Header().Set("Retry-After", "5")
+			c.render(w, r, http.StatusServiceUnavailable, "error", &pageData{Title: "Sessions unavailable",
+				Error: endedNotice[whyUnavailable]})
+			return
+		}
 		if s == nil {
 			c.toSignin(w, r, why)
 			return
@@ -321,7 +300,12 @@ func (c *console) background(h func(http.ResponseWriter, *http.Request, *session
 			if n, ok := endedNotice[why]; ok {
 				msg = n
 			}
-			c.s.writeProblem(w, r, newProblem(http.StatusUnauthorized, "console_session", msg))
+			status := http.StatusUnauthorized
+			if why == whyUnavailable {
+				status = http.StatusServiceUnavailable
+				w.Header().Set("Retry-After", "5")
+			}
+			c.s.writeProblem(w, r, newProblem(status, "console_session", msg))
 			return
 		}
 		h(w, r, s, p)

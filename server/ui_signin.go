@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -100,10 +101,10 @@ func (c *console) signinToken(w http.ResponseWriter, r *http.Request) {
 	if !c.signinChecked(w, r) {
 		return
 	}
-	cred := tokenCredential{tok: Token(strings.TrimSpace(r.PostFormValue("token")))}
-	p, err := cred.authenticate(c.s.auth, r)
-	if err == nil && cred.tok != "" {
-		c.startSession(w, r, p, cred)
+	tok := Token(strings.TrimSpace(r.PostFormValue("token")))
+	p, err := authenticateToken(c.s.auth, r, tok)
+	if err == nil && tok != "" {
+		c.startSession(w, r, p, tokenCredential{hash: auth.HashToken(tok)})
 		return
 	}
 	c.refuseSignin(w, r, "token", err, http.StatusUnauthorized, "That token was not accepted: it is unknown, revoked or expired. Check it and try again.")
@@ -153,12 +154,16 @@ func (c *console) startSession(w http.ResponseWriter, r *http.Request, p *Princi
 // answers with the sign-in page and returns nil.
 func (c *console) openSession(w http.ResponseWriter, r *http.Request, p *Principal, cred uiCredential) *session {
 	if s, _, ok := c.current(r); ok {
-		c.sessions.remove(s) // a new id at every sign-in
+		c.endSession(r.Context(), s.key, "signout") // a new id at every sign-in
 	}
-	id, s, err := c.sessions.add(p.Name, cred)
+	id, s, err := c.newSession(r.Context(), p, cred)
 	if err != nil {
 		c.log.Warn("console sign-in refused", "principal", p.Name, "err", err)
-		c.renderSignin(w, r, http.StatusServiceUnavailable, "", err.Error())
+		msg := err.Error()
+		if !errors.Is(err, auth.ErrTooManySessions) {
+			msg = "Sessions cannot be opened right now: the server cannot reach where it keeps them. Try again in a minute; if it goes on, tell the operator."
+		}
+		c.renderSignin(w, r, http.StatusServiceUnavailable, "", msg)
 		return nil
 	}
 	name, signin, secure := c.cookieNames(r)
@@ -179,7 +184,7 @@ func (c *console) signout(w http.ResponseWriter, r *http.Request) {
 		c.forbidden(w, r)
 		return
 	}
-	c.sessions.end(s, "signout") // kept a while, so a live view of the session's other pages can say why it ended
+	c.endSession(r.Context(), s.key, "signout") // kept, so that a live view of the session's other pages can say why it ended
 	name, _, secure := c.cookieNames(r)
 	setCookie(w, name, "", secure, -1)
 	http.Redirect(w, r, "/ui/signin?"+endedParam+"=signout", http.StatusSeeOther)

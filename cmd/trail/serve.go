@@ -232,6 +232,9 @@ func startDaemon(dir string, st *storeOpts, cfg trail.Config, scfg server.Config
 		if err := d.storeAuth(dir, st, cfg.Logger); err != nil {
 			return fail(err)
 		}
+		if scfg.Console.Sessions == nil {
+			scfg.Console.Sessions = d.principals.Sessions()
+		}
 		if scfg.Auth == nil {
 			scfg.Auth = d.auth
 		} else {

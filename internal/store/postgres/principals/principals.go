@@ -62,7 +62,7 @@ func Open(ctx context.Context, url string) (*Source, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
-	cfg.MaxConns = 2
+	cfg.MaxConns = 4
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("trail: postgres: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/trailhq/trail/auth"
+	"github.com/trailhq/trail/auth/sessiontest"
 	"github.com/trailhq/trail/internal/pgtest"
 	"github.com/trailhq/trail/internal/store/postgres"
 	"github.com/trailhq/trail/internal/store/postgres/principals"
@@ -319,4 +320,11 @@ func TestImportFile(t *testing.T) {
 	if ok, err := p.ImportFile(ctx, dir, "test"); ok || err != nil {
 		t.Errorf("a second import: %v %v", ok, err)
 	}
+}
+
+// TestSessions: console sessions kept in the database behave as the
+// console relies on (auth/sessiontest), seen from one process or another.
+func TestSessions(t *testing.T) {
+	url := newLog(t)
+	sessiontest.Run(t, openPrincipals(t, url).Sessions(), func(time.Time) {})
 }
