@@ -260,12 +260,12 @@ func (c *console) currentWhy(r *http.Request, touch bool) (*session, *Principal,
 
 // endedNotice is what the sign-in page says after a session ended.
 var endedNotice = map[string]string{
-	"idle":    "Your session ended after a period without activity. Sign in again.",
-	"expired": "Your session reached its maximum length. Sign in again.",
-	"revoked": "Your session ended: its credential is no longer valid (revoked, expired or removed).",
+	"idle":     "Your session ended after a period without activity. Sign in again.",
+	"expired":  "Your session reached its maximum length. Sign in again.",
+	"revoked":  "Your session ended: its credential is no longer valid (revoked, expired or removed).",
 	"replaced": "Your session ended: you signed in again elsewhere more times than one person may keep sessions open.",
-	"unknown": "Your session is no longer known to the server (it may have restarted). Sign in again.",
-	"signout": "You have signed out.",
+	"unknown":  "Your session is no longer known to the server (it may have restarted). Sign in again.",
+	"signout":  "You have signed out.",
 	// not an end: the store of sessions could not be asked
 	whyUnavailable: "The server cannot reach where it keeps console sessions right now. Your session is kept: try again in a minute; if it goes on, tell the operator.",
 }
