@@ -85,7 +85,7 @@ func (b *storeBench) run(ctx context.Context, w bench.Workload) (res bench.Resul
 		if err == nil && serr != nil {
 			err = serr
 		}
-		if err != nil {
+		if err != nil && ctx.Err() == nil { // not when interrupted
 			for i, c := range children {
 				fmt.Fprintf(b.stderr, "--- trail serve #%d (%s):\n%s", i+1, c.logPath, logTail(c.logPath, 8000))
 			}
