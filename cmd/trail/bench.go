@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/trailhq/trail"
@@ -42,6 +43,11 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	baseline := fs.Bool("baseline", false, "also run the bare group-commit writer on the same disk and print the ratio")
 	reopen := fs.Bool("reopen", false, "after the run, close the engine, open it again and print how long opening took")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
+	store := fs.String("store", "", "start --processes \"trail serve --store URL\" processes on loopback over the PostgreSQL database at `URL` and drive them through the Go client, "+
+		"the producers split evenly over them; the database must hold no Trail log yet (the log the bench makes stays there); "+
+		"with --baseline, also PostgreSQL's own INSERT of each event (COPY with --async) into a table made for the run and dropped after it")
+	processes := fs.Int("processes", 2, "with --store: trail serve processes sharing the database")
+	signingKey := fs.String("signing-key", "", "with --store: the checkpoint signing key `file` the processes share (created when missing; default: a key of the run's own, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +70,28 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	}
 	if *server != "" && *embedded {
 		return &exitError{code: 2, err: errors.New("--embedded and --server exclude each other")}
+	}
+	if *store == "" && (isSet(fs, "processes") || *signingKey != "") {
+		return &exitError{code: 2, err: errors.New("--processes and --signing-key go with --store")}
+	}
+	if *store != "" {
+		if *server != "" || *embedded || *data != "" || *reopen || *sync != "always" {
+			return &exitError{code: 2, err: errors.New("--store excludes --server, --embedded, --data, --reopen and --sync")}
+		}
+		sb := &storeBench{url: *store, processes: *processes, keyFile: *signingKey, lanes: *lanes, stderr: c.stderr}
+		res, err := sb.run(ctx, w)
+		if err != nil {
+			return err
+		}
+		results := []bench.Result{res}
+		if *baseline {
+			peer, err := runStorePeer(ctx, *store, w)
+			if err != nil {
+				return fmt.Errorf("PostgreSQL peer: %w", err)
+			}
+			results = append(results, peer)
+		}
+		return c.print(results, *asJSON)
 	}
 	cfg := trail.DefaultConfig()
 	cfg.Sync = trail.SyncMode(*sync)
@@ -203,12 +231,23 @@ func (c *benchCmd) print(rs []bench.Result, asJSON bool) error {
 		}
 		return enc.Encode(rs)
 	}
-	fmt.Fprintln(c.stdout, bench.Header)
+	width := 0
 	for _, r := range rs {
-		fmt.Fprintln(c.stdout, bench.Format(r))
+		width = max(width, len(r.Mode))
+	}
+	fmt.Fprintln(c.stdout, bench.HeaderWidth(width))
+	for _, r := range rs {
+		fmt.Fprintln(c.stdout, bench.FormatWidth(r, width))
 	}
 	if len(rs) == 2 {
-		fmt.Fprintf(c.stdout, "trail / bare writer: %.2f×\n", rs[0].EventsPerSec/rs[1].EventsPerSec)
+		peer := "bare writer"
+		if strings.HasPrefix(rs[1].Mode, "postgres ") {
+			peer = strings.SplitN(rs[1].Mode, ",", 2)[0]
+		}
+		fmt.Fprintf(c.stdout, "trail / %s: %.2f×\n", peer, rs[0].EventsPerSec/rs[1].EventsPerSec)
+	}
+	for i, n := range rs[0].ProcessEvents {
+		fmt.Fprintf(c.stdout, "trail serve #%d acknowledged %d events\n", i+1, n)
 	}
 	return nil
 }

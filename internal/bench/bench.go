@@ -34,6 +34,9 @@ type Result struct {
 	AckP99ms     float64 `json:"ack_p99_ms"`
 	AckMaxms     float64 `json:"ack_max_ms"`
 	Durable      bool    `json:"durable"`
+	// ProcessEvents, of a run through several servers, are the events each
+	// acknowledged over HTTP, as its metrics count them.
+	ProcessEvents []int64 `json:"process_events,omitempty"`
 }
 
 // Appender is what a benchmark drives: the embedded engine, the client, or
@@ -81,14 +84,25 @@ func Events(n, size, streams int) []trail.Event {
 
 // Run drives a with w and measures throughput and acknowledgement latency.
 func Run(ctx context.Context, a Appender, w Workload) (Result, error) {
+	return RunSplit(ctx, []Appender{a}, w)
+}
+
+// RunSplit drives several appenders (say, clients of several servers) with
+// w as one run: producer p appends through as[p%len(as)], so that the
+// producers are split evenly; an async run logs event i through
+// as[i%len(as)].
+func RunSplit(ctx context.Context, as []Appender, w Workload) (Result, error) {
+	if len(as) == 0 {
+		return Result{}, fmt.Errorf("bench: no appender")
+	}
 	evs := Events(min(w.Events, 4096), w.Size, w.Streams)
 	var lat []time.Duration
 	start := time.Now()
 	var err error
 	if w.Async {
-		lat, err = runAsync(ctx, a, evs, w.Events)
+		lat, err = runAsync(ctx, as, evs, w.Events)
 	} else {
-		lat, err = runProducers(ctx, a, evs, w.Events, max(w.Producers, 1))
+		lat, err = runProducers(ctx, as, evs, w.Events, max(w.Producers, 1))
 	}
 	el := time.Since(start)
 	if err != nil {
@@ -107,12 +121,13 @@ func Run(ctx context.Context, a Appender, w Workload) (Result, error) {
 	}, nil
 }
 
-func runProducers(ctx context.Context, a Appender, evs []trail.Event, n, producers int) ([]time.Duration, error) {
+func runProducers(ctx context.Context, as []Appender, evs []trail.Event, n, producers int) ([]time.Duration, error) {
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, producers)
 	for p := 0; p < producers; p++ {
 		wg.Add(1)
+		a := as[p%len(as)]
 		go func() {
 			defer wg.Done()
 			for i := p; i < n; i += producers {
@@ -130,7 +145,7 @@ func runProducers(ctx context.Context, a Appender, evs []trail.Event, n, produce
 	return lat, <-errs
 }
 
-func runAsync(ctx context.Context, a Appender, evs []trail.Event, n int) ([]time.Duration, error) {
+func runAsync(ctx context.Context, as []Appender, evs []trail.Event, n int) ([]time.Duration, error) {
 	lat := make([]time.Duration, n)
 	sent := make([]time.Time, n)
 	ws := make(chan Waiter, 1<<16)
@@ -149,17 +164,29 @@ func runAsync(ctx context.Context, a Appender, evs []trail.Event, n int) ([]time
 	}()
 	for i := 0; i < n; i++ {
 		sent[i] = time.Now()
-		ws <- a.Log(evs[i%len(evs)])
+		ws <- as[i%len(as)].Log(evs[i%len(evs)])
 	}
 	close(ws)
 	return lat, <-done
 }
 
 // Format writes r as the table row "trail bench" prints.
-func Format(r Result) string {
-	return fmt.Sprintf("%-22s %10d %9.2f %14.0f %10.2f %10.2f %10.2f %8v",
-		r.Mode, r.Events, r.Seconds, r.EventsPerSec, r.AckP50ms, r.AckP99ms, r.AckMaxms, r.Durable)
+func Format(r Result) string { return FormatWidth(r, modeWidth) }
+
+// FormatWidth is Format with the mode column width wide (at least 22), for
+// a table whose modes are longer (see HeaderWidth).
+func FormatWidth(r Result, width int) string {
+	return fmt.Sprintf("%-*s %10d %9.2f %14.0f %10.2f %10.2f %10.2f %8v",
+		max(width, modeWidth), r.Mode, r.Events, r.Seconds, r.EventsPerSec, r.AckP50ms, r.AckP99ms, r.AckMaxms, r.Durable)
 }
 
 // Header is the table header matching Format.
 const Header = "mode                       events   seconds   events/s       p50 ms     p99 ms     max ms  durable"
+
+// modeWidth is the width of Header's mode column.
+const modeWidth = 22
+
+// HeaderWidth is the header matching FormatWidth(r, width).
+func HeaderWidth(width int) string {
+	return "mode" + strings.Repeat(" ", max(width, modeWidth)-modeWidth) + Header[len("mode"):]
+}
