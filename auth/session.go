@@ -101,7 +101,15 @@ type SessionStore interface {
 	// End records that the session ended for why; a session ends once
 	// (a later End keeps the first reason).
 	End(ctx context.Context, key [32]byte, why string, at time.Time) error
+	// Claim records the one use of key (a completed OpenID Connect
+	// sign-in) and reports whether it is the first. A store remembers a
+	// claim for at least ClaimKept.
+	Claim(ctx context.Context, key [32]byte, at time.Time) (first bool, err error)
 }
+
+// ClaimKept is how long a SessionStore remembers a claim at least: longer
+// than a sign-in in progress lives.
+const ClaimKept = time.Hour
 
 // SessionKey is the key a store keeps the session of a cookie's id under.
 func SessionKey(id string) [32]byte { return sha256.Sum256([]byte(id)) }
@@ -114,6 +122,7 @@ type MemorySessions struct {
 	mu     sync.Mutex
 	lim    SessionLimits // of the last Create, for pruning
 	byKey  map[[32]byte]*memSession
+	claims map[[32]byte]time.Time
 	pruned time.Time
 	now    func() time.Time
 }
@@ -132,7 +141,7 @@ const (
 
 // NewMemorySessions returns an empty MemorySessions.
 func NewMemorySessions() *MemorySessions {
-	return &MemorySessions{byKey: map[[32]byte]*memSession{}, now: time.Now}
+	return &MemorySessions{byKey: map[[32]byte]*memSession{}, claims: map[[32]byte]time.Time{}, now: time.Now}
 }
 
 // Create implements SessionStore.
@@ -227,6 +236,23 @@ func (m *MemorySessions) End(_ context.Context, key [32]byte, why string, at tim
 		m.endLocked(o, why, at)
 	}
 	return nil
+}
+
+// Claim implements SessionStore. Claims older than ClaimKept are
+// forgotten as new ones come.
+func (m *MemorySessions) Claim(_ context.Context, key [32]byte, at time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.claims[key]; ok {
+		return false, nil
+	}
+	for k, t := range m.claims {
+		if at.Sub(t) > ClaimKept {
+			delete(m.claims, k)
+		}
+	}
+	m.claims[key] = at
+	return true, nil
 }
 
 // Len is the number of sessions held, ended ones included.

@@ -162,6 +162,9 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	if s.notify, err = newNotifier(cfg.Notify, l, cfg.Logger, reg); err != nil {
 		return nil, err
 	}
+	if k := cfg.Console.FlowKey; k != nil && len(k) < 32 {
+		return nil, fmt.Errorf("server: the console's flow key has %d bytes, want at least 32", len(k))
+	}
 	s.routes()
 	return s, nil
 }

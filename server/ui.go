@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/rand"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -42,6 +43,11 @@ type ConsoleConfig struct {
 	// memory, so a restart signs everyone out). Processes that serve one
 	// log share a store, so that each honours the sessions of all.
 	Sessions auth.SessionStore
+	// FlowKey seals OpenID Connect sign-ins in progress into their
+	// cookies: a secret of 32 bytes or more that processes sharing
+	// Sessions share too, so that a sign-in started at one finishes at
+	// any (default: random, this process's own).
+	FlowKey []byte
 	// Disabled leaves /ui/ unserved (404).
 	Disabled bool
 	// OIDC, when set, adds sign-in through an OpenID Connect provider
@@ -70,6 +76,10 @@ func (c *ConsoleConfig) defaults() {
 	}
 	if c.Sessions == nil {
 		c.Sessions = auth.NewMemorySessions()
+	}
+	if c.FlowKey == nil {
+		c.FlowKey = make([]byte, 32)
+		rand.Read(c.FlowKey)
 	}
 }
 
@@ -103,7 +113,9 @@ func (s *Server) consoleRoutes() {
 	cfg.defaults()
 	c := &console{s: s, cfg: cfg, log: s.log, sessions: cfg.Sessions, pages: parsePages()}
 	if cfg.OIDC != nil {
-		c.startOIDC(*cfg.OIDC)
+		if err := c.startOIDC(*cfg.OIDC, cfg.FlowKey); err != nil { // New checked FlowKey
+			c.log.Error("console: OpenID Connect sign-in is off", "err", err)
+		}
 	}
 	c.routes()
 	s.mux.Handle("/ui/", s.instrument("/ui/", c.guard(c.mux)))

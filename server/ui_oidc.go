@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -95,9 +97,9 @@ func (c *console) signinOIDC(w http.ResponseWriter, r *http.Request) {
 	if safeNext(next) != next {
 		next = "" // the principal's first page
 	}
-	id, fl := c.oidcFlows.add(next, auth.LimitKey(c.s.cfg.TrustedProxies.ClientAddr(r)))
-	c.setOIDCCookie(w, r, id, int(oidcFlowLifetime.Seconds()))
-	http.Redirect(w, r, oc.AuthCodeURL(fl.state, oidc.Nonce(fl.nonce), oauth2.S256ChallengeOption(fl.verifier)), http.StatusSeeOther)
+	sealed, fl := c.oidcFlows.add(next)
+	c.setOIDCCookie(w, r, sealed, int(oidcFlowLifetime.Seconds()))
+	http.Redirect(w, r, oc.AuthCodeURL(fl.State, oidc.Nonce(fl.Nonce), oauth2.S256ChallengeOption(fl.Verifier)), http.StatusSeeOther)
 }
 
 // oidcCallback finishes a sign-in. A refused one counts against the client
@@ -138,8 +140,21 @@ func (c *console) oidcFinish(w http.ResponseWriter, r *http.Request) (*Principal
 	if no != nil {
 		return nil, nil, "", no
 	}
+	// The flow serves once: its cookie and callback brought again (by
+	// whoever copied them) are refused.
+	ctx, cancel := context.WithTimeout(r.Context(), sessionStoreTimeout)
+	first, err := c.sessions.Claim(ctx, sha256.Sum256(fl.ID), time.Now())
+	cancel()
+	switch {
+	case err != nil:
+		return nil, nil, "", refuse(http.StatusServiceUnavailable, "Sessions cannot be opened right now: the server cannot reach where it keeps them. "+
+			"Try again in a minute; if it goes on, tell the operator.", err)
+	case !first:
+		return nil, nil, "", refuse(http.StatusBadRequest, "This sign-in through the identity provider was already completed. Start again.",
+			errors.New("a completed sign-in's callback brought again"))
+	}
 	p, cred, no := c.oidcPrincipal(claims)
-	return p, cred, fl.next, no
+	return p, cred, fl.Next, no
 }
 
 // takeOIDCFlow takes the flow of r's cookie when r carries its state, and
@@ -151,7 +166,7 @@ func (c *console) takeOIDCFlow(w http.ResponseWriter, r *http.Request) (*oidcFlo
 	if err != nil || ck.Value == "" {
 		return nil, false
 	}
-	fl, mismatch := c.oidcFlows.take(ck.Value, r.URL.Query().Get("state"))
+	fl, mismatch := c.oidcFlows.open(ck.Value, r.URL.Query().Get("state"))
 	if !mismatch {
 		c.setOIDCCookie(w, r, "", -1)
 	}
@@ -167,7 +182,7 @@ func (c *console) oidcClaims(ctx context.Context, code string, fl *oidcFlow) (ma
 	}
 	ctx, cancel := context.WithTimeout(c.oidc.ctx(ctx), oidcTimeout)
 	defer cancel()
-	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(fl.verifier))
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(fl.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) { // its body may repeat the code: log the error code only
@@ -185,7 +200,7 @@ func (c *console) oidcClaims(ctx context.Context, code string, fl *oidcFlow) (ma
 	if err != nil {
 		return nil, refuse(http.StatusUnauthorized, "The identity provider's ID token was not accepted: "+err.Error()+". Start again.", err)
 	}
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(fl.nonce)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(fl.Nonce)) != 1 {
 		return nil, refuse(http.StatusUnauthorized, "The identity provider's ID token was not made for this sign-in (its nonce differs). Start again.",
 			errors.New("nonce does not match the flow's"))
 	}

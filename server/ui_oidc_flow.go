@@ -2,13 +2,17 @@ package server
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"sync"
 	"time"
 
@@ -16,115 +20,100 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// An OpenID Connect sign-in in progress is kept on the server: its state,
-// nonce, PKCE verifier and the page to go to afterwards. The browser holds
-// only a random id in a cookie (HttpOnly, Secure and __Host- prefixed over
-// TLS) that the callback must bring back: a state or code obtained
-// elsewhere cannot be completed in another browser (login CSRF). That
-// cookie is SameSite=Lax, not Strict: the callback is a top-level
-// navigation from the provider's site, on which browsers send Lax cookies
-// but not Strict ones. It lives ten minutes and serves once.
+// An OpenID Connect sign-in in progress (its state, nonce, PKCE verifier
+// and the page to go to afterwards) travels sealed in a cookie: encrypted
+// and authenticated (AES-256-GCM) under ConsoleConfig.FlowKey, which the
+// processes serving one log share, so that the provider's callback may
+// reach any of them, and anonymous visitors starting sign-ins cost the
+// server nothing to keep. The callback must bring the cookie back: a state
+// or code obtained elsewhere cannot be completed in another browser (login
+// CSRF). The cookie (HttpOnly, Secure and __Host- prefixed over TLS) is
+// SameSite=Lax, not Strict: the callback is a top-level navigation from the
+// provider's site, on which browsers send Lax cookies but not Strict ones.
+// It lives ten minutes and serves once: the callback clears it, and a
+// completed sign-in is recorded in the session store (Claim), so that the
+// same cookie and callback brought again are refused.
 
 const (
 	oidcCookie       = "__Host-trail-oidc"
 	oidcCookiePlain  = "trail-oidc"
 	oidcFlowLifetime = 10 * time.Minute
-	// maxOIDCFlows bounds the sign-ins in progress, so anonymous requests
-	// cannot fill memory. Past it (after expired ones are dropped) the
-	// oldest makes room: a new sign-in is never refused, so nobody can stop
-	// others from signing in by starting sign-ins.
-	maxOIDCFlows = 10000
-	// maxOIDCFlowsPerClient bounds the sign-ins in progress that one
-	// client address (an IPv6 /64) started; past it its oldest makes room,
-	// so one address cannot push others' sign-ins out of the table.
-	maxOIDCFlowsPerClient = 64
 	// oidcRetry is how soon after a failed discovery another may be tried.
 	oidcRetry = 10 * time.Second
 	// oidcTimeout bounds each request to the provider.
 	oidcTimeout = 10 * time.Second
+	// oidcFlowAAD binds a sealed flow to its use.
+	oidcFlowAAD = "trail console: OpenID Connect sign-in in progress v1"
+	// maxOIDCCookie bounds the flow cookie read back.
+	maxOIDCCookie = 4 << 10
 )
 
 // oidcFlow is one sign-in in progress.
 type oidcFlow struct {
-	state, nonce, verifier string
-	next                   string // the console page to go to after
-	client                 string // the auth.LimitKey of the address that started it
-	created                time.Time
+	ID       []byte    `json:"i"` // 16 random bytes: what Claim records once
+	State    string    `json:"s"`
+	Nonce    string    `json:"n"`
+	Verifier string    `json:"v"`
+	Next     string    `json:"x,omitempty"` // the console page to go to after
+	Created  time.Time `json:"t"`
 }
 
-// oidcFlows holds the sign-ins in progress by the SHA-256 of their cookie.
+// oidcFlows seals sign-ins in progress into their cookies.
 type oidcFlows struct {
-	mu       sync.Mutex
-	byKey    map[[32]byte]*oidcFlow
-	byClient map[string][][32]byte // the flows each client address started, oldest first
-	now      func() time.Time
+	aead cipher.AEAD
+	now  func() time.Time
 }
 
-func newOIDCFlows() *oidcFlows {
-	return &oidcFlows{byKey: map[[32]byte]*oidcFlow{}, byClient: map[string][][32]byte{}, now: time.Now}
+// newOIDCFlows seals under key (32 bytes or more; its SHA-256 keys the
+// cipher).
+func newOIDCFlows(key []byte) (*oidcFlows, error) {
+	if len(key) < 32 {
+		return nil, fmt.Errorf("the console's flow key has %d bytes, want at least 32", len(key))
+	}
+	k := sha256.Sum256(key)
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &oidcFlows{aead: aead, now: time.Now}, nil
 }
 
-// add starts a flow for a sign-in from client (its auth.LimitKey) and returns
-// its cookie value. It makes room by dropping the client's oldest flow past
-// maxOIDCFlowsPerClient, and past maxOIDCFlows the expired ones, else the
-// oldest.
-func (f *oidcFlows) add(next, client string) (string, *oidcFlow) {
-	id := randomString(32)
-	fl := &oidcFlow{state: randomString(32), nonce: randomString(32), verifier: oauth2.GenerateVerifier(), next: next,
-		client: client, created: f.now()}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if mine := f.byClient[client]; len(mine) >= maxOIDCFlowsPerClient {
-		f.drop(mine[0])
-	}
-	if len(f.byKey) >= maxOIDCFlows {
-		now := f.now()
-		var oldest [32]byte
-		var oldestAt time.Time
-		for k, o := range f.byKey {
-			if now.Sub(o.created) >= oidcFlowLifetime {
-				f.drop(k)
-			} else if oldestAt.IsZero() || o.created.Before(oldestAt) {
-				oldest, oldestAt = k, o.created
-			}
-		}
-		if len(f.byKey) >= maxOIDCFlows {
-			f.drop(oldest)
-		}
-	}
-	key := sha256.Sum256([]byte(id))
-	f.byKey[key] = fl
-	f.byClient[client] = append(f.byClient[client], key)
-	return id, fl
+// add starts a flow and returns its cookie value.
+func (f *oidcFlows) add(next string) (string, *oidcFlow) {
+	id := make([]byte, 16)
+	rand.Read(id)
+	fl := &oidcFlow{ID: id, State: randomString(32), Nonce: randomString(32), Verifier: oauth2.GenerateVerifier(), Next: next,
+		Created: f.now().UTC()}
+	plain, _ := json.Marshal(fl)
+	nonce := make([]byte, f.aead.NonceSize(), f.aead.NonceSize()+len(plain)+f.aead.Overhead())
+	rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(f.aead.Seal(nonce, nonce, plain, []byte(oidcFlowAAD))), fl
 }
 
-// drop forgets the flow of key; f.mu is held.
-func (f *oidcFlows) drop(key [32]byte) {
-	fl, ok := f.byKey[key]
-	if !ok {
-		return
-	}
-	delete(f.byKey, key)
-	mine := slices.DeleteFunc(f.byClient[fl.client], func(k [32]byte) bool { return k == key })
-	if len(mine) == 0 {
-		delete(f.byClient, fl.client)
-	} else {
-		f.byClient[fl.client] = mine
-	}
-}
-
-// take removes and returns the live flow of a cookie value, or nil: a flow
-// serves one callback, whatever its outcome.
-func (f *oidcFlows) take(id, state string) (fl *oidcFlow, mismatch bool) {
-	key := sha256.Sum256([]byte(id))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fl, ok := f.byKey[key]
-	if !ok {
+// open returns the live flow a cookie value seals, or nil (not one of
+// ours, altered, or over oidcFlowLifetime old); mismatch reports a live
+// flow whose state is not the callback's.
+func (f *oidcFlows) open(value, state string) (fl *oidcFlow, mismatch bool) {
+	if len(value) > maxOIDCCookie {
 		return nil, false
 	}
-	if f.now().Sub(fl.created) >= oidcFlowLifetime {
-		f.drop(key)
+	b, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil || len(b) < f.aead.NonceSize() {
+		return nil, false
+	}
+	plain, err := f.aead.Open(nil, b[:f.aead.NonceSize()], b[f.aead.NonceSize():], []byte(oidcFlowAAD))
+	if err != nil {
+		return nil, false
+	}
+	fl = new(oidcFlow)
+	if err := json.Unmarshal(plain, fl); err != nil || len(fl.ID) != 16 {
+		return nil, false
+	}
+	if age := f.now().Sub(fl.Created); age >= oidcFlowLifetime || age < -time.Minute {
 		return nil, false
 	}
 	// A callback that does not carry the flow's state (a link another site
@@ -132,13 +121,12 @@ func (f *oidcFlows) take(id, state string) (fl *oidcFlow, mismatch bool) {
 	if !fl.stateMatches(state) {
 		return nil, true
 	}
-	f.drop(key)
 	return fl, false
 }
 
 // stateMatches compares the state a callback brought with the flow's.
 func (fl *oidcFlow) stateMatches(state string) bool {
-	return state != "" && subtle.ConstantTimeCompare([]byte(state), []byte(fl.state)) == 1
+	return state != "" && subtle.ConstantTimeCompare([]byte(state), []byte(fl.State)) == 1
 }
 
 // oidcCookieName is the flow cookie's name for r's transport.
@@ -225,9 +213,13 @@ func (o *oidcProvider) ready(ctx context.Context) (*oauth2.Config, *oidc.IDToken
 // startOIDC sets up sign-in through OpenID Connect and tries the
 // provider's discovery in the background, so that the log says at start
 // whether the provider answers.
-func (c *console) startOIDC(cfg OIDCConfig) {
+func (c *console) startOIDC(cfg OIDCConfig, flowKey []byte) error {
+	flows, err := newOIDCFlows(flowKey)
+	if err != nil {
+		return err
+	}
 	c.oidc = newOIDCProvider(cfg, c.log)
-	c.oidcFlows = newOIDCFlows()
+	c.oidcFlows = flows
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		select {
@@ -240,4 +232,5 @@ func (c *console) startOIDC(cfg OIDCConfig) {
 		defer cancel()
 		c.oidc.ready(ctx)
 	}()
+	return nil
 }

@@ -1,67 +1,63 @@
 package server
 
 import (
-	"fmt"
+	"bytes"
+	"encoding/base64"
+	"strings"
 	"testing"
+	"time"
 )
 
-// TestOIDCFlowsFull: a table full of live sign-ins from many addresses
-// makes room for a new one by dropping the oldest; one address holds at
-// most maxOIDCFlowsPerClient, its oldest dropped first.
-func TestOIDCFlowsFull(t *testing.T) {
-	f := newOIDCFlows()
-	states := map[string]string{} // flow id → its state
-	add := func(next, client string) string {
-		id, fl := f.add(next, client)
-		states[id] = fl.state
-		return id
+// TestOIDCFlowSealed: a sign-in in progress travels sealed in its cookie.
+// It opens under the key that sealed it (so under any process sharing
+// that key) with its state only; an altered cookie, one sealed under
+// another key, or one over ten minutes old opens nothing; the cookie shows
+// nothing of the flow.
+func TestOIDCFlowSealed(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	a, err := newOIDCFlows(key)
+	if err != nil {
+		t.Fatal(err)
 	}
-	take := func(id string) *oidcFlow {
-		fl, _ := f.take(id, states[id])
-		return fl
-	}
-	first := add("", "192.0.2.1")
-	for i := 1; i < maxOIDCFlows; i++ {
-		add("", fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255))
-	}
-	id := add("/ui/patient", "198.51.100.7")
-	if len(f.byKey) != maxOIDCFlows {
-		t.Fatalf("%d flows held, want %d", len(f.byKey), maxOIDCFlows)
-	}
-	if fl := take(id); fl == nil || fl.next != "/ui/patient" {
-		t.Fatalf("the newest flow of a full table is %+v, want it held", fl)
-	}
-	if take(first) != nil {
-		t.Error("the oldest flow of a full table is still held")
-	}
-
-	var ids []string
-	for range maxOIDCFlowsPerClient + 3 {
-		ids = append(ids, add("", "203.0.113.9"))
-	}
-	if n := len(f.byClient["203.0.113.9"]); n != maxOIDCFlowsPerClient {
-		t.Fatalf("one address holds %d flows, want %d", n, maxOIDCFlowsPerClient)
-	}
-	if take(ids[2]) != nil || take(ids[3]) == nil || take(ids[len(ids)-1]) == nil {
-		t.Error("an address's oldest flows are not the ones dropped")
-	}
-}
-
-// TestOIDCFlowWrongStateKept: a callback with another state (a link from
-// another site, sent to a browser signing in) does not end the sign-in in
-// progress; the right state then completes it, once.
-func TestOIDCFlowWrongStateKept(t *testing.T) {
-	f := newOIDCFlows()
-	id, fl := f.add("", "192.0.2.1")
-	for _, bad := range []string{"", "x", fl.state + "x", fl.nonce} {
-		if got, mismatch := f.take(id, bad); got != nil || !mismatch {
-			t.Fatalf("state %q: took %v, mismatch %v; want refused and kept", bad, got, mismatch)
+	b, _ := newOIDCFlows(key) // another process with the same key
+	other, _ := newOIDCFlows(bytes.Repeat([]byte{8}, 32))
+	sealed, fl := a.add("/ui/patient?id=7")
+	for _, part := range []string{fl.State, fl.Nonce, fl.Verifier, "/ui/patient"} {
+		if strings.Contains(sealed, part) {
+			t.Errorf("the cookie %q shows %q", sealed, part)
 		}
 	}
-	if got, _ := f.take(id, fl.state); got != fl {
-		t.Fatalf("the flow's own state did not complete it")
+	got, mismatch := b.open(sealed, fl.State)
+	if got == nil || mismatch || got.State != fl.State || got.Nonce != fl.Nonce || got.Verifier != fl.Verifier ||
+		got.Next != "/ui/patient?id=7" || !bytes.Equal(got.ID, fl.ID) {
+		t.Fatalf("opened by another process with the key: %+v %v; want %+v", got, mismatch, fl)
 	}
-	if got, mismatch := f.take(id, fl.state); got != nil || mismatch {
-		t.Fatalf("a completed flow was taken again")
+	for _, bad := range []string{"", "x", fl.State + "x", fl.Nonce} {
+		if got, mismatch := a.open(sealed, bad); got != nil || !mismatch {
+			t.Errorf("state %q: opened %v, mismatch %v; want refused as another sign-in's", bad, got, mismatch)
+		}
+	}
+	if got, _ := other.open(sealed, fl.State); got != nil {
+		t.Error("a cookie sealed under another key opened")
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(sealed)
+	for i := range raw {
+		alt := bytes.Clone(raw)
+		alt[i] ^= 1
+		if got, _ := a.open(base64.RawURLEncoding.EncodeToString(alt), fl.State); got != nil {
+			t.Fatalf("a cookie altered at byte %d opened", i)
+		}
+	}
+	for _, junk := range []string{"", "!!!", "AAAA", strings.Repeat("A", 5000)} {
+		if got, _ := a.open(junk, fl.State); got != nil {
+			t.Errorf("cookie %.20q opened", junk)
+		}
+	}
+	a.now = func() time.Time { return time.Now().Add(oidcFlowLifetime) }
+	if got, _ := a.open(sealed, fl.State); got != nil {
+		t.Error("a flow ten minutes old opened")
+	}
+	if _, err := newOIDCFlows(make([]byte, 31)); err == nil {
+		t.Error("a 31-byte key was taken")
 	}
 }

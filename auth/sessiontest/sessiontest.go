@@ -12,10 +12,10 @@ import (
 	"github.com/trailhq/trail/auth"
 )
 
-// Run holds a SessionStore to what the console relies on:
-// idle time and maximum age end a session; touches extend it; an end is
-// kept with its first reason; one principal holds at most PerPrincipal live
-// sessions (its oldest is replaced); Max live sessions refuse another.
+// Run holds st to what the console relies on: idle time and maximum age end
+// a session; touches extend it; an end is kept with its first reason; one
+// principal holds at most PerPrincipal live sessions (its oldest is
+// replaced); Max live sessions refuse another; a claim is first once.
 // clock moves the store's time where it has one of its own.
 func Run(t *testing.T, st auth.SessionStore, clock func(time.Time)) {
 	ctx := context.Background()
@@ -122,6 +122,17 @@ func Run(t *testing.T, st auth.SessionStore, clock func(time.Time)) {
 	}
 	if err := st.Create(ctx, newSession("q"), lim); err != nil {
 		t.Errorf("a sign-in once a live session ended: %v", err)
+	}
+	var claim [32]byte
+	rand.Read(claim[:])
+	for i, want := range []bool{true, false, false} {
+		first, err := st.Claim(ctx, claim, at(time.Second))
+		if err != nil || first != want {
+			t.Errorf("claim %d of one key: %v %v, want %v", i+1, first, err, want)
+		}
+	}
+	if first, err := st.Claim(ctx, [32]byte{2}, now); !first || err != nil {
+		t.Errorf("the first claim of another key: %v %v", first, err)
 	}
 	if s, _, err := st.Lookup(ctx, [32]byte{1}); s != nil || err != nil {
 		t.Errorf("lookup of an unknown key: %v %v", s, err)

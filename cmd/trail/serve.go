@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -235,6 +237,11 @@ func startDaemon(dir string, st *storeOpts, cfg trail.Config, scfg server.Config
 		if scfg.Console.Sessions == nil {
 			scfg.Console.Sessions = d.principals.Sessions()
 		}
+		if scfg.Console.FlowKey == nil {
+			if scfg.Console.FlowKey, err = flowKey(st.keyFile); err != nil {
+				return fail(err)
+			}
+		}
 		if scfg.Auth == nil {
 			scfg.Auth = d.auth
 		} else {
@@ -348,6 +355,18 @@ func openLog(dir string, st *storeOpts, cfg trail.Config) (*trail.Log, error) {
 		return nil, err
 	}
 	return trail.OpenStore(ps, cfg)
+}
+
+// flowKey is the console's key for OpenID Connect sign-ins in progress
+// when several processes share a database: derived (HKDF-SHA256) from the
+// signing key file they share, which never enters the database, so that a
+// sign-in started at one process finishes at any.
+func flowKey(keyFile string) ([]byte, error) {
+	secret, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return hkdf.Key(sha256.New, secret, nil, "trail console: OpenID Connect sign-ins in progress", 32)
 }
 
 // redactURL leaves a connection string's password out of logs, in either

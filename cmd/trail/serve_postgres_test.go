@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ import (
 // pgServe starts "trail serve --store" on the cluster's database with the
 // shared key, its tokens in dir. With like, dir starts as a copy of like's
 // admin token and verifier key, so that one token works on every process.
-func pgServe(t *testing.T, c *pgtest.Cluster, keyFile, dir, like string) *serveProc {
+func pgServe(t *testing.T, c *pgtest.Cluster, keyFile, dir, like string, args ...string) *serveProc {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -42,8 +43,11 @@ func pgServe(t *testing.T, c *pgtest.Cluster, keyFile, dir, like string) *serveP
 			}
 		}
 	}
-	cmd := exec.Command(trailBin, "serve", "--data", dir, "--listen", "127.0.0.1:0",
-		"--store", c.ConnString(), "--signing-key", keyFile, "--checkpoint-interval", "200ms")
+	if !slices.Contains(args, "--listen") {
+		args = append(args, "--listen", "127.0.0.1:0")
+	}
+	cmd := exec.Command(trailBin, append([]string{"serve", "--data", dir,
+		"--store", c.ConnString(), "--signing-key", keyFile, "--checkpoint-interval", "200ms"}, args...)...)
 	return startServeCmd(t, cmd, dir)
 }
 

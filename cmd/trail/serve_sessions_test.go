@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/trailhq/trail/internal/pgtest"
+	"github.com/trailhq/trail/server"
 )
 
 // consoleBrowser is a cookie-keeping HTTP client of the console that
@@ -192,6 +195,57 @@ func TestServePostgresConsoleSessions(t *testing.T) {
 				t.Fatalf("a revoked principal's session still serves pages at %s after 3 s", tc.p.url)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// TestServePostgresOIDCAcrossProcesses: with --store, an OpenID Connect
+// sign-in started at one process finishes at another (the provider sends
+// the browser to the second's callback, as a load balancer might): the
+// sign-in in progress travels sealed in its cookie under a key both derive
+// from the signing key file, and the session is the database's.
+func TestServePostgresOIDCAcrossProcesses(t *testing.T) {
+	m, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	c := pgtest.Start(t)
+	base := t.TempDir()
+	keyFile := filepath.Join(base, "signing.key")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrB := ln.Addr().String()
+	ln.Close()
+	oidc := []string{"--oidc-issuer", m.Issuer(), "--oidc-client-id", m.ClientID,
+		"--oidc-client-secret-file", writeSecret(t, m.ClientSecret, 0o600),
+		"--oidc-redirect-url", "http://" + addrB + server.OIDCCallbackPath}
+	a := pgServe(t, c, keyFile, filepath.Join(base, "a"), "", oidc...)
+	b := pgServe(t, c, keyFile, filepath.Join(base, "b"), "", append(oidc, "--listen", addrB)...)
+	if _, errOut, code := runTrail(t, "token", "create", "--store", c.ConnString(), "--name", "officer", "--read", "patient/*"); code != 0 {
+		t.Fatalf("token create --store: exit %d: %s", code, errOut)
+	}
+	time.Sleep(time.Second) // both processes see the new principal (policy polled every 250 ms)
+
+	m.QueueUser(&mockoidc.MockUser{Subject: "officer"})
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := hc.Get(a.url + "/ui/signin/oidc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Request.URL.Host != addrB || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the sign-in started at %s ended at %s with %d: %.500s\nlogs:\n%s\n%s", a.url, resp.Request.URL, resp.StatusCode, body, a.log(), b.log())
+	}
+	br := &consoleBrowser{t: t, hc: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	for _, p := range []*serveProc{a, b} {
+		if in, why, body := br.page(p.url, "/ui/search"); !in || !strings.Contains(body, "Signed in as <strong>officer</strong>") {
+			t.Errorf("after the sign-in, /ui/search at %s: signed in %v (%q): %.300s", p.url, in, why, body)
 		}
 	}
 }

@@ -29,3 +29,11 @@ CREATE TABLE trail_console_session_ends (
     why text NOT NULL,
     at  timestamptz NOT NULL
 );
+
+-- A completed OpenID Connect sign-in, recorded once (by the SHA-256 of the
+-- id sealed in its cookie), so that its cookie and callback brought again
+-- are refused by every process.
+CREATE TABLE trail_console_sign_ins (
+    key bytea PRIMARY KEY CHECK (length(key) = 32),
+    at  timestamptz NOT NULL
+);

@@ -119,3 +119,13 @@ func (s Sessions) End(ctx context.Context, key [32]byte, why string, at time.Tim
 	}
 	return nil
 }
+
+// Claim implements auth.SessionStore: a row of trail_console_sign_ins,
+// whose primary key makes the first claim the only one.
+func (s Sessions) Claim(ctx context.Context, key [32]byte, at time.Time) (bool, error) {
+	tag, err := s.src.pool.Exec(ctx, "INSERT INTO trail_console_sign_ins (key, at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", key[:], at)
+	if err != nil {
+		return false, fmt.Errorf("console sessions in %s: %w", s.src.where, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
