@@ -444,10 +444,10 @@ func TestOIDCFailuresLimited(t *testing.T) {
 	}
 }
 
-// TestOIDCFlowsNotExhausted: anyone may start sign-ins without signing in,
-// so the sign-ins in progress one client address starts are bounded (its
-// oldest make room), and a full table makes room too: a flood of started
-// sign-ins never stops the next person from signing in.
+// TestOIDCFlowsNotExhausted: anyone may start sign-ins without signing in;
+// the server keeps nothing of them (they travel sealed in their cookies),
+// so a flood of started sign-ins never stops the next person from signing
+// in.
 func TestOIDCFlowsNotExhausted(t *testing.T) {
 	o := startOIDC(t)
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
