@@ -242,7 +242,9 @@ func checkInclusionJS(t *testing.T, tb *tab) {
 // API and through the console (where "who accessed" is denied, naming the
 // grant it needs); an emergency physician reads with break-glass; the
 // privacy officer's patient page lists those reads, the emergency one
-// marked with its reason, and no other patient's. Also the printable page.
+// marked with its reason, and no other patient's. The admin's read with
+// purpose=system (a backup's) is recorded but neither listed nor in the
+// CSV; the admin's ordinary read is in both. Also the printable page.
 func TestConsoleBrowserPatientAccess(t *testing.T) {
 	br := chromium(t)
 	e := startUI(t, server.ConsoleConfig{})
@@ -274,6 +276,16 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 	if st := e.apiRead(t, "er-doc", "/v1/events?patient=123&purpose=emergency&reason=cardiac+arrest+in+ER"); st != http.StatusOK {
 		t.Fatalf("break-glass read: %d", st)
 	}
+	// The admin's system read (a backup's) is recorded but shown in no
+	// patient's view; the admin's ordinary read is.
+	for _, purpose := range []string{"&purpose=system", ""} {
+		if st := e.apiRead(t, auth.AdminName, "/v1/events?stream=patient/123"+purpose); st != http.StatusOK {
+			t.Fatalf("admin's read%s: %d", purpose, st)
+		}
+	}
+	if n := e.systemReads(t); n != 1 {
+		t.Fatalf("%d system reads in trail/access, want the admin's 1", n)
+	}
 
 	off := e.tab(t, br)
 	off.signIn(e.tokens["officer"])
@@ -287,6 +299,8 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 	got := off.rows("table.access")
 	want := []string{
 		"officer — — searched events (patient=123): ", // the timeline just shown, read records included
+		// the admin's ordinary read, and not the admin's system read before it
+		"admin — — searched events (stream=patient/123): 3 returned allowed",
 		"er-doc — Emergency searched events (patient=123): 3 returned; emergency reason: cardiac arrest in ER allowed",
 		"dr-house — — searched events (patient=123, stream=trail/access): 0 returned refused",
 		"dr-house — — searched events (patient=123): 3 returned allowed",
@@ -307,6 +321,13 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 		if strings.Contains(r, "456") {
 			t.Errorf("patient 123's accesses show a read of patient 456: %q", r)
 		}
+	}
+	csv := eval[string](off, `fetch("/ui/patient/access.csv?patient=123").then(r => r.text())`)
+	if !strings.Contains(csv, ",admin,,,searched events (stream=patient/123): 3 returned,allowed\r\n") {
+		t.Errorf("the CSV lacks the admin's ordinary read:\n%s", csv)
+	}
+	if strings.Contains(csv, "system") || strings.Count(csv, ",admin,") != 1 {
+		t.Errorf("the CSV shows the admin's system read:\n%s", csv)
 	}
 	off.shot("patient-officer")
 	off.run(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
