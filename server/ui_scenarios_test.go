@@ -71,6 +71,7 @@ func (tb *tab) loadAfter(steps ...chromedp.Action[chromedp.Void]) {
 // pinned verifier key is not the one that signed the checkpoint; pasting
 // the right key makes it pass; the JavaScript Ed25519 (for browsers without
 // it in WebCrypto) verifies too, and agrees with RFC 8032's test vectors.
+// A search that matches nothing shows its empty state.
 func TestConsoleBrowserSearchAndVerify(t *testing.T) {
 	br := chromium(t)
 	e := startUI(t, server.ConsoleConfig{})
@@ -100,6 +101,19 @@ func TestConsoleBrowserSearchAndVerify(t *testing.T) {
 	}
 	tb.signIn(e.tokens["officer"])
 	tb.shot("search-start")
+
+	// A search that matches nothing says so, with no table and no count.
+	tb.run(chromedp.SendKeys(chromedp.ID("f-patient"), "no-such-patient"))
+	tb.clickAndLoad(`form.filters button[type=submit]`)
+	if empty := tb.text("#results-h ~ p.state.empty#live-empty"); empty != "No events match these filters among the streams you may read." {
+		t.Errorf("a search matching nothing shows %q", empty)
+	}
+	if shown := eval[bool](tb, `[...document.querySelectorAll("table.events, p.count")].some(el => el.offsetParent !== null)`); shown {
+		t.Errorf("a search matching nothing shows a table or a count")
+	}
+	tb.shot("search-empty")
+	eval[bool](tb, `document.getElementById("f-patient").value = ""; true`)
+
 	tb.run(chromedp.SendKeys(chromedp.ID("f-patient"), "123"))
 	eval[bool](tb, fmt.Sprintf(`document.getElementById("f-since").value = %q; document.getElementById("f-until").value = %q; true`,
 		since.Format("2006-01-02T15:04:05"), since.Add(time.Hour).Format("2006-01-02T15:04:05")))
@@ -344,7 +358,9 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 // TestConsoleBrowserCSV: the accounting of disclosures downloaded by the
 // privacy officer is, byte for byte, the header and one line per read of
 // the patient (newest first), RFC 4180 quoting, a cell starting with "-"
-// neutralised, the emergency reason included.
+// neutralised, the emergency reason included. The patient page's
+// "Download CSV" link is a download link to that export, and fetching
+// through it gives the same lines below the officer's own later reads.
 func TestConsoleBrowserCSV(t *testing.T) {
 	br := chromium(t)
 	e := startUI(t, server.ConsoleConfig{})
@@ -381,6 +397,34 @@ func TestConsoleBrowserCSV(t *testing.T) {
 	}
 	if got["type"] != "text/csv; charset=utf-8; header=present" || got["disposition"] != `attachment; filename="accesses-csv-7.csv"` {
 		t.Errorf("CSV answered as %q, %q", got["type"], got["disposition"])
+	}
+
+	// The patient page's "Download CSV" link is that export: fetched
+	// through the link, it is the same CSV, now with the officer's own
+	// reads (the export just made and the page) on top.
+	tb.open("/ui/patient?patient=csv-7")
+	link := eval[map[string]string](tb, `(() => {
+		const a = [...document.querySelectorAll("a")].find(a => a.textContent.trim() === "Download CSV");
+		return a ? {href: a.getAttribute("href"), download: String(a.hasAttribute("download"))} : {};
+	})()`)
+	if link["href"] != "/ui/patient/access.csv?patient=csv-7" || link["download"] != "true" {
+		t.Fatalf("the Download CSV link: %q, want a download link to /ui/patient/access.csv?patient=csv-7", link)
+	}
+	recs = e.accessRecords(t, "csv-7")
+	got = eval[map[string]string](tb, `fetch([...document.querySelectorAll("a[download]")].find(a => a.textContent.trim() === "Download CSV").href).then(async r => ({
+		body: await r.text(), type: r.headers.get("Content-Type"), disposition: r.headers.get("Content-Disposition")}))`)
+	lines := strings.Split(strings.TrimSuffix(got["body"], "\r\n"), "\r\n")
+	_, older, _ := strings.Cut(want, "\r\n")
+	if lines[0] != "date,who,role,purpose,what,outcome" || !strings.HasSuffix(got["body"], "\r\n"+older) || len(lines)-1 != len(recs) {
+		t.Errorf("CSV through the link:\n%q\nwant the header, a line for each of the %d read records, ending with\n%q", got["body"], len(recs), older)
+	}
+	for _, l := range lines[1 : len(lines)-3] {
+		if !strings.Contains(l, ",officer,,,") || !strings.Contains(l, "searched events (patient=csv-7") {
+			t.Errorf("CSV through the link: %q, want only the officer's own reads above the earlier ones", l)
+		}
+	}
+	if got["type"] != "text/csv; charset=utf-8; header=present" || got["disposition"] != `attachment; filename="accesses-csv-7.csv"` {
+		t.Errorf("CSV through the link answered as %q, %q", got["type"], got["disposition"])
 	}
 	tb.clean()
 }
