@@ -32,7 +32,7 @@ type uiEnv struct {
 // The principals of the console's tests.
 var uiPrincipals = []auth.Entry{
 	{Name: "officer", Read: []string{"patient/*", "trail/access"}},
-	{Name: "dr-house", Read: []string{"patient/*"}},
+	{Name: "dr-house", Read: []string{"patient/*"}, Role: "physician"},
 	{Name: "billing", Read: []string{"billing/*"}},
 	{Name: "er-doc", BreakGlass: true},
 	{Name: "patient-7", Patient: "7"},

@@ -256,7 +256,8 @@ func checkInclusionJS(t *testing.T, tb *tab) {
 // API and through the console (where "who accessed" is denied, naming the
 // grant it needs); an emergency physician reads with break-glass; the
 // privacy officer's patient page lists those reads, the emergency one
-// marked with its reason, and no other patient's. The admin's read with
+// marked with its reason, and no other patient's; each read shows the
+// reader's role from the tokens file (dr-house's physician). The admin's read with
 // purpose=system (a backup's) is recorded but neither listed nor in the
 // CSV; the admin's ordinary read is in both. Also the printable page.
 func TestConsoleBrowserPatientAccess(t *testing.T) {
@@ -316,9 +317,9 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 		// the admin's ordinary read, and not the admin's system read before it
 		"admin — — searched events (stream=patient/123): 3 returned allowed",
 		"er-doc — Emergency searched events (patient=123): 3 returned; emergency reason: cardiac arrest in ER allowed",
-		"dr-house — — searched events (patient=123, stream=trail/access): 0 returned refused",
-		"dr-house — — searched events (patient=123): 3 returned allowed",
-		"dr-house — treatment searched events (patient=123): 3 returned allowed",
+		"dr-house physician — searched events (patient=123, stream=trail/access): 0 returned refused",
+		"dr-house physician — searched events (patient=123): 3 returned allowed",
+		"dr-house physician treatment searched events (patient=123): 3 returned allowed",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("who accessed patient 123: %q; want %d reads", got, len(want))
@@ -358,7 +359,8 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 // TestConsoleBrowserCSV: the accounting of disclosures downloaded by the
 // privacy officer is, byte for byte, the header and one line per read of
 // the patient (newest first), RFC 4180 quoting, a cell starting with "-"
-// neutralised, the emergency reason included. The patient page's
+// neutralised, the emergency reason included, the reader's role (from the
+// tokens file) in the role column. The patient page's
 // "Download CSV" link is a download link to that export, and fetching
 // through it gives the same lines below the officer's own later reads.
 func TestConsoleBrowserCSV(t *testing.T) {
@@ -383,10 +385,13 @@ func TestConsoleBrowserCSV(t *testing.T) {
 	if len(recs) != 3 {
 		t.Fatalf("%d read records name csv-7, want 3", len(recs))
 	}
+	if roles := []string{recs[0].Actor.Role, recs[1].Actor.Role, recs[2].Actor.Role}; roles[2] != "physician" || roles[0] != "" || roles[1] != "" {
+		t.Errorf("read records' actor.role: %q; want dr-house's physician, none for the others", roles)
+	}
 	want := "date,who,role,purpose,what,outcome\r\n" +
 		recs[0].Time + `,er-doc,,emergency,"searched events (patient=csv-7): 2 returned; emergency reason: cardiac arrest, bay 4",allowed` + "\r\n" +
 		recs[1].Time + ",billing,,,searched events (stream=patient/csv-7): 0 returned,refused\r\n" +
-		recs[2].Time + ",dr-house,,'-2,searched events (patient=csv-7): 2 returned,allowed\r\n"
+		recs[2].Time + ",dr-house,physician,'-2,searched events (patient=csv-7): 2 returned,allowed\r\n"
 
 	tb := e.tab(t, br)
 	tb.signIn(e.tokens["officer"])
