@@ -3,6 +3,8 @@ package auth
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // AdminName is the principal of DIR/admin.token; no other may take it.
@@ -56,6 +58,35 @@ func checkNameBytes(name string) error {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._:@-", c) >= 0) {
 			return fmt.Errorf("principal name %q: byte %q is not one of A-Z a-z 0-9 . _ : @ -", name, c)
 		}
+	}
+	return nil
+}
+
+// MaxRoleLen bounds a principal's role, in bytes.
+const MaxRoleLen = 64
+
+// CheckRole checks a principal's role (e.g. physician, "charge nurse"):
+// 1-64 bytes of printable UTF-8 (spaces allowed; no control or other
+// invisible formatting characters) with at least one visible character.
+func CheckRole(role string) error {
+	const what = "printable text (e.g. physician)"
+	switch {
+	case role == "":
+		return fmt.Errorf("role is empty: give %s, or no role", what)
+	case len(role) > MaxRoleLen:
+		return fmt.Errorf("role %q is %d bytes: a role is at most %d", role, len(role), MaxRoleLen)
+	case !utf8.ValidString(role):
+		return fmt.Errorf("role %q is not valid UTF-8", role)
+	}
+	visible := false
+	for _, r := range role {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("role %q contains %U, which is not printable: a role is %s, without control characters", role, r, what)
+		}
+		visible = visible || r != ' '
+	}
+	if !visible {
+		return fmt.Errorf("role %q is only spaces: give %s", role, what)
 	}
 	return nil
 }

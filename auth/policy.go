@@ -33,6 +33,7 @@ type Entry struct {
 	BreakGlass  bool       `json:"break_glass,omitempty"`
 	Review      bool       `json:"review,omitempty"`  // reads trail/break-glass and trail/review, marks emergency accesses reviewed
 	Patient     string     `json:"patient,omitempty"` // a patient's own principal: reads patient/<id>… and the read records naming <id>
+	Role        string     `json:"role,omitempty"`    // its role (e.g. physician), copied into its read records' actor.role
 	Created     time.Time  `json:"created"`
 	Expires     *time.Time `json:"expires,omitempty"` // the token stops working then
 	Revoked     *time.Time `json:"revoked,omitempty"`
@@ -40,7 +41,8 @@ type Entry struct {
 
 // Principal returns the principal e authenticates as: its name and grants.
 func (e *Entry) Principal() *Principal {
-	return &Principal{Name: e.Name, Admin: e.Admin, BreakGlass: e.BreakGlass, Review: e.Review, Patient: e.Patient, Append: e.Append, Read: e.Read}
+	return &Principal{Name: e.Name, Admin: e.Admin, BreakGlass: e.BreakGlass, Review: e.Review, Patient: e.Patient, Append: e.Append, Read: e.Read,
+		Role: e.Role}
 }
 
 // Expired reports whether e's token has expired at now.
@@ -99,6 +101,11 @@ func Parse(b []byte) (Policy, error) {
 		}
 		for _, pat := range append(append([]string(nil), pr.Append...), pr.Read...) {
 			if err := CheckPattern(pat); err != nil {
+				return Policy{}, fmt.Errorf("%s: principal %q: %w", TokensFile, pr.Name, err)
+			}
+		}
+		if pr.Role != "" {
+			if err := CheckRole(pr.Role); err != nil {
 				return Policy{}, fmt.Errorf("%s: principal %q: %w", TokensFile, pr.Name, err)
 			}
 		}
@@ -196,6 +203,11 @@ func CreateIn(update Updater, pr Entry, now time.Time) (string, error) {
 	}
 	for _, pat := range append(append([]string(nil), pr.Append...), pr.Read...) {
 		if err := CheckPattern(pat); err != nil {
+			return "", err
+		}
+	}
+	if pr.Role != "" {
+		if err := CheckRole(pr.Role); err != nil {
 			return "", err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestParsePatient: a patient's own principal names one stream segment; a
@@ -131,6 +132,83 @@ func TestTokensFileFormat(t *testing.T) {
 `)) {
 		t.Errorf("a created principal is not appended in the file's form:\n%s", got)
 	}
+
+	// A principal with a role: "role" after the grants, read back as
+	// written, and the file rewritten byte for byte.
+	if _, err := Create(dir, Entry{Name: "dr-grey", Read: []string{"ward/*"}, Role: "attending physician"}, time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	withRole, err := os.ReadFile(filepath.Join(dir, TokensFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(withRole, bytes.TrimSuffix(got, []byte("\n  ]\n}\n"))) || !bytes.HasSuffix(withRole, []byte(`",
+      "read": [
+        "ward/*"
+      ],
+      "role": "attending physician",
+      "created": "2026-05-02T00:00:00Z"
+    }
+  ]
+}
+`)) {
+		t.Errorf("a principal with a role is not appended in the file's form:\n%s", withRole)
+	}
+	p, err = Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range p.Principals {
+		if want := map[string]string{"dr-grey": "attending physician"}[e.Name]; e.Role != want {
+			t.Errorf("principal %q read back with role %q, want %q", e.Name, e.Role, want)
+		}
+		if e.Name == "dr-grey" && e.Principal().Role != "attending physician" {
+			t.Errorf("dr-grey authenticates with role %q", e.Principal().Role)
+		}
+	}
+	if err := Update(dir, func(*Policy) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, TokensFile)); !bytes.Equal(again, withRole) {
+		t.Errorf("tokens file with a role rewritten differently:\n got %s\nwant %s", again, withRole)
+	}
+}
+
+// TestRole: a role is 1-64 bytes of printable UTF-8 with a visible
+// character; Create and Parse refuse any other, saying why.
+func TestRole(t *testing.T) {
+	for _, ok := range []string{"physician", "charge nurse", "Oberärztin", "x", strings.Repeat("r", MaxRoleLen), "médecin (urgences)"} {
+		if err := CheckRole(ok); err != nil {
+			t.Errorf("CheckRole(%q): %v", ok, err)
+		}
+	}
+	for bad, why := range map[string]string{
+		"":                      "empty",
+		strings.Repeat("r", 65): "at most 64",
+		strings.Repeat("é", 33): "at most 64",
+		"nurse\n":               "not printable",
+		"a\tb":                  "not printable",
+		"doc\x00":               "not printable",
+		"doc\x1b[31m":           "not printable",
+		"\u202ephysician":       "not printable",
+		"zero\u200bwidth":       "not printable",
+		"\xff":                  "not valid UTF-8",
+		"   ":                   "only spaces",
+	} {
+		err := CheckRole(bad)
+		if err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("CheckRole(%q) = %v, want an error saying %q", bad, err, why)
+		}
+		dir := t.TempDir()
+		if _, err := Create(dir, Entry{Name: "n", Role: bad}, time.Now()); bad != "" && err == nil {
+			t.Errorf("Create with role %q accepted", bad)
+		}
+		// (JSON carries no invalid UTF-8: decoding makes it U+FFFD.)
+		b, _ := json.Marshal(Policy{Principals: []Entry{{Name: "n", TokenSHA256: strings.Repeat("ab", 32), Role: bad}}})
+		if _, err := Parse(b); bad != "" && utf8.ValidString(bad) && err == nil {
+			t.Errorf("Parse of a principal with role %q accepted", bad)
+		}
+	}
 }
 
 // TestEntryGrants: an entry of the tokens file holds every field of the
@@ -144,7 +222,7 @@ func TestEntryGrants(t *testing.T) {
 			t.Errorf("Principal.%s (%s) has no counterpart in Entry", f.Name, f.Type)
 		}
 	}
-	e := Entry{Name: "n", Append: []string{"a/*"}, Read: []string{"r"}, Admin: true, BreakGlass: true, Review: true, Patient: "7"}
+	e := Entry{Name: "n", Append: []string{"a/*"}, Read: []string{"r"}, Admin: true, BreakGlass: true, Review: true, Patient: "7", Role: "nurse"}
 	p := e.Principal()
 	ev, pv := reflect.ValueOf(e), reflect.ValueOf(p).Elem()
 	for i := range pt.NumField() {

@@ -31,6 +31,9 @@ type Principal struct {
 	Patient string
 	Append  []string // stream patterns it may append to
 	Read    []string // stream patterns it may read
+	// Role is what the principal is (e.g. physician), as the tokens file
+	// says: its read records carry it as actor.role. It grants nothing.
+	Role string
 }
 
 // LogValue keeps log lines to the principal's name.

@@ -118,7 +118,7 @@ func (rd *read) records(outcome string, count int) ([]trail.Event, error) {
 	d.Streams, d.StreamsTotal = streamList(rd.streams)
 	ev := trail.Event{
 		Stream: AccessStream, Type: "audit-log.read", Action: "R", Outcome: outcome,
-		Actor:   trail.Actor{ID: rd.p.Name, Address: rd.s.cfg.TrustedProxies.ClientAddr(rd.r), UserAgent: userAgent(rd.r)},
+		Actor:   trail.Actor{ID: rd.p.Name, Role: rd.p.Role, Address: rd.s.cfg.TrustedProxies.ClientAddr(rd.r), UserAgent: userAgent(rd.r)},
 		Patient: rd.patient, Purpose: rd.purpose,
 	}
 	if rd.system {

@@ -239,13 +239,46 @@ func (tb *tab) shot(name string) {
 		w, h   int64
 	}{{"desktop", 1280, 900}, {"360", 360, 780}} {
 		tb.run(chromedp.EmulateViewport(v.w, v.h), chromedp.Sleep(150*time.Millisecond))
-		buf := value(tb, chromedp.FullScreenshot(100))
 		path := filepath.Join(dir, name+"-"+v.suffix+".png")
+		if v.w == 360 {
+			tb.fits(name, path)
+		}
+		buf := value(tb, chromedp.FullScreenshot(100))
 		if err := os.WriteFile(path, buf, 0o644); err != nil {
 			tb.t.Fatal(err)
 		}
 	}
 	tb.run(chromedp.EmulateViewport(1280, 900))
+}
+
+// fits fails the test when the page, at the phone width it is shown at,
+// scrolls sideways: the document must be no wider than the viewport (a
+// block such as <pre> may scroll within itself). It names the widest
+// elements that stick out.
+func (tb *tab) fits(name, path string) {
+	tb.t.Helper()
+	type wide struct {
+		Width int64    `json:"width"`
+		Over  []string `json:"over"`
+	}
+	got := eval[wide](tb, `(() => {
+		const vw = document.documentElement.clientWidth;
+		const over = [];
+		document.querySelectorAll("body *").forEach(el => {
+			const r = el.getBoundingClientRect();
+			if (r.right > vw + 0.5 && over.length < 8) {
+				let d = el.tagName.toLowerCase();
+				if (el.id) d += "#" + el.id;
+				if (el.className && typeof el.className === "string") d += "." + el.className.trim().split(/\s+/).join(".");
+				over.push(d + " (right " + Math.round(r.right) + ")");
+			}
+		});
+		return {width: document.documentElement.scrollWidth, over};
+	})()`)
+	if got.Width > 360 {
+		tb.t.Errorf("%s at 360 px scrolls sideways: the document is %d px wide (%s); sticking out: %s",
+			name, got.Width, path, strings.Join(got.Over, ", "))
+	}
 }
 
 // waitVerdict waits for the verification's result and returns it with its

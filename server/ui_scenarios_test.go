@@ -71,6 +71,7 @@ func (tb *tab) loadAfter(steps ...chromedp.Action[chromedp.Void]) {
 // pinned verifier key is not the one that signed the checkpoint; pasting
 // the right key makes it pass; the JavaScript Ed25519 (for browsers without
 // it in WebCrypto) verifies too, and agrees with RFC 8032's test vectors.
+// A search that matches nothing shows its empty state.
 func TestConsoleBrowserSearchAndVerify(t *testing.T) {
 	br := chromium(t)
 	e := startUI(t, server.ConsoleConfig{})
@@ -100,6 +101,19 @@ func TestConsoleBrowserSearchAndVerify(t *testing.T) {
 	}
 	tb.signIn(e.tokens["officer"])
 	tb.shot("search-start")
+
+	// A search that matches nothing says so, with no table and no count.
+	tb.run(chromedp.SendKeys(chromedp.ID("f-patient"), "no-such-patient"))
+	tb.clickAndLoad(`form.filters button[type=submit]`)
+	if empty := tb.text("#results-h ~ p.state.empty#live-empty"); empty != "No events match these filters among the streams you may read." {
+		t.Errorf("a search matching nothing shows %q", empty)
+	}
+	if shown := eval[bool](tb, `[...document.querySelectorAll("table.events, p.count")].some(el => el.offsetParent !== null)`); shown {
+		t.Errorf("a search matching nothing shows a table or a count")
+	}
+	tb.shot("search-empty")
+	eval[bool](tb, `document.getElementById("f-patient").value = ""; true`)
+
 	tb.run(chromedp.SendKeys(chromedp.ID("f-patient"), "123"))
 	eval[bool](tb, fmt.Sprintf(`document.getElementById("f-since").value = %q; document.getElementById("f-until").value = %q; true`,
 		since.Format("2006-01-02T15:04:05"), since.Add(time.Hour).Format("2006-01-02T15:04:05")))
@@ -242,7 +256,10 @@ func checkInclusionJS(t *testing.T, tb *tab) {
 // API and through the console (where "who accessed" is denied, naming the
 // grant it needs); an emergency physician reads with break-glass; the
 // privacy officer's patient page lists those reads, the emergency one
-// marked with its reason, and no other patient's. Also the printable page.
+// marked with its reason, and no other patient's; each read shows the
+// reader's role from the tokens file (dr-house's physician). The admin's read with
+// purpose=system (a backup's) is recorded but neither listed nor in the
+// CSV; the admin's ordinary read is in both. Also the printable page.
 func TestConsoleBrowserPatientAccess(t *testing.T) {
 	br := chromium(t)
 	e := startUI(t, server.ConsoleConfig{})
@@ -274,6 +291,16 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 	if st := e.apiRead(t, "er-doc", "/v1/events?patient=123&purpose=emergency&reason=cardiac+arrest+in+ER"); st != http.StatusOK {
 		t.Fatalf("break-glass read: %d", st)
 	}
+	// The admin's system read (a backup's) is recorded but shown in no
+	// patient's view; the admin's ordinary read is.
+	for _, purpose := range []string{"&purpose=system", ""} {
+		if st := e.apiRead(t, auth.AdminName, "/v1/events?stream=patient/123"+purpose); st != http.StatusOK {
+			t.Fatalf("admin's read%s: %d", purpose, st)
+		}
+	}
+	if n := e.systemReads(t); n != 1 {
+		t.Fatalf("%d system reads in trail/access, want the admin's 1", n)
+	}
 
 	off := e.tab(t, br)
 	off.signIn(e.tokens["officer"])
@@ -287,10 +314,12 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 	got := off.rows("table.access")
 	want := []string{
 		"officer — — searched events (patient=123): ", // the timeline just shown, read records included
+		// the admin's ordinary read, and not the admin's system read before it
+		"admin — — searched events (stream=patient/123): 3 returned allowed",
 		"er-doc — Emergency searched events (patient=123): 3 returned; emergency reason: cardiac arrest in ER allowed",
-		"dr-house — — searched events (patient=123, stream=trail/access): 0 returned refused",
-		"dr-house — — searched events (patient=123): 3 returned allowed",
-		"dr-house — treatment searched events (patient=123): 3 returned allowed",
+		"dr-house physician — searched events (patient=123, stream=trail/access): 0 returned refused",
+		"dr-house physician — searched events (patient=123): 3 returned allowed",
+		"dr-house physician treatment searched events (patient=123): 3 returned allowed",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("who accessed patient 123: %q; want %d reads", got, len(want))
@@ -308,6 +337,13 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 			t.Errorf("patient 123's accesses show a read of patient 456: %q", r)
 		}
 	}
+	csv := eval[string](off, `fetch("/ui/patient/access.csv?patient=123").then(r => r.text())`)
+	if !strings.Contains(csv, ",admin,,,searched events (stream=patient/123): 3 returned,allowed\r\n") {
+		t.Errorf("the CSV lacks the admin's ordinary read:\n%s", csv)
+	}
+	if strings.Contains(csv, "system") || strings.Count(csv, ",admin,") != 1 {
+		t.Errorf("the CSV shows the admin's system read:\n%s", csv)
+	}
 	off.shot("patient-officer")
 	off.run(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"})
@@ -323,7 +359,10 @@ func TestConsoleBrowserPatientAccess(t *testing.T) {
 // TestConsoleBrowserCSV: the accounting of disclosures downloaded by the
 // privacy officer is, byte for byte, the header and one line per read of
 // the patient (newest first), RFC 4180 quoting, a cell starting with "-"
-// neutralised, the emergency reason included.
+// neutralised, the emergency reason included, the reader's role (from the
+// tokens file) in the role column. The patient page's
+// "Download CSV" link is a download link to that export, and fetching
+// through it gives the same lines below the officer's own later reads.
 func TestConsoleBrowserCSV(t *testing.T) {
 	br := chromium(t)
 	e := startUI(t, server.ConsoleConfig{})
@@ -346,10 +385,13 @@ func TestConsoleBrowserCSV(t *testing.T) {
 	if len(recs) != 3 {
 		t.Fatalf("%d read records name csv-7, want 3", len(recs))
 	}
+	if roles := []string{recs[0].Actor.Role, recs[1].Actor.Role, recs[2].Actor.Role}; roles[2] != "physician" || roles[0] != "" || roles[1] != "" {
+		t.Errorf("read records' actor.role: %q; want dr-house's physician, none for the others", roles)
+	}
 	want := "date,who,role,purpose,what,outcome\r\n" +
 		recs[0].Time + `,er-doc,,emergency,"searched events (patient=csv-7): 2 returned; emergency reason: cardiac arrest, bay 4",allowed` + "\r\n" +
 		recs[1].Time + ",billing,,,searched events (stream=patient/csv-7): 0 returned,refused\r\n" +
-		recs[2].Time + ",dr-house,,'-2,searched events (patient=csv-7): 2 returned,allowed\r\n"
+		recs[2].Time + ",dr-house,physician,'-2,searched events (patient=csv-7): 2 returned,allowed\r\n"
 
 	tb := e.tab(t, br)
 	tb.signIn(e.tokens["officer"])
@@ -360,6 +402,34 @@ func TestConsoleBrowserCSV(t *testing.T) {
 	}
 	if got["type"] != "text/csv; charset=utf-8; header=present" || got["disposition"] != `attachment; filename="accesses-csv-7.csv"` {
 		t.Errorf("CSV answered as %q, %q", got["type"], got["disposition"])
+	}
+
+	// The patient page's "Download CSV" link is that export: fetched
+	// through the link, it is the same CSV, now with the officer's own
+	// reads (the export just made and the page) on top.
+	tb.open("/ui/patient?patient=csv-7")
+	link := eval[map[string]string](tb, `(() => {
+		const a = [...document.querySelectorAll("a")].find(a => a.textContent.trim() === "Download CSV");
+		return a ? {href: a.getAttribute("href"), download: String(a.hasAttribute("download"))} : {};
+	})()`)
+	if link["href"] != "/ui/patient/access.csv?patient=csv-7" || link["download"] != "true" {
+		t.Fatalf("the Download CSV link: %q, want a download link to /ui/patient/access.csv?patient=csv-7", link)
+	}
+	recs = e.accessRecords(t, "csv-7")
+	got = eval[map[string]string](tb, `fetch([...document.querySelectorAll("a[download]")].find(a => a.textContent.trim() === "Download CSV").href).then(async r => ({
+		body: await r.text(), type: r.headers.get("Content-Type"), disposition: r.headers.get("Content-Disposition")}))`)
+	lines := strings.Split(strings.TrimSuffix(got["body"], "\r\n"), "\r\n")
+	_, older, _ := strings.Cut(want, "\r\n")
+	if lines[0] != "date,who,role,purpose,what,outcome" || !strings.HasSuffix(got["body"], "\r\n"+older) || len(lines)-1 != len(recs) {
+		t.Errorf("CSV through the link:\n%q\nwant the header, a line for each of the %d read records, ending with\n%q", got["body"], len(recs), older)
+	}
+	for _, l := range lines[1 : len(lines)-3] {
+		if !strings.Contains(l, ",officer,,,") || !strings.Contains(l, "searched events (patient=csv-7") {
+			t.Errorf("CSV through the link: %q, want only the officer's own reads above the earlier ones", l)
+		}
+	}
+	if got["type"] != "text/csv; charset=utf-8; header=present" || got["disposition"] != `attachment; filename="accesses-csv-7.csv"` {
+		t.Errorf("CSV through the link answered as %q, %q", got["type"], got["disposition"])
 	}
 	tb.clean()
 }

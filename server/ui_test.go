@@ -23,6 +23,7 @@ type uiRecord struct {
 	Purpose string `json:"purpose"`
 	Actor   struct {
 		ID        string `json:"id"`
+		Role      string `json:"role"`
 		Address   string `json:"address"`
 		UserAgent string `json:"user_agent"`
 	} `json:"actor"`
@@ -332,9 +333,9 @@ func TestConsoleReadAudit(t *testing.T) {
 	}
 	r := recs[0]
 	wantParams := map[string]string{"patient": "55", "action": "R", "limit": "50", "order": "desc"}
-	if r.Details.Endpoint != "GET /v1/events" || r.Actor.ID != "dr-house" || r.Actor.UserAgent != "console-test/1" ||
+	if r.Details.Endpoint != "GET /v1/events" || r.Actor.ID != "dr-house" || r.Actor.Role != "physician" || r.Actor.UserAgent != "console-test/1" ||
 		r.Actor.Address != "127.0.0.1" || r.Outcome != "success" || r.Details.Count != 1 || !equalMaps(r.Details.Params, wantParams) {
-		t.Errorf("read record %+v; want the API's record of GET /v1/events with %v by dr-house", r, wantParams)
+		t.Errorf("read record %+v; want the API's record of GET /v1/events with %v by dr-house, physician", r, wantParams)
 	}
 
 	b = e.browser(t)

@@ -116,15 +116,23 @@ func (c *tokenCmd) create(ctx context.Context, args []string) error {
 	fs.BoolVar(&pr.BreakGlass, "break-glass", false, "may read beyond its grants with purpose=emergency and a reason (recorded in trail/break-glass)")
 	fs.BoolVar(&pr.Review, "review", false, "may read trail/break-glass and trail/review and mark emergency accesses reviewed (POST /v1/reviews), never its own")
 	fs.StringVar(&pr.Patient, "patient", "", "a patient's own principal for patient `id`: reads patient/<id> and patient/<id>/…, and the read records naming <id> in trail/access (stream=trail/access&patient=<id>), nothing else")
+	fs.StringVar(&pr.Role, "role", "", "what the principal is, e.g. physician (1-64 bytes of printable text): every read record of its reads carries it as actor.role, and the console's list of who accessed a record shows it; grants nothing")
 	expires := fs.String("expires", "", "the token stops working after this `lifetime`: days (90d) or a Go duration (12h, 90m); default never")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
 	if pr.Name == "" || fs.NArg() > 0 {
-		return &exitError{2, errors.New("usage: trail token create --data DIR|--store URL --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--patient ID] [--expires 90d]")}
+		return &exitError{2, errors.New("usage: trail token create --data DIR|--store URL --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--patient ID] [--role TEXT] [--expires 90d]")}
 	}
 	if err := auth.CheckName(pr.Name); err != nil {
 		return &exitError{2, err}
+	}
+	role := false
+	fs.Visit(func(f *flag.Flag) { role = role || f.Name == "role" })
+	if role {
+		if err := auth.CheckRole(pr.Role); err != nil {
+			return &exitError{2, fmt.Errorf("--role: %w", err)}
+		}
 	}
 	if pr.Patient != "" {
 		if err := auth.CheckPatientPrincipal(pr.Principal()); err != nil {
@@ -186,7 +194,7 @@ func (c *tokenCmd) list(ctx context.Context, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tAPPEND\tREAD\tADMIN\tBREAK-GLASS\tREVIEW\tPATIENT\tCREATED\tEXPIRES\tREVOKED")
+	fmt.Fprintln(tw, "NAME\tAPPEND\tREAD\tADMIN\tBREAK-GLASS\tREVIEW\tPATIENT\tROLE\tCREATED\tEXPIRES\tREVOKED")
 	now := time.Now()
 	for _, pr := range p.Principals {
 		revoked, expires := "-", "-"
@@ -199,8 +207,8 @@ func (c *tokenCmd) list(ctx context.Context, args []string) error {
 				expires += " (expired)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%v\t%s\t%s\t%s\t%s\n", pr.Name, list(pr.Append), list(pr.Read), pr.Admin, pr.BreakGlass, pr.Review, orDash(pr.Patient),
-			pr.Created.Format(time.RFC3339), expires, revoked)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%v\t%s\t%s\t%s\t%s\t%s\n", pr.Name, list(pr.Append), list(pr.Read), pr.Admin, pr.BreakGlass, pr.Review, orDash(pr.Patient),
+			orDash(pr.Role), pr.Created.Format(time.RFC3339), expires, revoked)
 	}
 	return tw.Flush()
 }

@@ -327,3 +327,38 @@ func TestTokenAsServerUser(t *testing.T) {
 		t.Errorf("revoke of a file the user cannot read: exit %d, stdout %q, stderr %q; want a failure saying what to do", code, out, errOut)
 	}
 }
+
+// TestTokenRole: --role is stored in the principal's entry and listed under
+// ROLE ("-" without one); a role that is empty, too long or holds a control
+// character is refused (exit 2) saying why, and nothing is written.
+func TestTokenRole(t *testing.T) {
+	dir := newDataDir(t)
+	createToken(t, dir, "--name", "dr-grey", "--read", "patient/*", "--role", "attending physician")
+	createToken(t, dir, "--name", "app", "--append", "patient/*")
+	for _, tc := range []struct{ role, why string }{
+		{"", "role is empty"},
+		{strings.Repeat("r", 65), "is 65 bytes: a role is at most 64"},
+		{"nurse\x1b[31m", "U+001B, which is not printable"},
+		{"a\tb", "U+0009, which is not printable"},
+		{"  ", "only spaces"},
+	} {
+		out, errOut, code := runTrail(t, "token", "create", "--data", dir, "--name", "bad-role", "--role", tc.role)
+		if code != 2 || out != "" || !strings.Contains(errOut, "--role: ") || !strings.Contains(errOut, tc.why) {
+			t.Errorf("token create --role %q: exit %d, %q, %q; want exit 2 saying %q", tc.role, code, out, errOut, tc.why)
+		}
+	}
+	out, errOut, code := runTrail(t, "token", "list", "--data", dir)
+	if code != 0 {
+		t.Fatalf("token list: exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "PATIENT  ROLE  ") {
+		t.Fatalf("token list:\n%s\nwant a ROLE column and 2 principals (none named bad-role)", out)
+	}
+	col := strings.Index(lines[0], "ROLE")
+	for _, w := range []struct{ line, role string }{{lines[1], "attending physician"}, {lines[2], "-"}} {
+		if !strings.HasPrefix(w.line[col:], w.role+" ") {
+			t.Errorf("token list row %q: ROLE column shows %q, want %q", w.line, w.line[col:], w.role)
+		}
+	}
+}
