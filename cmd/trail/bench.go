@@ -249,5 +249,14 @@ func (c *benchCmd) print(rs []bench.Result, asJSON bool) error {
 	for i, n := range rs[0].ProcessEvents {
 		fmt.Fprintf(c.stdout, "trail serve #%d acknowledged %d events\n", i+1, n)
 	}
+	for i, r := range rs {
+		if r.Storage != nil {
+			who := "trail"
+			if i > 0 {
+				who = strings.SplitN(r.Mode, ",", 2)[0]
+			}
+			fmt.Fprintf(c.stdout, "%s: %s\n", who, r.Storage)
+		}
+	}
 	return nil
 }

@@ -145,6 +145,16 @@ func (b *storeBench) run(ctx context.Context, w bench.Workload) (res bench.Resul
 	}
 	res.Mode = storeModeName(b.processes, w)
 	res.Durable = true // every receipt follows a COMMIT with synchronous_commit on
+	rows, idx, err := bench.RelationBytes(ctx, b.url, "trail_events")
+	if err != nil {
+		return res, err
+	}
+	tr, tri, err := bench.RelationBytes(ctx, b.url, "trail_tree")
+	if err != nil {
+		return res, err
+	}
+	n := float64(w.Events)
+	res.Storage = &bench.Storage{Rows: float64(rows) / n, Indexes: float64(idx) / n, Tree: float64(tr+tri) / n}
 	return res, nil
 }
 
@@ -394,5 +404,10 @@ func runStorePeer(ctx context.Context, url string, w bench.Workload) (res bench.
 	if err == nil && n != int64(w.Events) {
 		err = fmt.Errorf("table %s holds %d rows after %d events", t.Name, n, w.Events)
 	}
+	if err != nil {
+		return res, err
+	}
+	rows, idx, err := bench.RelationBytes(ctx, url, t.Name)
+	res.Storage = &bench.Storage{Rows: float64(rows) / float64(n), Indexes: float64(idx) / float64(n)}
 	return res, err
 }

@@ -73,6 +73,14 @@ func TestBenchStore(t *testing.T) {
 		}
 		sum += n
 	}
+	// Each event is at least its stored record in a row, one index entry
+	// per index, and about one tree node (32 bytes of hash and its key).
+	if st := rs[0].Storage; st == nil || st.Rows < 300 || st.Indexes < 40 || st.Tree < 32 {
+		t.Errorf("trail's storage per event: %+v", st)
+	}
+	if st := rs[1].Storage; st == nil || st.Rows < 200 || st.Indexes < 20 || st.Tree != 0 {
+		t.Errorf("the peer's storage per event: %+v", st)
+	}
 	if len(rs[0].ProcessEvents) != 2 || sum != 2000 {
 		t.Errorf("events acknowledged per process: %v, want two adding up to 2000", rs[0].ProcessEvents)
 	}

@@ -37,6 +37,21 @@ type Result struct {
 	// ProcessEvents, of a run through several servers, are the events each
 	// acknowledged over HTTP, as its metrics count them.
 	ProcessEvents []int64 `json:"process_events,omitempty"`
+	// Storage, of a run into PostgreSQL, is what the events take there.
+	Storage *Storage `json:"storage,omitempty"`
+}
+
+// Storage is what a run's events take in PostgreSQL, in bytes per event:
+// the rows (with their TOAST), the rows' indexes, and the Merkle tree's
+// nodes (with theirs; Trail only).
+type Storage struct {
+	Rows    float64 `json:"rows_bytes_per_event"`
+	Indexes float64 `json:"indexes_bytes_per_event"`
+	Tree    float64 `json:"tree_bytes_per_event"`
+}
+
+func (s *Storage) String() string {
+	return fmt.Sprintf("%.0f B rows + %.0f B indexes + %.0f B tree = %.0f B per event", s.Rows, s.Indexes, s.Tree, s.Rows+s.Indexes+s.Tree)
 }
 
 // Appender is what a benchmark drives: the embedded engine, the client, or

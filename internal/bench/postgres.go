@@ -90,6 +90,23 @@ func (t *PGTable) Count(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// RelationBytes returns what table takes in the database at url: its rows
+// (with TOAST) and its indexes, after a VACUUM ANALYZE settles the free
+// space map.
+func RelationBytes(ctx context.Context, url, table string) (rows, indexes int64, err error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close(ctx)
+	id := pgx.Identifier{table}.Sanitize()
+	if _, err := conn.Exec(ctx, "VACUUM ANALYZE "+id); err != nil {
+		return 0, 0, err
+	}
+	err = conn.QueryRow(ctx, "SELECT pg_table_size($1::regclass), pg_indexes_size($1::regclass)", id).Scan(&rows, &indexes)
+	return rows, indexes, err
+}
+
 // Drop drops the table (with its indexes).
 func (t *PGTable) Drop(ctx context.Context) error {
 	conn, err := pgx.Connect(ctx, t.URL)
