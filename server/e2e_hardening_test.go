@@ -1049,3 +1049,78 @@ func TestHdTailClientStopsReading(t *testing.T) {
 		}
 	}
 }
+
+// TestHdReadRecordVolumeBounded: the read rate counts read records, not
+// reads. A patient/* reader whose reads each return 1,000 patients' events
+// (and so append 1,001 records) keeps reading for ~3s: the records it adds
+// to trail/access stay within rate × time + burst + one read's fan-out, its
+// reads past that get 429 with Retry-After and leave no record, and another
+// principal reads meanwhile.
+func TestHdReadRecordVolumeBounded(t *testing.T) {
+	const rate, burst, patients = 400, 400, 1000
+	s := start(t, hdWith(func(c *server.Config) {
+		c.ReadRate = server.Rate{PerSecond: rate, Burst: burst}
+	}), withPrincipals(map[string]*server.Principal{
+		"tok-bulk":  {Name: "bulk-reader", Read: []string{"patient/*"}},
+		"tok-other": {Name: "other-reader", Read: []string{"patient/*"}},
+	}))
+	evs := make([]trail.Event, patients)
+	for i := range evs {
+		pt := fmt.Sprintf("p%d", i)
+		evs[i] = hdLab("patient/"+pt, pt)
+	}
+	if _, err := s.l.AppendBatch(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	from := s.l.Size()
+	fanOut := patients + 1 // the read's record and one per patient
+	began := time.Now()
+	ok, limited, otherRead := 0, 0, false
+	for time.Since(began) < 3*time.Second {
+		size := s.l.Size()
+		r := hdSend(t, s, s.client, http.MethodGet, "/v1/events?limit=1000", "tok-bulk", nil, nil)
+		if r.Status == http.StatusOK {
+			ok++
+			// Stop early once the records are past any bound a working
+			// limit allows: without it this loop would store ~1,000 records
+			// per read for 3s.
+			if most := rate*time.Since(began).Seconds() + burst + float64(fanOut); float64(ok*fanOut) > most+float64(fanOut) {
+				break
+			}
+			continue
+		}
+		wantProblem(t, r, http.StatusTooManyRequests, "bulk-reader")
+		hdRetryAfter(t, r)
+		s.wantUnchanged(t, size) // no record of a refused read
+		limited++
+		if !otherRead {
+			otherRead = true
+			o := hdSend(t, s, s.client, http.MethodGet, "/v1/events?limit=1000", "tok-other", nil, nil)
+			if o.Status != http.StatusOK {
+				t.Errorf("another principal's read while bulk-reader is limited: %v, want 200", o)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(began)
+	n := 0
+	for _, rec := range hdAccess(hdRecords(t, s, from)) {
+		if rec.Actor.ID == "bulk-reader" {
+			n++
+		}
+	}
+	t.Logf("%d reads allowed, %d refused, %d records in %v", ok, limited, n, elapsed)
+	if ok == 0 || n != ok*fanOut {
+		t.Fatalf("%d allowed reads of %d patients' events stored %d records, want %d each", ok, patients, n, fanOut)
+	}
+	if most := rate*elapsed.Seconds() + burst + float64(fanOut); float64(n) > most {
+		t.Errorf("bulk-reader appended %d read records in %v at a read rate of %d/s with a burst of %d: want at most %.0f (rate × time + burst + one read's records)",
+			n, elapsed.Round(time.Millisecond), rate, burst, most)
+	}
+	if limited == 0 {
+		t.Errorf("bulk-reader read for %v with no 429", elapsed.Round(time.Millisecond))
+	}
+	if !otherRead {
+		t.Error("another principal's read was not tried")
+	}
+}
