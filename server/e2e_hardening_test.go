@@ -1124,3 +1124,159 @@ func TestHdReadRecordVolumeBounded(t *testing.T) {
 		t.Error("another principal's read was not tried")
 	}
 }
+
+// hdBulk appends n events of other streams straight through the engine, in
+// batches, with the events of between at n/len(between) spread among them
+// (the first at index 0), and returns the indexes of those.
+func hdBulk(t testing.TB, s *testServer, n int, between []trail.Event) []uint64 {
+	t.Helper()
+	const batch = 5000
+	var idx []uint64
+	every := n / max(1, len(between))
+	evs := make([]trail.Event, 0, batch)
+	flush := func() {
+		rcs, err := s.l.AppendBatch(context.Background(), evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range evs {
+			if len(between) > 0 && e.Stream == between[0].Stream {
+				idx = append(idx, rcs[i].Index)
+			}
+		}
+		evs = evs[:0]
+	}
+	for i := range n {
+		if len(between) > 0 && i%every == 0 && i/every < len(between) {
+			evs = append(evs, between[i/every])
+		}
+		evs = append(evs, hdLab(fmt.Sprintf("other/s%d", i%500), ""))
+		if len(evs) >= batch {
+			flush()
+		}
+	}
+	if len(evs) > 0 {
+		flush()
+	}
+	return idx
+}
+
+// hdBulkSize is the events of other streams the query cost tests store.
+func hdBulkSize() int {
+	if testing.Short() {
+		return 20_000
+	}
+	return 200_000
+}
+
+// TestHdQueryCostFollowsReadable: a reader of one stream among many other
+// events pages through its 10 events (no filter or a filter every event
+// matches, in either order): each page reads about as many records as it
+// returns (the engine's count of records queries read), not the log.
+func TestHdQueryCostFollowsReadable(t *testing.T) {
+	s := start(t, withPrincipals(map[string]*server.Principal{
+		"tok-one": {Name: "one-stream", Read: []string{"ward/a"}},
+	}))
+	mine := make([]trail.Event, 10)
+	for i := range mine {
+		mine[i] = hdLab("ward/a", "")
+	}
+	n := hdBulkSize()
+	want := hdBulk(t, s, n, mine)
+	if len(want) != 10 {
+		t.Fatalf("stored %d events of ward/a, want 10", len(want))
+	}
+	const limit = 3
+	for _, q := range []string{"order=desc", "order=asc", "order=desc&type=lab.result", "type=lab.result"} {
+		var got []uint64
+		after := ""
+		for page := 0; ; page++ {
+			if page > 10 {
+				t.Fatalf("%s: more than 10 pages of 10 events", q)
+			}
+			before := s.l.Stats().QueryRecords
+			began := time.Now()
+			r := hdSend(t, s, s.client, http.MethodGet, fmt.Sprintf("/v1/events?%s&limit=%d%s", q, limit, after), "tok-one", nil, nil)
+			took := time.Since(began)
+			read := s.l.Stats().QueryRecords - before
+			var res struct {
+				Events []struct {
+					Index  uint64 `json:"index"`
+					Stream string `json:"stream"`
+				}
+				Next string
+			}
+			wantJSONLoose(t, r, &res)
+			if read > 2*(limit+1) {
+				t.Errorf("%s page %d: the query read %d records of a log of %d for a page of %d (in %v): it scans what the reader may not read",
+					q, page, read, s.l.Size(), len(res.Events), took)
+			}
+			for _, e := range res.Events {
+				if e.Stream != "ward/a" {
+					t.Fatalf("%s: an event of %s returned to a reader of ward/a", q, e.Stream)
+				}
+				got = append(got, e.Index)
+			}
+			if res.Next == "" {
+				break
+			}
+			after = "&after=" + res.Next
+		}
+		w := slices.Clone(want)
+		if !strings.Contains(q, "asc") && strings.Contains(q, "desc") {
+			slices.Reverse(w)
+		}
+		if !slices.Equal(got, w) {
+			t.Errorf("%s: pages returned %v, want %v", q, got, w)
+		}
+	}
+}
+
+// TestHdQueryStopsWhenClientGoes: a query that reads the log to find
+// nothing the reader may read (its grants are too many exact streams for
+// the index to narrow the query) stops within moments of its client going
+// away, long before it would have read the log: the engine's running
+// queries fall to none, having read a part of it.
+func TestHdQueryStopsWhenClientGoes(t *testing.T) {
+	grants := make([]string, 300) // past the store's MaxScopeLegs: the query reads every record
+	for i := range grants {
+		grants[i] = fmt.Sprintf("ward/r%d", i)
+	}
+	s := start(t, withPrincipals(map[string]*server.Principal{
+		"tok-many": {Name: "many-grants", Read: grants},
+	}))
+	n := hdBulkSize()
+	hdBulk(t, s, n, nil)
+	if running := s.l.Stats().Queries; running != 0 {
+		t.Fatalf("%d queries running before the test's", running)
+	}
+	before := s.l.Stats().QueryRecords
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.ts.URL+"/v1/events?order=desc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer tok-many")
+	began := time.Now()
+	resp, err := s.client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("the query answered %d within 50ms over %d events: the test needs a query that takes longer", resp.StatusCode, n)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("query: %v, want the client's deadline", err)
+	}
+	for s.l.Stats().Queries != 0 {
+		if waited := time.Since(began); waited > 550*time.Millisecond {
+			t.Fatalf("a query still runs %v after its client went away at 50ms", waited.Round(time.Millisecond))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopped := time.Since(began)
+	read := s.l.Stats().QueryRecords - before
+	t.Logf("the query stopped %v after it began, having read %d of %d records", stopped.Round(time.Millisecond), read, s.l.Size())
+	if read == 0 || read >= uint64(n) {
+		t.Errorf("the query read %d records of %d before it stopped: want part of the log (it ran, and stopped before the end)", read, n)
+	}
+}
