@@ -1280,3 +1280,107 @@ func TestHdQueryStopsWhenClientGoes(t *testing.T) {
 		t.Errorf("the query read %d records of %d before it stopped: want part of the log (it ran, and stopped before the end)", read, n)
 	}
 }
+
+// TestHdTailRecordsPerSecond: a tail that delivers events of several
+// patients for ~3s appends at most about one record per patient a second
+// (one per TailRecordEvery, +1 for its end), whose counts add up to what it
+// delivered; and each patient finds the tail's records in its own view
+// (stream=trail/access&patient=P) with its own principal's token.
+func TestHdTailRecordsPerSecond(t *testing.T) {
+	patients := []string{"p1", "p2", "p3", "p4"}
+	principals := map[string]*server.Principal{"tok-clin": {Name: "clin", Read: []string{"patient/*"}}}
+	for _, pt := range patients {
+		principals["tok-"+pt] = &server.Principal{Name: "patient-" + pt, Patient: pt}
+	}
+	s := start(t, withPrincipals(principals))
+	from := s.l.Size()
+	tl, r := hdOpenTail(t, s, "tok-clin", "")
+	if tl == nil {
+		t.Fatalf("tail: %v", r)
+	}
+	go io.Copy(io.Discard, tl.resp.Body) // a client that keeps reading
+	began := time.Now()
+	sent := map[string]int{}
+	for time.Since(began) < 3*time.Second {
+		var evs []trail.Event
+		for _, pt := range patients {
+			evs = append(evs, hdLab("patient/"+pt, pt))
+			sent[pt]++
+		}
+		if _, err := s.l.AppendBatch(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	perPatient := func() map[string][]hdRecord {
+		m := map[string][]hdRecord{}
+		for _, rec := range hdAccess(hdRecords(t, s, from)) {
+			if rec.Actor.ID == "clin" && rec.Details.Endpoint == "GET /v1/tail" && rec.Patient != "" {
+				m[rec.Patient] = append(m[rec.Patient], rec)
+			}
+		}
+		return m
+	}
+	// Every delivered event is recorded within about a second; then the
+	// tail ends.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		complete := true
+		for pt, recs := range perPatient() {
+			n := 0
+			for _, rec := range recs {
+				n += rec.Details.Count
+			}
+			complete = complete && n == sent[pt]
+		}
+		if complete && len(perPatient()) == len(patients) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after the last event, the tail's records do not count all %v delivered", sent)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tl.close()
+	s.waitTailsEnded(t)
+	elapsed := time.Since(began)
+	most := int(elapsed.Seconds()) + 2 // one a second, rounded up, and +1
+	by := perPatient()
+	for _, pt := range patients {
+		recs, n := by[pt], 0
+		for _, rec := range recs {
+			n += rec.Details.Count
+			if len(rec.Details.Streams) != 1 || rec.Details.Streams[0] != "patient/"+pt {
+				t.Errorf("tail record for %s lists streams %v, want [patient/%s]", pt, rec.Details.Streams, pt)
+			}
+		}
+		if n != sent[pt] {
+			t.Errorf("%s: tail records count %d events, it was sent %d", pt, n, sent[pt])
+		}
+		if len(recs) > most {
+			t.Errorf("%s: %d tail records in %v of delivery, want at most %d (one a second, +1)", pt, len(recs), elapsed.Round(time.Millisecond), most)
+		}
+		if len(recs) < 2 {
+			t.Errorf("%s: %d tail records in %v of delivery, want one about every second", pt, len(recs), elapsed.Round(time.Millisecond))
+		}
+
+		// The patient's own view finds them, and nothing of others.
+		r := hdSend(t, s, s.client, http.MethodGet, "/v1/events?stream=trail/access&patient="+pt+"&limit=1000", "tok-"+pt, nil, nil)
+		var view struct{ Events []json.RawMessage }
+		wantJSONLoose(t, r, &view)
+		seen := 0
+		for _, e := range view.Events {
+			var rec hdRecord
+			json.Unmarshal(e, &rec)
+			if rec.Patient != pt {
+				t.Errorf("%s's view holds a record of patient %q: %s", pt, rec.Patient, e)
+			}
+			if rec.Actor.ID == "clin" && rec.Details.Endpoint == "GET /v1/tail" {
+				seen += rec.Details.Count
+			}
+		}
+		if seen != sent[pt] {
+			t.Errorf("%s's own view (trail/access&patient=%s) finds tail records of %d events, the tail delivered %d: %s", pt, pt, seen, sent[pt], truncate(r.Body, 400))
+		}
+	}
+}
