@@ -61,6 +61,8 @@ func (l *Log) Query(ctx context.Context, q Query) (QueryResult, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
+	l.queries.Add(1)
+	defer l.queries.Add(-1)
 	if err := l.waitApplied(ctx, l.durable.load()); err != nil {
 		return QueryResult{}, err
 	}
@@ -100,6 +102,7 @@ const ctxEvery = 64
 // read.
 func (l *Log) collect(ctx context.Context, q Query, cand func() (uint64, bool, error)) (QueryResult, error) {
 	var res QueryResult
+	defer func() { l.queryReads.Add(uint64(res.scanned)) }()
 	leaves := &leafWindow{desc: q.Desc}
 	for {
 		if res.scanned%ctxEvery == ctxEvery-1 {

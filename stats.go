@@ -22,6 +22,11 @@ type Stats struct {
 	CheckpointSize uint64
 	CheckpointTime time.Time
 	Err            error // why the engine stopped acknowledging, or nil
+	// Queries is how many queries are running; QueryRecords how many
+	// records queries have read in all, whether they matched or not (what
+	// queries cost: a query that reads far more than it returns scans).
+	Queries      int
+	QueryRecords uint64
 }
 
 // HistogramSnapshot is a cumulative histogram: Counts[i] observations were
@@ -101,7 +106,8 @@ func (l *Log) Stats() Stats {
 		Size: l.durable.load(), Applied: l.applied.load(),
 		Queued: queued, QueueLimit: l.cfg.QueueSize,
 		Syncs: l.syncHist.snapshot(), Batches: l.batchHist.snapshot(),
-		Err: l.Err(),
+		Err:     l.Err(),
+		Queries: int(l.queries.Load()), QueryRecords: l.queryReads.Load(),
 	}
 	if c, at, ok := l.st.Latest(); ok {
 		s.CheckpointSize = c.Size

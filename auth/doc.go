@@ -59,5 +59,8 @@
 // failures from a shared address never lock out the applications behind it.
 // Behind reverse proxies (Proxies) the client is the rightmost
 // X-Forwarded-For address outside the trusted ranges, which a client cannot
-// forge. The same Limiter limits reads per principal at a Rate.
+// forge. The same Limiter limits reads per principal at a Rate, counting
+// read records: a read takes one token when it is allowed, and each further
+// record it appends (one per patient whose events it returned) is charged
+// afterwards (Charge), into a bounded debt that its next reads wait out.
 package auth

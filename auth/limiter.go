@@ -12,10 +12,15 @@ import (
 // maxBuckets keys, full buckets idle for a while are dropped first, then any
 // half, so an attacker who varies its key cannot grow it without limit (a
 // dropped bucket comes back full, which is the price of the bound).
+//
+// Only Charge takes a bucket below empty, into a debt of at most maxDebt
+// tokens (set by AllowDebt; none by default) that refills at rate like any
+// other shortfall: a key in debt is refused until it is paid off.
 type Limiter struct {
 	mu      sync.Mutex
 	burst   float64
 	rate    float64 // tokens a second
+	maxDebt float64
 	buckets map[string]*bucket
 	max     int
 	now     func() time.Time
@@ -57,6 +62,27 @@ func (l *Limiter) Take(key string) (bool, time.Duration) {
 	}
 	b.tokens--
 	return true, 0
+}
+
+// AllowDebt lets Charge take a bucket down to -d tokens, and returns l. Call
+// it before l is used.
+func (l *Limiter) AllowDebt(d float64) *Limiter {
+	l.maxDebt = max(d, 0)
+	return l
+}
+
+// Charge takes n tokens from key's bucket for work already allowed (such as
+// the records a read appended past its own), into debt if need be but never
+// below -maxDebt. Until the bucket has refilled to one token, Take refuses
+// key and Blocked reports it, with the wait until then.
+func (l *Limiter) Charge(key string, n float64) {
+	if n <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.get(key)
+	b.tokens = max(b.tokens-n, min(b.tokens, -l.maxDebt))
 }
 
 // Spend takes one token from key's bucket, down to empty.

@@ -24,7 +24,11 @@
 // X-Forwarded-For address): past the burst, requests without valid
 // credentials get 429, while valid credentials from the same address are
 // never refused. Reads are limited per principal (429 with Retry-After,
-// no record), live tails per principal, and request bodies in time; a
+// no record) by the read records they append: a read takes one, and its
+// further records (one per other patient, a tail's later records) are
+// charged after it, so a principal's next reads wait until they are paid
+// for and read records cannot grow faster than the rate. Live tails are
+// limited per principal, and request bodies in time; a
 // principal without any append grant is refused before its body is read.
 //
 // Guarantees. A 201 or 200 answer to an append is given only after the

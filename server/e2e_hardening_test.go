@@ -1049,3 +1049,342 @@ func TestHdTailClientStopsReading(t *testing.T) {
 		}
 	}
 }
+
+// TestHdReadRecordVolumeBounded: the read rate counts read records, not
+// reads. A patient/* reader whose reads each return 1,000 patients' events
+// (and so append 1,001 records) keeps reading for ~3s: the records it adds
+// to trail/access stay within rate × time + burst + one read's fan-out, its
+// reads past that get 429 with Retry-After and leave no record, and another
+// principal reads meanwhile.
+func TestHdReadRecordVolumeBounded(t *testing.T) {
+	const rate, burst, patients = 400, 400, 1000
+	s := start(t, hdWith(func(c *server.Config) {
+		c.ReadRate = server.Rate{PerSecond: rate, Burst: burst}
+	}), withPrincipals(map[string]*server.Principal{
+		"tok-bulk":  {Name: "bulk-reader", Read: []string{"patient/*"}},
+		"tok-other": {Name: "other-reader", Read: []string{"patient/*"}},
+	}))
+	evs := make([]trail.Event, patients)
+	for i := range evs {
+		pt := fmt.Sprintf("p%d", i)
+		evs[i] = hdLab("patient/"+pt, pt)
+	}
+	if _, err := s.l.AppendBatch(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	from := s.l.Size()
+	fanOut := patients + 1 // the read's record and one per patient
+	began := time.Now()
+	ok, limited, otherRead := 0, 0, false
+	for time.Since(began) < 3*time.Second {
+		size := s.l.Size()
+		r := hdSend(t, s, s.client, http.MethodGet, "/v1/events?limit=1000", "tok-bulk", nil, nil)
+		if r.Status == http.StatusOK {
+			ok++
+			// Stop early once the records are past any bound a working
+			// limit allows: without it this loop would store ~1,000 records
+			// per read for 3s.
+			if most := rate*time.Since(began).Seconds() + burst + float64(fanOut); float64(ok*fanOut) > most+float64(fanOut) {
+				break
+			}
+			continue
+		}
+		wantProblem(t, r, http.StatusTooManyRequests, "bulk-reader")
+		hdRetryAfter(t, r)
+		s.wantUnchanged(t, size) // no record of a refused read
+		limited++
+		if !otherRead {
+			otherRead = true
+			o := hdSend(t, s, s.client, http.MethodGet, "/v1/events?limit=1000", "tok-other", nil, nil)
+			if o.Status != http.StatusOK {
+				t.Errorf("another principal's read while bulk-reader is limited: %v, want 200", o)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(began)
+	n := 0
+	for _, rec := range hdAccess(hdRecords(t, s, from)) {
+		if rec.Actor.ID == "bulk-reader" {
+			n++
+		}
+	}
+	t.Logf("%d reads allowed, %d refused, %d records in %v", ok, limited, n, elapsed)
+	if ok == 0 || n != ok*fanOut {
+		t.Fatalf("%d allowed reads of %d patients' events stored %d records, want %d each", ok, patients, n, fanOut)
+	}
+	if most := rate*elapsed.Seconds() + burst + float64(fanOut); float64(n) > most {
+		t.Errorf("bulk-reader appended %d read records in %v at a read rate of %d/s with a burst of %d: want at most %.0f (rate × time + burst + one read's records)",
+			n, elapsed.Round(time.Millisecond), rate, burst, most)
+	}
+	if limited == 0 {
+		t.Errorf("bulk-reader read for %v with no 429", elapsed.Round(time.Millisecond))
+	}
+	if !otherRead {
+		t.Error("another principal's read was not tried")
+	}
+}
+
+// hdBulk appends n events of other streams straight through the engine, in
+// batches, with the events of between at n/len(between) spread among them
+// (the first at index 0), and returns the indexes of those.
+func hdBulk(t testing.TB, s *testServer, n int, between []trail.Event) []uint64 {
+	t.Helper()
+	const batch = 5000
+	var idx []uint64
+	every := n / max(1, len(between))
+	evs := make([]trail.Event, 0, batch)
+	flush := func() {
+		rcs, err := s.l.AppendBatch(context.Background(), evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range evs {
+			if len(between) > 0 && e.Stream == between[0].Stream {
+				idx = append(idx, rcs[i].Index)
+			}
+		}
+		evs = evs[:0]
+	}
+	for i := range n {
+		if len(between) > 0 && i%every == 0 && i/every < len(between) {
+			evs = append(evs, between[i/every])
+		}
+		evs = append(evs, hdLab(fmt.Sprintf("other/s%d", i%500), ""))
+		if len(evs) >= batch {
+			flush()
+		}
+	}
+	if len(evs) > 0 {
+		flush()
+	}
+	return idx
+}
+
+// hdBulkSize is the events of other streams the query cost tests store
+// (fewer with -short, and in PostgreSQL, where storing them takes longer).
+func hdBulkSize() int {
+	if testing.Short() || *storeFlag == "postgres" {
+		return 20_000
+	}
+	return 200_000
+}
+
+// TestHdQueryCostFollowsReadable: a reader of one stream among many other
+// events pages through its 10 events (no filter or a filter every event
+// matches, in either order): each page reads about as many records as it
+// returns (the engine's count of records queries read), not the log.
+func TestHdQueryCostFollowsReadable(t *testing.T) {
+	s := start(t, withPrincipals(map[string]*server.Principal{
+		"tok-one": {Name: "one-stream", Read: []string{"ward/a"}},
+	}))
+	mine := make([]trail.Event, 10)
+	for i := range mine {
+		mine[i] = hdLab("ward/a", "")
+	}
+	n := hdBulkSize()
+	want := hdBulk(t, s, n, mine)
+	if len(want) != 10 {
+		t.Fatalf("stored %d events of ward/a, want 10", len(want))
+	}
+	const limit = 3
+	for _, q := range []string{"order=desc", "order=asc", "order=desc&type=lab.result", "type=lab.result"} {
+		var got []uint64
+		after := ""
+		for page := 0; ; page++ {
+			if page > 10 {
+				t.Fatalf("%s: more than 10 pages of 10 events", q)
+			}
+			before := s.l.Stats().QueryRecords
+			began := time.Now()
+			r := hdSend(t, s, s.client, http.MethodGet, fmt.Sprintf("/v1/events?%s&limit=%d%s", q, limit, after), "tok-one", nil, nil)
+			took := time.Since(began)
+			read := s.l.Stats().QueryRecords - before
+			var res struct {
+				Events []struct {
+					Index  uint64 `json:"index"`
+					Stream string `json:"stream"`
+				}
+				Next string
+			}
+			wantJSONLoose(t, r, &res)
+			if read > 2*(limit+1) {
+				t.Errorf("%s page %d: the query read %d records of a log of %d for a page of %d (in %v): it scans what the reader may not read",
+					q, page, read, s.l.Size(), len(res.Events), took)
+			}
+			for _, e := range res.Events {
+				if e.Stream != "ward/a" {
+					t.Fatalf("%s: an event of %s returned to a reader of ward/a", q, e.Stream)
+				}
+				got = append(got, e.Index)
+			}
+			if res.Next == "" {
+				break
+			}
+			after = "&after=" + res.Next
+		}
+		w := slices.Clone(want)
+		if !strings.Contains(q, "asc") && strings.Contains(q, "desc") {
+			slices.Reverse(w)
+		}
+		if !slices.Equal(got, w) {
+			t.Errorf("%s: pages returned %v, want %v", q, got, w)
+		}
+	}
+}
+
+// TestHdQueryStopsWhenClientGoes: a query that reads the log to find
+// nothing the reader may read (its grants are too many exact streams for
+// the index to narrow the query) stops within moments of its client going
+// away, long before it would have read the log: the engine's running
+// queries fall to none, having read a part of it.
+func TestHdQueryStopsWhenClientGoes(t *testing.T) {
+	if *storeFlag == "postgres" {
+		t.Skip("PostgreSQL matches the grants itself (stream = ANY), so no query here reads the log record by record")
+	}
+	grants := make([]string, 300) // past the store's MaxScopeLegs: the query reads every record
+	for i := range grants {
+		grants[i] = fmt.Sprintf("ward/r%d", i)
+	}
+	s := start(t, withPrincipals(map[string]*server.Principal{
+		"tok-many": {Name: "many-grants", Read: grants},
+	}))
+	n := hdBulkSize()
+	hdBulk(t, s, n, nil)
+	if running := s.l.Stats().Queries; running != 0 {
+		t.Fatalf("%d queries running before the test's", running)
+	}
+	before := s.l.Stats().QueryRecords
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.ts.URL+"/v1/events?order=desc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer tok-many")
+	began := time.Now()
+	resp, err := s.client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("the query answered %d within 50ms over %d events: the test needs a query that takes longer", resp.StatusCode, n)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("query: %v, want the client's deadline", err)
+	}
+	for s.l.Stats().Queries != 0 {
+		if waited := time.Since(began); waited > 550*time.Millisecond {
+			t.Fatalf("a query still runs %v after its client went away at 50ms", waited.Round(time.Millisecond))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopped := time.Since(began)
+	read := s.l.Stats().QueryRecords - before
+	t.Logf("the query stopped %v after it began, having read %d of %d records", stopped.Round(time.Millisecond), read, s.l.Size())
+	if read == 0 || read >= uint64(n) {
+		t.Errorf("the query read %d records of %d before it stopped: want part of the log (it ran, and stopped before the end)", read, n)
+	}
+}
+
+// TestHdTailRecordsPerSecond: a tail that delivers events of several
+// patients for ~3s appends at most about one record per patient a second
+// (one per TailRecordEvery, +1 for its end), whose counts add up to what it
+// delivered; and each patient finds the tail's records in its own view
+// (stream=trail/access&patient=P) with its own principal's token.
+func TestHdTailRecordsPerSecond(t *testing.T) {
+	patients := []string{"p1", "p2", "p3", "p4"}
+	principals := map[string]*server.Principal{"tok-clin": {Name: "clin", Read: []string{"patient/*"}}}
+	for _, pt := range patients {
+		principals["tok-"+pt] = &server.Principal{Name: "patient-" + pt, Patient: pt}
+	}
+	s := start(t, withPrincipals(principals))
+	from := s.l.Size()
+	tl, r := hdOpenTail(t, s, "tok-clin", "")
+	if tl == nil {
+		t.Fatalf("tail: %v", r)
+	}
+	go io.Copy(io.Discard, tl.resp.Body) // a client that keeps reading
+	began := time.Now()
+	sent := map[string]int{}
+	for time.Since(began) < 3*time.Second {
+		var evs []trail.Event
+		for _, pt := range patients {
+			evs = append(evs, hdLab("patient/"+pt, pt))
+			sent[pt]++
+		}
+		if _, err := s.l.AppendBatch(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	perPatient := func() map[string][]hdRecord {
+		m := map[string][]hdRecord{}
+		for _, rec := range hdAccess(hdRecords(t, s, from)) {
+			if rec.Actor.ID == "clin" && rec.Details.Endpoint == "GET /v1/tail" && rec.Patient != "" {
+				m[rec.Patient] = append(m[rec.Patient], rec)
+			}
+		}
+		return m
+	}
+	// Every delivered event is recorded within about a second; then the
+	// tail ends.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		complete := true
+		for pt, recs := range perPatient() {
+			n := 0
+			for _, rec := range recs {
+				n += rec.Details.Count
+			}
+			complete = complete && n == sent[pt]
+		}
+		if complete && len(perPatient()) == len(patients) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after the last event, the tail's records do not count all %v delivered", sent)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tl.close()
+	s.waitTailsEnded(t)
+	elapsed := time.Since(began)
+	most := int(elapsed.Seconds()) + 2 // one a second, rounded up, and +1
+	by := perPatient()
+	for _, pt := range patients {
+		recs, n := by[pt], 0
+		for _, rec := range recs {
+			n += rec.Details.Count
+			if len(rec.Details.Streams) != 1 || rec.Details.Streams[0] != "patient/"+pt {
+				t.Errorf("tail record for %s lists streams %v, want [patient/%s]", pt, rec.Details.Streams, pt)
+			}
+		}
+		if n != sent[pt] {
+			t.Errorf("%s: tail records count %d events, it was sent %d", pt, n, sent[pt])
+		}
+		if len(recs) > most {
+			t.Errorf("%s: %d tail records in %v of delivery, want at most %d (one a second, +1)", pt, len(recs), elapsed.Round(time.Millisecond), most)
+		}
+		if len(recs) < 2 {
+			t.Errorf("%s: %d tail records in %v of delivery, want one about every second", pt, len(recs), elapsed.Round(time.Millisecond))
+		}
+
+		// The patient's own view finds them, and nothing of others.
+		r := hdSend(t, s, s.client, http.MethodGet, "/v1/events?stream=trail/access&patient="+pt+"&limit=1000", "tok-"+pt, nil, nil)
+		var view struct{ Events []json.RawMessage }
+		wantJSONLoose(t, r, &view)
+		seen := 0
+		for _, e := range view.Events {
+			var rec hdRecord
+			json.Unmarshal(e, &rec)
+			if rec.Patient != pt {
+				t.Errorf("%s's view holds a record of patient %q: %s", pt, rec.Patient, e)
+			}
+			if rec.Actor.ID == "clin" && rec.Details.Endpoint == "GET /v1/tail" {
+				seen += rec.Details.Count
+			}
+		}
+		if seen != sent[pt] {
+			t.Errorf("%s's own view (trail/access&patient=%s) finds tail records of %d events, the tail delivered %d: %s", pt, pt, seen, sent[pt], truncate(r.Body, 400))
+		}
+	}
+}

@@ -37,7 +37,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Fatalf("/metrics without a token: %v, want 200", r)
 		}
 		body := string(r.Body)
-		for _, want := range []string{"trail_log_events", "trail_fsync_duration_seconds"} {
+		for _, want := range []string{"trail_log_events", "trail_fsync_duration_seconds", "trail_queries_running", "trail_query_records_read_total"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("/metrics has no %s", want)
 			}

@@ -103,7 +103,9 @@ var (
 	descCPTime     = prometheus.NewDesc("trail_checkpoint_timestamp_seconds", "When the latest checkpoint was signed (Unix time; 0 before the first of this process).", nil, nil)
 	descFailed     = prometheus.NewDesc("trail_failed", "1 when the engine stopped acknowledging after a storage failure.", nil, nil)
 	descStore      = prometheus.NewDesc("trail_store_info", "1, labelled with the store (files or postgres) and, for PostgreSQL, its replication mode: none, asynchronous, synchronous (only synchronous replication keeps every acknowledged event across a failover) or unknown.", []string{"kind", "replication"}, nil)
-	engineDescs    = []*prometheus.Desc{descSize, descApplied, descQueued, descQueueLimit, descSync, descBatch, descCPSize, descCPTime, descFailed, descStore}
+	descQueries    = prometheus.NewDesc("trail_queries_running", "Queries running (event queries, searches, tails' pages).", nil, nil)
+	descQueryRecs  = prometheus.NewDesc("trail_query_records_read_total", "Records queries have read, whether they matched or not.", nil, nil)
+	engineDescs    = []*prometheus.Desc{descSize, descApplied, descQueued, descQueueLimit, descSync, descBatch, descCPSize, descCPTime, descFailed, descStore, descQueries, descQueryRecs}
 )
 
 var _ prometheus.Collector = engineCollector{}
@@ -136,6 +138,8 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		failed = 1
 	}
 	gauge(descFailed, failed)
+	gauge(descQueries, float64(s.Queries))
+	ch <- prometheus.MustNewConstMetric(descQueryRecs, prometheus.CounterValue, float64(s.QueryRecords))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info := c.l.Store(ctx)

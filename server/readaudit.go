@@ -103,6 +103,11 @@ func (rd *read) record(outcome string, count int) error {
 		}
 	}
 	rd.s.metrics.audited.WithLabelValues(outcome).Add(float64(len(evs)))
+	charged := len(evs)
+	if !rd.listed {
+		charged-- // the read's own record: newRead took it
+	}
+	rd.s.chargeRecords(rd.p, charged)
 	rd.streams, rd.patients, rd.listed = map[string]bool{}, nil, true
 	return nil
 }
@@ -170,6 +175,11 @@ func userAgent(r *http.Request) string {
 func mend(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
+
+// maxReadRecords is the most records one read appends (its record, an
+// emergency read's copy, one per patient of a full page): the most debt the
+// records of reads may put a principal's read rate in.
+const maxReadRecords = maxLimit + 2
 
 // maxUserAgent bounds the User-Agent a read record keeps.
 const maxUserAgent = 512

@@ -45,7 +45,12 @@ type Config struct {
 	MaxTails int
 	// ReadRate and AdminReadRate limit reads per principal (defaults 50/s
 	// with bursts of 200, and 1,000/s with bursts of 2,000 for the admin);
-	// past them a read gets 429 with Retry-After and leaves no record.
+	// past them a read gets 429 with Retry-After and leaves no record. They
+	// count read records: a read takes one, and every further record it
+	// appends (one per patient whose events it returned, an emergency
+	// read's copy, a tail's later records) is charged to the same principal,
+	// into a debt of at most maxReadRecords, so its next reads wait until
+	// the records are paid for.
 	ReadRate, AdminReadRate Rate
 	// TailRecordEvery is how often a live tail that delivers events is
 	// recorded in trail/access (default 1s).
@@ -142,8 +147,8 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	}
 	s := &Server{l: l, cfg: cfg, auth: cfg.Auth, log: cfg.Logger, reg: reg, stop: make(chan struct{}),
 		failures: auth.NewLimiter(auth.FailRate, auth.FailBurst, auth.MaxBuckets),
-		reads:    auth.NewLimiter(cfg.ReadRate.PerSecond, float64(max(1, cfg.ReadRate.Burst)), auth.MaxBuckets),
-		admin:    auth.NewLimiter(cfg.AdminReadRate.PerSecond, float64(max(1, cfg.AdminReadRate.Burst)), auth.MaxBuckets),
+		reads:    auth.NewLimiter(cfg.ReadRate.PerSecond, float64(max(1, cfg.ReadRate.Burst)), auth.MaxBuckets).AllowDebt(maxReadRecords),
+		admin:    auth.NewLimiter(cfg.AdminReadRate.PerSecond, float64(max(1, cfg.AdminReadRate.Burst)), auth.MaxBuckets).AllowDebt(maxReadRecords),
 		tails:    tailCount{n: map[string]int{}},
 	}
 	m, err := newMetrics(reg, l)
@@ -280,11 +285,7 @@ func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, *Princ
 // Retry-After, before anything is recorded (so one reader cannot fill the
 // disk with read records).
 func (s *Server) readAllowed(p *Principal) *problem {
-	lim := s.reads
-	if p.Admin {
-		lim = s.admin
-	}
-	ok, wait := lim.Take(p.Name)
+	ok, wait := s.readLimiter(p).Take(p.Name)
 	if ok {
 		return nil
 	}
@@ -292,6 +293,20 @@ func (s *Server) readAllowed(p *Principal) *problem {
 		fmt.Sprintf("principal %q reads faster than its limit allows; retry after %s", p.Name, wait.Round(time.Millisecond)))
 	pr.retryAfter = wait
 	return pr
+}
+
+// readLimiter is the table of read buckets p's reads count against.
+func (s *Server) readLimiter(p *Principal) *auth.Limiter {
+	if p.Admin {
+		return s.admin
+	}
+	return s.reads
+}
+
+// chargeRecords charges p's read rate for n read records appended past the
+// one its read already took (see ReadRate in Config).
+func (s *Server) chargeRecords(p *Principal, n int) {
+	s.readLimiter(p).Charge(p.Name, float64(n))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

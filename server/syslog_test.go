@@ -2,9 +2,15 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -164,6 +170,84 @@ func TestSyslogTLS(t *testing.T) {
 	s.waitCount(t, server.TransportTLS, "refused", 2)
 	if n := s.l.Size(); n != 1 {
 		t.Errorf("%d events stored, want 1: a principal without the grant had messages stored", n)
+	}
+}
+
+// TestSyslogTLSPolicy: the syslog TLS listener holds to the HTTPS listener's
+// policy (TestTLSPolicy): a TLS 1.2 handshake offering only RSA key exchange
+// (TLS_RSA_WITH_AES_128_GCM_SHA256, as old ATNA senders do) is refused, and
+// accepted with LegacyRSA (--tls-legacy-rsa); ECDHE is accepted either way.
+func TestSyslogTLSPolicy(t *testing.T) {
+	ca := mxNewCA(t, "Hospital CA")
+	// RSA key exchange needs an RSA server key.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "trail.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := t.TempDir()
+	pacs := ca.issue(t, pacsPrincipal, false)
+	for _, legacy := range []bool{false, true} {
+		f := &server.TLSFiles{Cert: filepath.Join(d, "rsa.pem"), Key: filepath.Join(d, "rsa.key"), ClientCA: filepath.Join(d, "ca.pem"), LegacyRSA: legacy}
+		for path, b := range map[string][]byte{
+			f.Cert:     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			f.Key:      pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+			f.ClientCA: ca.pem,
+		} {
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := startSyslog(t, func(st *syslogSetup) {
+			var err error
+			if st.cfg.TLS, err = f.SyslogConfig(); err != nil {
+				t.Fatal(err)
+			}
+			st.cfg.TLSAddr = "127.0.0.1:0"
+		})
+		for _, c := range []struct {
+			name             string
+			suite            uint16
+			ok, okWithLegacy bool
+		}{
+			{"TLS 1.2 RSA key exchange AES-GCM", tls.TLS_RSA_WITH_AES_128_GCM_SHA256, false, true},
+			{"TLS 1.2 ECDHE AES-GCM", tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, true, true},
+		} {
+			want := c.ok
+			if legacy {
+				want = c.okWithLegacy
+			}
+			conf := &tls.Config{RootCAs: mxPool(ca), ServerName: "127.0.0.1", Certificates: []tls.Certificate{pacs.tls},
+				MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{c.suite}}
+			conn, err := tls.Dial("tcp", s.rx.Addr(server.TransportTLS).String(), conf)
+			switch {
+			case err == nil && !want:
+				t.Errorf("legacy-rsa %v: %s accepted by the syslog TLS listener (%s), want refused", legacy, c.name, tls.CipherSuiteName(conn.ConnectionState().CipherSuite))
+			case err != nil && want:
+				t.Errorf("legacy-rsa %v: %s refused by the syslog TLS listener: %v", legacy, c.name, err)
+			case err == nil && conn.ConnectionState().CipherSuite != c.suite:
+				t.Errorf("legacy-rsa %v: %s negotiated %s", legacy, c.name, tls.CipherSuiteName(conn.ConnectionState().CipherSuite))
+			case err == nil:
+				// Accepted: the receiver keeps the connection to read messages.
+				conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				_, rerr := conn.Read(make([]byte, 1))
+				if ne, ok := rerr.(net.Error); !ok || !ne.Timeout() {
+					t.Errorf("legacy-rsa %v: %s: the receiver closed the connection: %v", legacy, c.name, rerr)
+				}
+			}
+			if conn != nil {
+				conn.Close()
+			}
+		}
 	}
 }
 

@@ -260,14 +260,7 @@ func startDaemon(dir string, st *storeOpts, cfg trail.Config, scfg server.Config
 	if d.srv, err = server.New(l, scfg); err != nil {
 		return fail(err)
 	}
-	d.http = &http.Server{
-		Handler:           d.srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		TLSConfig:         tlsConf,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
-	}
+	d.http = httpServer(d.srv.Handler(), tlsConf, cfg.Logger)
 	go func() {
 		var err error
 		if tlsConf != nil {
@@ -280,6 +273,26 @@ func startDaemon(dir string, st *storeOpts, cfg trail.Config, scfg server.Config
 		}
 	}()
 	return d, nil
+}
+
+// Connection timeouts of trail serve: a request's headers must arrive
+// within headerTimeout, and an idle keep-alive connection is closed after
+// idleTimeout. (Bodies have their own, --body-timeout, in the handler.)
+const (
+	headerTimeout = 10 * time.Second
+	idleTimeout   = 2 * time.Minute
+)
+
+// httpServer is the HTTP server trail serve runs h in.
+func httpServer(h http.Handler, tlsConf *tls.Config, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         tlsConf,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // storeAuth authenticates with the principals of the database st names:

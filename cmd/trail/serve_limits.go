@@ -27,8 +27,8 @@ func (l *serveLimits) flags(fs *flag.FlagSet) {
 	fs.Var(&l.proxies, "trusted-proxy", "a reverse proxy's `CIDR` (repeatable): requests from it are attributed to the rightmost X-Forwarded-For address outside these ranges")
 	fs.DurationVar(&l.bodyTimeout, "body-timeout", time.Minute, "how long a request body may take to arrive")
 	fs.IntVar(&l.maxTails, "max-tails", 32, "live tails one principal may hold; more get 429")
-	fs.StringVar(&l.readRate, "read-rate", "50:200", "reads a second per principal, and the burst, as `RATE[:BURST]`; more get 429")
-	fs.StringVar(&l.adminRate, "admin-read-rate", "1000:2000", "reads a second of the admin, and the burst, as `RATE[:BURST]`")
+	fs.StringVar(&l.readRate, "read-rate", "50:200", "read records a second per principal, and the burst, as `RATE[:BURST]`: a read counts one, plus one per further patient whose events it returned (a read's records past its rate make its next reads wait); more get 429")
+	fs.StringVar(&l.adminRate, "admin-read-rate", "1000:2000", "read records a second of the admin, and the burst, as `RATE[:BURST]` (counted as for --read-rate)")
 }
 
 // config turns the flags into the server's configuration.
