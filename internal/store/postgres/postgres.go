@@ -117,11 +117,10 @@ type Store struct {
 type batchTx struct {
 	conn    *pgxpool.Conn
 	results pgx.BatchResults // the written batch's statements, COMMIT last, read by Sync
-	rows    int64            // event rows and tree nodes the batch inserts
-	nodes   int64
-	end     uint64         // log length once committed (set by Write)
-	rng     *compact.Range // the tree's border: at Begin, then once the batch is in
-	done    chan struct{}  // closed when Sync has committed or given up the batch
+	inserts []int64          // rows each INSERT of results inserts
+	end     uint64           // log length once committed (set by Write)
+	rng     *compact.Range   // the tree's border: at Begin, then once the batch is in
+	done    chan struct{}    // closed when Sync has committed or given up the batch
 }
 
 var _ store.Store = (*Store)(nil)

@@ -21,7 +21,9 @@ import (
 //	Begin: BEGIN, the lock and the log's end, in one round trip (and the
 //	       tree's border when another process appended);
 //	Write: the rows, the tree nodes, the notification and COMMIT, sent at
-//	       once; Sync reads their results, COMMIT's last.
+//	       once; Sync reads their results, COMMIT's last (a large batch
+//	       copies its rows first, a round trip each for them and the
+//	       nodes).
 //
 // The statements of one send are one pipeline ending in one Sync message:
 // after an error the server skips the rest, COMMIT too, and the transaction
@@ -139,6 +141,14 @@ func (s *Store) Abort() {
 	}
 }
 
+// copyAbove is the batch size above which a batch's rows go by COPY
+// rather than INSERT ... SELECT FROM unnest: COPY costs a round trip more,
+// and its rows are cheaper on the server.
+var copyAbove = 1024
+
+// eventColumns are the columns of trail_events, in COPY order.
+var eventColumns = []string{"idx", "id", "stream", "stream_seq", "recorded", "patient", "actor", "type", "action", "outcome", "more", "record", "leaf"}
+
 // batchRows are a batch's rows of trail_events, a column each.
 type batchRows struct {
 	idx, seq                                          []int64
@@ -217,14 +227,37 @@ func (s *Store) Write(b *store.Batch) (store.Commit, error) {
 		}
 	}
 	end := b.First + uint64(n)
+	ctx := context.Background()
 	q := &pgx.Batch{}
-	q.Queue(eventsSQL, r.idx, r.id, r.stream, r.seq, r.recorded, r.patient, r.actor, r.typ, r.action, r.outcome, r.more, r.record, r.leaf)
-	if len(levels) > 0 {
-		q.Queue(treeSQL, levels, idxs, hashes)
+	c.inserts = c.inserts[:0]
+	if n > copyAbove {
+		// A large batch: COPY costs a round trip more, and less than
+		// unnest's arrays on the server.
+		_, err := c.conn.Conn().CopyFrom(ctx, pgx.Identifier{"trail_events"}, eventColumns, pgx.CopyFromSlice(n, func(k int) ([]any, error) {
+			return []any{r.idx[k], r.id[k], r.stream[k], r.seq[k], r.recorded[k], r.patient[k],
+				r.actor[k], r.typ[k], r.action[k], r.outcome[k], r.more[k], r.record[k], r.leaf[k]}, nil
+		}))
+		if err == nil && len(levels) > 0 {
+			_, err = c.conn.Conn().CopyFrom(ctx, pgx.Identifier{"trail_tree"}, []string{"level", "idx", "hash"}, pgx.CopyFromSlice(len(levels), func(k int) ([]any, error) {
+				return []any{levels[k], idxs[k], hashes[k]}, nil
+			}))
+		}
+		if err != nil {
+			s.Abort()
+			s.setDirty()
+			return nil, s.classify("write a batch", err)
+		}
+	} else {
+		q.Queue(eventsSQL, r.idx, r.id, r.stream, r.seq, r.recorded, r.patient, r.actor, r.typ, r.action, r.outcome, r.more, r.record, r.leaf)
+		c.inserts = append(c.inserts, int64(n))
+		if len(levels) > 0 {
+			q.Queue(treeSQL, levels, idxs, hashes)
+			c.inserts = append(c.inserts, int64(len(levels)))
+		}
 	}
 	q.Queue("SELECT pg_notify('trail_log', $1)", strconv.FormatUint(end, 10))
 	q.Queue("COMMIT")
-	c.results, c.rows, c.nodes = c.conn.SendBatch(context.Background(), q), int64(n), int64(len(levels))
+	c.results = c.conn.SendBatch(ctx, q)
 	c.end, c.rng, c.done = end, next, make(chan struct{})
 	s.cur, s.lastWritten = nil, c
 	return c, nil
@@ -235,13 +268,14 @@ func (s *Store) Write(b *store.Batch) (store.Commit, error) {
 // returned and left the session outside a transaction.
 func (c *batchTx) finish() error {
 	br := c.results
-	tag, err := br.Exec()
-	if err == nil && tag.RowsAffected() != c.rows {
-		err = fmt.Errorf("%d event rows inserted, not %d", tag.RowsAffected(), c.rows)
-	}
-	if err == nil && c.nodes > 0 {
-		if tag, err = br.Exec(); err == nil && tag.RowsAffected() != c.nodes {
-			err = fmt.Errorf("%d tree nodes inserted, not %d", tag.RowsAffected(), c.nodes)
+	var err error
+	for _, want := range c.inserts {
+		tag, ierr := br.Exec()
+		if err = ierr; err == nil && tag.RowsAffected() != want {
+			err = fmt.Errorf("%d rows inserted, not %d", tag.RowsAffected(), want)
+		}
+		if err != nil {
+			break
 		}
 	}
 	if err == nil {
@@ -249,7 +283,9 @@ func (c *batchTx) finish() error {
 	}
 	if err == nil {
 		// COMMIT of a transaction that failed answers ROLLBACK.
-		if tag, err = br.Exec(); err == nil && tag.String() != "COMMIT" {
+		if tag, cerr := br.Exec(); cerr != nil {
+			err = cerr
+		} else if tag.String() != "COMMIT" {
 			err = fmt.Errorf("COMMIT answered %s", tag)
 		}
 	}
