@@ -112,13 +112,15 @@ type Store struct {
 	followDone chan struct{}
 }
 
-// batchTx is a batch's transaction, holding the sequencing lock.
+// batchTx is a batch's transaction on its connection, holding the
+// sequencing lock.
 type batchTx struct {
-	conn *pgxpool.Conn
-	tx   pgx.Tx
-	end  uint64         // log length once committed (set by Write)
-	rng  *compact.Range // the tree's border: at Begin, then once the batch is in
-	done chan struct{}  // closed when Sync has committed or given up the batch
+	conn    *pgxpool.Conn
+	results pgx.BatchResults // the written batch's statements, COMMIT last, read by Sync
+	inserts []int64          // rows each INSERT of results inserts
+	end     uint64           // log length once committed (set by Write)
+	rng     *compact.Range   // the tree's border: at Begin, then once the batch is in
+	done    chan struct{}    // closed when Sync has committed or given up the batch
 }
 
 var _ store.Store = (*Store)(nil)

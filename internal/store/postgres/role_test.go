@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 // openLog opens the engine on the database at url with dir's key.
-func openLog(t *testing.T, url, dir string) *trail.Log {
+func openLog(t testing.TB, url, dir string) *trail.Log {
 	t.Helper()
 	signer, vkey, err := pgtest.KeyFor(dir, "trail/role-test")
 	if err != nil {
