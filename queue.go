@@ -100,18 +100,29 @@ func (q *queue) refuse(p *Pending, err error) {
 }
 
 // take appends to dst the items of the oldest groups, at least one group and
-// at most maxEvents events beyond the first, and appends their groups to gs.
-func (q *queue) take(dst []*Pending, gs []*group, maxEvents int) ([]*Pending, []*group) {
+// at most maxEvents events beyond the first, and appends their groups to gs;
+// n is the events taken.
+func (q *queue) take(dst []*Pending, gs []*group, maxEvents int) (_ []*Pending, _ []*group, n int) {
+	return q.takeGroups(dst, gs, maxEvents, true)
+}
+
+// topUp is take without the first group beyond maxEvents: it may take
+// nothing.
+func (q *queue) topUp(dst []*Pending, gs []*group, maxEvents int) ([]*Pending, []*group, int) {
+	return q.takeGroups(dst, gs, maxEvents, false)
+}
+
+func (q *queue) takeGroups(dst []*Pending, gs []*group, maxEvents int, first bool) ([]*Pending, []*group, int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	events, k := 0, 0
-	for k < len(q.groups) && (k == 0 || events+q.groups[k].events <= maxEvents) {
+	for k < len(q.groups) && (first && k == 0 || events+q.groups[k].events <= maxEvents) {
 		events += q.groups[k].events
 		gs = append(gs, q.groups[k].g)
 		k++
 	}
 	if k == 0 {
-		return dst, gs
+		return dst, gs, 0
 	}
 	end := q.groups[k-1].end
 	dst = append(dst, q.items[:end]...)
@@ -129,7 +140,7 @@ func (q *queue) take(dst []*Pending, gs []*group, maxEvents int) ([]*Pending, []
 		default:
 		}
 	}
-	return dst, gs
+	return dst, gs, events
 }
 
 // release frees room for n events.

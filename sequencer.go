@@ -86,14 +86,15 @@ func (s *sequencer) run() {
 	defer close(s.l.seqDone)
 	defer close(s.l.commits)
 	for {
-		s.items, s.groups = s.l.q.take(s.items[:0], s.groups[:0], s.maxTake)
+		var n int
+		s.items, s.groups, n = s.l.q.take(s.items[:0], s.groups[:0], s.maxTake)
 		if len(s.groups) == 0 {
 			select {
 			case <-s.l.q.kick:
 				continue
 			case <-s.l.closing:
 				// The queue is closed: what it still holds is all there is.
-				s.items, s.groups = s.l.q.take(s.items[:0], s.groups[:0], s.maxTake)
+				s.items, s.groups, n = s.l.q.take(s.items[:0], s.groups[:0], s.maxTake)
 				if len(s.groups) == 0 {
 					return
 				}
@@ -102,8 +103,12 @@ func (s *sequencer) run() {
 		// Begin may wait for this process's previous batch to be made
 		// durable (a store several processes write serialises their
 		// batches), so it comes before seqBusy: the syncer must not wait
-		// for this batch meanwhile.
+		// for this batch meanwhile. What arrived while it waited joins the
+		// batch: one transaction for all of it, not one each.
 		begun, err := s.l.st.Begin(context.Background())
+		if err == nil && n < s.maxTake {
+			s.items, s.groups, _ = s.l.q.topUp(s.items, s.groups, s.maxTake-n)
+		}
 		s.l.seqBusy.Store(true)
 		c := s.process(begun, err)
 		s.l.seqBusy.Store(false)
