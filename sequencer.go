@@ -129,6 +129,20 @@ func (s *sequencer) forget(b store.Begun) {
 	}
 }
 
+// moved takes in what other processes appended since this one's previous
+// batch: the heads of the streams they moved, and the log's last recorded
+// time.
+func (s *sequencer) moved(b store.Begun) {
+	for stream, h := range b.Moved {
+		if cur, ok := s.heads[stream]; ok {
+			cur.seq, cur.index, cur.leaf = h.Seq, h.Index, h.LeafHash
+		}
+	}
+	if t, err := time.Parse(RecordedLayout, b.LastRecorded); err == nil && t.After(s.last) {
+		s.last = t
+	}
+}
+
 // resumeClock starts recorded times at the last stored one, so that they
 // never decrease along the log even if the clock went back across a restart:
 // queries bound time by binary search on it.
@@ -173,6 +187,8 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 	}
 	if begun.Changed {
 		s.forget(begun)
+	} else if begun.Moved != nil {
+		s.moved(begun)
 	}
 	now := s.l.cfg.Now().UTC()
 	if now.Before(s.last) {

@@ -163,6 +163,10 @@ type Begun struct {
 	// LastRecorded is the recorded time of the log's last record, when the
 	// store knows it cheaply (for Changed): recorded times never go back.
 	LastRecorded string
+	// Moved, when not Changed, are the heads of the streams that other
+	// processes appended to since this one's previous batch: what the
+	// sequencer cached of the log stays true but for these.
+	Moved map[string]Head
 }
 
 // ErrUnavailable: the store cannot be reached now (a database restarting

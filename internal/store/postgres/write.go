@@ -36,6 +36,12 @@ const (
 	SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
 		$9::text[], $10::text[], $11::bool[], $12::bytea[], $13::bytea[])`
 	treeSQL = "INSERT INTO trail_tree (level, idx, hash) SELECT * FROM unnest($1::int2[], $2::int8[], $3::bytea[])"
+	// sinceSQL reads what other processes appended since this one's last
+	// batch: under the lock, every record from the end this process knew.
+	sinceSQL = "SELECT idx, stream, stream_seq, leaf FROM trail_events WHERE idx >= $1 ORDER BY idx LIMIT $2"
+	// maxCatchUp bounds the records Begin reads to catch up; past it the
+	// sequencer forgets what it cached and the tree's border is read.
+	maxCatchUp = 4096
 )
 
 // Begin opens the batch's transaction and takes the sequencing lock, which
@@ -59,10 +65,19 @@ func (s *Store) Begin(ctx context.Context) (store.Begun, error) {
 		s.setDirty()
 		return store.Begun{}, s.classify("connect", err)
 	}
+	s.mu.Lock()
+	dirty, expect, rng := s.dirty, s.expect, s.rng
+	s.mu.Unlock()
+	// When this process's view of the log is sound, what others appended
+	// since is read with the end, in the same round trip.
+	catchUp := !dirty && rng != nil && rng.End() == expect
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SELECT pg_advisory_xact_lock($1)", int64(lockSequence))
 	b.Queue(endSQL)
+	if catchUp {
+		b.Queue(sinceSQL, int64(expect), maxCatchUp+1)
+	}
 	br := conn.SendBatch(ctx, b)
 	_, err = br.Exec()
 	if err == nil {
@@ -80,6 +95,10 @@ func (s *Store) Begin(ctx context.Context) (store.Begun, error) {
 			n = uint64(idx) + 1
 		}
 	}
+	var since []appended
+	if err == nil && catchUp {
+		since, err = readAppended(br)
+	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -89,10 +108,18 @@ func (s *Store) Begin(ctx context.Context) (store.Begun, error) {
 		return store.Begun{}, s.classify("begin a batch", err)
 	}
 	s.mu.Lock()
-	changed := s.dirty || n != s.expect
+	dirty = dirty || s.dirty // set meanwhile, too
 	s.dirty = false
-	rng := s.rng
 	s.mu.Unlock()
+	changed := dirty || n != expect
+	var moved map[string]store.Head
+	if changed && !dirty && catchUp && n > expect && uint64(len(since)) == n-expect {
+		// Only others appended, and all of it was read: the border
+		// grows by their leaves, and the sequencer keeps its caches.
+		if rng, moved, err = catchUpWith(rng, since); err == nil {
+			changed = false
+		}
+	}
 	if changed || rng == nil || rng.End() != n {
 		if rng, err = s.border(ctx, conn, n); err != nil {
 			rollback(conn)
@@ -102,7 +129,53 @@ func (s *Store) Begin(ctx context.Context) (store.Begun, error) {
 	}
 	s.cur = &batchTx{conn: conn, rng: rng}
 	s.curLen = n
-	return store.Begun{Changed: changed, LastRecorded: last}, nil
+	return store.Begun{Changed: changed, LastRecorded: last, Moved: moved}, nil
+}
+
+// appended is a record another process appended, as Begin catches up.
+type appended struct {
+	idx, seq int64
+	stream   string
+	leaf     []byte
+}
+
+func readAppended(br pgx.BatchResults) ([]appended, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []appended
+	for rows.Next() {
+		var a appended
+		if err := rows.Scan(&a.idx, &a.stream, &a.seq, &a.leaf); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// catchUpWith returns the border rng grown by the leaves of since (records
+// from rng's end on, in order) and the heads of the streams they moved.
+func catchUpWith(rng *compact.Range, since []appended) (*compact.Range, map[string]store.Head, error) {
+	next := factory.NewEmptyRange(0)
+	if err := next.AppendRange(rng, nil); err != nil {
+		return nil, nil, err
+	}
+	moved := make(map[string]store.Head)
+	for k, a := range since {
+		if uint64(a.idx) != rng.End()+uint64(k) || len(a.leaf) != 32 {
+			return nil, nil, fmt.Errorf("trail: postgres: record %d read at %d catching up from %d", a.idx, k, rng.End())
+		}
+		if err := next.Append(a.leaf, nil); err != nil {
+			return nil, nil, err
+		}
+		h := store.Head{Seq: uint64(a.seq), Index: uint64(a.idx)}
+		copy(h.LeafHash[:], a.leaf)
+		moved[a.stream] = h
+	}
+	return next, moved, nil
 }
 
 // rollback ends conn's transaction, if any, and returns conn to the pool,
