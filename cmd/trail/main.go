@@ -40,6 +40,8 @@ commands:
   bench       measure append throughput and acknowledgement latency
   verify      check a data directory offline (records, chains, tree, signed checkpoints) or a
               server from outside, against a trusted verifier key and saved checkpoint
+  healthcheck exit 0 when a server's /readyz answers 200 (for container health checks)
+  version     print the version, commit and build settings
 
 Run "trail <command> -h" for a command's flags.
 `)
@@ -75,6 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd = &benchCmd{stdout: stdout, stderr: stderr}
 	case "verify":
 		cmd = &verifyCmd{stdout: stdout, stderr: stderr}
+	case "version", "--version":
+		cmd = &versionCmd{stdout: stdout, stderr: stderr}
+	case "healthcheck":
+		cmd = &healthcheckCmd{stdout: stdout, stderr: stderr}
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0

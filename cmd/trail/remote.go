@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 
 	"github.com/trailhq/trail/client"
@@ -69,5 +70,18 @@ func (r remoteFlags) client(opts ...client.Option) (*client.Client, error) {
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}
-	return client.New(*r.server, append([]client.Option{client.WithToken(tok), client.WithTLS(conf)}, opts...)...)
+	return client.New(*r.server, append([]client.Option{client.WithToken(tok), client.WithHTTPClient(cliHTTPClient(conf))}, opts...)...)
+}
+
+// cliHTTPClient is the HTTP client of the commands: its requests say
+// User-Agent: trail/<version>. Like the client package's own, it keeps
+// an idle connection per lane (trail bench --lanes) and trusts conf.
+func cliHTTPClient(conf *tls.Config) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if conf != nil {
+		t.TLSClientConfig = conf
+	}
+	t.MaxIdleConnsPerHost = 1024 + 4 // the most lanes, and a few for reads
+	t.MaxIdleConns = max(t.MaxIdleConns, 1024+4)
+	return &http.Client{Transport: uaTransport{t}}
 }

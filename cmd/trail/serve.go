@@ -38,36 +38,14 @@ type serveCmd struct {
 }
 
 func (c *serveCmd) Run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	data := fs.String("data", "./trail-data", "data directory (created mode 0700 on first start; an existing one must be 0700, and empty or a Trail data directory)")
-	listen := fs.String("listen", "127.0.0.1:7070", "address to listen on")
-	sync := fs.String("sync", "always", "always: a receipt means fsynced; none: do not wait for the disk (loses acknowledged events on power loss)")
-	origin := fs.String("origin", "", "checkpoint origin, fixed at first start (default trail/<random>)")
-	storeURL := fs.String("store", "", "keep the log and its principals in PostgreSQL at this `URL` (postgres://user@host/db) instead of --data; several trail serve processes may share one (the process that makes the database writes the admin token to --data; manage principals with trail token --store)")
-	signingKey := fs.String("signing-key", "", "with --store: the checkpoint signing key `file` the processes share (created, mode 0600, when missing); it never goes into the database")
-	interval := fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
-	queueWait := fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
-	var tlsFiles server.TLSFiles
-	fs.StringVar(&tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.2 and 1.3, ECDHE suites only) with this PEM certificate chain `file` (re-read when it changes)")
-	fs.StringVar(&tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")
-	fs.StringVar(&tlsFiles.ClientCA, "client-ca", "", "accept client certificates signed by the CAs in this PEM `file`; the subject CN names the principal")
-	fs.BoolVar(&tlsFiles.LegacyRSA, "tls-legacy-rsa", false, "also accept TLS 1.2 with RSA key exchange (no forward secrecy), for old IHE ATNA senders that offer nothing else")
-	notifyURL := fs.String("notify-url", "", "POST each emergency access (each record of trail/break-glass) as JSON to this http(s) `URL` as it happens, in the background, with retries")
-	var limits serveLimits
-	limits.flags(fs)
-	var sl serveSyslog
-	sl.flags(fs)
-	var oidcFlags serveOIDC
-	oidcFlags.flags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: trail serve [flags]\n\nServes the Trail API over HTTP(S) and, when asked, receives IHE ATNA audit messages by syslog.\n\nFlags:\n")
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), syslogUsage)
-	}
-	if err := fs.Parse(args); err != nil {
+	o := newServeFlags(c.stderr)
+	if err := o.parse(args, os.Environ()); err != nil {
 		return err
 	}
+	fs := o.fs
+	data, listen, sync, origin, storeURL, signingKey := o.data, o.listen, o.sync, o.origin, o.storeURL, o.signingKey
+	interval, queueWait, notifyURL := o.interval, o.queueWait, o.notifyURL
+	tlsFiles, limits, sl, oidcFlags := &o.tlsFiles, o.limits, o.sl, o.oidc
 	scfg, err := limits.config()
 	if err != nil {
 		return &exitError{2, err}
@@ -106,7 +84,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	var tlsFilesP *server.TLSFiles
 	switch {
 	case tlsFiles.Cert != "" && tlsFiles.Key != "":
-		tlsFilesP = &tlsFiles
+		tlsFilesP = tlsFiles
 	case tlsFiles.Cert != "" || tlsFiles.Key != "" || tlsFiles.ClientCA != "" || tlsFiles.LegacyRSA:
 		return &exitError{2, errors.New("--tls-cert and --tls-key go together (and --client-ca and --tls-legacy-rsa need both)")}
 	}
@@ -180,6 +158,66 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	logger.Info("stopped", "events", d.l.Size())
 	return nil
 }
+
+// serveFlags are the flags of trail serve, parsed.
+type serveFlags struct {
+	fs                                                          *flag.FlagSet
+	data, listen, sync, origin, storeURL, signingKey, notifyURL *string
+	interval, queueWait                                         *time.Duration
+	tlsFiles                                                    server.TLSFiles
+	limits                                                      serveLimits
+	sl                                                          serveSyslog
+	oidc                                                        serveOIDC
+}
+
+// newServeFlags defines the flags of trail serve; usage goes to stderr.
+func newServeFlags(stderr io.Writer) *serveFlags {
+	o := &serveFlags{fs: flag.NewFlagSet("serve", flag.ContinueOnError)}
+	fs := o.fs
+	fs.SetOutput(stderr)
+	o.data = fs.String("data", "./trail-data", "data directory (created mode 0700 on first start; an existing one must be 0700, and empty or a Trail data directory)")
+	o.listen = fs.String("listen", "127.0.0.1:7070", "address to listen on")
+	o.sync = fs.String("sync", "always", "always: a receipt means fsynced; none: do not wait for the disk (loses acknowledged events on power loss)")
+	o.origin = fs.String("origin", "", "checkpoint origin, fixed at first start (default trail/<random>)")
+	o.storeURL = fs.String("store", "", "keep the log and its principals in PostgreSQL at this `URL` (postgres://user@host/db) instead of --data; several trail serve processes may share one (the process that makes the database writes the admin token to --data; manage principals with trail token --store)")
+	o.signingKey = fs.String("signing-key", "", "with --store: the checkpoint signing key `file` the processes share (created, mode 0600, when missing); it never goes into the database")
+	o.interval = fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
+	o.queueWait = fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
+	fs.StringVar(&o.tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.2 and 1.3, ECDHE suites only) with this PEM certificate chain `file` (re-read when it changes)")
+	fs.StringVar(&o.tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")
+	fs.StringVar(&o.tlsFiles.ClientCA, "client-ca", "", "accept client certificates signed by the CAs in this PEM `file`; the subject CN names the principal")
+	fs.BoolVar(&o.tlsFiles.LegacyRSA, "tls-legacy-rsa", false, "also accept TLS 1.2 with RSA key exchange (no forward secrecy), for old IHE ATNA senders that offer nothing else")
+	o.notifyURL = fs.String("notify-url", "", "POST each emergency access (each record of trail/break-glass) as JSON to this http(s) `URL` as it happens, in the background, with retries")
+	o.limits.flags(fs)
+	o.sl.flags(fs)
+	o.oidc.flags(fs)
+	fs.String("config", "", "read flags from this TOML `file` (keys are flag names: listen = \"0.0.0.0:7070\"; default $TRAIL_CONFIG)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: trail serve [flags]\n\nServes the Trail API over HTTP(S) and, when asked, receives IHE ATNA audit messages by syslog.\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), configUsage)
+		fmt.Fprint(fs.Output(), syslogUsage)
+	}
+	return o
+}
+
+// parse sets the flags from args, then from the TRAIL_ variables of
+// environ, then from the --config file.
+func (o *serveFlags) parse(args, environ []string) error {
+	return parseConfigured(o.fs, args, environ, "config")
+}
+
+// configUsage is the part of trail serve --help about the environment and
+// the config file.
+const configUsage = `
+Every flag may also come from the environment, as TRAIL_ and its name in
+capitals with underscores (--read-rate: TRAIL_READ_RATE=100:400), or from
+the TOML file --config or TRAIL_CONFIG names, as a key named after it
+(read-rate = "100:400"; a repeatable flag takes an array:
+trusted-proxy = ["10.0.0.0/8"]). A flag on the command line wins over the
+environment, which wins over the file. Unknown keys in the file are errors;
+empty variables count as unset.
+`
 
 // daemon is an engine served over HTTP.
 type daemon struct {
