@@ -50,10 +50,11 @@ func cluster(tb testing.TB) *Cluster {
 func TestInsertStoresEveryField(t *testing.T) {
 	c := cluster(t)
 	ctx := context.Background()
-	if err := CreateSchema(ctx, c.ConnString()); err != nil {
+	tbl, err := resetTable(ctx, c.ConnString())
+	if err != nil {
 		t.Fatal(err)
 	}
-	ins, err := OpenInsert(ctx, c.ConnString(), 8)
+	ins, err := bench.OpenPGInsert(ctx, tbl, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +88,11 @@ func TestInsertStoresEveryField(t *testing.T) {
 func TestCopyStoresEveryBatchAndTheTail(t *testing.T) {
 	c := cluster(t)
 	ctx := context.Background()
-	if err := CreateSchema(ctx, c.ConnString()); err != nil {
+	tbl, err := resetTable(ctx, c.ConnString())
+	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := OpenCopy(ctx, c.ConnString(), 2, 100, 5*time.Millisecond)
+	cp, err := bench.OpenPGCopy(ctx, tbl, 2, 100, 5*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,18 +108,18 @@ func TestCopyStoresEveryBatchAndTheTail(t *testing.T) {
 	}
 	cp.Close()
 	assertStored(t, c, 1080)
-	if err := cp.Log(bench.Events(1, 300, 1)[0]).Wait(ctx); !errors.Is(err, errCopyClosed) {
-		t.Errorf("Log after Close: %v, want %v", err, errCopyClosed)
+	if err := cp.Log(bench.Events(1, 300, 1)[0]).Wait(ctx); !errors.Is(err, bench.ErrPGCopyClosed) {
+		t.Errorf("Log after Close: %v, want %v", err, bench.ErrPGCopyClosed)
 	}
 }
 
 func assertStored(t *testing.T, c *Cluster, want int) {
 	t.Helper()
-	n, err := CountEvents(context.Background(), c.ConnString())
+	n, err := bench.OpenPGTable(c.ConnString(), eventsTable).Count(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != want {
+	if n != int64(want) {
 		t.Errorf("%d rows stored, want %d", n, want)
 	}
 }
@@ -126,8 +128,8 @@ func assertStored(t *testing.T, c *Cluster, want int) {
 //
 //	go test -run '^$' -bench . -benchtime 20000x -count 6 | tee new.txt
 func BenchmarkPostgresInsert64(b *testing.B) {
-	benchPostgres(b, bench.Workload{Producers: 64}, func(ctx context.Context, conn string) (bench.Appender, func(), error) {
-		a, err := OpenInsert(ctx, conn, 64)
+	benchPostgres(b, bench.Workload{Producers: 64}, func(ctx context.Context, t *bench.PGTable) (bench.Appender, func(), error) {
+		a, err := bench.OpenPGInsert(ctx, t, 64)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -136,8 +138,8 @@ func BenchmarkPostgresInsert64(b *testing.B) {
 }
 
 func BenchmarkPostgresCopyBatched(b *testing.B) {
-	benchPostgres(b, bench.Workload{Async: true}, func(ctx context.Context, conn string) (bench.Appender, func(), error) {
-		a, err := OpenCopy(ctx, conn, 4, 1000, 5*time.Millisecond)
+	benchPostgres(b, bench.Workload{Async: true}, func(ctx context.Context, t *bench.PGTable) (bench.Appender, func(), error) {
+		a, err := bench.OpenPGCopy(ctx, t, 4, 1000, 5*time.Millisecond)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -161,13 +163,14 @@ func BenchmarkTrailEmbeddedBatched(b *testing.B) {
 	benchTrail(b, bench.Workload{Async: true}, false)
 }
 
-func benchPostgres(b *testing.B, w bench.Workload, open func(context.Context, string) (bench.Appender, func(), error)) {
+func benchPostgres(b *testing.B, w bench.Workload, open func(context.Context, *bench.PGTable) (bench.Appender, func(), error)) {
 	c := cluster(b)
 	ctx := context.Background()
-	if err := CreateSchema(ctx, c.ConnString()); err != nil {
+	t, err := resetTable(ctx, c.ConnString())
+	if err != nil {
 		b.Fatal(err)
 	}
-	a, close, err := open(ctx, c.ConnString())
+	a, close, err := open(ctx, t)
 	if err != nil {
 		b.Fatal(err)
 	}

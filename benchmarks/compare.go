@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/trailhq/trail/internal/bench"
 )
 
@@ -186,26 +187,28 @@ func plan(cfg Config, conn string) []target {
 	ins.Events = cfg.InsertEvents
 	ts := []target{{SystemPostgreSQL, pMode, fmt.Sprintf("INSERT per event, %d connections", cfg.Producers), ins,
 		func(ctx context.Context) (bench.Appender, func(context.Context) (int, error), error) {
-			if err := CreateSchema(ctx, conn); err != nil {
-				return nil, nil, err
-			}
-			ap, err := OpenInsert(ctx, conn, cfg.Producers)
+			t, err := resetTable(ctx, conn)
 			if err != nil {
 				return nil, nil, err
 			}
-			return ap, pgStop(conn, ap.Close), nil
+			ap, err := bench.OpenPGInsert(ctx, t, cfg.Producers)
+			if err != nil {
+				return nil, nil, err
+			}
+			return ap, pgStop(t, ap.Close), nil
 		}}}
 	ts = append(ts, trailTargets(cfg, pMode, p, "Append", conn)...)
 	ts = append(ts, target{SystemPostgreSQL, ModeBatched, fmt.Sprintf("COPY per %d events, %d connections", cfg.CopyBatch, cfg.CopyConns), a,
 		func(ctx context.Context) (bench.Appender, func(context.Context) (int, error), error) {
-			if err := CreateSchema(ctx, conn); err != nil {
-				return nil, nil, err
-			}
-			ap, err := OpenCopy(ctx, conn, cfg.CopyConns, cfg.CopyBatch, 5*time.Millisecond)
+			t, err := resetTable(ctx, conn)
 			if err != nil {
 				return nil, nil, err
 			}
-			return ap, pgStop(conn, ap.Close), nil
+			ap, err := bench.OpenPGCopy(ctx, t, cfg.CopyConns, cfg.CopyBatch, 5*time.Millisecond)
+			if err != nil {
+				return nil, nil, err
+			}
+			return ap, pgStop(t, ap.Close), nil
 		}})
 	return append(ts, trailTargets(cfg, ModeBatched, a, "Log all, then Wait", conn)...)
 }
@@ -253,10 +256,36 @@ func lanesFor(mode string) int {
 	return 1
 }
 
-func pgStop(conn string, close func()) func(context.Context) (int, error) {
+// eventsTable is the table PostgreSQL stores the events in (the schema is
+// internal/bench's, shown in the README).
+const eventsTable = "events"
+
+// resetTable drops and creates the events table, then checkpoints so that a
+// run starts from an empty table with no dirty pages of the one before.
+func resetTable(ctx context.Context, conn string) (*bench.PGTable, error) {
+	if err := bench.OpenPGTable(conn, eventsTable).Drop(ctx); err != nil {
+		return nil, err
+	}
+	t, err := bench.CreatePGTableNamed(ctx, conn, eventsTable)
+	if err != nil {
+		return nil, err
+	}
+	c, err := pgx.Connect(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "CHECKPOINT"); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	return t, nil
+}
+
+func pgStop(t *bench.PGTable, close func()) func(context.Context) (int, error) {
 	return func(ctx context.Context) (int, error) {
 		close()
-		return CountEvents(ctx, conn)
+		n, err := t.Count(ctx)
+		return int(n), err
 	}
 }
 

@@ -23,11 +23,12 @@ import (
 // the indexes Trail keeps (the table of the benchmarks module's comparison,
 // under a name of its own).
 
-// PGTable is a throwaway events table in a database: CreatePGTable makes it
-// under a unique name, Drop removes it.
+// PGTable is an events table in a database: CreatePGTable makes a throwaway
+// one under a unique name, CreatePGTableNamed one under a name of the
+// caller's, OpenPGTable names one that exists; Drop removes it.
 type PGTable struct {
 	URL  string // the database's connection string
-	Name string // trail_bench_insert_<random>
+	Name string // trail_bench_insert_<random>, or the name given
 }
 
 // pgSchema is the table, with %[1]s its name.
@@ -64,7 +65,13 @@ CREATE INDEX ON %[1]s (recorded);
 func CreatePGTable(ctx context.Context, url string) (*PGTable, error) {
 	var b [6]byte
 	rand.Read(b[:])
-	t := &PGTable{URL: url, Name: "trail_bench_insert_" + hex.EncodeToString(b[:])}
+	return CreatePGTableNamed(ctx, url, "trail_bench_insert_"+hex.EncodeToString(b[:]))
+}
+
+// CreatePGTableNamed creates the events table name in the database url names;
+// it fails if a relation of that name exists.
+func CreatePGTableNamed(ctx context.Context, url, name string) (*PGTable, error) {
+	t := OpenPGTable(url, name)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return nil, err
@@ -75,6 +82,10 @@ func CreatePGTable(ctx context.Context, url string) (*PGTable, error) {
 	}
 	return t, nil
 }
+
+// OpenPGTable is the events table name in the database url names, as
+// CreatePGTableNamed made it; it connects to nothing.
+func OpenPGTable(url, name string) *PGTable { return &PGTable{URL: url, Name: name} }
 
 func (t *PGTable) ident() string { return pgx.Identifier{t.Name}.Sanitize() }
 
@@ -295,7 +306,8 @@ func (b *pgBatch) Wait(ctx context.Context) error {
 	}
 }
 
-var errPGCopyClosed = errors.New("copy: closed")
+// ErrPGCopyClosed is what PGCopy's Log answers after Close.
+var ErrPGCopyClosed = errors.New("copy: closed")
 
 // OpenPGCopy connects conns connections, each running one COPY of up to
 // batchSize events into t at a time.
@@ -329,7 +341,7 @@ func (c *PGCopy) Log(ev trail.Event) Waiter {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return decided{errPGCopyClosed}
+		return decided{ErrPGCopyClosed}
 	}
 	b := c.cur
 	if b == nil {
