@@ -150,6 +150,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
+	// Every statement is planned for its parameters: a generic plan made
+	// while the log was small (a sequential scan looking ids up) would be
+	// kept as the log grows, until statistics are next gathered.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
