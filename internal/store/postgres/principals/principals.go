@@ -62,6 +62,7 @@ func Open(ctx context.Context, url string) (*Source, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan" // as the log's (package postgres)
 	cfg.MaxConns = 4
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
