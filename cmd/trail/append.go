@@ -23,10 +23,8 @@ type appendCmd struct {
 func (c *appendCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("append", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: trail append [flags] [EVENT-JSON...]   (no argument: NDJSON events on stdin)")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "append [flags] [EVENT-JSON...]",
+		"Appends events, given as JSON arguments or (no argument) as NDJSON on stdin, and prints their receipts as NDJSON.")
 	remote := addRemoteFlags(fs)
 	file := fs.String("file", "", "read NDJSON events from `file` instead of stdin")
 	if err := fs.Parse(args); err != nil {

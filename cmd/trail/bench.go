@@ -27,6 +27,7 @@ type benchCmd struct {
 func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "bench [flags]", "Appends events as fast as the flags allow and prints events/s and acknowledgement latency.")
 	var w bench.Workload
 	fs.IntVar(&w.Events, "events", 200000, "events to append")
 	fs.IntVar(&w.Size, "size", 300, "approximate size of an event as a client sends it (JSON) in bytes; stored events are about 190 bytes larger")

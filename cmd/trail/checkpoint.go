@@ -18,6 +18,7 @@ type checkpointCmd struct {
 func (c *checkpointCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "checkpoint [flags]", "Prints the latest signed checkpoint of a server, or of a data directory with --data.")
 	remote := addRemoteFlags(fs)
 	data := fs.String("data", "", "read it from this data directory instead of a server")
 	if err := fs.Parse(args); err != nil {

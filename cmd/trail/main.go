@@ -47,6 +47,15 @@ Run "trail <command> -h" for a command's flags.
 `)
 }
 
+// setUsage gives fs the usage text of "trail <synopsis>": the synopsis,
+// what the command does, then its flags.
+func setUsage(fs *flag.FlagSet, synopsis, about string) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: trail %s\n\n%s\n\nFlags:\n", synopsis, about)
+		fs.PrintDefaults()
+	}
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

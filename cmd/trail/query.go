@@ -20,6 +20,7 @@ type queryCmd struct {
 func (c *queryCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "query [flags]", "Prints the stored events that match the flags as NDJSON (the stored bytes), oldest first unless --desc.")
 	remote := addRemoteFlags(fs)
 	var q client.Query
 	fs.StringVar(&q.Stream, "stream", "", "exact stream")

@@ -18,6 +18,7 @@ type tailCmd struct {
 func (c *tailCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "tail [flags]", "Prints new events as NDJSON (the stored bytes) as they are appended, until interrupted.")
 	remote := addRemoteFlags(fs)
 	stream := fs.String("stream", "", "only this stream")
 	after := fs.String("after", "", "first replay the events after this index")

@@ -56,17 +56,17 @@ func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFi
 	}
 	cp, err := checkpoint.Parse(signed, v)
 	if err != nil {
-		fmt.Fprintf(c.stdout, "FAIL %s: checkpoint signature: %v\n", *remote.server, err)
+		fmt.Fprintf(c.stdout, "FAIL %s: checkpoint signature: %v\n", remote.serverURL(), err)
 		return &exitError{1, err}
 	}
 	if old != nil {
 		if err := c.checkConsistent(ctx, cl, *old, cp); err != nil {
-			fmt.Fprintf(c.stdout, "FAIL %s: %v\n", *remote.server, err)
+			fmt.Fprintf(c.stdout, "FAIL %s: %v\n", remote.serverURL(), err)
 			return &exitError{1, err}
 		}
 	}
 	if full {
-		if err := c.checkFull(ctx, cl, *remote.server, cp); err != nil {
+		if err := c.checkFull(ctx, cl, remote.serverURL(), cp); err != nil {
 			return err
 		}
 	}
@@ -74,9 +74,9 @@ func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFi
 		return &exitError{2, err}
 	}
 	if old == nil {
-		fmt.Fprintf(c.stdout, "OK %s: checkpoint of %d events verified and saved to %s (first run: later runs check it is extended)\n", *remote.server, cp.Size, stateFile)
+		fmt.Fprintf(c.stdout, "OK %s: checkpoint of %d events verified and saved to %s (first run: later runs check it is extended)\n", remote.serverURL(), cp.Size, stateFile)
 	} else {
-		fmt.Fprintf(c.stdout, "OK %s: checkpoint of %d events extends the saved one of %d events; saved\n", *remote.server, cp.Size, old.Size)
+		fmt.Fprintf(c.stdout, "OK %s: checkpoint of %d events extends the saved one of %d events; saved\n", remote.serverURL(), cp.Size, old.Size)
 	}
 	return nil
 }
