@@ -28,7 +28,7 @@ func (c *appendCmd) Run(ctx context.Context, args []string) error {
 	remote := addRemoteFlags(fs)
 	file := fs.String("file", "", "read NDJSON events from `file` instead of stdin")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	evs, err := c.readEvents(fs.Args(), *file)
 	if err != nil {

@@ -22,7 +22,7 @@ func (c *checkpointCmd) Run(ctx context.Context, args []string) error {
 	remote := addRemoteFlags(fs)
 	data := fs.String("data", "", "read it from this data directory instead of a server")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/trailhq/trail"
 )
 
 // command is one subcommand.
@@ -111,4 +113,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	return 1
+}
+
+// checkSync refuses a --sync that is neither always nor none (exit 2).
+func checkSync(v string) error {
+	if m := trail.SyncMode(v); m != trail.SyncAlways && m != trail.SyncNone {
+		return &exitError{2, fmt.Errorf("--sync %q: want always or none", v)}
+	}
+	return nil
 }

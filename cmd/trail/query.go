@@ -36,7 +36,7 @@ func (c *queryCmd) Run(ctx context.Context, args []string) error {
 	desc := fs.Bool("desc", false, "newest first")
 	all := fs.Bool("all", false, "follow the cursor to the last page")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}

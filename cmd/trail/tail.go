@@ -23,7 +23,7 @@ func (c *tailCmd) Run(ctx context.Context, args []string) error {
 	stream := fs.String("stream", "", "only this stream")
 	after := fs.String("after", "", "first replay the events after this index")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}

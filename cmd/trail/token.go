@@ -146,6 +146,9 @@ func (c *tokenCmd) create(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
+	if pr.Name == "" && fs.NArg() == 0 {
+		return &exitError{2, errors.New("--name is required; usage: trail token create --data DIR|--store URL --name NAME ...")}
+	}
 	if pr.Name == "" || fs.NArg() > 0 {
 		return &exitError{2, errors.New("usage: trail token create --data DIR|--store URL --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--patient ID] [--role TEXT] [--expires 90d]")}
 	}

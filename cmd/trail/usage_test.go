@@ -45,3 +45,59 @@ func TestSubcommandHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageErrors: an unknown flag, a bad flag value, an unexpected
+// argument or a missing required flag exits 2 for every subcommand, with a
+// message that names the problem.
+func TestUsageErrors(t *testing.T) {
+	t.Setenv("TRAIL_SERVER", "")
+	t.Setenv("TRAIL_TOKEN", "")
+	t.Chdir(t.TempDir())
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"serve", "--bogus"}, "-bogus"},
+		{[]string{"serve", "--checkpoint-interval", "soon"}, "checkpoint-interval"},
+		{[]string{"serve", "--sync", "maybe"}, "--sync"},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"token"}, "usage: trail token"},
+		{[]string{"token", "frob"}, "usage: trail token"},
+		{[]string{"token", "create", "--bogus"}, "-bogus"},
+		{[]string{"token", "create", "--data", "."}, "--name is required"},
+		{[]string{"token", "create", "--name", "a", "--expires", "soon"}, "soon"},
+		{[]string{"token", "list", "--bogus"}, "-bogus"},
+		{[]string{"token", "revoke", "--bogus"}, "-bogus"},
+		{[]string{"token", "revoke", "--data", "."}, "usage: trail token revoke"},
+		{[]string{"append", "--bogus"}, "-bogus"},
+		{[]string{"append", "not json"}, "argument 1"},
+		{[]string{"query", "--bogus"}, "-bogus"},
+		{[]string{"query", "--limit", "many"}, "-limit"},
+		{[]string{"query", "--since", "yesterday"}, "yesterday"},
+		{[]string{"query", "extra"}, `unexpected argument "extra"`},
+		{[]string{"query"}, "no server"},
+		{[]string{"tail", "--bogus"}, "-bogus"},
+		{[]string{"tail", "--after", "x"}, "--after"},
+		{[]string{"tail", "extra"}, `unexpected argument "extra"`},
+		{[]string{"checkpoint", "--bogus"}, "-bogus"},
+		{[]string{"checkpoint", "extra"}, `unexpected argument "extra"`},
+		{[]string{"bench", "--bogus"}, "-bogus"},
+		{[]string{"bench", "--events", "x"}, "-events"},
+		{[]string{"bench", "--events", "0"}, "--events"},
+		{[]string{"bench", "--sync", "maybe"}, "--sync"},
+		{[]string{"bench", "extra"}, `unexpected argument "extra"`},
+		{[]string{"verify", "--bogus"}, "-bogus"},
+		{[]string{"verify", "--quiet=maybe"}, "-quiet"},
+		{[]string{"verify"}, "usage: trail verify"},
+		{[]string{"healthcheck", "--bogus"}, "-bogus"},
+		{[]string{"healthcheck", "extra"}, `unexpected argument "extra"`},
+		{[]string{"version", "--bogus"}, "-bogus"},
+		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+		{[]string{"frob"}, `unknown command "frob"`},
+	} {
+		_, errOut, code := runInProcess(t, c.args...)
+		if code != 2 || !strings.Contains(errOut, c.says) {
+			t.Errorf("trail %s: exit %d, want 2 with a message saying %q:\n%s", strings.Join(c.args, " "), code, c.says, errOut)
+		}
+	}
+}

@@ -40,10 +40,7 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	checkJSON := fs.Bool("check-json", false, "also parse every record as JSON (slower; tampering is caught without it)")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{2, err}
+		return usageError(err)
 	}
 	usage := &exitError{2, errors.New("usage: trail verify --data DIR [--vkey FILE] [--state FILE], trail verify --store URL [--vkey FILE] [--state FILE], or trail verify --server URL --vkey FILE --state FILE [--full]")}
 	switch {
