@@ -30,11 +30,17 @@ func (c *appendCmd) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
+	if fs.NArg() == 0 && *file == "" {
+		// Say what is missing before waiting on stdin.
+		if err := remote.checkToken(); err != nil {
+			return err
+		}
+	}
 	evs, err := c.readEvents(fs.Args(), *file)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	cl, err := remote.client()
+	cl, err := remote.authClient()
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func (c *queryCmd) Run(ctx context.Context, args []string) error {
 		}
 		*t.dst = v
 	}
-	cl, err := remote.client()
+	cl, err := remote.authClient()
 	if err != nil {
 		return err
 	}

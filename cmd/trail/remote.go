@@ -82,6 +82,29 @@ func (r remoteFlags) client(opts ...client.Option) (*client.Client, error) {
 	return client.New(server, append([]client.Option{client.WithToken(tok), client.WithHTTPClient(cliHTTPClient(conf))}, opts...)...)
 }
 
+// errNoToken is the usage error of a command that needs credentials and
+// was given none.
+var errNoToken = &exitError{code: 2, err: errors.New("no token: give --token or set TRAIL_TOKEN")}
+
+// authClient is client for the commands whose endpoints need credentials:
+// without a token (--token or $TRAIL_TOKEN) or a client certificate
+// (--cert) it refuses with the usage exit code rather than sending a
+// request the server can only answer 401.
+func (r remoteFlags) authClient(opts ...client.Option) (*client.Client, error) {
+	if err := r.checkToken(); err != nil {
+		return nil, err
+	}
+	return r.client(opts...)
+}
+
+// checkToken is errNoToken when a server is named but no credentials.
+func (r remoteFlags) checkToken() error {
+	if r.serverURL() != "" && *r.token == "" && os.Getenv("TRAIL_TOKEN") == "" && (r.cert == nil || *r.cert == "") {
+		return errNoToken
+	}
+	return nil
+}
+
 // cliHTTPClient is the HTTP client of the commands: its requests say
 // User-Agent: trail/<version>. Like the client package's own, it keeps
 // an idle connection per lane (trail bench --lanes) and trusts conf.

@@ -36,7 +36,7 @@ func (c *tailCmd) Run(ctx context.Context, args []string) error {
 		}
 		from = &n
 	}
-	cl, err := remote.client()
+	cl, err := remote.authClient()
 	if err != nil {
 		return err
 	}

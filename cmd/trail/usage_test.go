@@ -101,3 +101,24 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNoToken: a command that needs credentials and has none (no --token,
+// no $TRAIL_TOKEN, no --cert) says so with the usage exit code, without
+// asking the server (nothing listens at $TRAIL_SERVER) or waiting on stdin.
+func TestNoToken(t *testing.T) {
+	t.Setenv("TRAIL_SERVER", "http://127.0.0.1:1")
+	t.Setenv("TRAIL_TOKEN", "")
+	for _, args := range [][]string{
+		{"query"},
+		{"query", "--stream", "patient/1"},
+		{"append", `{"stream":"s","type":"t","action":"R","actor":{"id":"a"}}`},
+		{"append"},
+		{"tail"},
+		{"verify", "--full", "--vkey", "k", "--state", "s"},
+	} {
+		_, errOut, code := runInProcess(t, args...)
+		if code != 2 || !strings.Contains(errOut, "no token: give --token or set TRAIL_TOKEN") {
+			t.Errorf("trail %s without a token: exit %d: %s", strings.Join(args, " "), code, errOut)
+		}
+	}
+}

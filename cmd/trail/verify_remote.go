@@ -27,6 +27,11 @@ func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFi
 	if vkeyFile == "" || stateFile == "" {
 		return &exitError{2, errors.New("usage: trail verify --server URL --vkey FILE --state FILE")}
 	}
+	if full {
+		if err := remote.checkToken(); err != nil { // --full reads every event
+			return err
+		}
+	}
 	vkey, err := os.ReadFile(vkeyFile)
 	if err != nil {
 		return &exitError{2, fmt.Errorf("read verifier key: %w", err)}
