@@ -122,3 +122,22 @@ func TestNoToken(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyForms: with or without $TRAIL_SERVER, trail verify's help and
+// its error when given neither --data nor --server name both forms.
+func TestVerifyForms(t *testing.T) {
+	t.Setenv("TRAIL_TOKEN", "")
+	for _, env := range []string{"", "http://127.0.0.1:1"} {
+		t.Setenv("TRAIL_SERVER", env)
+		_, help, code := runInProcess(t, "verify", "--help")
+		if code != 0 || !strings.Contains(help, "--data DIR") || !strings.Contains(help, "--server URL") {
+			t.Errorf("TRAIL_SERVER=%q: trail verify --help: exit %d:\n%s", env, code, help)
+		}
+		for _, args := range [][]string{{"verify"}, {"verify", "--vkey", "k"}} {
+			_, errOut, code := runInProcess(t, args...)
+			if code != 2 || !strings.Contains(errOut, "--data DIR") || !strings.Contains(errOut, "--server URL") {
+				t.Errorf("TRAIL_SERVER=%q: trail %s: exit %d, want 2 naming --data DIR and --server URL:\n%s", env, strings.Join(args, " "), code, errOut)
+			}
+		}
+	}
+}

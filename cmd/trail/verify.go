@@ -42,7 +42,7 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
-	usage := &exitError{2, errors.New("usage: trail verify --data DIR [--vkey FILE] [--state FILE], trail verify --store URL [--vkey FILE] [--state FILE], or trail verify --server URL --vkey FILE --state FILE [--full]")}
+	usage := &exitError{2, errors.New("usage: trail verify --data DIR [--vkey FILE] [--state FILE], trail verify --store URL [--vkey FILE] [--state FILE], or trail verify --server URL (or $TRAIL_SERVER) --vkey FILE --state FILE [--full]")}
 	switch {
 	case fs.NArg() > 0 || (*data != "" && isSet(fs, "server")) || (*storeURL != "" && (*data != "" || isSet(fs, "server") || *full)):
 		return usage

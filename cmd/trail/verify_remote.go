@@ -25,7 +25,8 @@ import (
 // here.
 func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFile, stateFile string, full bool) error {
 	if vkeyFile == "" || stateFile == "" {
-		return &exitError{2, errors.New("usage: trail verify --server URL --vkey FILE --state FILE")}
+		return &exitError{2, errors.New("usage: trail verify --server URL (or $TRAIL_SERVER) --vkey FILE --state FILE [--full] checks a server; " +
+			"trail verify --data DIR (or --store URL) checks a data directory (or PostgreSQL) instead")}
 	}
 	if full {
 		if err := remote.checkToken(); err != nil { // --full reads every event
