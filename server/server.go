@@ -245,9 +245,41 @@ func (s *Server) routes() {
 	private(routeReviews, s.review)
 	s.fhirRoutes()    // FHIR R4 AuditEvent API under /fhir (fhir.go)
 	s.consoleRoutes() // the web console under /ui/ (ui.go)
-	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeProblem(w, r, notFound("no such endpoint: "+r.Method+" "+r.URL.Path+" (see the v1 API)"))
-	})))
+	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(s.noRoute)))
+}
+
+// noRoute answers the requests no other pattern takes: 405 with an Allow
+// header when the path is served with other methods, else 404. (The
+// catch-all pattern keeps the mux from answering 405 itself, in plain text.)
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	if allow := s.allowed(r); len(allow) > 0 {
+		list := strings.Join(allow, ", ")
+		w.Header().Set("Allow", list)
+		s.writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method_not_allowed",
+			r.URL.Path+" does not take "+r.Method+"; it takes "+list))
+		return
+	}
+	s.writeProblem(w, r, notFound("no such endpoint: "+r.Method+" "+r.URL.Path+" (see the v1 API)"))
+}
+
+// routeMethods are the methods a route may be registered for.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowed lists the methods of routeMethods that a pattern other than the
+// catch-all takes for r's path.
+func (s *Server) allowed(r *http.Request) []string {
+	var allow []string
+	for _, m := range routeMethods {
+		if m == r.Method {
+			continue
+		}
+		other := r.WithContext(r.Context())
+		other.Method = m
+		if _, pattern := s.mux.Handler(other); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // authenticated runs h for an authenticated principal; others get 401.

@@ -23,20 +23,24 @@ type appendCmd struct {
 func (c *appendCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("append", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(c.stderr, "usage: trail append [flags] [EVENT-JSON...]   (no argument: NDJSON events on stdin)")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "append [flags] [EVENT-JSON...]",
+		"Appends events, given as JSON arguments or (no argument) as NDJSON on stdin, and prints their receipts as NDJSON.")
 	remote := addRemoteFlags(fs)
 	file := fs.String("file", "", "read NDJSON events from `file` instead of stdin")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
+	}
+	if fs.NArg() == 0 && *file == "" {
+		// Say what is missing before waiting on stdin.
+		if err := remote.checkToken(); err != nil {
+			return err
+		}
 	}
 	evs, err := c.readEvents(fs.Args(), *file)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	cl, err := remote.client()
+	cl, err := remote.authClient()
 	if err != nil {
 		return err
 	}

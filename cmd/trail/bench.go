@@ -27,6 +27,7 @@ type benchCmd struct {
 func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "bench [flags]", "Appends events as fast as the flags allow and prints events/s and acknowledgement latency.")
 	var w bench.Workload
 	fs.IntVar(&w.Events, "events", 200000, "events to append")
 	fs.IntVar(&w.Size, "size", 300, "approximate size of an event as a client sends it (JSON) in bytes; stored events are about 190 bytes larger")
@@ -49,6 +50,15 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	processes := fs.Int("processes", 2, "with --store: trail serve processes sharing the database")
 	signingKey := fs.String("signing-key", "", "with --store: the checkpoint signing key `file` the processes share (created when missing; default: a key of the run's own, removed afterwards)")
 	if err := fs.Parse(args); err != nil {
+		return usageError(err)
+	}
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if w.Events <= 0 || w.Size <= 0 {
+		return &exitError{2, errors.New("--events and --size must be positive")}
+	}
+	if err := checkSync(*sync); err != nil {
 		return err
 	}
 	if *cpuprofile != "" {
@@ -61,12 +71,6 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if w.Events <= 0 || w.Size <= 0 {
-		return errors.New("--events and --size must be positive")
 	}
 	if *server != "" && *embedded {
 		return &exitError{code: 2, err: errors.New("--embedded and --server exclude each other")}

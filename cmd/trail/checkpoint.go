@@ -18,10 +18,11 @@ type checkpointCmd struct {
 func (c *checkpointCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "checkpoint [flags]", "Prints the latest signed checkpoint of a server, or of a data directory with --data.")
 	remote := addRemoteFlags(fs)
 	data := fs.String("data", "", "read it from this data directory instead of a server")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}

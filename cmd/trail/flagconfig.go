@@ -54,7 +54,7 @@ func (*stringList) repeatable() {}
 // usage exit code (2).
 func parseConfigured(fs *flag.FlagSet, args, environ []string, configFlag string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/trailhq/trail"
 )
 
 // command is one subcommand.
@@ -45,6 +47,15 @@ commands:
 
 Run "trail <command> -h" for a command's flags.
 `)
+}
+
+// setUsage gives fs the usage text of "trail <synopsis>": the synopsis,
+// what the command does, then its flags.
+func setUsage(fs *flag.FlagSet, synopsis, about string) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: trail %s\n\n%s\n\nFlags:\n", synopsis, about)
+		fs.PrintDefaults()
+	}
 }
 
 func main() {
@@ -102,4 +113,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	return 1
+}
+
+// checkSync refuses a --sync that is neither always nor none (exit 2).
+func checkSync(v string) error {
+	if m := trail.SyncMode(v); m != trail.SyncAlways && m != trail.SyncNone {
+		return &exitError{2, fmt.Errorf("--sync %q: want always or none", v)}
+	}
+	return nil
 }

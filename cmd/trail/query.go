@@ -20,6 +20,7 @@ type queryCmd struct {
 func (c *queryCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "query [flags]", "Prints the stored events that match the flags as NDJSON (the stored bytes), oldest first unless --desc.")
 	remote := addRemoteFlags(fs)
 	var q client.Query
 	fs.StringVar(&q.Stream, "stream", "", "exact stream")
@@ -35,7 +36,7 @@ func (c *queryCmd) Run(ctx context.Context, args []string) error {
 	desc := fs.Bool("desc", false, "newest first")
 	all := fs.Bool("all", false, "follow the cursor to the last page")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -54,7 +55,7 @@ func (c *queryCmd) Run(ctx context.Context, args []string) error {
 		}
 		*t.dst = v
 	}
-	cl, err := remote.client()
+	cl, err := remote.authClient()
 	if err != nil {
 		return err
 	}

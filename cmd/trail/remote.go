@@ -20,7 +20,7 @@ type remoteFlags struct {
 
 func addRemoteFlags(fs *flag.FlagSet) remoteFlags {
 	return remoteFlags{
-		server: fs.String("server", os.Getenv("TRAIL_SERVER"), "server URL (default $TRAIL_SERVER)"),
+		server: fs.String("server", "", "server `URL` (default $TRAIL_SERVER)"),
 		token:  fs.String("token", "", "bearer token (default $TRAIL_TOKEN)"),
 		ca:     fs.String("ca", "", "trust the server certificate's CA in this PEM `file` (https)"),
 		cert:   fs.String("cert", "", "authenticate with this PEM client certificate `file` (with --key)"),
@@ -57,9 +57,18 @@ func (r remoteFlags) tlsConfig() (*tls.Config, error) {
 	return conf, nil
 }
 
+// serverURL is --server, or without it $TRAIL_SERVER.
+func (r remoteFlags) serverURL() string {
+	if *r.server != "" {
+		return *r.server
+	}
+	return os.Getenv("TRAIL_SERVER")
+}
+
 // client returns a client of the server the flags name.
 func (r remoteFlags) client(opts ...client.Option) (*client.Client, error) {
-	if *r.server == "" {
+	server := r.serverURL()
+	if server == "" {
 		return nil, &exitError{code: 2, err: errors.New("no server: pass --server URL or set TRAIL_SERVER (e.g. http://127.0.0.1:7070)")}
 	}
 	tok := *r.token
@@ -70,7 +79,30 @@ func (r remoteFlags) client(opts ...client.Option) (*client.Client, error) {
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}
-	return client.New(*r.server, append([]client.Option{client.WithToken(tok), client.WithHTTPClient(cliHTTPClient(conf))}, opts...)...)
+	return client.New(server, append([]client.Option{client.WithToken(tok), client.WithHTTPClient(cliHTTPClient(conf))}, opts...)...)
+}
+
+// errNoToken is the usage error of a command that needs credentials and
+// was given none.
+var errNoToken = &exitError{code: 2, err: errors.New("no token: give --token or set TRAIL_TOKEN")}
+
+// authClient is client for the commands whose endpoints need credentials:
+// without a token (--token or $TRAIL_TOKEN) or a client certificate
+// (--cert) it refuses with the usage exit code rather than sending a
+// request the server can only answer 401.
+func (r remoteFlags) authClient(opts ...client.Option) (*client.Client, error) {
+	if err := r.checkToken(); err != nil {
+		return nil, err
+	}
+	return r.client(opts...)
+}
+
+// checkToken is errNoToken when a server is named but no credentials.
+func (r remoteFlags) checkToken() error {
+	if r.serverURL() != "" && *r.token == "" && os.Getenv("TRAIL_TOKEN") == "" && (r.cert == nil || *r.cert == "") {
+		return errNoToken
+	}
+	return nil
 }
 
 // cliHTTPClient is the HTTP client of the commands: its requests say

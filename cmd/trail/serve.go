@@ -62,7 +62,10 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		return &exitError{2, err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if err := checkSync(*sync); err != nil {
+		return err
 	}
 	if err := checkServeDir(*data); err != nil {
 		return err

@@ -18,11 +18,12 @@ type tailCmd struct {
 func (c *tailCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "tail [flags]", "Prints new events as NDJSON (the stored bytes) as they are appended, until interrupted.")
 	remote := addRemoteFlags(fs)
 	stream := fs.String("stream", "", "only this stream")
 	after := fs.String("after", "", "first replay the events after this index")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -35,7 +36,7 @@ func (c *tailCmd) Run(ctx context.Context, args []string) error {
 		}
 		from = &n
 	}
-	cl, err := remote.client()
+	cl, err := remote.authClient()
 	if err != nil {
 		return err
 	}

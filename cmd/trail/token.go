@@ -34,6 +34,21 @@ type patterns []string
 func (p *patterns) String() string     { return strings.Join(*p, ",") }
 func (p *patterns) Set(v string) error { *p = append(*p, v); return auth.CheckPattern(v) }
 
+// tokenSynopsis and tokenAbout are the usage texts of trail token's
+// subcommands.
+var (
+	tokenSynopsis = map[string]string{
+		"create": "token create [flags] --name NAME",
+		"list":   "token list [flags]",
+		"revoke": "token revoke [flags] NAME",
+	}
+	tokenAbout = map[string]string{
+		"create": "Creates a principal in a data directory (--data) or in PostgreSQL (--store) and prints its token.",
+		"list":   "Lists the principals of a data directory (--data) or of PostgreSQL (--store).",
+		"revoke": "Revokes the principal NAME: its token stops working.",
+	}
+)
+
 func (c *tokenCmd) Run(ctx context.Context, args []string) error {
 	usage := &exitError{2, errors.New("usage: trail token create|list|revoke --data DIR|--store URL ...")}
 	if len(args) == 0 {
@@ -41,6 +56,15 @@ func (c *tokenCmd) Run(ctx context.Context, args []string) error {
 	}
 	var err error
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(c.stderr, `Usage: trail token create|list|revoke [flags] ...
+
+Creates, lists or revokes the principals of a data directory (--data DIR) or
+of the log in PostgreSQL (--store URL).
+
+Run "trail token <create|list|revoke> -h" for a subcommand's flags.
+`)
+		return flag.ErrHelp
 	case "create":
 		err = c.create(ctx, args[1:])
 	case "list":
@@ -67,6 +91,7 @@ type where struct {
 func (c *tokenCmd) flags(name string) (*flag.FlagSet, *where) {
 	fs := flag.NewFlagSet("token "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, tokenSynopsis[name], tokenAbout[name])
 	return fs, &where{fs: fs,
 		data:  fs.String("data", "./trail-data", "the data directory of the server (made by trail serve, never by trail token)"),
 		store: fs.String("store", "", "the principals of the log in PostgreSQL at this `URL` (the one trail serve --store serves; made by trail serve, never by trail token), instead of --data"),
@@ -120,6 +145,9 @@ func (c *tokenCmd) create(ctx context.Context, args []string) error {
 	expires := fs.String("expires", "", "the token stops working after this `lifetime`: days (90d) or a Go duration (12h, 90m); default never")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
+	}
+	if pr.Name == "" && fs.NArg() == 0 {
+		return &exitError{2, errors.New("--name is required; usage: trail token create --data DIR|--store URL --name NAME ...")}
 	}
 	if pr.Name == "" || fs.NArg() > 0 {
 		return &exitError{2, errors.New("usage: trail token create --data DIR|--store URL --name NAME [--append P]... [--read P]... [--admin] [--break-glass] [--review] [--patient ID] [--role TEXT] [--expires 90d]")}

@@ -29,6 +29,8 @@ type verifyCmd struct {
 func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
+	setUsage(fs, "verify [flags] (--data DIR | --store URL | --server URL --vkey FILE --state FILE)",
+		"Checks a data directory offline (--data DIR), the log in PostgreSQL (--store URL), or a server from outside\n(--server URL or $TRAIL_SERVER) against a trusted verifier key and saved checkpoint. Exits 1 when the log does not verify.")
 	data := fs.String("data", "", "data directory to verify")
 	storeURL := fs.String("store", "", "verify the log in PostgreSQL at this `URL` (read in one snapshot while appends go on)")
 	remote := addRemoteFlags(fs)
@@ -38,18 +40,15 @@ func (c *verifyCmd) Run(ctx context.Context, args []string) error {
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	checkJSON := fs.Bool("check-json", false, "also parse every record as JSON (slower; tampering is caught without it)")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &exitError{2, err}
+		return usageError(err)
 	}
-	usage := &exitError{2, errors.New("usage: trail verify --data DIR [--vkey FILE] [--state FILE], trail verify --store URL [--vkey FILE] [--state FILE], or trail verify --server URL --vkey FILE --state FILE [--full]")}
+	usage := &exitError{2, errors.New("usage: trail verify --data DIR [--vkey FILE] [--state FILE], trail verify --store URL [--vkey FILE] [--state FILE], or trail verify --server URL (or $TRAIL_SERVER) --vkey FILE --state FILE [--full]")}
 	switch {
 	case fs.NArg() > 0 || (*data != "" && isSet(fs, "server")) || (*storeURL != "" && (*data != "" || isSet(fs, "server") || *full)):
 		return usage
 	case *storeURL != "":
 		return c.verifyStore(ctx, *storeURL, *vkey, *state, *quiet)
-	case *data == "" && *remote.server != "":
+	case *data == "" && remote.serverURL() != "":
 		return c.verifyRemote(ctx, remote, *vkey, *state, *full)
 	case *data == "" || *full:
 		return usage

@@ -25,7 +25,13 @@ import (
 // here.
 func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFile, stateFile string, full bool) error {
 	if vkeyFile == "" || stateFile == "" {
-		return &exitError{2, errors.New("usage: trail verify --server URL --vkey FILE --state FILE")}
+		return &exitError{2, errors.New("usage: trail verify --server URL (or $TRAIL_SERVER) --vkey FILE --state FILE [--full] checks a server; " +
+			"trail verify --data DIR (or --store URL) checks a data directory (or PostgreSQL) instead")}
+	}
+	if full {
+		if err := remote.checkToken(); err != nil { // --full reads every event
+			return err
+		}
 	}
 	vkey, err := os.ReadFile(vkeyFile)
 	if err != nil {
@@ -56,17 +62,17 @@ func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFi
 	}
 	cp, err := checkpoint.Parse(signed, v)
 	if err != nil {
-		fmt.Fprintf(c.stdout, "FAIL %s: checkpoint signature: %v\n", *remote.server, err)
+		fmt.Fprintf(c.stdout, "FAIL %s: checkpoint signature: %v\n", remote.serverURL(), err)
 		return &exitError{1, err}
 	}
 	if old != nil {
 		if err := c.checkConsistent(ctx, cl, *old, cp); err != nil {
-			fmt.Fprintf(c.stdout, "FAIL %s: %v\n", *remote.server, err)
+			fmt.Fprintf(c.stdout, "FAIL %s: %v\n", remote.serverURL(), err)
 			return &exitError{1, err}
 		}
 	}
 	if full {
-		if err := c.checkFull(ctx, cl, *remote.server, cp); err != nil {
+		if err := c.checkFull(ctx, cl, remote.serverURL(), cp); err != nil {
 			return err
 		}
 	}
@@ -74,9 +80,9 @@ func (c *verifyCmd) verifyRemote(ctx context.Context, remote remoteFlags, vkeyFi
 		return &exitError{2, err}
 	}
 	if old == nil {
-		fmt.Fprintf(c.stdout, "OK %s: checkpoint of %d events verified and saved to %s (first run: later runs check it is extended)\n", *remote.server, cp.Size, stateFile)
+		fmt.Fprintf(c.stdout, "OK %s: checkpoint of %d events verified and saved to %s (first run: later runs check it is extended)\n", remote.serverURL(), cp.Size, stateFile)
 	} else {
-		fmt.Fprintf(c.stdout, "OK %s: checkpoint of %d events extends the saved one of %d events; saved\n", *remote.server, cp.Size, old.Size)
+		fmt.Fprintf(c.stdout, "OK %s: checkpoint of %d events extends the saved one of %d events; saved\n", remote.serverURL(), cp.Size, old.Size)
 	}
 	return nil
 }
