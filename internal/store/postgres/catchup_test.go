@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/pgtest"
 	"github.com/trailhq/trail/internal/store/postgres"
 )
 
@@ -19,15 +18,8 @@ import (
 // With more than the catch-up bound appended by the other in between, the
 // engine reads the log afresh, with the same result.
 func TestTwoProcessesCatchUp(t *testing.T) {
-	if err := pgtest.Installed(); err != nil {
-		t.Fatalf("PostgreSQL is not installed: %v", err)
-	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	url, err := pgtest.DatabaseFor(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, dir := newDatabase(t)
 	a := openLog(t, url, dir)
 	b := openLog(t, url, dir)
 	n := 0

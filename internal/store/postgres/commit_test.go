@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/trailhq/trail"
-	"github.com/trailhq/trail/internal/pgtest"
 	"github.com/trailhq/trail/internal/store/postgres"
 )
 
@@ -21,15 +20,8 @@ import (
 // follows on from the log as it is: the retry with the same id is stored
 // once, at the index the failed batch would have taken.
 func TestCommitFailureGivesNoReceipt(t *testing.T) {
-	if err := pgtest.Installed(); err != nil {
-		t.Fatalf("PostgreSQL is not installed: %v", err)
-	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	url, err := pgtest.DatabaseFor(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, dir := newDatabase(t)
 	l := openLog(t, url, dir)
 	defer l.Close(ctx)
 	ev := func(i int) trail.Event {

@@ -23,6 +23,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// newDatabase makes a database of its own on the shared test server and
+// returns its URL and a directory for its key.
+func newDatabase(t *testing.T) (url, dir string) {
+	t.Helper()
+	if err := pgtest.Installed(); err != nil {
+		t.Fatalf("PostgreSQL is not installed: %v", err)
+	}
+	dir = t.TempDir()
+	url, err := pgtest.DatabaseFor(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, dir
+}
+
 // openLog opens the engine on the database at url with dir's key.
 func openLog(t testing.TB, url, dir string) *trail.Log {
 	t.Helper()

@@ -16,16 +16,9 @@ import (
 // arrays and large enough to be copied follow on from each other, and the
 // log verifies.
 func TestBatchesInsertedAndCopied(t *testing.T) {
-	if err := pgtest.Installed(); err != nil {
-		t.Fatalf("PostgreSQL is not installed: %v", err)
-	}
 	defer postgres.SetCopyAbove(100)()
 	ctx := context.Background()
-	dir := t.TempDir()
-	url, err := pgtest.DatabaseFor(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, dir := newDatabase(t)
 	l := openLog(t, url, dir)
 	defer l.Close(ctx)
 	next := 0
@@ -70,15 +63,8 @@ func TestBatchesInsertedAndCopied(t *testing.T) {
 // log was small looked ids up with a sequential scan for as long as the
 // process ran (4k events/s instead of 10k at 64 producers over HTTP).
 func TestSessionSettings(t *testing.T) {
-	if err := pgtest.Installed(); err != nil {
-		t.Fatalf("PostgreSQL is not installed: %v", err)
-	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	url, err := pgtest.DatabaseFor(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, dir := newDatabase(t)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
