@@ -124,7 +124,13 @@ func (s *sequencer) forget(b store.Begun) {
 	clear(s.heads)
 	clear(s.recent)
 	s.recent = s.recent[:0]
-	if t, err := time.Parse(RecordedLayout, b.LastRecorded); err == nil && t.After(s.last) {
+	s.catchUpClock(b.LastRecorded)
+}
+
+// catchUpClock moves recorded times on to the log's last one, which another
+// process may have written: they never go back.
+func (s *sequencer) catchUpClock(lastRecorded string) {
+	if t, err := time.Parse(RecordedLayout, lastRecorded); err == nil && t.After(s.last) {
 		s.last = t
 	}
 }
@@ -138,9 +144,7 @@ func (s *sequencer) moved(b store.Begun) {
 			cur.seq, cur.index, cur.leaf = h.Seq, h.Index, h.LeafHash
 		}
 	}
-	if t, err := time.Parse(RecordedLayout, b.LastRecorded); err == nil && t.After(s.last) {
-		s.last = t
-	}
+	s.catchUpClock(b.LastRecorded)
 }
 
 // resumeClock starts recorded times at the last stored one, so that they

@@ -19,22 +19,9 @@ import (
 // code.
 func runTrail(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, trailBin, args...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return out.String(), errb.String(), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), 0
+	return runTrailEnv(t, nil, args...)
 }
 
-// newDataDir makes a Trail data directory, as a first start of trail serve
-// does.
 // createToken runs "trail token create --data dir args…" and returns the
 // token it prints.
 func createToken(t *testing.T, dir string, args ...string) string {
@@ -61,6 +48,8 @@ func (p *serveProc) call(t *testing.T, method, path, tok, body string) (int, str
 	return resp.StatusCode, string(b)
 }
 
+// newDataDir makes a Trail data directory, as a first start of trail serve
+// does.
 func newDataDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
