@@ -175,7 +175,7 @@ func (c *console) newSession(ctx context.Context, p *Principal, cred uiCredentia
 	return id, &session{key: rec.Key, csrf: csrfOf(id), Name: rec.Principal, Via: rec.Via}, nil
 }
 
-// endSession records that s ended for why.
+// endSession records that the session of key ended for why.
 func (c *console) endSession(ctx context.Context, key [32]byte, why string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sessionStoreTimeout)
 	defer cancel()
