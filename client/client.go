@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/trailhq/trail"
 )
 
@@ -26,6 +28,8 @@ type Client struct {
 	log   *slog.Logger
 
 	lanes []*lane
+	spool *spool // WithSpool; then there are no lanes
+	sent  atomic.Uint64
 
 	// The bound on events held: queued or in flight, not yet resolved.
 	used    atomic.Int64
@@ -77,6 +81,21 @@ func New(rawURL string, opts ...Option) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.runCtx, c.abort = context.WithCancelCause(context.Background())
+	if cfg.spoolDir != "" {
+		fs := cfg.spoolFS
+		if fs == nil {
+			fs = vfs.Default
+		}
+		s, err := openSpool(fs, cfg.spoolDir, cfg.spoolMax, cfg.spoolSegment, cfg.spoolAck, c.log)
+		if err != nil {
+			c.abort(err)
+			return nil, err
+		}
+		c.spool = s
+		go s.syncLoop()
+		go s.sendLoop(c)
+		return c, nil
+	}
 	c.lanes = make([]*lane, cfg.lanes)
 	for i := range c.lanes {
 		c.lanes[i] = newLane(c, i)
@@ -129,6 +148,12 @@ func (c *Client) Log(ev trail.Event) *trail.Pending {
 		settle(trail.Receipt{}, false, trail.ErrClosed)
 		return p
 	}
+	if c.spool != nil {
+		if err := c.logSpooled(ev, settle); err != nil {
+			settle(trail.Receipt{}, false, err)
+		}
+		return p
+	}
 	if !c.reserve() {
 		settle(trail.Receipt{}, false, c.errFull)
 		return p
@@ -145,6 +170,9 @@ func (c *Client) Enqueue(ctx context.Context, ev trail.Event) (*trail.Pending, e
 	if err := ev.Validate(); err != nil {
 		settle(trail.Receipt{}, false, err)
 		return p, nil
+	}
+	if c.spool != nil {
+		return p, c.enqueueSpooled(ctx, ev, settle)
 	}
 	if err := c.waitRoom(ctx); err != nil {
 		return nil, err
@@ -242,6 +270,9 @@ func (c *Client) release(n int) {
 // Flush waits until every event logged before the call is resolved: stored
 // or failed. It returns ctx.Err() if ctx ends first.
 func (c *Client) Flush(ctx context.Context) error {
+	if c.spool != nil {
+		return c.spool.flush(ctx)
+	}
 	marks := make([]uint64, len(c.lanes))
 	for i, l := range c.lanes {
 		marks[i] = l.loggedCount()
@@ -260,10 +291,20 @@ func (c *Client) Flush(ctx context.Context) error {
 // event not yet acknowledged with an error matching trail.ErrClosed (one in
 // a request cut short may have been stored), and returns an error wrapping
 // ctx.Err(). Later calls return the first call's result.
+//
+// With WithSpool, Close writes out every event logged and sends until the
+// spool is empty; if ctx ends first, what is left stays in the spool (the
+// next client on the directory sends it), the Pendings still waiting fail
+// with an error matching trail.ErrClosed that says so, and the spool is
+// unlocked.
 func (c *Client) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
 		c.isClosed.Store(true)
 		close(c.closed)
+		if c.spool != nil {
+			c.closeErr = c.closeSpool(ctx)
+			return
+		}
 		for _, l := range c.lanes {
 			l.close()
 		}

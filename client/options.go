@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Limits of the batch endpoint (POST /v1/batch).
@@ -31,6 +33,12 @@ type config struct {
 	maxBuffered  int
 	retryTimeout time.Duration
 	logger       *slog.Logger
+
+	spoolDir     string
+	spoolMax     int64
+	spoolAck     bool
+	spoolFS      vfs.FS // tests: a crashable file system; nil is the OS's
+	spoolSegment int64  // bytes after which a new spool file is started
 }
 
 func defaultConfig() config {
@@ -40,6 +48,7 @@ func defaultConfig() config {
 		lanes:        1,
 		maxBuffered:  100000,
 		retryTimeout: 30 * time.Second,
+		spoolSegment: 16 << 20,
 	}
 }
 
@@ -59,6 +68,12 @@ func (c *config) validate() error {
 	}
 	if c.retryTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("retry timeout %v: must be positive", c.retryTimeout))
+	}
+	if c.spoolDir != "" && c.spoolMax < minSpool {
+		errs = append(errs, fmt.Errorf("spool of %d bytes: must hold at least %d (one largest event)", c.spoolMax, minSpool))
+	}
+	if c.spoolAck && c.spoolDir == "" {
+		errs = append(errs, errors.New("WithSpoolAck needs WithSpool"))
 	}
 	return errors.Join(errs...)
 }
@@ -106,3 +121,52 @@ func WithRetryTimeout(d time.Duration) Option { return func(c *config) { c.retry
 
 // WithLogger sets where retries are logged (default: nowhere).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// minSpool is the smallest spool: one frame of the largest event.
+const minSpool = frameHead + frameFixed + 255 + 64<<10
+
+// WithSpool keeps every event logged in the directory dir until the server
+// has acknowledged it, so that neither an outage of the server nor a
+// restart of the application loses one. Log appends the event to the spool
+// (written and fsynced in batches by a goroutine: Log never waits for the
+// disk's fsync nor for the network); a sender posts the spooled events in
+// the order they were logged, one batch at a time, and retries without end
+// while the server is unreachable, answers 5xx or 429, or refuses the whole
+// batch (a revoked token): events stay in the spool until it takes them.
+//
+// maxBytes bounds the spool's events not yet acknowledged, as stored (a
+// frame of 17 bytes plus the id, plus the event's JSON). When it is full,
+// Log fails the event at once with an error matching ErrSpoolFull (and
+// trail.ErrBufferFull); Enqueue and Append wait for room under their
+// context. An event is never dropped to make room.
+//
+// An application started again on the same directory sends what its
+// previous run left, exactly once: each event is spooled with its id (one
+// is assigned when empty), resent byte for byte, and the server answers an
+// id it has with the first receipt. Event.Time is set at Log when zero, so
+// a spooled event keeps the time it happened, not the time the server got
+// it. The Pendings of the previous run are gone; Stats counts its events.
+//
+// An event the server refuses alone (a 400, 403, 409 or 413 naming its
+// line) can never be stored: its Pending fails with the *Error, and it is
+// appended, with the server's answer, to rejected.ndjson in the directory.
+//
+// The directory is created with mode 0700, its files 0600, and it is
+// locked: a second client, in this process or another, gets an error from
+// New. Without WithSpoolAck, Pending.Wait returns the server's receipt, and
+// each event logged and not yet acknowledged holds its Pending in memory
+// (about 150 bytes). With a spool, WithLanes, WithMaxBuffered and
+// WithRetryTimeout do not apply: one batch is in flight at a time.
+func WithSpool(dir string, maxBytes int64) Option {
+	return func(c *config) { c.spoolDir, c.spoolMax = dir, maxBytes }
+}
+
+// WithSpoolAck resolves each Pending as soon as its event is fsynced in the
+// spool, instead of when the server has stored it: Wait then returns a
+// Receipt with only ID and Stream set (no index or leaf hash: the server
+// has not seen the event yet), and an error only if the spool could not
+// take it. The spool still sends every event to the server; Flush and
+// Close still wait for the server. Use it when the application must not
+// wait on the server at all, or when a large spool would otherwise hold
+// many Pendings in memory.
+func WithSpoolAck() Option { return func(c *config) { c.spoolAck = true } }
