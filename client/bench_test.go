@@ -109,3 +109,42 @@ func benchProducers(b *testing.B, producers int, opts ...client.Option) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
+
+// BenchmarkSpool compares end to end (fsync on every batch on the server,
+// and on every spool batch) a client holding events in memory with one
+// spooling them: one caller logging without waiting, then 64 producers
+// each waiting for its receipt.
+func BenchmarkSpool(b *testing.B) {
+	for _, mode := range []string{"memory", "spool", "spool-ack"} {
+		opts := func(b *testing.B) []client.Option {
+			switch mode {
+			case "spool":
+				return []client.Option{client.WithSpool(b.TempDir(), 1<<30)}
+			case "spool-ack":
+				return []client.Option{client.WithSpool(b.TempDir(), 1<<30), client.WithSpoolAck()}
+			}
+			return []client.Option{client.WithMaxBuffered(1 << 22)}
+		}
+		b.Run("async/"+mode, func(b *testing.B) {
+			s := newTestServer(b)
+			c := s.client(opts(b)...)
+			ev := event("patient/1", 0, 0)
+			start := time.Now()
+			ps := make([]*trail.Pending, b.N)
+			for i := range ps {
+				ev.Stream = fmt.Sprintf("patient/%d", i%1000)
+				ps[i] = c.Log(ev)
+			}
+			if err := c.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			waitAll(b, ps)
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+		})
+		if mode != "spool-ack" {
+			b.Run("producers=64/"+mode, func(b *testing.B) {
+				benchProducers(b, 64, opts(b)...)
+			})
+		}
+	}
+}

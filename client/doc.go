@@ -79,6 +79,27 @@
 // saying it was stored earlier, so the client cannot tell a retry that
 // found its event already stored from a first store.
 //
+// # Spool: through an outage and a restart
+//
+// Held in memory, events die with the application and fail after
+// WithRetryTimeout while the server is down. WithSpool(dir, maxBytes)
+// keeps them on disk instead until the server acknowledges them:
+//
+//	c, err := client.New(url, client.WithToken(tok), client.WithSpool("/var/lib/app/trail-spool", 1<<30))
+//
+// Log then assigns the event its id and time (when empty), appends it to
+// the spool and returns; a goroutine writes and fsyncs what was logged in
+// batches, and a sender posts the spooled events in the order they were
+// logged, retrying without end while the server is unreachable or
+// refuses the batch as a whole. Pending.Wait returns the server's receipt
+// (with WithSpoolAck, as soon as the spool has fsynced the event). A full
+// spool fails Log with ErrSpoolFull; nothing spooled is ever dropped. An
+// application started again on the same directory resends what was left,
+// exactly once, since each event is resent with its id, byte for byte. An
+// event the server refuses alone is kept in rejected.ndjson in the spool.
+// Stats reports the events spooled, their age, and what was sent. The
+// spool's files and its crash behaviour are described on WithSpool.
+//
 // # Reads
 //
 // Get, Query, Stream, Checkpoint, InclusionProof, ConsistencyProof and Tail

@@ -72,3 +72,37 @@ func ExampleClient_Query() {
 		q.After = page.Next
 	}
 }
+
+// An application that must never wait for the audit server nor lose an
+// event spools to a local directory. It is compiled, not run: it needs a
+// running server.
+func Example_spool() {
+	c, err := client.New("https://trail.example:7070",
+		client.WithToken(os.Getenv("TRAIL_TOKEN")),
+		client.WithSpool("/var/lib/ward-app/trail-spool", 1<<30), // up to 1 GiB while the server is away
+		client.WithSpoolAck(), // Wait returns once the event is fsynced locally
+	)
+	if err != nil {
+		log.Fatal(err) // for example: the spool is in use by another process
+	}
+	defer func() {
+		// What the server has not taken yet stays in the spool for the next
+		// start: a short wait is enough.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.Close(ctx)
+	}()
+
+	p := c.Log(trail.Event{
+		Stream: "patient/12345", Type: "patient-record.read", Action: "R",
+		Actor: trail.Actor{ID: "dr-house", Role: "physician"}, Patient: "12345",
+	})
+	if _, err := p.Wait(context.Background()); errors.Is(err, client.ErrSpoolFull) {
+		log.Print("the audit spool is full: the server has been away too long")
+	}
+
+	// For monitoring: how much waits for the server, and for how long.
+	st := c.Stats()
+	log.Printf("trail: %d events (%d bytes) spooled, oldest %v, last error %q",
+		st.Spooled, st.SpooledBytes, st.OldestAge, st.LastError)
+}

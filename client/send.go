@@ -147,7 +147,7 @@ func (l *lane) deliver(b []item, body []byte, deadline time.Time) {
 		recs, err := l.send.post(ctx, body)
 		cancel()
 		if err == nil {
-			settleReceipts(b, recs)
+			l.c.sent.Add(uint64(settleReceipts(b, recs)))
 			return
 		}
 		if l.c.runCtx.Err() != nil {
@@ -283,12 +283,14 @@ func failLine(b []item, e *Error) bool {
 	return false
 }
 
-// settleReceipts resolves the events of b with the receipts, in line order.
-func settleReceipts(b []item, recs []trail.Receipt) {
+// settleReceipts resolves the events of b with the receipts, in line
+// order, and returns how many it resolved with a receipt.
+func settleReceipts(b []item, recs []trail.Receipt) int {
 	if n := live(b); len(recs) != n {
 		failLive(b, fmt.Errorf("client: server answered %d receipts for a batch of %d events; their outcome is unknown", len(recs), n))
-		return
+		return 0
 	}
+	stored := 0
 	j := 0
 	for i := range b {
 		if b[i].done {
@@ -301,7 +303,9 @@ func settleReceipts(b []item, recs []trail.Receipt) {
 			continue
 		}
 		b[i].resolve(r, nil)
+		stored++
 	}
+	return stored
 }
 
 // backoff is exponential backoff with jitter: from 10ms, doubling to 1s.

@@ -198,6 +198,9 @@ func TestRetriesStoreExactlyOnce(t *testing.T) {
 		t.Errorf("%d receipts carry %d distinct ids", len(rs), len(ids))
 	}
 	s.checkExactlyOnce(ids)
+	if st := c.Stats(); st.Sent != 1000 || st.Buffered != 0 {
+		t.Errorf("stats after 1000 events stored: %+v", st)
+	}
 	t.Logf("%d batch requests for %d events", attempts.Load(), len(rs))
 }
 
