@@ -80,7 +80,7 @@ func Example_spool() {
 	c, err := client.New("https://trail.example:7070",
 		client.WithToken(os.Getenv("TRAIL_TOKEN")),
 		client.WithSpool("/var/lib/ward-app/trail-spool", 1<<30), // up to 1 GiB while the server is away
-		client.WithSpoolAck(), // Wait returns once the event is fsynced locally
+		client.WithSpoolAck(),                                    // Wait returns once the event is fsynced locally
 	)
 	if err != nil {
 		log.Fatal(err) // for example: the spool is in use by another process
