@@ -135,7 +135,8 @@ const minSpool = frameHead + frameFixed + 255 + 64<<10
 // batch (a revoked token): events stay in the spool until it takes them.
 //
 // maxBytes bounds the spool's events not yet acknowledged, as stored (a
-// frame of 17 bytes plus the id, plus the event's JSON). When it is full,
+// frame of 17 bytes plus the id, plus the event's JSON); on disk the spool
+// takes at most that plus one file (16 MiB) of events already sent. When it is full,
 // Log fails the event at once with an error matching ErrSpoolFull (and
 // trail.ErrBufferFull); Enqueue and Append wait for room under their
 // context. An event is never dropped to make room.

@@ -476,7 +476,7 @@ func (s *spool) write(out []byte, n int64) error {
 // unknown, so no more frames are taken. The n frames that failed and those
 // logged since fail too; the frames written before still go to the server.
 func (s *spool) fail(err error, n, size int64, settles []settleFunc) {
-	err = fmt.Errorf("client: spool %s: write failed, so the event was not spooled and no more events are taken: %w", s.dir, err)
+	err = fmt.Errorf("client: spool %s: a write or fsync failed, so no more events are taken; this event's bytes may or may not have reached the disk (a client opened on the spool later sends any that did): %w", s.dir, err)
 	s.log.Error("trail spool failed", "err", err)
 	s.mu.Lock()
 	s.failed = err
