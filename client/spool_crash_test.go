@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -293,5 +295,75 @@ func spoolChild(dir string) {
 		if i%16 == 0 {
 			time.Sleep(200 * time.Microsecond)
 		}
+	}
+}
+
+// failSync is a file system whose spool-file fsyncs fail from the n-th on.
+type failSync struct {
+	vfs.FS
+	syncs *atomic.Int32
+	n     int32
+}
+
+type failSyncFile struct {
+	vfs.File
+	fs failSync
+}
+
+func (f failSyncFile) Sync() error {
+	if f.fs.syncs.Add(1) >= f.fs.n {
+		return errors.New("input/output error")
+	}
+	return f.File.Sync()
+}
+
+func (fs failSync) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, c)
+	if err != nil || !strings.Contains(name, "spool-") {
+		return f, err
+	}
+	return failSyncFile{f, fs}, nil
+}
+
+// TestSpoolWriteFails: once an fsync of the spool fails, the events in that
+// write and every later Log fail with an error saying so, and the events
+// spooled before are still sent.
+func TestSpoolWriteFails(t *testing.T) {
+	s := newTestServer(t)
+	fs := failSync{FS: vfs.NewMem(), syncs: new(atomic.Int32), n: 4}
+	c := s.spoolClient("/spool", 1<<20, client.WithSpoolFS(fs), client.WithSpoolAck())
+	var good []string
+	var failed error
+	for i := 0; failed == nil; i++ {
+		if i > 100 {
+			t.Fatal("the fsync never failed")
+		}
+		r, err := c.Log(event("patient/1", 0, i)).Wait(t.Context())
+		if err != nil {
+			failed = err
+			break
+		}
+		good = append(good, r.ID)
+	}
+	if !strings.Contains(failed.Error(), "input/output error") || !strings.Contains(failed.Error(), "no more events are taken") {
+		t.Errorf("the event whose fsync failed: %v", failed)
+	}
+	if _, err := c.Log(event("patient/1", 0, 1000)).Wait(t.Context()); err == nil || !strings.Contains(err.Error(), "no more events are taken") {
+		t.Errorf("Log after the spool failed: %v", err)
+	}
+	if err := c.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for _, se := range s.stored() {
+		stored[se.ID] = true
+	}
+	for _, id := range good {
+		if !stored[id] {
+			t.Errorf("event %s, spooled before the failure, is not stored", id)
+		}
+	}
+	if len(good) != 3 {
+		t.Errorf("%d events spooled before the 4th fsync failed, want 3 (the file's creation does not fsync it)", len(good))
 	}
 }
