@@ -48,6 +48,25 @@ func (s *testServer) streamPrefix(stream string) int {
 	return next
 }
 
+// keptAndPrefix checks that every id of kept, each an event whose Pending
+// resolved when (say), is stored in stream, and that the stream is a
+// prefix of what was logged (streamPrefix), whose length it returns.
+func (s *testServer) keptAndPrefix(stream string, kept map[string]bool, when string) int {
+	s.t.Helper()
+	stored := map[string]bool{}
+	for _, se := range s.stored() {
+		if se.Stream == stream {
+			stored[se.ID] = true
+		}
+	}
+	for id := range kept {
+		if !stored[id] {
+			s.t.Errorf("%s: event %s was spooled (its Pending resolved), and is not stored", when, id)
+		}
+	}
+	return s.streamPrefix(stream)
+}
+
 // slowSync is a file system whose fsyncs take a while, as a disk's do, so
 // that a power cut lands between a write and its fsync often.
 type slowSync struct{ vfs.FS }
@@ -160,18 +179,7 @@ func TestSpoolPowerLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		storedIDs := map[string]bool{}
-		for _, se := range s.stored() {
-			if se.Stream == stream {
-				storedIDs[se.ID] = true
-			}
-		}
-		for id := range kept {
-			if !storedIDs[id] {
-				t.Errorf("seed %d: event %s was spooled (its Pending resolved) before the power loss, and is not stored", seed, id)
-			}
-		}
-		n := s.streamPrefix(stream)
+		n := s.keptAndPrefix(stream, kept, fmt.Sprintf("seed %d: before the power loss", seed))
 		if st := c2.Stats(); st.Spooled != 0 || st.Lost != 0 {
 			t.Errorf("seed %d: after the flush: %+v", seed, st)
 		}
@@ -243,19 +251,7 @@ func TestSpoolApplicationKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
-		stream := fmt.Sprintf("killed/%d", round)
-		stored := map[string]bool{}
-		for _, se := range s.stored() {
-			if se.Stream == stream {
-				stored[se.ID] = true
-			}
-		}
-		for id := range acked {
-			if !stored[id] {
-				t.Errorf("round %d: event %s was spooled before the kill and is not stored", round, id)
-			}
-		}
-		n := s.streamPrefix(stream)
+		n := s.keptAndPrefix(fmt.Sprintf("killed/%d", round), acked, fmt.Sprintf("round %d: before the kill", round))
 		t.Logf("round %d (server down: %v): %d events spooled before the kill, %d stored", round, serverDown, len(acked), n)
 		ctx, cancel = context.WithTimeout(t.Context(), time.Second)
 		if err := c.Close(ctx); err != nil {
