@@ -143,6 +143,7 @@ func openSpool(fs vfs.FS, dir string, maxBytes, segSize int64, ackOnSync bool, l
 		syncDone: make(chan struct{}), sendDone: make(chan struct{}),
 	}
 	lockPath := fs.PathJoin(dir, spoolLock)
+	s.private0600(lockPath)
 	lock, err := fs.Lock(lockPath)
 	if err != nil {
 		return nil, fmt.Errorf("client: spool %s is in use by another client or process (lock %s: %w)", dir, lockPath, err)
@@ -152,15 +153,20 @@ func openSpool(fs vfs.FS, dir string, maxBytes, segSize int64, ackOnSync bool, l
 		lock.Close()
 		return nil, fmt.Errorf("client: spool %s: %w", dir, err)
 	}
-	s.chmod(lockPath)
 	return s, nil
 }
 
-// chmod makes a file on the OS file system readable by its owner only.
-func (s *spool) chmod(path string) {
-	if s.private {
-		os.Chmod(path, 0o600)
+// private0600 creates path, if missing, readable by its owner only on the
+// OS file system, so that opening it through the file system seam (which
+// creates files 0666 less the umask) finds it private from its first byte.
+func (s *spool) private0600(path string) {
+	if !s.private {
+		return
 	}
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
+	os.Chmod(path, 0o600) // made by an older client, or by someone else
 }
 
 // recover reads the cursor and the frames after it, and starts a new file
@@ -280,11 +286,13 @@ func (s *spool) readCursor() (seq uint64, off int64, ok bool) {
 // it, and makes it the one written to.
 func (s *spool) startFile(seq uint64) error {
 	path := s.fs.PathJoin(s.dir, spoolName(seq))
-	f, err := s.fs.Create(path, vfs.WriteCategoryUnspecified)
+	s.private0600(path)
+	// Not Create: on the OS file system it removes the file made private
+	// above and makes another. The file is new: seq is past every file.
+	f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
-	s.chmod(path)
 	if err := durable.SyncDir(s.fs, s.dir); err != nil {
 		f.Close()
 		return err

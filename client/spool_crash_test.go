@@ -313,8 +313,8 @@ func (f failSyncFile) Sync() error {
 	return f.File.Sync()
 }
 
-func (fs failSync) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := fs.FS.Create(name, c)
+func (fs failSync) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name, c, opts...)
 	if err != nil || !strings.Contains(name, "spool-") {
 		return f, err
 	}

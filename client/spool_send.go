@@ -407,12 +407,12 @@ func (s *spool) writeCursor() {
 	s.mu.Unlock()
 	if s.cursor == nil {
 		path := s.fs.PathJoin(s.dir, spoolCursor)
+		s.private0600(path)
 		f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			s.log.Warn("trail spool: cannot write the cursor; the next client resends what the server has", "err", err)
 			return
 		}
-		s.chmod(path)
 		s.cursor = f
 	}
 	var b [cursorSize]byte
@@ -461,11 +461,11 @@ func (s *spool) writeRejected(b []frame) {
 func (s *spool) appendRejected(out []byte) error {
 	if s.rejectF == nil {
 		path := s.fs.PathJoin(s.dir, spoolRejected)
+		s.private0600(path)
 		f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return err
 		}
-		s.chmod(path)
 		s.rejectF = f
 	}
 	st, err := s.rejectF.Stat()
