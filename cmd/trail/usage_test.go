@@ -19,7 +19,7 @@ func runInProcess(t *testing.T, args ...string) (string, string, int) {
 var subcommands = [][]string{
 	{"serve"}, {"token"}, {"token", "create"}, {"token", "list"}, {"token", "revoke"},
 	{"append"}, {"query"}, {"tail"}, {"checkpoint"}, {"bench"}, {"verify"},
-	{"healthcheck"}, {"version"},
+	{"healthcheck"}, {"version"}, {"backup"}, {"restore"},
 }
 
 // TestSubcommandHelp: every subcommand's --help starts with "Usage: trail
