@@ -85,8 +85,8 @@ func Restore(ctx context.Context, from, to string, opts RestoreOptions) (m *Mani
 	if err := syncDir(tmp); err != nil {
 		return nil, rep, err
 	}
-	if err := os.Rename(tmp, to); err != nil {
-		return nil, rep, fmt.Errorf("rename %s to %s: %w", tmp, to, err)
+	if err := renameDir(tmp, to); err != nil {
+		return nil, rep, fmt.Errorf("%s: %w", to, err)
 	}
 	return m, rep, syncDir(filepath.Dir(to))
 }

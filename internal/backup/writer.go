@@ -68,7 +68,7 @@ func (d *Dir) Commit() error {
 			return err
 		}
 	}
-	if err := os.Rename(d.tmp, d.target); err != nil {
+	if err := renameDir(d.tmp, d.target); err != nil {
 		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
 			return fmt.Errorf("%s: %w (something was written there during the backup)", d.target, ErrTarget)
 		}
@@ -150,6 +150,15 @@ func syncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// renameDir renames the directory old to new, which may be an empty
+// directory: rename(2) replaces it atomically, where os.Rename refuses.
+func renameDir(old, new string) error {
+	if err := syscall.Rename(old, new); err != nil {
+		return &os.LinkError{Op: "rename", Old: old, New: new, Err: err}
 	}
 	return nil
 }
