@@ -41,7 +41,9 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 	}
 	server := remote.serverURL()
 	switch {
-	case fs.NArg() > 0 || *to == "" || (*data != "" && isSet(fs, "server")) || (*data == "" && server == "") || (*noKey && *data == ""):
+	case fs.NArg() > 0:
+		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	case *to == "" || (*data != "" && isSet(fs, "server")) || (*data == "" && server == "") || (*noKey && *data == ""):
 		return &exitError{2, errors.New("usage: trail backup --data DIR --to OUT [--no-key] [--vkey FILE], or trail backup --server URL (or $TRAIL_SERVER) --to OUT [--vkey FILE] with an admin token")}
 	case *data == "":
 		if err := remote.checkToken(); err != nil {
@@ -144,7 +146,10 @@ func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
-	if fs.NArg() > 0 || *from == "" || *data == "" {
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *from == "" || *data == "" {
 		return &exitError{2, errors.New("usage: trail restore --from BACKUP --data NEWDIR [--vkey FILE] [--signing-key FILE]")}
 	}
 	trusted, err := backupKey(c.stderr, *from, *vkey)
