@@ -93,7 +93,7 @@ func (c *backupCmd) write(ctx context.Context, out *backup.Dir, data string, rem
 	} else if err := c.fetch(ctx, out, remote); err != nil {
 		return nil, err
 	}
-	m, _, err := backup.Check(ctx, out.Path(), backup.CheckOptions{VerifierKey: opts.VerifierKey})
+	m, _, err := out.Check(ctx, backup.CheckOptions{VerifierKey: opts.VerifierKey})
 	if errors.Is(err, backup.ErrInvalid) {
 		fmt.Fprintf(c.stdout, "FAIL the backup taken does not verify: %v\n", err)
 		return nil, &exitError{1, err}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -546,3 +547,77 @@ func TestBackupAdminOnly(t *testing.T) {
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// bigDataDir makes a data directory of n events in 64 KiB segments.
+func bigDataDir(t *testing.T, dir string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := trail.Open(dir, trail.Config{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]*trail.Pending, n)
+	for i := range ps {
+		ps[i], err = l.Enqueue(ctx, trail.Event{Stream: fmt.Sprintf("patient/%d", i%50), Type: "patient-record.read", Action: "R",
+			Actor: trail.Actor{ID: fmt.Sprintf("dr-%d", i%7)}, Details: json.RawMessage(`{"note":"` + strings.Repeat("x", 300) + `"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range ps {
+		if _, err := p.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackupKilled: trail backup --data killed with SIGKILL at moments
+// spread over its run leaves either a whole backup under its target's name,
+// which restores, or no target at all and at most a temporary directory,
+// which restore refuses (exit 1) unless it has its manifest, which Commit
+// writes only once the backup was checked, just before the rename.
+func TestBackupKilled(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "data")
+	bigDataDir(t, dir, 6000)
+	start := time.Now()
+	if out, errOut, code := runTrail(t, "backup", "--data", dir, "--to", filepath.Join(tmp, "timed")); code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", code, out, errOut)
+	}
+	took := time.Since(start)
+	whole, partial := 0, 0
+	for k := range 8 {
+		target := filepath.Join(tmp, fmt.Sprintf("killed-%d", k))
+		cmd := exec.Command(trailBin, "backup", "--data", dir, "--to", target)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(took * time.Duration(k) / 8)
+		cmd.Process.Kill()
+		cmd.Wait()
+		left, _ := filepath.Glob(filepath.Join(tmp, fmt.Sprintf(".killed-%d.partial-*", k)))
+		if _, err := os.Stat(target); err == nil {
+			whole++
+			if out, errOut, code := runTrail(t, "restore", "--from", target, "--data", target+"-restored"); code != 0 {
+				t.Errorf("kill %d: the backup under its name does not restore: exit %d\n%s%s", k, code, out, errOut)
+			}
+			continue
+		}
+		for _, p := range left {
+			partial++
+			// Commit writes the manifest of a checked backup moments before
+			// the rename: a kill between the two leaves it whole.
+			want := 1
+			if _, err := os.Stat(filepath.Join(p, backup.ManifestFile)); err == nil {
+				want = 0
+			}
+			if out, errOut, code := runTrail(t, "restore", "--from", p, "--data", p+"-restored"); code != want {
+				t.Errorf("kill %d: restore of the partial %s: exit %d, want %d\n%s%s", k, p, code, want, out, errOut)
+			}
+		}
+	}
+	t.Logf("a backup takes %v; killed runs left %d whole backups and %d partial directories", took, whole, partial)
+}

@@ -72,6 +72,9 @@ func TestSnapshotWhileAppending(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: snapshot: %v", run, err)
 		}
+		if _, _, err := d.Check(ctx, backup.CheckOptions{VerifierKey: l.VerifierKey()}); err != nil {
+			t.Fatalf("run %d: check before commit: %v", run, err)
+		}
 		if err := d.Commit(); err != nil {
 			t.Fatal(err)
 		}
@@ -150,8 +153,9 @@ func (f *failAfter) File(name string, size int64, r io.Reader) error {
 }
 
 // TestInterruptedBackupRefused: a backup stopped after any number of its
-// files (the temporary directory left as a crash leaves it) leaves its
-// target absent, and neither Check nor Restore accept what was written.
+// files, or whole but not committed (the temporary directory left as a
+// crash leaves it), leaves its target absent, and neither Check nor
+// Restore accept what was written.
 func TestInterruptedBackupRefused(t *testing.T) {
 	ctx := context.Background()
 	tmp := t.TempDir()
@@ -183,13 +187,16 @@ func TestInterruptedBackupRefused(t *testing.T) {
 	if len(m.Files) < 8 {
 		t.Fatalf("a backup of %d files; want several segments", len(m.Files))
 	}
-	for k := 0; k <= len(m.Files); k++ { // k == len: all but the manifest
+	// k == len(m.Files): all but the manifest; k == len(m.Files)+1: the
+	// snapshot is whole, but the process dies before Commit.
+	for k := 0; k <= len(m.Files)+1; k++ {
 		target := filepath.Join(tmp, fmt.Sprintf("cut-%d", k))
 		d, err := backup.NewDir(target)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := backup.Snapshot(ctx, vfs.Default, dir, backup.Options{}, &failAfter{w: d, k: k}); !errors.Is(err, errInjected) {
+		_, err = backup.Snapshot(ctx, vfs.Default, dir, backup.Options{}, &failAfter{w: d, k: k})
+		if k <= len(m.Files) && !errors.Is(err, errInjected) || k > len(m.Files) && err != nil {
 			t.Fatalf("cut after %d files: %v", k, err)
 		}
 		if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {

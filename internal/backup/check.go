@@ -47,6 +47,11 @@ func Check(ctx context.Context, dir string, opts CheckOptions) (*Manifest, verif
 	if err != nil {
 		return nil, verify.Report{}, err
 	}
+	return checkContents(ctx, dir, m, opts)
+}
+
+// checkContents is Check of the files in dir against the manifest m.
+func checkContents(ctx context.Context, dir string, m *Manifest, opts CheckOptions) (*Manifest, verify.Report, error) {
 	if err := checkFiles(dir, m); err != nil {
 		return nil, verify.Report{}, err
 	}

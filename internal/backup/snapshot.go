@@ -97,25 +97,8 @@ func Snapshot(ctx context.Context, fs vfs.FS, dir string, opts Options, w Writer
 		m.Files = append(m.Files, File{Name: name, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
 		return nil
 	}
-	small := []string{datadir.FormatFile, checkpoint.VerifierFile}
-	if !opts.NoKey {
-		small = append(small, checkpoint.KeyFile)
-	}
-	if !opts.NoAdminToken {
-		small = append(small, adminTokenFile)
-	}
-	small = append(small, tokensFile)
-	for _, name := range small {
-		b, err := durable.ReadFile(fs, join(name))
-		if errors.Is(err, os.ErrNotExist) && (name == adminTokenFile || name == tokensFile) {
-			continue // a directory served without them (the engine alone)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", join(name), err)
-		}
-		if err := emit(name, int64(len(b)), bytes.NewReader(b)); err != nil {
-			return nil, err
-		}
+	if err := emitSmall(fs, dir, opts, emit); err != nil {
+		return nil, err
 	}
 	for _, s := range segs {
 		if err := emitPrefix(fs, s.path, s.name, s.length, emit); err != nil {
@@ -137,6 +120,33 @@ func Snapshot(ctx context.Context, fs vfs.FS, dir string, opts Options, w Writer
 		return nil, fmt.Errorf("backup %s: %w", ManifestFile, err)
 	}
 	return m, nil
+}
+
+// emitSmall hands the small files to emit: FORMAT, the keys, the admin
+// token and the principals. Each is read whole: the engine and trail token
+// replace them by renaming a new file over the old, never in place.
+func emitSmall(fs vfs.FS, dir string, opts Options, emit func(string, int64, io.Reader) error) error {
+	small := []string{datadir.FormatFile, checkpoint.VerifierFile}
+	if !opts.NoKey {
+		small = append(small, checkpoint.KeyFile)
+	}
+	if !opts.NoAdminToken {
+		small = append(small, adminTokenFile)
+	}
+	small = append(small, tokensFile)
+	for _, name := range small {
+		b, err := durable.ReadFile(fs, fs.PathJoin(dir, name))
+		if errors.Is(err, os.ErrNotExist) && (name == adminTokenFile || name == tokensFile) {
+			continue // a directory served without them (the engine alone)
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", fs.PathJoin(dir, name), err)
+		}
+		if err := emit(name, int64(len(b)), bytes.NewReader(b)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // emitPrefix hands the first length bytes of the file at path to emit.

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -11,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/trailhq/trail/internal/datadir"
+	"github.com/trailhq/trail/verify"
 )
 
 // Writer takes the files of a backup, one after the other, the manifest
@@ -25,9 +28,13 @@ var ErrTarget = errors.New("target exists and is not empty")
 
 // Dir is a Writer into a new directory: the files go into a temporary
 // directory beside it (".NAME.partial-XXXX", mode 0700), each created
-// with O_EXCL, mode 0600, and fsynced; Commit renames it into place.
+// with O_EXCL, mode 0600, and fsynced. The manifest is kept in memory:
+// Check checks the files against it, and Commit writes it and renames the
+// directory into place. So a backup stopped before Commit leaves a
+// directory without a manifest, which Check and Restore refuse.
 type Dir struct {
 	target, tmp string
+	manifest    []byte
 }
 
 // NewDir starts a backup into target, which must not exist or be an
@@ -49,20 +56,49 @@ func (d *Dir) Path() string { return d.tmp }
 
 // File writes one file of the backup.
 func (d *Dir) File(name string, size int64, r io.Reader) error {
-	if !validName(name) && name != ManifestFile {
+	if name == ManifestFile {
+		b, err := io.ReadAll(io.LimitReader(r, size))
+		if err == nil && int64(len(b)) != size {
+			err = io.ErrUnexpectedEOF
+		}
+		d.manifest = b
+		return err
+	}
+	if !validName(name) {
 		return fmt.Errorf("backup file %q: not a file of a data directory", name)
 	}
 	return writeFile(filepath.Join(d.tmp, filepath.FromSlash(name)), 0o600, size, r)
 }
 
+// Check checks the files written against the manifest (see the package
+// function Check) before Commit.
+func (d *Dir) Check(ctx context.Context, opts CheckOptions) (*Manifest, verify.Report, error) {
+	if d.manifest == nil {
+		return nil, verify.Report{}, invalidf("the backup has no manifest yet")
+	}
+	m, err := parseManifest(d.manifest)
+	if err != nil {
+		return nil, verify.Report{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return checkContents(ctx, d.tmp, m, opts)
+}
+
 // Commit makes the backup whole under its target's name.
 //
-// Order: fsync the log directory and the temporary one (each file was
-// fsynced when written), rename the temporary directory to the target
-// (over an empty directory, which rename replaces), fsync the parent. A
-// crash before the rename leaves the temporary directory, which has its
-// manifest but not the target's name; after it, the backup.
+// Order: write and fsync the manifest (each other file was fsynced when
+// written), fsync the log directory and the temporary one, rename the
+// temporary directory to the target (over an empty directory, which rename
+// replaces), fsync the parent. A crash before the manifest is written
+// leaves a temporary directory that Check refuses; after it, one that is
+// whole (and was checked) under a temporary name; after the rename, the
+// backup.
 func (d *Dir) Commit() error {
+	if d.manifest == nil {
+		return errors.New("backup: commit before the manifest was written")
+	}
+	if err := writeFile(filepath.Join(d.tmp, ManifestFile), 0o600, int64(len(d.manifest)), bytes.NewReader(d.manifest)); err != nil {
+		return err
+	}
 	for _, dir := range []string{filepath.Join(d.tmp, datadir.LogDir), d.tmp} {
 		if err := syncDir(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
