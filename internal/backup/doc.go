@@ -21,9 +21,11 @@
 // are replaced atomically by the server, never written in place.
 //
 // Failure. A backup is written into a temporary directory beside its
-// target and renamed into place only once whole, synced and checked
-// (Dir.Commit); a backup stopped at any moment leaves at most a temporary
-// directory without a manifest, which Check refuses. Check refuses a copy
+// target, checked, and only then given its manifest and renamed into place
+// (Dir.Check, Dir.Commit); a backup stopped before that leaves at most a
+// temporary directory without a manifest, which Check refuses (stopped
+// between the manifest and the rename, a whole, checked backup under a
+// temporary name). Check refuses a copy
 // whose files differ from its manifest, whose records do not verify against
 // its signed checkpoints (package verify), or that holds more or fewer
 // records than its checkpoint covers. Restore copies into a temporary
