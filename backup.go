@@ -18,9 +18,9 @@ var ErrNoBackup = errors.New("trail: the log is kept in PostgreSQL, not in a dat
 
 // BackupOptions tune Backup.
 type BackupOptions struct {
-	// MaxSize, when not zero, takes the backup up to the latest checkpoint
-	// of at most this many events rather than the latest.
-	MaxSize uint64
+	// Checkpoint, when set, is the checkpoint to take the backup up to, one
+	// the log signed (as Checkpoint returned it), rather than the latest.
+	Checkpoint *Checkpoint
 	// Secrets includes the signing key (checkpoint.key) and the admin token.
 	// Without them the backup is restored with the signing key given apart
 	// (trail restore --signing-key), and the restored server makes a new
@@ -43,10 +43,12 @@ func (l *Log) Backup(ctx context.Context, w io.Writer, opts BackupOptions) (Chec
 	if fs == nil {
 		fs = vfs.Default
 	}
+	bo := backup.Options{VerifierKey: l.VerifierKey(), NoKey: !opts.Secrets, NoAdminToken: !opts.Secrets}
+	if opts.Checkpoint != nil {
+		bo.Checkpoint = opts.Checkpoint.Signed
+	}
 	tw := backup.NewTarWriter(w)
-	m, err := backup.Snapshot(ctx, fs, l.dir, backup.Options{
-		VerifierKey: l.VerifierKey(), MaxSize: opts.MaxSize, NoKey: !opts.Secrets, NoAdminToken: !opts.Secrets,
-	}, tw)
+	m, err := backup.Snapshot(ctx, fs, l.dir, bo, tw)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("trail: backup: %w", err)
 	}

@@ -55,7 +55,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, p *Principal) *p
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("Content-Disposition", `attachment; filename="trail-backup-`+strconv.FormatUint(cp.Size, 10)+`.tar"`)
 	w.Header().Set("Cache-Control", "no-store")
-	if _, err := s.l.Backup(r.Context(), w, trail.BackupOptions{MaxSize: cp.Size}); err != nil {
+	if _, err := s.l.Backup(r.Context(), w, trail.BackupOptions{Checkpoint: &cp}); err != nil {
 		if !errors.Is(err, r.Context().Err()) {
 			s.log.Error("backup", "err", err)
 		}

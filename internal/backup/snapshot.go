@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,9 +30,9 @@ type Options struct {
 	// VerifierKey, when set, is the key the chosen checkpoint must be
 	// signed with (name+hash+base64); empty trusts the directory's own.
 	VerifierKey string
-	// MaxSize, when not zero, takes the latest checkpoint of at most this
-	// many records rather than the latest.
-	MaxSize uint64
+	// Checkpoint, when set, is the signed checkpoint to take the backup up
+	// to, one of the directory's, rather than the latest.
+	Checkpoint []byte
 	// NoKey leaves the signing key (checkpoint.key) out of the backup; it
 	// must then be given to Restore.
 	NoKey bool
@@ -72,7 +71,7 @@ func Snapshot(ctx context.Context, fs vfs.FS, dir string, opts Options, w Writer
 	if err != nil {
 		return nil, fmt.Errorf("verifier key: %w", err)
 	}
-	cp, cpEnd, err := chooseCheckpoint(fs, join(checkpoint.LogFile), v, opts.MaxSize)
+	cp, cpEnd, err := chooseCheckpoint(fs, join(checkpoint.LogFile), v, opts.Checkpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -160,11 +159,11 @@ func emitPrefix(fs vfs.FS, path, name string, length int64, emit func(string, in
 }
 
 // chooseCheckpoint reads the checkpoints file at path frame by frame and
-// returns the latest checkpoint (of at most maxSize records when maxSize is
-// not zero), verified with v, and where its frame ends. A frame being
-// written (torn, or not yet whole) ends the reading: it is past any
-// checkpoint that was whole when the reading began.
-func chooseCheckpoint(fs vfs.FS, path string, v note.Verifier, maxSize uint64) (checkpoint.Checkpoint, int64, error) {
+// returns the latest checkpoint (or the one signed as want, when want is
+// set), verified with v, and where its frame ends. A frame being written
+// (torn, or not yet whole) ends the reading: it is past any checkpoint that
+// was whole when the reading began.
+func chooseCheckpoint(fs vfs.FS, path string, v note.Verifier, want []byte) (checkpoint.Checkpoint, int64, error) {
 	f, err := fs.Open(path)
 	if err != nil {
 		return checkpoint.Checkpoint{}, 0, fmt.Errorf("open checkpoints: %w", err)
@@ -182,17 +181,16 @@ func chooseCheckpoint(fs vfs.FS, path string, v note.Verifier, maxSize uint64) (
 		if err != nil {
 			break
 		}
-		n, ok := signedSize(rec)
-		if !ok {
-			return checkpoint.Checkpoint{}, 0, fmt.Errorf("checkpoint at offset %d of %s is not a checkpoint", pos, path)
-		}
 		pos += int64(size)
-		if maxSize > 0 && n > maxSize {
+		chosen, end = rec, pos
+		if want != nil && bytes.Equal(rec, want) {
 			break
 		}
-		chosen, end = rec, pos
 	}
-	if chosen == nil {
+	switch {
+	case want != nil && !bytes.Equal(chosen, want):
+		return checkpoint.Checkpoint{}, 0, fmt.Errorf("%s does not hold the checkpoint to take the backup up to", path)
+	case chosen == nil:
 		return checkpoint.Checkpoint{}, 0, fmt.Errorf("%s holds no signed checkpoint to take a backup up to", path)
 	}
 	cp, err := checkpoint.Parse(chosen, v)
@@ -222,17 +220,6 @@ func readFrame(br *bufio.Reader) ([]byte, error) {
 		return nil, io.ErrUnexpectedEOF
 	}
 	return frame, nil
-}
-
-// signedSize reads the size line of a signed checkpoint without checking
-// its signature (the chosen one is checked).
-func signedSize(signed []byte) (uint64, bool) {
-	lines := strings.SplitN(string(signed), "\n", 3)
-	if len(lines) < 3 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(lines[1], 10, 64)
-	return n, err == nil
 }
 
 // segmentPrefixes lists the segment files in logDir and how much of each
