@@ -1,6 +1,7 @@
 package backup_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -213,4 +214,52 @@ func TestInterruptedBackupRefused(t *testing.T) {
 			t.Errorf("cut after %d files: a refused restore left %s", k, newDir)
 		}
 	}
+}
+
+// TestUntarRefuses: an archive naming a file outside a data directory's
+// (a path that climbs out, an absolute one, an unknown name), a link, or a
+// file after the manifest is refused, and nothing is written outside the
+// backup's temporary directory.
+func TestUntarRefuses(t *testing.T) {
+	tmp := t.TempDir()
+	for _, c := range []struct {
+		name  string
+		build func(tw *tar.Writer)
+	}{
+		{"climbs out", func(tw *tar.Writer) { addFile(tw, "log/../../escaped", "x") }},
+		{"absolute", func(tw *tar.Writer) { addFile(tw, filepath.Join(tmp, "escaped"), "x") }},
+		{"unknown name", func(tw *tar.Writer) { addFile(tw, "index/MANIFEST-000001", "x") }},
+		{"bad segment name", func(tw *tar.Writer) { addFile(tw, "log/1.seg", "x") }},
+		{"symlink", func(tw *tar.Writer) {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "checkpoint.key", Linkname: "/etc/passwd"})
+		}},
+		{"after the manifest", func(tw *tar.Writer) {
+			addFile(tw, backup.ManifestFile, "{}")
+			addFile(tw, "FORMAT", "2\n")
+		}},
+		{"no manifest", func(tw *tar.Writer) { addFile(tw, "FORMAT", "2\n") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			c.build(tw)
+			tw.Close()
+			d, err := backup.NewDir(filepath.Join(t.TempDir(), "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Abort()
+			if err := backup.Untar(&buf, d); !errors.Is(err, backup.ErrInvalid) {
+				t.Errorf("Untar: %v, want ErrInvalid", err)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "escaped")); err == nil {
+		t.Error("an archive wrote outside the backup")
+	}
+}
+
+func addFile(tw *tar.Writer, name, body string) {
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(body)), Mode: 0o600})
+	tw.Write([]byte(body))
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/trailhq/trail/internal/checkpoint"
 	"github.com/trailhq/trail/internal/store/files"
@@ -94,14 +95,20 @@ func Restore(ctx context.Context, from, to string, opts RestoreOptions) (m *Mani
 // copyInto copies the backup file name from one directory to another.
 func copyInto(from, to, name string) error {
 	src := filepath.Join(from, filepath.FromSlash(name))
-	f, err := os.Open(src)
+	f, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return invalidf("%s is missing", name)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err) // a link, among others
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		return err
+	}
+	if !st.Mode().IsRegular() {
+		return invalidf("%s is not a regular file", name)
 	}
 	perm := os.FileMode(0o644)
 	if secret(name) {
