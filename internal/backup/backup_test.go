@@ -185,6 +185,9 @@ func TestInterruptedBackupRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole.Abort()
+	if !m.Has(auth.AdminTokenFile) || !m.Has("checkpoint.key") {
+		t.Fatalf("the backup lacks the admin token or the signing key: %+v", m.Files)
+	}
 	if len(m.Files) < 8 {
 		t.Fatalf("a backup of %d files; want several segments", len(m.Files))
 	}
