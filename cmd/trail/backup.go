@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -60,6 +62,9 @@ func (c *backupCmd) Run(ctx context.Context, args []string) error {
 	if *data != "" {
 		if st, err := datadir.Inspect(*data); err != nil || st != datadir.Data {
 			return &exitError{2, fmt.Errorf("%s is not a Trail data directory (no %s)", *data, datadir.Marker)}
+		}
+		if inside(*to, *data) {
+			return &exitError{2, fmt.Errorf("--to %s is inside the data directory %s: write the backup elsewhere", *to, *data)}
 		}
 	}
 	out, err := backup.NewDir(*to)
@@ -134,4 +139,15 @@ func backupKey(stderr io.Writer, source, vkeyFile string) (string, error) {
 	fmt.Fprintf(stderr, "warning: checking the checkpoints with %s's own key (checkpoint.vkey): this cannot detect a history "+
 		"rebuilt and re-signed under a new key; pass --vkey FILE with a copy of the key kept apart from the server\n", source)
 	return "", nil
+}
+
+// inside reports whether path is dir or below it.
+func inside(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && rel != "..")
 }

@@ -360,7 +360,8 @@ func TestBackupServerCutShort(t *testing.T) {
 // manifest, and with the manifest rewritten to match, by verification
 // naming the index), one without its manifest, one whose checkpoints are
 // not signed by the trusted key, one whose signing key is another log's;
-// and with exit 2 a target that is not empty, which it leaves as it was.
+// and with exit 2 a target that is not empty, which it leaves as it was
+// (as trail backup does, and a target inside the data directory).
 func TestRestoreRefuses(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "data")
@@ -438,6 +439,9 @@ func TestRestoreRefuses(t *testing.T) {
 	busy := filepath.Join(tmp, "busy")
 	os.Mkdir(busy, 0o700)
 	os.WriteFile(filepath.Join(busy, "keep"), []byte("x"), 0o600)
+	if _, errOut, code := runTrail(t, "backup", "--data", dir, "--to", filepath.Join(dir, "b")); code != 2 || !strings.Contains(errOut, "inside the data directory") {
+		t.Errorf("backup into the data directory: exit %d\n%s", code, errOut)
+	}
 	for _, args := range [][]string{
 		{"restore", "--from", good, "--data", busy},
 		{"backup", "--data", dir, "--to", busy},
