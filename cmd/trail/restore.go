@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/trailhq/trail/internal/backup"
@@ -60,5 +61,8 @@ func (c *restoreCmd) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "OK restored %d events in %d streams, %d signed checkpoints verified, to %s in %v; serve it with trail serve --data %s\n",
 		m.Size, rep.Streams, rep.Checkpoints, *data, time.Since(start).Round(time.Millisecond), *data)
+	if !m.Has("admin.token") {
+		fmt.Fprintf(c.stdout, "the backup holds no admin token: trail serve makes a new one in %s on its first start\n", filepath.Join(*data, "admin.token"))
+	}
 	return nil
 }
