@@ -25,6 +25,10 @@ const routeBackup = "GET /v1/admin/backup"
 // with the backup's manifest; a failure while it streams aborts the
 // connection, so the client sees an archive cut short, never a whole one.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request, p *Principal) *problem {
+	if r.Method == http.MethodHead { // the GET pattern takes HEAD too; a HEAD would copy for nothing
+		w.Header().Set("Allow", http.MethodGet)
+		return newProblem(http.StatusMethodNotAllowed, "method_not_allowed", r.URL.Path+" takes GET only")
+	}
 	ps := parseParams(r.URL.RawQuery, "purpose")
 	if ps.err != nil {
 		return ps.err

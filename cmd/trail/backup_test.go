@@ -484,6 +484,9 @@ func TestBackupAdminOnly(t *testing.T) {
 	if code, body := p.call(t, "GET", "/v1/admin/backup", reader, ""); code != http.StatusForbidden {
 		t.Fatalf("reader: %d %s", code, body)
 	}
+	if code, body := p.call(t, "HEAD", "/v1/admin/backup", p.token, ""); code != http.StatusMethodNotAllowed {
+		t.Fatalf("HEAD: %d %s", code, body)
+	}
 	out, errOut, code := runTrailEnv(t, []string{"TRAIL_SERVER=" + p.url, "TRAIL_TOKEN=" + reader}, "backup", "--to", filepath.Join(tmp, "b-reader"))
 	if code != 1 || !strings.Contains(errOut, "403") {
 		t.Fatalf("trail backup with the reader's token: exit %d\n%s%s", code, out, errOut)
