@@ -40,6 +40,14 @@
 // receipts). Stored events are answered as the exact bytes the Merkle tree
 // hashed.
 //
+// Backup. GET /v1/admin/backup (admin only; anyone else gets 403, recorded)
+// streams a tar archive of a consistent copy of the data directory up to
+// the latest signed checkpoint, taken while appends go on, without the
+// signing key or the admin token (package internal/backup; trail backup
+// --server). It is recorded as a read with purpose=system counting the
+// events it carries. A server whose log is in PostgreSQL answers 501: the
+// database is backed up with pg_dump.
+//
 // Emergency access review. A principal with the review grant (admin
 // implies it) reads trail/break-glass and trail/review, and marks a
 // break-glass record reviewed with POST /v1/reviews {index, note}: the mark

@@ -243,6 +243,7 @@ func (s *Server) routes() {
 	private(routeStreamHead, s.streamHead)
 	private("GET /v1/tail", s.tail)
 	private(routeReviews, s.review)
+	private(routeBackup, s.backup)
 	s.fhirRoutes()    // FHIR R4 AuditEvent API under /fhir (fhir.go)
 	s.consoleRoutes() // the web console under /ui/ (ui.go)
 	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(s.noRoute)))

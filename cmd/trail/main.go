@@ -42,6 +42,8 @@ commands:
   bench       measure append throughput and acknowledgement latency
   verify      check a data directory offline (records, chains, tree, signed checkpoints) or a
               server from outside, against a trusted verifier key and saved checkpoint
+  backup      copy a data directory, or a running server's, up to its latest signed checkpoint
+  restore     check a backup and make a new data directory from it
   healthcheck exit 0 when a server's /readyz answers 200 (for container health checks)
   version     print the version, commit and build settings
 
@@ -88,6 +90,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd = &benchCmd{stdout: stdout, stderr: stderr}
 	case "verify":
 		cmd = &verifyCmd{stdout: stdout, stderr: stderr}
+	case "backup":
+		cmd = &backupCmd{stdout: stdout, stderr: stderr}
+	case "restore":
+		cmd = &restoreCmd{stdout: stdout, stderr: stderr}
 	case "version", "--version":
 		cmd = &versionCmd{stdout: stdout, stderr: stderr}
 	case "healthcheck":

@@ -19,7 +19,7 @@ func runInProcess(t *testing.T, args ...string) (string, string, int) {
 var subcommands = [][]string{
 	{"serve"}, {"token"}, {"token", "create"}, {"token", "list"}, {"token", "revoke"},
 	{"append"}, {"query"}, {"tail"}, {"checkpoint"}, {"bench"}, {"verify"},
-	{"healthcheck"}, {"version"},
+	{"healthcheck"}, {"version"}, {"backup"}, {"restore"},
 }
 
 // TestSubcommandHelp: every subcommand's --help starts with "Usage: trail
@@ -93,6 +93,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"healthcheck", "extra"}, `unexpected argument "extra"`},
 		{[]string{"version", "--bogus"}, "-bogus"},
 		{[]string{"version", "extra"}, `unexpected argument "extra"`},
+		{[]string{"backup", "--bogus"}, "-bogus"},
+		{[]string{"backup", "extra"}, `unexpected argument "extra"`},
+		{[]string{"backup", "--data", "."}, "usage: trail backup"},
+		{[]string{"backup", "--to", "out"}, "usage: trail backup"},
+		{[]string{"backup", "--data", ".", "--server", "http://127.0.0.1:1", "--to", "out"}, "usage: trail backup"},
+		{[]string{"backup", "--data", ".", "--to", "out"}, "not a Trail data directory"},
+		{[]string{"restore", "--bogus"}, "-bogus"},
+		{[]string{"restore", "extra"}, `unexpected argument "extra"`},
+		{[]string{"restore", "--from", "b"}, "usage: trail restore"},
 		{[]string{"frob"}, `unknown command "frob"`},
 	} {
 		_, errOut, code := runInProcess(t, c.args...)
@@ -115,6 +124,7 @@ func TestNoToken(t *testing.T) {
 		{"append"},
 		{"tail"},
 		{"verify", "--full", "--vkey", "k", "--state", "s"},
+		{"backup", "--to", "out"},
 	} {
 		_, errOut, code := runInProcess(t, args...)
 		if code != 2 || !strings.Contains(errOut, "no token: give --token or set TRAIL_TOKEN") {

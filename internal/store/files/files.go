@@ -16,6 +16,9 @@
 // signed checkpoint (rebuilding it from the records if its files disagree),
 // hashes the few records past it again, checking each against the leaf
 // written for it, and replays into the indexes what they had not applied.
+// A directory holding only its records, checkpoints and keys (a restored
+// backup, internal/backup) so has its tree, its sealed segments' offset
+// indexes and its index store rebuilt from the records on open.
 package files
 
 import (
