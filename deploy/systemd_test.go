@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,4 +97,25 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("trail.service's exposure is %.1f, more than %.1f:\n%s", level, maxExposure, out)
 		}
 	})
+}
+
+// TestServiceConfig: the unit's command line names /etc/trail/trail.toml,
+// and deploy/trail.toml, installed there, is a configuration trail serve
+// takes (trail healthcheck reads it as trail serve does: a key or value it
+// refuses is exit code 2; a server it cannot reach, 1).
+func TestServiceConfig(t *testing.T) {
+	b, err := os.ReadFile("trail.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^ExecStart=/usr/local/bin/trail serve --data \$\{STATE_DIRECTORY\} --config /etc/trail/trail.toml$`).Match(b) {
+		t.Errorf("trail.service does not serve its StateDirectory with /etc/trail/trail.toml")
+	}
+	cmd := exec.Command(filepath.Join(buildImage(t).out, "trail"), "healthcheck", "--config", "trail.toml", "--timeout", "1ms")
+	cmd.Env = []string{"HOME=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("trail healthcheck --config trail.toml: %v, want exit code 1 (configuration read, no server)\n%s", err, out)
+	}
 }
