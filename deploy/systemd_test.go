@@ -108,7 +108,7 @@ func TestServiceConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^ExecStart=/usr/local/bin/trail serve --data \$\{STATE_DIRECTORY\} --config /etc/trail/trail.toml$`).Match(b) {
+	if !regexp.MustCompile(`(?m)^ExecStart=/usr/local/bin/trail serve --data %S/trail --config /etc/trail/trail.toml$`).Match(b) {
 		t.Errorf("trail.service does not serve its StateDirectory with /etc/trail/trail.toml")
 	}
 	cmd := exec.Command(filepath.Join(buildImage(t).out, "trail"), "healthcheck", "--config", "trail.toml", "--timeout", "1ms")
