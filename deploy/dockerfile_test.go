@@ -150,28 +150,11 @@ func TestImageBinary(t *testing.T) {
 // ENTRYPOINT and CMD, and probes it with its HEALTHCHECK.
 func runAsImage(t *testing.T, img image) {
 	run := parseDockerfile(t, "Dockerfile")[1]
-	data := t.TempDir() // the volume, as a named volume starts: a copy of the image's /data
-	if err := os.CopyFS(data, os.DirFS(filepath.Join(img.out, "data"))); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(filepath.Join(data, "trail"), 0o700); err != nil { // CopyFS leaves directories 0777 &^ umask
-		t.Fatal(err)
-	}
-	env := []string{"PATH=" + img.out, "HOME=" + t.TempDir()} // the image's PATH holds /usr/local/bin, where trail is
-	for k, v := range envOf(t, run) {
-		switch k {
-		case "TRAIL_DATA":
-			v = filepath.Join(data, strings.TrimPrefix(v, "/data/"))
-		case "TRAIL_LISTEN": // the image's address, on a port free here
-			host, _, _ := strings.Cut(v, ":")
-			v = host + ":" + freePort(t)
-		}
-		env = append(env, k+"="+v)
-	}
+	env, data := imageEnv(t, img, run)
 	argv := append(execForm(t, run.one(t, "ENTRYPOINT")), execForm(t, run.one(t, "CMD"))...)
-	_, probe, _ := strings.Cut(run.one(t, "HEALTHCHECK").args, "CMD ")
+	_, hc, _ := strings.Cut(run.one(t, "HEALTHCHECK").args, "CMD ")
 	var probeArgv []string
-	json.Unmarshal([]byte(probe), &probeArgv)
+	json.Unmarshal([]byte(hc), &probeArgv)
 	command := func(argv []string) *exec.Cmd {
 		cmd := exec.Command(filepath.Join(img.out, argv[0]), argv[1:]...)
 		cmd.Env = env
@@ -187,15 +170,7 @@ func runAsImage(t *testing.T, img image) {
 	go func() { exited <- serve.Wait() }()
 	t.Cleanup(func() { serve.Process.Kill() })
 
-	healthy := func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		cmd := command(probeArgv)
-		cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		return err == nil, string(out)
-	}
+	healthy := func() (bool, string) { return probe(command(probeArgv)) }
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ok, out := healthy()
@@ -231,4 +206,41 @@ func runAsImage(t *testing.T, img image) {
 	if ok, _ := healthy(); ok {
 		t.Errorf("%v answers 0 with the server stopped", probeArgv)
 	}
+}
+
+// probe runs a health check as Docker does, with a bound on its time, and
+// says whether it answered 0.
+func probe(cmd *exec.Cmd) (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	c.Env = cmd.Env
+	out, err := c.CombinedOutput()
+	return err == nil, string(out)
+}
+
+// imageEnv is the environment of the image's processes: its PATH, where
+// trail is, and its ENV, with the data directory in a copy of the image's
+// /data (as a new named volume starts) and the API on a port free here.
+func imageEnv(t *testing.T, img image, run stage) (env []string, data string) {
+	t.Helper()
+	data = t.TempDir()
+	if err := os.CopyFS(data, os.DirFS(filepath.Join(img.out, "data"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(data, "trail"), 0o700); err != nil { // CopyFS leaves directories 0777 &^ umask
+		t.Fatal(err)
+	}
+	env = []string{"PATH=" + img.out, "HOME=" + t.TempDir()} // the image's PATH holds /usr/local/bin, where trail is
+	for k, v := range envOf(t, run) {
+		switch k {
+		case "TRAIL_DATA":
+			v = filepath.Join(data, strings.TrimPrefix(v, "/data/"))
+		case "TRAIL_LISTEN": // the image's address, on a port free here
+			host, _, _ := strings.Cut(v, ":")
+			v = host + ":" + freePort(t)
+		}
+		env = append(env, k+"="+v)
+	}
+	return env, data
 }
