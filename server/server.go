@@ -161,6 +161,21 @@ func New(l *trail.Log, cfg Config) (*Server, error) {
 	}, func() float64 { return float64(s.LiveTails()) })); err != nil {
 		return nil, err
 	}
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "trail_ready", Help: "1 while GET /readyz answers 200 (appends are acknowledged), 0 otherwise.",
+	}, func() float64 {
+		if s.notReady() != "" {
+			return 0
+		}
+		return 1
+	})); err != nil {
+		return nil, err
+	}
+	if dir := l.Dir(); dir != "" {
+		if err := reg.Register(diskCollector{dir}); err != nil {
+			return nil, err
+		}
+	}
 	if err := registerAuth(reg, cfg.Auth); err != nil {
 		return nil, err
 	}

@@ -4,18 +4,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"go.yaml.in/yaml/v3"
 )
 
-// A command's flags may also come from the environment and from a TOML
-// file: --read-rate from TRAIL_READ_RATE, or from the key read-rate of the
-// file --config (or TRAIL_CONFIG) names. For each flag the first of these
+// A command's flags may also come from the environment and from a TOML or
+// YAML file: --read-rate from TRAIL_READ_RATE, or from the key read-rate of
+// the file --config (or TRAIL_CONFIG) names. For each flag the first of these
 // that has it wins: the command line, the environment, the file, the
 // default. A repeatable flag takes all its values from that one source.
 
@@ -160,11 +164,19 @@ func splitList(v string) []string {
 	return out
 }
 
-// readConfigFile decodes the TOML file at path and checks that each of its
-// keys names a flag of fs.
+// readConfigFile decodes the file at path (YAML when its name ends in
+// .yaml or .yml, TOML otherwise) and checks that each of its keys names a
+// flag of fs.
 func readConfigFile(fs *flag.FlagSet, path, configFlag string) (map[string]any, error) {
 	var m map[string]any
-	if _, err := toml.DecodeFile(path, &m); err != nil {
+	var err error
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		m, err = decodeYAML(path)
+	default:
+		_, err = toml.DecodeFile(path, &m)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	var errs []error
@@ -186,8 +198,29 @@ func readConfigFile(fs *flag.FlagSet, path, configFlag string) (map[string]any, 
 	return m, nil
 }
 
-// tomlValues turns a TOML value into the strings f is set to: a string,
-// number or boolean is one; an array, for a repeatable flag, is several.
+// decodeYAML decodes the YAML file at path: one document, a mapping (or
+// nothing). Keys are checked by readConfigFile, as a TOML file's are.
+func decodeYAML(path string) (map[string]any, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var more any
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document: keep the settings in one")
+	}
+	return m, nil
+}
+
+// tomlValues turns a TOML or YAML value into the strings f is set to: a
+// string, number or boolean is one; an array, for a repeatable flag, is
+// several.
 func tomlValues(f *flag.Flag, v any) ([]string, error) {
 	if a, ok := v.([]any); ok {
 		if _, ok := f.Value.(repeatable); !ok {
@@ -218,10 +251,16 @@ func tomlScalar(f *flag.Flag, v any) (string, error) {
 		return strconv.FormatBool(v), nil
 	case int64:
 		return strconv.FormatInt(v, 10), nil
+	case int: // YAML
+		return strconv.Itoa(v), nil
+	case uint64: // YAML, above the range of int64
+		return strconv.FormatUint(v, 10), nil
 	case float64:
 		return strconv.FormatFloat(v, 'f', -1, 64), nil
 	case map[string]any:
 		return "", fmt.Errorf("--%s wants a value, not a table", f.Name)
+	case nil: // YAML's null, or a key with no value
+		return "", fmt.Errorf("--%s wants a value, not null (leave the key out for the default)", f.Name)
 	}
 	return "", fmt.Errorf("--%s wants a string, a number or a boolean", f.Name)
 }

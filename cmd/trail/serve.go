@@ -194,7 +194,7 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 	o.limits.flags(fs)
 	o.sl.flags(fs)
 	o.oidc.flags(fs)
-	fs.String("config", "", "read flags from this TOML `file` (keys are flag names: listen = \"0.0.0.0:7070\"; default $TRAIL_CONFIG)")
+	fs.String("config", "", "read flags from this TOML `file`, or YAML when it ends in .yaml or .yml (keys are flag names: listen = \"0.0.0.0:7070\"; default $TRAIL_CONFIG)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: trail serve [flags]\n\nServes the Trail API over HTTP(S) and, when asked, receives IHE ATNA audit messages by syslog.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -217,9 +217,10 @@ Every flag may also come from the environment, as TRAIL_ and its name in
 capitals with underscores (--read-rate: TRAIL_READ_RATE=100:400), or from
 the TOML file --config or TRAIL_CONFIG names, as a key named after it
 (read-rate = "100:400"; a repeatable flag takes an array:
-trusted-proxy = ["10.0.0.0/8"]). A flag on the command line wins over the
-environment, which wins over the file. Unknown keys in the file are errors;
-empty variables count as unset.
+trusted-proxy = ["10.0.0.0/8"]); a file whose name ends in .yaml or .yml
+is YAML with the same keys (read-rate: "100:400"). A flag on the command
+line wins over the environment, which wins over the file. Unknown keys in
+the file are errors; empty variables count as unset.
 `
 
 // daemon is an engine served over HTTP.
