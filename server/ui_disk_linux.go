@@ -13,5 +13,7 @@ func diskSpace(dir string) (free, total uint64, err error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
+	// Block counts are in fragments (f_frsize), which equal f_bsize on
+	// common Linux file systems but not on all.
+	return st.Bavail * uint64(st.Frsize), st.Blocks * uint64(st.Frsize), nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/trailhq/trail/internal/store/postgres"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/term"
 
+	"github.com/trailhq/trail/internal/store/postgres"
 	"github.com/trailhq/trail/verify"
 )
 

@@ -73,7 +73,7 @@ type Tree struct {
 // must have been made durable by an earlier Sync; everything past it is
 // ignored and overwritten by later appends.
 func Open(fs vfs.FS, dir string, size uint64) (*Tree, error) {
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create tree directory: %w", err)
 	}
 	t := &Tree{fs: fs, dir: dir}
