@@ -104,7 +104,11 @@ func parseConfigured(fs *flag.FlagSet, args, environ []string, configFlag string
 			err = setFlag(f, values)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("config file %s: %s = %s: %w", path, f.Name, shown(f.Name, fmt.Sprint(v)), err))
+			value := "null"
+			if v != nil {
+				value = shown(f.Name, fmt.Sprint(v))
+			}
+			errs = append(errs, fmt.Errorf("config file %s: key %s, value %s: %w", path, f.Name, value, err))
 		}
 	})
 	if len(errs) > 0 {
