@@ -52,7 +52,7 @@ func mxFuzzServer(f *testing.F, principals ...auth.Entry) (*mxServer, http.Handl
 		f.Fatal(err)
 	}
 	f.Cleanup(srv.Shutdown)
-	return s, srv.Handler()
+	return s, checkAPI(f, srv.Handler())
 }
 
 // mxBearer is the token an Authorization value carries as the server reads

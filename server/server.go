@@ -92,7 +92,7 @@ type Server struct {
 	reg      *prometheus.Registry
 	metrics  *metrics
 	mux      *http.ServeMux
-	patterns []string // every pattern mux has, in the order registered
+	patterns []string      // every pattern mux has, in the order registered
 	failures *auth.Limiter // failed authentication, by client address (/64 for IPv6)
 	reads    *auth.Limiter // reads, by principal
 	admin    *auth.Limiter // reads of admin principals, by principal
