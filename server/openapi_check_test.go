@@ -202,16 +202,20 @@ func (c *apiChecker) wrap(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
+		method, u, header := r.Method, *r.URL, r.Header.Clone()
 		in := &keptBody{ReadCloser: r.Body, max: maxKeptRequest}
 		if r.Body != nil && r.Body != http.NoBody {
+			// A copy of the request carries the kept body: net/http looks
+			// at the original's to decide whether to drain what the
+			// handler left unread.
+			r = r.WithContext(r.Context())
 			r.Body = in
 		}
-		method, u, header := r.Method, *r.URL, r.Header.Clone()
 		out := &keptAnswer{ResponseWriter: w}
 		h.ServeHTTP(out, r)
 		req := &http.Request{Method: method, URL: &u, Header: header, Body: io.NopCloser(bytes.NewReader(in.buf.Bytes()))}
 		for _, msg := range c.spec.check(req, in, out) {
-			c.report(fmt.Sprintf("%s %s → %d: %s", method, u.RequestURI(), out.status(), msg))
+			c.report(fmt.Sprintf("%s %s → %d: %s", method, truncate([]byte(u.RequestURI()), 160), out.status(), msg))
 		}
 	})
 }
