@@ -41,6 +41,8 @@ import (
 //     error: the description would be narrower than the server.
 //   - A path or method the description lacks is an error, unless the server
 //     answered 404 or 405 (a problem document; 405 with Allow).
+//   - An answer to a client that went away (499) is not checked: nobody
+//     receives it.
 //   - A live tail (text/event-stream) is checked by its status and headers,
 //     and each complete event among the first bytes it sent: its data must
 //     be a stored event. The rest of an endless stream is not kept.
@@ -189,6 +191,11 @@ func described(path string) bool {
 	return strings.HasPrefix(path, "/v1/")
 }
 
+// statusClientGone is the status an append answers when its client went
+// away before its receipt (nginx's "client closed request"): nobody reads
+// that answer, and the description does not list it.
+const statusClientGone = 499
+
 // Limits on what is kept of an exchange for validation.
 const (
 	maxKeptRequest = 16<<20 + 1 // a whole batch
@@ -223,6 +230,9 @@ func (c *apiChecker) wrap(h http.Handler) http.Handler {
 // check validates one exchange and returns what is wrong with it.
 func (s *apiSpec) check(req *http.Request, in *keptBody, out *keptAnswer) []string {
 	status := out.status()
+	if status == statusClientGone {
+		return nil
+	}
 	vreq := forValidation(req)
 	resp := &http.Response{StatusCode: status, Header: out.sent, Request: vreq,
 		Body: io.NopCloser(bytes.NewReader(out.buf.Bytes()))}

@@ -123,6 +123,12 @@ func TestOpenAPICheckFails(t *testing.T) {
 			answer(201, "application/json", receipt), "request taken"},
 		{"refused event", "POST", "/v1/events", strings.Replace(event, `"R"`, `"X"`, 1),
 			answer(400, "application/problem+json", strings.ReplaceAll(problem, "404", "400")), ""},
+		{"401 without WWW-Authenticate", "GET", "/v1/events", "",
+			answer(401, "application/problem+json", strings.ReplaceAll(problem, "404", "401")), "WWW-Authenticate"},
+		{"Retry-After not in seconds", "POST", "/v1/events", event, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "soon")
+			answer(503, "application/problem+json", strings.ReplaceAll(problem, "404", "503"))(w, r)
+		}, "retry-after"},
 		{"route not described", "GET", "/v1/secret", "", answer(200, "application/json", `{}`), "no such route"},
 		{"unknown path", "GET", "/v1/secret", "", answer(404, "application/problem+json", problem), ""},
 		{"stream head", "GET", "/v1/streams/patient/1", "",
