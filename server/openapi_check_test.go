@@ -41,6 +41,8 @@ import (
 //     error: the description would be narrower than the server.
 //   - A path or method the description lacks is an error, unless the server
 //     answered 404 or 405 (a problem document; 405 with Allow).
+//   - HEAD, which every GET route answers, is checked as GET but for the
+//     body.
 //   - An answer to a client that went away (499) is not checked: nobody
 //     receives it.
 //   - A live tail (text/event-stream) is checked by its status and headers,
@@ -50,6 +52,7 @@ import (
 // apiSpec is the parsed description and its validators.
 type apiSpec struct {
 	v       validator.Validator
+	head    validator.Validator // v without bodies: HEAD is checked as GET
 	schemas schema_validation.SchemaValidator
 	model   *v3.Document
 	stored  *base.Schema // an event as stored, each event of a tail
@@ -73,10 +76,14 @@ func parseSpec(doc []byte) (*apiSpec, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("OpenAPI validator: %v", errs)
 	}
+	head, errs := validator.NewValidator(d, config.WithoutResponseBodyValidation())
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("OpenAPI validator: %v", errs)
+	}
 	if ok, verrs := v.ValidateDocument(); !ok {
 		return nil, fmt.Errorf("the OpenAPI description is not valid OpenAPI: %s", describe(verrs))
 	}
-	s := &apiSpec{v: v, model: &m.Model, schemas: schema_validation.NewSchemaValidator(config.WithFormatAssertions())}
+	s := &apiSpec{v: v, head: head, model: &m.Model, schemas: schema_validation.NewSchemaValidator(config.WithFormatAssertions())}
 	for name, dst := range map[string]**base.Schema{"StoredEvent": &s.stored, "Problem": &s.problem} {
 		p, ok := m.Model.Components.Schemas.Get(name)
 		if !ok {
@@ -248,7 +255,13 @@ func (s *apiSpec) check(req *http.Request, in *keptBody, out *keptAnswer) []stri
 	} else if out.truncated {
 		return append(msgs, fmt.Sprintf("answer over %d bytes: not validated", maxKeptAnswer))
 	}
-	ok, errs := s.v.ValidateHttpResponse(vreq, resp)
+	v := s.v
+	if req.Method == http.MethodHead {
+		// Every GET route answers HEAD as GET without the body (net/http's
+		// mux): the answer is checked as GET's, but for its body.
+		vreq.Method, v = http.MethodGet, s.head
+	}
+	ok, errs := v.ValidateHttpResponse(vreq, resp)
 	if !ok {
 		if missingRoute(errs) {
 			return s.checkNoRoute(status, out)
@@ -261,7 +274,7 @@ func (s *apiSpec) check(req *http.Request, in *keptBody, out *keptAnswer) []stri
 	if in.truncated {
 		return append(msgs, "request body too large to validate")
 	}
-	if ok, errs := s.v.ValidateHttpRequestSync(vreq); !ok {
+	if ok, errs := v.ValidateHttpRequestSync(vreq); !ok {
 		msgs = append(msgs, "request taken (status "+fmt.Sprint(status)+") but off the description: "+describe(errs))
 	}
 	return msgs

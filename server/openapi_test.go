@@ -129,6 +129,8 @@ func TestOpenAPICheckFails(t *testing.T) {
 			w.Header().Set("Retry-After", "soon")
 			answer(503, "application/problem+json", strings.ReplaceAll(problem, "404", "503"))(w, r)
 		}, "retry-after"},
+		{"HEAD", "HEAD", "/v1/checkpoint", "", answer(200, "text/plain; charset=utf-8", ""), ""},
+		{"HEAD of a route not described", "HEAD", "/v1/secret", "", answer(200, "application/json", ""), "no such route"},
 		{"route not described", "GET", "/v1/secret", "", answer(200, "application/json", `{}`), "no such route"},
 		{"unknown path", "GET", "/v1/secret", "", answer(404, "application/problem+json", problem), ""},
 		{"stream head", "GET", "/v1/streams/patient/1", "",
