@@ -3,10 +3,14 @@ package server_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/trailhq/trail"
 	"github.com/trailhq/trail/server"
 )
 
@@ -157,4 +161,44 @@ func TestOpenAPICheckFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzEventSchema checks the description's Event schema against the
+// engine's parser: every event the parser takes, the schema must take too,
+// or the description would call valid requests invalid. (The schema may
+// take events the parser refuses: it cannot count bytes or see NUL.) The
+// seeds are the engine's own fuzz corpus and a few events with nulls.
+func FuzzEventSchema(f *testing.F) {
+	spec, err := loadSpec()
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, _ := spec.model.Components.Schemas.Get("Event")
+	schema := p.Schema()
+	for _, s := range []string{
+		`{"stream":"patient/1","type":"t","action":"R","actor":{"id":"a"}}`,
+		`{"id":null,"stream":"patient/1","time":null,"type":"t","subtypes":null,"action":"R","outcome":null,"actor":{"id":"a"},"patient":null,"entities":null,"source":null,"purpose":null,"details":null}`,
+		`{"id":"a.b-1","stream":"a/.b/..c/...","time":"2026-11-25T10:00:00.123456789+01:00","type":"t","action":"E","actor":{"id":"a","name":"n","role":"r","address":"::1","user_agent":"u"},"entities":[{"id":"1"}],"source":{},"details":{}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	seeds, _ := filepath.Glob(filepath.Join("..", "testdata", "fuzz", "FuzzParseEvent", "*"))
+	for _, name := range seeds {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		_, lit, ok := strings.Cut(string(b), "\n[]byte(")
+		if s, err := strconv.Unquote(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(lit), ")"))); ok && err == nil {
+			f.Add([]byte(s))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := trail.ParseEvent(data); err != nil {
+			return
+		}
+		if ok, errs := spec.schemas.ValidateSchemaBytes(schema, data); !ok {
+			t.Errorf("the engine takes %s, the Event schema does not: %s", data, describe(errs))
+		}
+	})
 }
