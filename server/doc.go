@@ -1,9 +1,12 @@
 // Package server serves a Trail engine over HTTP: the v1 API of the contract
 // (append, batch, get, query, stream heads, checkpoint, proofs, live tail),
-// health and readiness, and Prometheus metrics.
+// health and readiness, and Prometheus metrics. GET /v1/openapi.json serves
+// the OpenAPI 3.1 description of all of it (openapi.json, embedded); the
+// package's end-to-end tests validate every request and answer they make
+// against it.
 //
-// Access. Every endpoint but /healthz, /readyz, /metrics, the checkpoint
-// and consistency proofs needs a principal: a bearer token (TokenAuth: the
+// Access. Every endpoint but /healthz, /readyz, /metrics, the checkpoint,
+// consistency proofs and the OpenAPI description needs a principal: a bearer token (TokenAuth: the
 // admin token and DIR/tokens.json, reloaded when it changes) or a verified
 // TLS client certificate. Appends need an append grant for the stream;
 // reads return only streams the principal may read (a query by patient or

@@ -107,7 +107,7 @@ func start(t *testing.T, opts ...func(*setup)) *testServer {
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(checkAPI(t, srv.Handler()))
 	t.Cleanup(ts.Close)
 	t.Cleanup(srv.Shutdown)
 	client := ts.Client()

@@ -76,7 +76,7 @@ func serveDir(t *testing.T, dir string, logs *syncBuffer) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(checkAPI(t, srv.Handler()))
 	t.Cleanup(ts.Close)
 	t.Cleanup(srv.Shutdown)
 	return &testServer{dir: dir, l: l, srv: srv, ts: ts, tok: tok, client: ts.Client()}

@@ -79,7 +79,7 @@ func mxStart(t testing.TB, cfg trail.Config, principals []auth.Entry, revoked ..
 		t.Fatalf("new server: %v", err)
 	}
 	t.Cleanup(s.srv.Shutdown)
-	s.h = s.srv.Handler()
+	s.h = checkAPI(t, s.srv.Handler())
 	return s
 }
 

@@ -31,7 +31,7 @@ const (
 // are FHIR resources.
 func (s *Server) fhirRoutes() {
 	route := func(pattern string, h func(http.ResponseWriter, *http.Request, *Principal) *problem) {
-		s.mux.Handle(pattern, s.instrument(pattern, asOutcome(s.authenticated(s.fhirFormat(h)))))
+		s.handle(pattern, s.instrument(pattern, asOutcome(s.authenticated(s.fhirFormat(h)))))
 	}
 	route(routeFHIRMetadata, s.fhirMetadata)
 	route(routeFHIRCreate, s.fhirCreate)

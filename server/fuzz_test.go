@@ -85,6 +85,7 @@ func FuzzAuthorizationHeader(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
+		h := checkAPI(t, h)
 		req := httptest.NewRequest(http.MethodGet, "/v1/streams/patient/1", nil)
 		req.RemoteAddr = mxAddr()
 		req.Header["Authorization"] = []string{value}
@@ -156,6 +157,7 @@ func FuzzQueryParams(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, endpoint, caller uint8, raw string) {
+		h := checkAPI(t, h)
 		path := mxFuzzEndpoints[int(endpoint)%len(mxFuzzEndpoints)]
 		w := who[int(caller)%len(who)]
 		before := s.l.Size()

@@ -92,6 +92,7 @@ type Server struct {
 	reg      *prometheus.Registry
 	metrics  *metrics
 	mux      *http.ServeMux
+	patterns []string      // every pattern mux has, in the order registered
 	failures *auth.Limiter // failed authentication, by client address (/64 for IPv6)
 	reads    *auth.Limiter // reads, by principal
 	admin    *auth.Limiter // reads of admin principals, by principal
@@ -241,15 +242,16 @@ func (s *Server) Shutdown() {
 // routes registers every endpoint. Public ones reveal sizes and hashes only.
 func (s *Server) routes() {
 	s.mux = http.NewServeMux()
-	public := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.instrument(pattern, h)) }
+	public := func(pattern string, h http.HandlerFunc) { s.handle(pattern, s.instrument(pattern, h)) }
 	private := func(pattern string, h func(http.ResponseWriter, *http.Request, *Principal) *problem) {
-		s.mux.Handle(pattern, s.instrument(pattern, s.authenticated(h)))
+		s.handle(pattern, s.instrument(pattern, s.authenticated(h)))
 	}
 	public("GET /healthz", s.healthz)
 	public("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", s.metricsHandler())
+	s.handle("GET /metrics", s.metricsHandler())
 	public("GET /v1/checkpoint", s.checkpoint)
 	public("GET /v1/proof/consistency", s.consistency)
+	public("GET /v1/openapi.json", s.openAPI)
 	private("POST /v1/events", s.appendOne)
 	private("POST /v1/batch", s.appendBatch)
 	private("GET /v1/events", s.query)
@@ -261,7 +263,14 @@ func (s *Server) routes() {
 	private(routeBackup, s.backup)
 	s.fhirRoutes()    // FHIR R4 AuditEvent API under /fhir (fhir.go)
 	s.consoleRoutes() // the web console under /ui/ (ui.go)
-	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(s.noRoute)))
+	s.handle("/", s.instrument("other", http.HandlerFunc(s.noRoute)))
+}
+
+// handle registers h for pattern and keeps the pattern, so that tests can
+// hold the routes against the API's OpenAPI description.
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.patterns = append(s.patterns, pattern)
 }
 
 // noRoute answers the requests no other pattern takes: 405 with an Allow

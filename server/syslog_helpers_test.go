@@ -95,7 +95,7 @@ func startSyslog(t testing.TB, opts ...func(*syslogSetup)) *syslogServer {
 	if s.rx, err = srv.StartSyslog(st.cfg); err != nil {
 		t.Fatalf("start syslog: %v", err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(checkAPI(t, srv.Handler()))
 	t.Cleanup(func() { // the order trail serve stops in
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()

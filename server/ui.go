@@ -118,8 +118,8 @@ func (s *Server) consoleRoutes() {
 		}
 	}
 	c.routes()
-	s.mux.Handle("/ui/", s.instrument("/ui/", c.guard(c.mux)))
-	s.mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusSeeOther))
+	s.handle("/ui/", s.instrument("/ui/", c.guard(c.mux)))
+	s.handle("GET /ui", http.RedirectHandler("/ui/", http.StatusSeeOther))
 }
 
 func (c *console) routes() {

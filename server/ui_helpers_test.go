@@ -59,7 +59,7 @@ func startUIWith(t testing.TB, scfg server.Config) *uiEnv {
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
-	s.srv, s.h = srv, srv.Handler()
+	s.srv, s.h = srv, checkAPI(t, srv.Handler())
 	ts := httptest.NewServer(s.h)
 	t.Cleanup(ts.Close)
 	t.Cleanup(srv.Shutdown)

@@ -110,7 +110,7 @@ func startOIDCConsole(t *testing.T, logs *syncBuffer, oidc func(base string) *se
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
-	s.srv, s.h = srv, srv.Handler()
+	s.srv, s.h = srv, checkAPI(t, srv.Handler())
 	ts := httptest.NewUnstartedServer(s.h)
 	ts.Listener.Close()
 	ts.Listener = ln
