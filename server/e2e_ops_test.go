@@ -1,7 +1,10 @@
 package server_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -15,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/trailhq/trail"
+	"github.com/trailhq/trail/server"
 )
 
 func TestHealthAndMetrics(t *testing.T) {
@@ -176,5 +180,49 @@ func TestOverload(t *testing.T) {
 	}
 	if ids := s.storedIDs(t); len(ids) != len(slices.Compact(slices.Sorted(slices.Values(ids)))) {
 		t.Errorf("an id is stored twice after resending")
+	}
+}
+
+// TestBackupRoute: GET /v1/admin/backup is the admin's, a tar archive up to
+// the latest checkpoint ending with its manifest (or 501 when the log is in
+// PostgreSQL); others get 403, HEAD 405, another purpose 400. Every
+// exchange is checked against the OpenAPI description.
+func TestBackupRoute(t *testing.T) {
+	reader := &server.Principal{Name: "reader", Read: []string{"patient/*"}}
+	s := start(t, withPrincipals(map[string]*server.Principal{"reader-token": reader}), withCheckpointInterval(10*time.Millisecond))
+	rs := s.appendBatch(t, event("", "patient/1"), event("", "patient/2"), event("", "patient/1"))
+	s.waitCheckpoint(t, rs[len(rs)-1].Index+1)
+	wantProblem(t, s.do(t, "GET", "/v1/admin/backup", "reader-token", nil), http.StatusForbidden, "admin")
+	if r := s.do(t, "HEAD", "/v1/admin/backup", string(s.tok), nil); r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "GET" {
+		t.Errorf("HEAD: %s (Allow %q)", r, r.Header.Get("Allow"))
+	}
+	wantProblem(t, s.do(t, "GET", "/v1/admin/backup?purpose=treatment", string(s.tok), nil), http.StatusBadRequest, "purpose=system")
+	r := s.do(t, "GET", "/v1/admin/backup?purpose=system", string(s.tok), nil)
+	if s.l.Dir() == "" {
+		wantProblem(t, r, http.StatusNotImplemented, "pg_dump")
+		return
+	}
+	if r.Status != http.StatusOK || mediaType(r.Header) != "application/x-tar" {
+		t.Fatalf("the admin's backup: %s", r)
+	}
+	tr := tar.NewReader(bytes.NewReader(r.Body))
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("archive: %v", err)
+		}
+		names = append(names, h.Name)
+	}
+	if len(names) == 0 || names[len(names)-1] != "BACKUP" {
+		t.Fatalf("archive files %v: the manifest BACKUP must come last", names)
+	}
+	for _, secret := range []string{"checkpoint.key", "admin.token"} {
+		if slices.Contains(names, secret) {
+			t.Errorf("archive files %v hold %s", names, secret)
+		}
 	}
 }
