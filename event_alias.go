@@ -1,6 +1,10 @@
 package trail
 
-import "github.com/trailhq/trail/event"
+import (
+	"time"
+
+	"github.com/trailhq/trail/event"
+)
 
 // The event schema and its wire format live in package event; these are the
 // same types under the names the engine's API has always used.
@@ -54,6 +58,10 @@ func ParseEvent(data []byte) (Event, error) { return event.Parse(data) }
 
 // ParseStored decodes a stored record (event.ParseStored).
 func ParseStored(rec []byte) (StoredEvent, error) { return event.ParseStored(rec) }
+
+// ParseTime parses an RFC 3339 time strictly (event.ParseTime): as an
+// event's time is, and the time parameters of the HTTP API.
+func ParseTime(text string) (time.Time, error) { return event.ParseTime(text) }
 
 // ValidateStream checks a stream name (event.ValidateStream).
 func ValidateStream(s string) error { return event.ValidateStream(s) }

@@ -53,7 +53,7 @@ func TestSetTimeText(t *testing.T) {
 		t.Fatalf("stored %s: want the instant set after the text", rec)
 	}
 
-	for _, bad := range []string{"", "2026-12-07", "2026-12-07T08:03:00", "2026-12-07 08:03:00Z", "2026-12-07T08:03:00,5Z", `2026-12-07T08:03:00Z"`} {
+	for _, bad := range []string{"", "2026-12-07", "2026-12-07T08:03:00", "2026-12-07 08:03:00Z", "2026-12-07T08:03:00,5Z", `2026-12-07T08:03:00Z"`, "2026-12-07T8:03:00Z", "2026-12-07T8:03:00.5+01:00"} {
 		e := base
 		var ve *trail.ValidationError
 		if err := e.SetTimeText(bad); !errors.As(err, &ve) || ve.Field != "time" {

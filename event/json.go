@@ -141,12 +141,28 @@ func (w *eventWire) event() (Event, *ValidationError) {
 // JSON. Setting Time to another instant afterwards drops the text. The
 // error is a *ValidationError for time.
 func (ev *Event) SetTimeText(text string) error {
-	t, err := time.Parse(time.RFC3339Nano, text)
-	if err != nil || text == "" || strings.Contains(text, ",") || !strings.ContainsAny(text[len(text)-1:], "Zz0123456789") {
+	t, err := ParseTime(text)
+	if err != nil {
 		return invalid("time", "%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", text)
 	}
 	ev.Time, ev.rawTime, ev.rawAt = t, text, t
 	return nil
+}
+
+// ParseTime parses an RFC 3339 time (with or without a fraction of a
+// second). It is time.Parse with time.RFC3339Nano made strict: Go's layout
+// takes a one-digit hour ("2026-01-01T1:00:00Z") and a comma before the
+// fraction, which RFC 3339 does not.
+func ParseTime(text string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, text)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(text) < len("2006-01-02T15:04:05Z") || text[13] != ':' || strings.Contains(text, ",") ||
+		!strings.ContainsAny(text[len(text)-1:], "Zz0123456789") {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", text)
+	}
+	return t, nil
 }
 
 // sentTime reports whether the time is to be stored as its text.

@@ -377,6 +377,7 @@ func TestQuery(t *testing.T) {
 		{"outcome=ok", "outcome"},
 		{"order=up", "order"},
 		{"since=yesterday", "since"},
+		{"since=2026-01-01T1:00:00Z", "since"},
 		{"until=2026-13-01T00:00:00Z", "until"},
 		{"since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "since"},
 		{"stream=bad%20name", "stream"},

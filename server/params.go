@@ -74,7 +74,7 @@ func (p *params) time(name string) time.Time {
 	if p.err != nil || !p.has(name) {
 		return time.Time{}
 	}
-	t, err := time.Parse(time.RFC3339Nano, p.str(name))
+	t, err := trail.ParseTime(p.str(name))
 	if err != nil {
 		p.err = badRequest(fmt.Sprintf("query parameter %s=%q is not an RFC 3339 time such as 2026-11-25T10:00:00Z", name, p.str(name)))
 	}
