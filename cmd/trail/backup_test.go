@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -309,7 +310,8 @@ func TestBackupServerCutShort(t *testing.T) {
 	dir := filepath.Join(tmp, "data")
 	appendEvents(t, dir, "dr-a", 40)
 	p := startServe(t, dir)
-	var cut int64 = -1
+	var cut atomic.Int64 // bytes to pass before cutting; -1 for all (the server's handler reads it)
+	cut.Store(-1)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, _ := http.NewRequest(r.Method, p.url+r.URL.RequestURI(), nil)
 		req.Header = r.Header.Clone()
@@ -320,11 +322,12 @@ func TestBackupServerCutShort(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		w.WriteHeader(resp.StatusCode)
-		if cut < 0 {
+		n := cut.Load()
+		if n < 0 {
 			io.Copy(w, resp.Body)
 			return
 		}
-		io.CopyN(w, resp.Body, cut)
+		io.CopyN(w, resp.Body, n)
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	}))
@@ -339,7 +342,7 @@ func TestBackupServerCutShort(t *testing.T) {
 		total += f.Size
 	}
 	for _, c := range []int64{0, 100, 1500, total / 2, total} {
-		cut = c
+		cut.Store(c)
 		target := filepath.Join(tmp, fmt.Sprintf("cut-%d", c))
 		out, errOut, code := runTrailEnv(t, env, "backup", "--to", target)
 		if code != 1 {
