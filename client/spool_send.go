@@ -386,13 +386,15 @@ func (s *spool) ack(b []frame) {
 		s.oldest = 0
 	}
 	removed := s.advance()
-	s.wakeProgress()
 	s.mu.Unlock()
 	if len(removed) > 0 {
 		s.remove(removed)
 	} else {
 		s.writeCursor()
 	}
+	s.mu.Lock()
+	s.wakeProgress() // Flush returns with the cursor written
+	s.mu.Unlock()
 	own := b[len(b)-len(settles):]
 	for i, settle := range settles {
 		settle(own[i].rec, false, own[i].err)
