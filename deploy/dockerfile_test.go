@@ -187,8 +187,16 @@ func runAsImage(t *testing.T, img image) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The server answers /readyz from the moment it listens, which can be
+	// just before it logs that it serves.
+	said := func(log string) bool {
+		return strings.Contains(log, "trail serving") && strings.Contains(log, "serving plain HTTP on an address other hosts can reach")
+	}
 	log := stderr.String()
-	if !strings.Contains(log, "trail serving") || !strings.Contains(log, "serving plain HTTP on an address other hosts can reach") {
+	for wait := time.Now().Add(10 * time.Second); !said(log) && time.Now().Before(wait); log = stderr.String() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !said(log) {
 		t.Errorf("the log says neither that it serves nor that it serves plain HTTP on every address:\n%s", log)
 	}
 	if _, err := os.Stat(filepath.Join(data, "trail", "admin.token")); err != nil {
