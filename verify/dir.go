@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -149,18 +150,8 @@ func listSegments(fs vfs.FS, dir string) ([]segFile, int64, error) {
 		}
 		segs = append(segs, segFile{first: first, name: n, path: p})
 	}
-	slices.SortFunc(segs, func(a, b segFile) int { return compareU64(a.first, b.first) })
+	slices.SortFunc(segs, func(a, b segFile) int { return cmp.Compare(a.first, b.first) })
 	return segs, total, nil
-}
-
-func compareU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // checked is what a worker computes for one record, independently of others.

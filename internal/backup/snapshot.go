@@ -3,6 +3,7 @@ package backup
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -242,7 +243,7 @@ func segmentPrefixes(ctx context.Context, fs vfs.FS, logDir string, n uint64) ([
 		}
 		all = append(all, segPart{name: datadir.LogDir + "/" + name, path: fs.PathJoin(logDir, name), first: first})
 	}
-	slices.SortFunc(all, func(a, b segPart) int { return cmpU64(a.first, b.first) })
+	slices.SortFunc(all, func(a, b segPart) int { return cmp.Compare(a.first, b.first) })
 	if len(all) == 0 || all[0].first != 0 {
 		return nil, fmt.Errorf("%s: the first segment is missing", logDir)
 	}
@@ -297,14 +298,4 @@ func prefixLength(fs vfs.FS, path string, count uint64) (int64, error) {
 		return 0, fmt.Errorf("segment %s: the checkpoint ends inside an atomic batch (run trail verify)", path)
 	}
 	return off, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
