@@ -155,8 +155,7 @@ const minSpool = frameHead + frameFixed + 255 + 64<<10
 // The directory is created with mode 0700, its files 0600, and it is
 // locked: a second client, in this process or another, gets an error from
 // New. Without WithSpoolAck, Pending.Wait returns the server's receipt, and
-// each event logged and not yet acknowledged holds its Pending in memory
-// (about 150 bytes). With a spool, WithLanes, WithMaxBuffered and
+// each event logged and not yet acknowledged holds its Pending in memory. With a spool, WithLanes, WithMaxBuffered and
 // WithRetryTimeout do not apply: one batch is in flight at a time.
 func WithSpool(dir string, maxBytes int64) Option {
 	return func(c *config) { c.spoolDir, c.spoolMax = dir, maxBytes }

@@ -97,19 +97,19 @@ type spool struct {
 	used       int64           // bytes of unacknowledged frames, written or not
 	frames     int64           // unacknowledged frames
 	logged     uint64          // frames ever taken, counting those found at start
-	acked      uint64          // frames acknowledged or rejected
+	acked      uint64          // frames resolved: acknowledged, rejected, lost or failed
 	files      []spoolFile     // oldest first; the last one is written to
 	curOff     int64           // the cursor: offset in files[0]
 	curFrames  int64           // frames of files[0] before curOff
 	failed     error           // a write failed: no more frames are taken
 	closing    bool
-	syncing    bool          // the syncer holds frames taken from buf
 	progress   chan struct{} // closed and replaced when acked grows or failed is set
 	oldest     int64         // Unix nanoseconds of Log of the frame at the cursor, 0 if none
 	lastErr    string
 	sent       uint64
 	rejected   uint64
 	lost       uint64
+	ids        idSource // ids of events logged without one
 
 	syncWake chan struct{}
 	sendWake chan struct{}
@@ -125,7 +125,6 @@ type spool struct {
 	cursor  vfs.File
 	rejectF vfs.File
 	chunk   []byte
-	ids     idSource // ids of events without one; under mu
 }
 
 // openSpool takes the spool directory: creates it (0700) if missing, locks
@@ -434,7 +433,6 @@ func (s *spool) syncLoop() {
 		n := s.bufFrames
 		settles, recs := s.bufSettles, s.bufRecs
 		s.bufFrames, s.bufSettles, s.bufRecs = 0, nil, nil
-		s.syncing = true
 		s.mu.Unlock()
 
 		err := s.write(out, n)
@@ -475,7 +473,6 @@ func (s *spool) write(out []byte, n int64) error {
 	f := &s.files[len(s.files)-1]
 	f.durable += size
 	f.frames += n
-	s.syncing = false
 	s.mu.Unlock()
 	return nil
 }
@@ -488,7 +485,6 @@ func (s *spool) fail(err error, n, size int64, settles []settleFunc) {
 	s.log.Error("trail spool failed", "err", err)
 	s.mu.Lock()
 	s.failed = err
-	s.syncing = false
 	lost := n + s.bufFrames
 	settles = append(settles, s.bufSettles...)
 	s.used -= size + int64(len(s.buf))
