@@ -111,13 +111,22 @@ func RunSplit(ctx context.Context, as []Appender, w Workload) (Result, error) {
 		return Result{}, fmt.Errorf("bench: no appender")
 	}
 	evs := Events(min(w.Events, 4096), w.Size, w.Streams)
+	src := source{evs: evs}
+	if w.Streams > len(evs) {
+		// More streams than templates: event i goes to stream i%Streams,
+		// its name made once beforehand, not in the timed loop.
+		src.streams = make([]string, min(w.Streams, w.Events))
+		for i := range src.streams {
+			src.streams[i] = fmt.Sprintf("patient/%d", i)
+		}
+	}
 	var lat []time.Duration
 	start := time.Now()
 	var err error
 	if w.Async {
-		lat, err = runAsync(ctx, as, evs, w.Events)
+		lat, err = runAsync(ctx, as, src, w.Events)
 	} else {
-		lat, err = runProducers(ctx, as, evs, w.Events, max(w.Producers, 1))
+		lat, err = runProducers(ctx, as, src, w.Events, max(w.Producers, 1))
 	}
 	el := time.Since(start)
 	if err != nil {
@@ -136,7 +145,23 @@ func RunSplit(ctx context.Context, as []Appender, w Workload) (Result, error) {
 	}, nil
 }
 
-func runProducers(ctx context.Context, as []Appender, evs []trail.Event, n, producers int) ([]time.Duration, error) {
+// source hands out the events of a run: templates, cycled, each put in its
+// own stream when the run has more streams than templates.
+type source struct {
+	evs     []trail.Event
+	streams []string // stream names when there are more than templates
+}
+
+func (s source) event(i int) trail.Event {
+	ev := s.evs[i%len(s.evs)]
+	if len(s.streams) > 0 {
+		ev.Stream = s.streams[i%len(s.streams)]
+		ev.Patient = ev.Stream[len("patient/"):]
+	}
+	return ev
+}
+
+func runProducers(ctx context.Context, as []Appender, src source, n, producers int) ([]time.Duration, error) {
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, producers)
@@ -147,7 +172,7 @@ func runProducers(ctx context.Context, as []Appender, evs []trail.Event, n, prod
 			defer wg.Done()
 			for i := p; i < n; i += producers {
 				t0 := time.Now()
-				if err := a.Append(ctx, evs[i%len(evs)]); err != nil {
+				if err := a.Append(ctx, src.event(i)); err != nil {
 					errs <- fmt.Errorf("event %d: %w", i, err)
 					return
 				}
@@ -160,7 +185,7 @@ func runProducers(ctx context.Context, as []Appender, evs []trail.Event, n, prod
 	return lat, <-errs
 }
 
-func runAsync(ctx context.Context, as []Appender, evs []trail.Event, n int) ([]time.Duration, error) {
+func runAsync(ctx context.Context, as []Appender, src source, n int) ([]time.Duration, error) {
 	lat := make([]time.Duration, n)
 	sent := make([]time.Time, n)
 	ws := make(chan Waiter, 1<<16)
@@ -179,7 +204,7 @@ func runAsync(ctx context.Context, as []Appender, evs []trail.Event, n int) ([]t
 	}()
 	for i := 0; i < n; i++ {
 		sent[i] = time.Now()
-		ws <- as[i%len(as)].Log(evs[i%len(evs)])
+		ws <- as[i%len(as)].Log(src.event(i))
 	}
 	close(ws)
 	return lat, <-done
