@@ -37,6 +37,11 @@ type Config struct {
 	MaxBatchBytes int
 	// SegmentSize is the size at which a segment file is sealed (default 64 MiB).
 	SegmentSize int64
+	// MaxStreamHeads bounds the streams whose last event the sequencer keeps
+	// in memory (default 100,000, about 15 MB). A stream not among them is
+	// looked up in the index store on its next event; the bound keeps memory
+	// independent of how many streams the log holds.
+	MaxStreamHeads int
 	// CheckpointInterval is how often a checkpoint is signed when the tree
 	// has grown (default 1s).
 	CheckpointInterval time.Duration
@@ -72,6 +77,9 @@ func (c *Config) fill() {
 	if c.SegmentSize == 0 {
 		c.SegmentSize = 64 << 20
 	}
+	if c.MaxStreamHeads == 0 {
+		c.MaxStreamHeads = 100_000
+	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
 	}
@@ -101,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if c.SegmentSize < 1<<10 || c.SegmentSize > 1<<31 {
 		errs = append(errs, fmt.Errorf("segment size %d: want 1 KiB to 2 GiB", c.SegmentSize))
+	}
+	if c.MaxStreamHeads < 1 {
+		errs = append(errs, fmt.Errorf("max stream heads %d: want at least 1", c.MaxStreamHeads))
 	}
 	if c.CheckpointInterval < time.Millisecond {
 		errs = append(errs, fmt.Errorf("checkpoint interval %v: want at least 1ms", c.CheckpointInterval))

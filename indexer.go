@@ -101,6 +101,9 @@ func (l *Log) indexer() {
 			part := rest[:min(len(rest), applyMax)]
 			rest = rest[len(part):]
 			end := part[len(part)-1].Index + 1
+			if testHookApply != nil {
+				testHookApply()
+			}
 			if err := l.st.Apply(part, end); err != nil {
 				l.fail(err)
 				break
@@ -109,6 +112,10 @@ func (l *Log) indexer() {
 		}
 	}
 }
+
+// testHookApply, when set by a test, runs before each Apply: a test holds the
+// index store back with it.
+var testHookApply func()
 
 // Indexing many events at once costs far fewer index-store keys than
 // indexing a few at a time (a posting list per value per batch), so under a

@@ -5,6 +5,7 @@ import (
 	"github.com/trailhq/trail/event"
 	"github.com/trailhq/trail/internal/store"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -185,7 +186,7 @@ func (s *sequencer) prefetch(items []*Pending) error {
 			if stored, ok := heads[st]; ok {
 				h.seq, h.index, h.leaf = stored.Seq, stored.Index, stored.LeafHash
 			}
-			s.heads[st] = h
+			s.heads[strings.Clone(st)] = h
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"github.com/trailhq/trail/event"
 	"hash"
 	"hash/maphash"
+	"strings"
 	"time"
 
 	"github.com/trailhq/trail/internal/store"
@@ -25,9 +26,11 @@ type sequencer struct {
 	l        *Log
 	digest   hash.Hash
 	seed     maphash.Seed
-	heads    map[string]*streamHead
-	recent   []*recentGen // ids the index store may not have yet, newest last
-	last     time.Time    // recorded time of the previous batch
+	heads    map[string]*streamHead // bounded: trimHeads
+	trimAt   int                    // len(heads) at which trimHeads next runs…
+	trimMore uint64                 // …or, if it left heads the index store lacked, when applied passes this
+	recent   []*recentGen           // ids the index store may not have yet, newest last
+	last     time.Time              // recorded time of the previous batch
 	maxTake  int
 	items    []*Pending
 	groups   []*group
@@ -47,6 +50,7 @@ type sequencer struct {
 type streamHead struct {
 	seq, index uint64
 	leaf       Hash
+	used       bool // used since trimHeads last passed it
 }
 
 // recentGen is a generation of ids the index store may not have yet, keyed by
@@ -76,6 +80,7 @@ func newSequencer(l *Log) *sequencer {
 		digest:  sha256.New(),
 		seed:    maphash.MakeSeed(),
 		heads:   make(map[string]*streamHead),
+		trimAt:  l.cfg.MaxStreamHeads,
 		maxTake: max(l.cfg.MaxBatchBytes/256, 1),
 	}
 	s.batcher, _ = l.st.(store.Batcher)
@@ -111,6 +116,7 @@ func (s *sequencer) run() {
 		}
 		s.l.seqBusy.Store(true)
 		c := s.process(begun, err)
+		s.l.headsCached.Store(int64(len(s.heads)))
 		s.l.seqBusy.Store(false)
 		s.l.commits <- c
 	}
@@ -202,6 +208,7 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 	s.recorded = now.AppendFormat(s.recorded[:0], RecordedLayout)
 	recorded := string(s.recorded)
 	s.pruneRecent()
+	s.trimHeads()
 	s.prepareAll(c.items)
 	if s.batcher != nil {
 		if err := s.prefetch(c.items); err != nil {
@@ -421,6 +428,7 @@ func (s *sequencer) salt() []byte {
 // into the store before the sequencer started.
 func (s *sequencer) head(stream string) *streamHead {
 	if h, ok := s.heads[stream]; ok {
+		h.used = true
 		return h
 	}
 	h := &streamHead{}
@@ -435,8 +443,43 @@ func (s *sequencer) head(stream string) *streamHead {
 	} else if ok {
 		h.seq, h.index, h.leaf = stored.Seq, stored.Index, stored.LeafHash
 	}
-	s.heads[stream] = h
+	// A copy of the name: the event's strings may share a request's buffer,
+	// which the map would otherwise keep alive.
+	s.heads[strings.Clone(stream)] = h
 	return h
+}
+
+// trimHeads keeps the cached stream heads near cfg.MaxStreamHeads. It drops
+// heads not used since its previous pass (a clock: a pass clears the mark of
+// the heads it keeps), but never one whose event the index store may not
+// have applied yet, since head would then read an older head from the store
+// and fork the stream. Go's map iteration starts at a random place, so
+// successive passes visit the heads in different orders.
+func (s *sequencer) trimHeads() {
+	limit := s.l.cfg.MaxStreamHeads
+	applied := s.l.applied.load()
+	if len(s.heads) < s.trimAt && (len(s.heads) <= limit || applied <= s.trimMore) {
+		return
+	}
+	target := limit - limit/8
+	for pass := 0; pass < 2 && len(s.heads) > target; pass++ {
+		for stream, h := range s.heads {
+			if len(s.heads) <= target {
+				break
+			}
+			if h.seq > 0 && h.index >= applied {
+				continue // the index store may not have it yet
+			}
+			if h.used {
+				h.used = false
+				continue
+			}
+			delete(s.heads, stream)
+		}
+	}
+	// Heads the index store has not caught up with stay; do not walk them
+	// all again before it has applied more or many more streams came.
+	s.trimAt, s.trimMore = max(limit, len(s.heads)+limit/8), applied
 }
 
 func (s *sequencer) rememberID(id string, index uint64) {

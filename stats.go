@@ -27,6 +27,10 @@ type Stats struct {
 	// queries cost: a query that reads far more than it returns scans).
 	Queries      int
 	QueryRecords uint64
+	// StreamHeads is how many streams' last events the sequencer keeps in
+	// memory (at most about Config.MaxStreamHeads, plus those the index
+	// store has yet to apply).
+	StreamHeads int
 }
 
 // HistogramSnapshot is a cumulative histogram: Counts[i] observations were
@@ -108,6 +112,7 @@ func (l *Log) Stats() Stats {
 		Syncs: l.syncHist.snapshot(), Batches: l.batchHist.snapshot(),
 		Err:     l.Err(),
 		Queries: int(l.queries.Load()), QueryRecords: l.queryReads.Load(),
+		StreamHeads: int(l.headsCached.Load()),
 	}
 	if c, at, ok := l.st.Latest(); ok {
 		s.CheckpointSize = c.Size

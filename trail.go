@@ -32,8 +32,9 @@ type Log struct {
 	syncHist  *histogram // fsync latency, seconds
 	batchHist *histogram // events per fsync
 
-	queries    atomic.Int64  // queries running (Query)
-	queryReads atomic.Uint64 // records queries have read, matching or not
+	queries     atomic.Int64  // queries running (Query)
+	queryReads  atomic.Uint64 // records queries have read, matching or not
+	headsCached atomic.Int64  // stream heads the sequencer holds (Stats)
 
 	commits chan *commit // sequencer → syncer
 	applies *indexQueue  // syncer → indexer

@@ -105,7 +105,8 @@ var (
 	descStore      = prometheus.NewDesc("trail_store_info", "1, labelled with the store (files or postgres) and, for PostgreSQL, its replication mode: none, asynchronous, synchronous (only synchronous replication keeps every acknowledged event across a failover) or unknown.", []string{"kind", "replication"}, nil)
 	descQueries    = prometheus.NewDesc("trail_queries_running", "Queries running (event queries, searches, tails' pages).", nil, nil)
 	descQueryRecs  = prometheus.NewDesc("trail_query_records_read_total", "Records queries have read, whether they matched or not.", nil, nil)
-	engineDescs    = []*prometheus.Desc{descSize, descApplied, descQueued, descQueueLimit, descSync, descBatch, descCPSize, descCPTime, descFailed, descStore, descQueries, descQueryRecs}
+	descHeads      = prometheus.NewDesc("trail_stream_heads_cached", "Streams whose last event the sequencer holds in memory (bounded by --max-stream-heads).", nil, nil)
+	engineDescs    = []*prometheus.Desc{descSize, descApplied, descQueued, descQueueLimit, descSync, descBatch, descCPSize, descCPTime, descFailed, descStore, descQueries, descQueryRecs, descHeads}
 )
 
 var _ prometheus.Collector = engineCollector{}
@@ -140,6 +141,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descFailed, failed)
 	gauge(descQueries, float64(s.Queries))
 	ch <- prometheus.MustNewConstMetric(descQueryRecs, prometheus.CounterValue, float64(s.QueryRecords))
+	gauge(descHeads, float64(s.StreamHeads))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info := c.l.Store(ctx)

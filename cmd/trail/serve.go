@@ -75,6 +75,8 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 		return &exitError{2, errors.New("--store needs --signing-key FILE: the key every process sharing the database signs checkpoints with")}
 	case *storeURL == "" && *signingKey != "":
 		return &exitError{2, errors.New("--signing-key goes with --store (a data directory keeps its own key)")}
+	case *o.maxHeads < 1:
+		return &exitError{2, fmt.Errorf("--max-stream-heads %d: want at least 1", *o.maxHeads)}
 	case *storeURL != "" && *sync != "always":
 		return &exitError{2, errors.New("--sync: with --store every receipt follows a COMMIT with synchronous_commit on")}
 	}
@@ -83,6 +85,7 @@ func (c *serveCmd) Run(ctx context.Context, args []string) error {
 	cfg.Sync = trail.SyncMode(*sync)
 	cfg.Origin = *origin
 	cfg.CheckpointInterval = *interval
+	cfg.MaxStreamHeads = *o.maxHeads
 	cfg.Logger = logger
 	var tlsFilesP *server.TLSFiles
 	switch {
@@ -167,6 +170,7 @@ type serveFlags struct {
 	fs                                                          *flag.FlagSet
 	data, listen, sync, origin, storeURL, signingKey, notifyURL *string
 	interval, queueWait                                         *time.Duration
+	maxHeads                                                    *int
 	tlsFiles                                                    server.TLSFiles
 	limits                                                      serveLimits
 	sl                                                          serveSyslog
@@ -185,6 +189,7 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 	o.storeURL = fs.String("store", "", "keep the log and its principals in PostgreSQL at this `URL` (postgres://user@host/db) instead of --data; several trail serve processes may share one (the process that makes the database writes the admin token to --data; manage principals with trail token --store)")
 	o.signingKey = fs.String("signing-key", "", "with --store: the checkpoint signing key `file` the processes share (created, mode 0600, when missing); it never goes into the database")
 	o.interval = fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
+	o.maxHeads = fs.Int("max-stream-heads", 100_000, "streams whose last event is kept in memory (about 150 bytes each); others are looked up in the index on their next event")
 	o.queueWait = fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
 	fs.StringVar(&o.tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.2 and 1.3, ECDHE suites only) with this PEM certificate chain `file` (re-read when it changes)")
 	fs.StringVar(&o.tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")

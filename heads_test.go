@@ -1,0 +1,105 @@
+package trail
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// TestStreamHeadsBounded appends to many more streams than the sequencer may
+// keep heads of, first while the index store is held back (no head may be
+// dropped then: the store could not give it back) and then while it keeps
+// up, and checks that every stream stays one gap-free chain: stream_seq
+// 1, 2, 3, … with each prev the leaf hash of the event before.
+func TestStreamHeadsBounded(t *testing.T) {
+	const limit, streams = 16, 300
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	testHookApply = func() { <-hold }
+	t.Cleanup(func() { release(); testHookApply = nil })
+
+	l := openTest(t, t.TempDir(), Config{MaxStreamHeads: limit})
+	defer l.Close(context.Background())
+	defer release() // before Close, which waits for the index store
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[string][]Receipt{}
+	appendTo := func(n int) {
+		for range n {
+			st := fmt.Sprintf("patient/%d", rng.IntN(streams))
+			r, err := l.Append(ctx, testEvent(st, len(want[st])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[st] = append(want[st], r)
+		}
+	}
+	// Held back: every head names an event the index store lacks.
+	appendTo(2000)
+	if n := l.Stats().StreamHeads; n < streams/2 {
+		t.Fatalf("%d heads cached while the index store lags; every one is needed", n)
+	}
+	release()
+	appendTo(4000)
+	// Once the index store has caught up, the next batch trims the cache
+	// to the limit (and that batch's stream).
+	if err := l.waitApplied(ctx, l.Size()); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(1)
+	if n := l.Stats().StreamHeads; n > limit+1 {
+		t.Fatalf("%d heads cached, limit %d", n, limit)
+	}
+	// Concurrent producers too.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for p := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				st := fmt.Sprintf("patient/%d", (p*7919+i*31)%streams)
+				r, err := l.Append(ctx, testEvent(st, i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				want[st] = append(want[st], r)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+
+	for st, rs := range want {
+		slices.SortFunc(rs, func(a, b Receipt) int { return cmp.Compare(a.StreamSeq, b.StreamSeq) })
+		var prev *Hash
+		for i, r := range rs {
+			if r.StreamSeq != uint64(i+1) {
+				t.Fatalf("stream %s: %d events, the %dth has stream_seq %d (a dropped head restarted or skipped the stream)", st, len(rs), i+1, r.StreamSeq)
+			}
+			rec, err := l.Read(r.Index)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := ParseStored(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Stream != st || ev.StreamSeq != r.StreamSeq {
+				t.Fatalf("event %d: stream %s seq %d, receipt says %s seq %d", r.Index, ev.Stream, ev.StreamSeq, st, r.StreamSeq)
+			}
+			if (prev == nil) != (ev.Prev == nil) || (prev != nil && *prev != *ev.Prev) {
+				t.Fatalf("stream %s: event %d: prev %v, want %v", st, i+1, ev.Prev, prev)
+			}
+			h := LeafHash(rec)
+			prev = &h
+		}
+	}
+}
