@@ -41,14 +41,9 @@ func Dir(ctx context.Context, dir string, opts Options) (Report, error) {
 	if err := datadir.CheckFormat(fs, dir); err != nil {
 		return rep, err
 	}
-	signed, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
+	cps, roots, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
 	if err != nil {
 		return rep, err
-	}
-	cps := make([]Checkpoint, len(signed))
-	roots := make([][]byte, len(signed))
-	for k, c := range signed {
-		cps[k], roots[k] = CheckpointOf(c), c.Root
 	}
 	rep.Checkpoints = len(cps)
 	segs, total, err := listSegments(fs, fs.PathJoin(dir, datadir.LogDir))
@@ -92,34 +87,75 @@ func Dir(ctx context.Context, dir string, opts Options) (Report, error) {
 }
 
 // verifiedCheckpoints reads dir's signed checkpoints and verifies each with
-// vkey, or with the directory's own key when vkey is empty.
-func verifiedCheckpoints(fs vfs.FS, dir, vkey string) ([]checkpoint.Checkpoint, error) {
+// vkey, or with the directory's own key when vkey is empty. It returns them
+// oldest first with their roots as signed, and keeps of each only what the
+// Checker needs: its size and root (the signed note of the latest alone),
+// some 100 bytes a checkpoint.
+func verifiedCheckpoints(fs vfs.FS, dir, vkey string) ([]Checkpoint, [][]byte, error) {
+	var v note.Verifier
 	if vkey == "" {
 		if _, err := fs.Stat(fs.PathJoin(dir, checkpoint.VerifierFile)); err != nil {
-			return nil, fmt.Errorf("%s: %w (no %s)", dir, ErrNotDataDir, checkpoint.VerifierFile)
+			return nil, nil, fmt.Errorf("%s: %w (no %s)", dir, ErrNotDataDir, checkpoint.VerifierFile)
 		}
-		cps, _, err := checkpoint.ReadAll(fs, dir)
-		if err != nil {
-			return nil, &Error{Index: 0, Reason: "checkpoints: " + err.Error()}
+		var err error
+		if v, err = checkpoint.ReadVerifier(fs, dir); err != nil {
+			return nil, nil, &Error{Index: 0, Reason: "checkpoints: " + err.Error()}
 		}
-		return cps, nil
+	} else {
+		var err error
+		if v, err = note.NewVerifier(strings.TrimSpace(vkey)); err != nil {
+			return nil, nil, fmt.Errorf("verifier key: %w", err)
+		}
+		if _, err := fs.Stat(fs.PathJoin(dir, datadir.LogDir)); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w (no %s directory)", dir, ErrNotDataDir, datadir.LogDir)
+		}
 	}
-	nv, err := note.NewVerifier(strings.TrimSpace(vkey))
+	cps, roots, err := readCheckpoints(fs, dir, v)
+	switch {
+	case err != nil && vkey == "":
+		return nil, nil, &Error{Index: 0, Reason: "checkpoints: " + err.Error()}
+	case err != nil:
+		return nil, nil, &Error{Index: 0, Reason: fmt.Sprintf(
+			"checkpoints are not all signed by the trusted key %s (the history was re-signed, or they were removed): %v", v.Name(), err)}
+	case len(cps) == 0 && vkey != "":
+		return nil, nil, &Error{Index: 0, Reason: "no checkpoint signed by the trusted key vouches for the log (they were removed)"}
+	}
+	return cps, roots, nil
+}
+
+// readCheckpoints reads every checkpoint in dir, verified with v, as
+// verifiedCheckpoints returns them.
+func readCheckpoints(fs vfs.FS, dir string, v note.Verifier) ([]Checkpoint, [][]byte, error) {
+	var cps []Checkpoint
+	odd := make(map[int][]byte) // roots signed with another length than a hash's
+	var last checkpoint.Checkpoint
+	err := checkpoint.Each(fs, dir, v, func(i int, c checkpoint.Checkpoint) error {
+		cp := CheckpointOf(c)
+		cp.Signed = nil
+		if i > 0 && cp.Origin == cps[i-1].Origin {
+			cp.Origin = cps[i-1].Origin // one string for all
+		}
+		if len(c.Root) != len(cp.Root) {
+			odd[i] = c.Root
+		}
+		cps, last = append(cps, cp), c
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("verifier key: %w", err)
+		return nil, nil, err
 	}
-	if _, err := fs.Stat(fs.PathJoin(dir, datadir.LogDir)); err != nil {
-		return nil, fmt.Errorf("%s: %w (no %s directory)", dir, ErrNotDataDir, datadir.LogDir)
+	cps = slices.Clip(cps)
+	roots := make([][]byte, len(cps))
+	for k := range cps {
+		roots[k] = cps[k].Root[:]
+		if r, ok := odd[k]; ok {
+			roots[k] = r
+		}
 	}
-	cps, err := checkpoint.ReadAllWith(fs, dir, nv)
-	if err != nil {
-		return nil, &Error{Index: 0, Reason: fmt.Sprintf(
-			"checkpoints are not all signed by the trusted key %s (the history was re-signed, or they were removed): %v", nv.Name(), err)}
+	if n := len(cps); n > 0 {
+		cps[n-1].Signed = last.Signed
 	}
-	if len(cps) == 0 {
-		return nil, &Error{Index: 0, Reason: "no checkpoint signed by the trusted key vouches for the log (they were removed)"}
-	}
-	return cps, nil
+	return cps, roots, nil
 }
 
 type segFile struct {
