@@ -175,10 +175,15 @@ func (s *Store) VerifierKey() string { return s.vkey }
 func (s *Store) Origin() string { return s.signer.Name() }
 
 // Add signs a checkpoint for a tree of the given size and root and keeps it.
+// size must not be below the latest's: Open, which reads only the log's end,
+// could not tell.
 //
 // Order: append the frame to the checkpoints log and fdatasync it (from here
 // the checkpoint is durable), then replace the latest file atomically.
 func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
+	if s.has && size < s.latest.Size {
+		return Checkpoint{}, fmt.Errorf("checkpoint of size %d: below the latest, of size %d", size, s.latest.Size)
+	}
 	body := logCheckpoint(s.Origin(), size, root)
 	signed, err := note.Sign(&note.Note{Text: string(body)}, s.signer)
 	if err != nil {
