@@ -209,4 +209,3 @@ func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
 
 // Close closes the checkpoint log.
 func (s *Store) Close() error { return s.log.Close() }
-
