@@ -157,6 +157,8 @@ func fileSize(t testing.TB, fs vfs.FS, name string) int64 {
 	return st.Size()
 }
 
+// appendBytes and the other writers here pass copies: Pebble's in-memory
+// file system scribbles over the buffers it was given in race builds.
 func appendBytes(t testing.TB, fs vfs.FS, name string, b []byte) {
 	t.Helper()
 	f, err := fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
@@ -165,7 +167,7 @@ func appendBytes(t testing.TB, fs vfs.FS, name string, b []byte) {
 	}
 	defer f.Close()
 	st, _ := f.Stat()
-	if _, err := f.WriteAt(b, st.Size()); err != nil {
+	if _, err := f.WriteAt(bytes.Clone(b), st.Size()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -177,7 +179,7 @@ func writeAt(t testing.TB, fs vfs.FS, name string, b []byte, off int64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := f.WriteAt(b, off); err != nil {
+	if _, err := f.WriteAt(bytes.Clone(b), off); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -330,7 +332,7 @@ func TestReopen(t *testing.T) {
 
 func writeLatest(t testing.TB, fs vfs.FS, signed []byte) {
 	t.Helper()
-	if err := durable.WriteFile(fs, "", LatestFile, signed, false); err != nil {
+	if err := durable.WriteFile(fs, "", LatestFile, bytes.Clone(signed), false); err != nil {
 		t.Fatal(err)
 	}
 }
