@@ -17,13 +17,14 @@
 // Cost. A Store keeps only the latest checkpoint in memory, and Open reads
 // only the end of the checkpoints log: it looks for the frame of the note in
 // the latest file, which Add replaces after the frame is durable, so the
-// log's last intact frame is that one or one written after it. Only when the
-// latest file is missing or is not in the log (a directory written before
-// the file existed, a crash while the keys were made, damage) does Open read
-// the whole log, still keeping only the latest. Open thus does not check
-// the frames before the latest: Each, which trail verify runs, reads and
-// verifies every checkpoint, and reports damage followed by more data, which
-// would hide the checkpoints after it, as an error.
+// log's last intact frame is that one or a later one. Add refuses a size
+// below the latest, so the frames before it need not be read to find it.
+// Only when the latest file is missing or is not in the log (a directory
+// written before the file existed, a crash while the keys were made, damage)
+// does Open read the whole log, still keeping only the latest. Open thus does
+// not check the frames before the latest: Each, which trail verify runs,
+// reads and verifies every checkpoint, and reports damage followed by more
+// data, which would hide the checkpoints after it, as an error.
 package checkpoint
 
 import (
