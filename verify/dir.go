@@ -14,10 +14,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailhq/trail/event"
-	"github.com/trailhq/trail/internal/checkpoint"
 	"github.com/trailhq/trail/internal/datadir"
 	"github.com/trailhq/trail/internal/durable"
 	"github.com/trailhq/trail/internal/segment"
@@ -41,19 +39,20 @@ func Dir(ctx context.Context, dir string, opts Options) (Report, error) {
 	if err := datadir.CheckFormat(fs, dir); err != nil {
 		return rep, err
 	}
-	cps, roots, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
+	cps, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
 	if err != nil {
 		return rep, err
 	}
-	rep.Checkpoints = len(cps)
+	defer cps.stop()
+	rep.Checkpoints = cps.list.n
 	segs, total, err := listSegments(fs, fs.PathJoin(dir, datadir.LogDir))
 	if err != nil {
 		return rep, err
 	}
-	if len(cps) > 0 {
-		rep.Latest = cps[len(cps)-1]
+	if cps.list.n > 0 {
+		rep.Latest = cps.list.latest
 	}
-	c, err := newChecker(cps, roots, opts.Trusted)
+	c, err := newChecker(cps.list, opts.Trusted)
 	if err != nil {
 		return rep, err
 	}
@@ -83,79 +82,11 @@ func Dir(ctx context.Context, dir string, opts Options) (Report, error) {
 			opts.Progress(done, total)
 		}
 	}
-	return c.Finish()
-}
-
-// verifiedCheckpoints reads dir's signed checkpoints and verifies each with
-// vkey, or with the directory's own key when vkey is empty. It returns them
-// oldest first with their roots as signed, and keeps of each only what the
-// Checker needs: its size and root (the signed note of the latest alone),
-// some 100 bytes a checkpoint.
-func verifiedCheckpoints(fs vfs.FS, dir, vkey string) ([]Checkpoint, [][]byte, error) {
-	var v note.Verifier
-	if vkey == "" {
-		if _, err := fs.Stat(fs.PathJoin(dir, checkpoint.VerifierFile)); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w (no %s)", dir, ErrNotDataDir, checkpoint.VerifierFile)
-		}
-		var err error
-		if v, err = checkpoint.ReadVerifier(fs, dir); err != nil {
-			return nil, nil, &Error{Index: 0, Reason: "checkpoints: " + err.Error()}
-		}
-	} else {
-		var err error
-		if v, err = note.NewVerifier(strings.TrimSpace(vkey)); err != nil {
-			return nil, nil, fmt.Errorf("verifier key: %w", err)
-		}
-		if _, err := fs.Stat(fs.PathJoin(dir, datadir.LogDir)); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w (no %s directory)", dir, ErrNotDataDir, datadir.LogDir)
-		}
+	rep, err = c.Finish()
+	if err == nil {
+		err = cps.check()
 	}
-	cps, roots, err := readCheckpoints(fs, dir, v)
-	switch {
-	case err != nil && vkey == "":
-		return nil, nil, &Error{Index: 0, Reason: "checkpoints: " + err.Error()}
-	case err != nil:
-		return nil, nil, &Error{Index: 0, Reason: fmt.Sprintf(
-			"checkpoints are not all signed by the trusted key %s (the history was re-signed, or they were removed): %v", v.Name(), err)}
-	case len(cps) == 0 && vkey != "":
-		return nil, nil, &Error{Index: 0, Reason: "no checkpoint signed by the trusted key vouches for the log (they were removed)"}
-	}
-	return cps, roots, nil
-}
-
-// readCheckpoints reads every checkpoint in dir, verified with v, as
-// verifiedCheckpoints returns them.
-func readCheckpoints(fs vfs.FS, dir string, v note.Verifier) ([]Checkpoint, [][]byte, error) {
-	var cps []Checkpoint
-	odd := make(map[int][]byte) // roots signed with another length than a hash's
-	var last checkpoint.Checkpoint
-	err := checkpoint.Each(fs, dir, v, func(i int, c checkpoint.Checkpoint) error {
-		cp := CheckpointOf(c)
-		cp.Signed = nil
-		if i > 0 && cp.Origin == cps[i-1].Origin {
-			cp.Origin = cps[i-1].Origin // one string for all
-		}
-		if len(c.Root) != len(cp.Root) {
-			odd[i] = c.Root
-		}
-		cps, last = append(cps, cp), c
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	cps = slices.Clip(cps)
-	roots := make([][]byte, len(cps))
-	for k := range cps {
-		roots[k] = cps[k].Root[:]
-		if r, ok := odd[k]; ok {
-			roots[k] = r
-		}
-	}
-	if n := len(cps); n > 0 {
-		cps[n-1].Signed = last.Signed
-	}
-	return cps, roots, nil
+	return rep, err
 }
 
 type segFile struct {
