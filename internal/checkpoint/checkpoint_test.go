@@ -199,14 +199,14 @@ func TestEmpty(t *testing.T) {
 }
 
 // TestMemoryBounded fails when the store keeps every checkpoint it added or
-// read: 20,000 of them take megabytes.
+// read: 10,000 of them take some 4 MB.
 func TestMemoryBounded(t *testing.T) {
-	const n = 20000
+	const n = 10000
 	fs := &testFS{FS: vfs.NewMem(), discardLog: true}
 	s := mustOpen(t, fs)
 	before := heap()
 	fill(t, s, 0, n)
-	if grew := heap() - before; grew > 1<<20 {
+	if grew := heap() - before; grew > 512<<10 {
 		t.Errorf("adding %d checkpoints grew the heap by %d bytes, want it bounded", n, grew)
 	}
 	runtime.KeepAlive(s)
@@ -218,7 +218,7 @@ func TestMemoryBounded(t *testing.T) {
 	s.Close()
 	before = heap()
 	s = mustOpen(t, mem)
-	if grew := heap() - before; grew > 1<<20 {
+	if grew := heap() - before; grew > 512<<10 {
 		t.Errorf("opening %d checkpoints grew the heap by %d bytes, want it bounded", n, grew)
 	}
 	wantLatest(t, s, last)
@@ -236,7 +236,7 @@ func heap() int64 {
 func TestOpenReadsTail(t *testing.T) {
 	fs := &testFS{FS: vfs.NewMem()}
 	s := mustOpen(t, fs)
-	last := fill(t, s, 0, 20000)
+	last := fill(t, s, 0, 2000) // some 350 KB
 	s.Close()
 	size := fileSize(t, fs, LogFile)
 
