@@ -52,9 +52,7 @@ type Checker struct {
 	durable uint64 // the largest size a checkpoint vouches for
 	streams map[string]*stream
 	rng     *compact.Range
-	cps     []Checkpoint
-	roots   [][]byte // cps' roots as signed
-	nextCP  int
+	cps     *cpList
 	trusted *Checkpoint // a checkpoint verified earlier; nil once checked
 	torn    string
 	inGroup bool // the last record said more records of its group follow
@@ -76,24 +74,24 @@ func NewChecker(checkpoints []Checkpoint, trusted *Checkpoint) (*Checker, error)
 	for k := range checkpoints {
 		roots[k] = checkpoints[k].Root[:]
 	}
-	return newChecker(checkpoints, roots, trusted)
+	return newChecker(sliceList(checkpoints, roots), trusted)
 }
 
-// newChecker is NewChecker with the roots as signed, which a malformed
-// checkpoint may have of another length than a hash.
-func newChecker(cps []Checkpoint, roots [][]byte, trusted *Checkpoint) (*Checker, error) {
+// newChecker is NewChecker with the checkpoints read one at a time, and
+// their roots as signed, which a malformed checkpoint may have of another
+// length than a hash.
+func newChecker(cps *cpList, trusted *Checkpoint) (*Checker, error) {
 	c := &Checker{
 		streams: make(map[string]*stream),
 		rng:     (&compact.RangeFactory{Hash: tree.HashChildren}).NewEmptyRange(0),
 		cps:     cps,
-		roots:   roots,
 	}
-	if len(cps) > 0 {
-		c.durable = cps[len(cps)-1].Size
+	if cps.n > 0 {
+		c.durable = cps.latest.Size
 	}
 	if t := trusted; t != nil {
-		if len(cps) > 0 && cps[0].Origin != t.Origin {
-			return nil, &Error{Index: 0, Reason: fmt.Sprintf("the log is %q, the trusted checkpoint is of %q", cps[0].Origin, t.Origin)}
+		if cps.n > 0 && cps.latest.Origin != t.Origin {
+			return nil, &Error{Index: 0, Reason: fmt.Sprintf("the log is %q, the trusted checkpoint is of %q", cps.latest.Origin, t.Origin)}
 		}
 		c.trusted = t
 		c.durable = max(c.durable, t.Size)
@@ -159,11 +157,10 @@ func (c *Checker) Damage(where, why string, atEnd bool) error {
 // checkpoints checks every checkpoint whose size the tree has reached, and
 // the trusted one.
 func (c *Checker) checkpoints() error {
-	for c.nextCP < len(c.cps) && c.cps[c.nextCP].Size == c.n {
-		if !bytes.Equal(c.root(), c.roots[c.nextCP]) {
-			return &Error{Index: max(c.n, 1) - 1, Reason: fmt.Sprintf("tree root of size %d does not match signed checkpoint %d", c.cps[c.nextCP].Size, c.nextCP)}
+	for l := c.cps; l.ok && l.cur.Size == c.n; l.pop() {
+		if !bytes.Equal(c.root(), l.root) {
+			return &Error{Index: max(c.n, 1) - 1, Reason: fmt.Sprintf("tree root of size %d does not match signed checkpoint %d", l.cur.Size, l.k)}
 		}
-		c.nextCP++
 	}
 	if t := c.trusted; t != nil && t.Size == c.n {
 		if !bytes.Equal(c.root(), t.Root[:]) {
@@ -192,9 +189,8 @@ func (c *Checker) Finish() (Report, error) {
 	if err := c.checkpoints(); err != nil {
 		return Report{}, err
 	}
-	if c.nextCP < len(c.cps) {
-		cp := c.cps[c.nextCP]
-		return Report{}, &Error{Index: c.n, Reason: fmt.Sprintf("log has %d records but signed checkpoint %d covers %d (records were removed)", c.n, c.nextCP, cp.Size)}
+	if l := c.cps; l.ok {
+		return Report{}, &Error{Index: c.n, Reason: fmt.Sprintf("log has %d records but signed checkpoint %d covers %d (records were removed)", c.n, l.k, l.cur.Size)}
 	}
 	if t := c.trusted; t != nil {
 		return Report{}, &Error{Index: c.n, Reason: fmt.Sprintf(
@@ -203,9 +199,9 @@ func (c *Checker) Finish() (Report, error) {
 	if c.inGroup && c.torn == "" {
 		c.torn = fmt.Sprintf("index %d: the last atomic batch is incomplete (a torn write; trail cuts it on start)", c.n)
 	}
-	rep := Report{Events: c.n, Streams: len(c.streams), Checkpoints: len(c.cps), TornTail: c.torn}
-	if len(c.cps) > 0 {
-		rep.Latest = c.cps[len(c.cps)-1]
+	rep := Report{Events: c.n, Streams: len(c.streams), Checkpoints: c.cps.n, TornTail: c.torn}
+	if c.cps.n > 0 {
+		rep.Latest = c.cps.latest
 	}
 	return rep, nil
 }

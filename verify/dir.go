@@ -14,10 +14,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailhq/trail/event"
-	"github.com/trailhq/trail/internal/checkpoint"
 	"github.com/trailhq/trail/internal/datadir"
 	"github.com/trailhq/trail/internal/durable"
 	"github.com/trailhq/trail/internal/segment"
@@ -41,24 +39,20 @@ func Dir(ctx context.Context, dir string, opts Options) (Report, error) {
 	if err := datadir.CheckFormat(fs, dir); err != nil {
 		return rep, err
 	}
-	signed, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
+	cps, err := verifiedCheckpoints(fs, dir, opts.VerifierKey)
 	if err != nil {
 		return rep, err
 	}
-	cps := make([]Checkpoint, len(signed))
-	roots := make([][]byte, len(signed))
-	for k, c := range signed {
-		cps[k], roots[k] = CheckpointOf(c), c.Root
-	}
-	rep.Checkpoints = len(cps)
+	defer cps.stop()
+	rep.Checkpoints = cps.list.n
 	segs, total, err := listSegments(fs, fs.PathJoin(dir, datadir.LogDir))
 	if err != nil {
 		return rep, err
 	}
-	if len(cps) > 0 {
-		rep.Latest = cps[len(cps)-1]
+	if cps.list.n > 0 {
+		rep.Latest = cps.list.latest
 	}
-	c, err := newChecker(cps, roots, opts.Trusted)
+	c, err := newChecker(cps.list, opts.Trusted)
 	if err != nil {
 		return rep, err
 	}
@@ -88,38 +82,11 @@ func Dir(ctx context.Context, dir string, opts Options) (Report, error) {
 			opts.Progress(done, total)
 		}
 	}
-	return c.Finish()
-}
-
-// verifiedCheckpoints reads dir's signed checkpoints and verifies each with
-// vkey, or with the directory's own key when vkey is empty.
-func verifiedCheckpoints(fs vfs.FS, dir, vkey string) ([]checkpoint.Checkpoint, error) {
-	if vkey == "" {
-		if _, err := fs.Stat(fs.PathJoin(dir, checkpoint.VerifierFile)); err != nil {
-			return nil, fmt.Errorf("%s: %w (no %s)", dir, ErrNotDataDir, checkpoint.VerifierFile)
-		}
-		cps, _, err := checkpoint.ReadAll(fs, dir)
-		if err != nil {
-			return nil, &Error{Index: 0, Reason: "checkpoints: " + err.Error()}
-		}
-		return cps, nil
+	rep, err = c.Finish()
+	if err == nil {
+		err = cps.check()
 	}
-	nv, err := note.NewVerifier(strings.TrimSpace(vkey))
-	if err != nil {
-		return nil, fmt.Errorf("verifier key: %w", err)
-	}
-	if _, err := fs.Stat(fs.PathJoin(dir, datadir.LogDir)); err != nil {
-		return nil, fmt.Errorf("%s: %w (no %s directory)", dir, ErrNotDataDir, datadir.LogDir)
-	}
-	cps, err := checkpoint.ReadAllWith(fs, dir, nv)
-	if err != nil {
-		return nil, &Error{Index: 0, Reason: fmt.Sprintf(
-			"checkpoints are not all signed by the trusted key %s (the history was re-signed, or they were removed): %v", nv.Name(), err)}
-	}
-	if len(cps) == 0 {
-		return nil, &Error{Index: 0, Reason: "no checkpoint signed by the trusted key vouches for the log (they were removed)"}
-	}
-	return cps, nil
+	return rep, err
 }
 
 type segFile struct {

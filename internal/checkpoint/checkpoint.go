@@ -10,15 +10,26 @@
 //
 // Guarantees. Add appends a checkpoint and fsyncs before it returns, so a
 // returned checkpoint survives a crash. On open a torn last frame (damage
-// with nothing but zeros after it) is cut; damage followed by more data is an
-// error, so that it cannot hide the checkpoints after it. The caller must only
-// sign sizes whose records and tree hashes are durable.
+// with nothing but zeros after it) is cut, and nothing is appended after
+// damage that has data after it. The caller must only sign sizes whose
+// records and tree hashes are durable.
+//
+// Cost. A Store keeps only the latest checkpoint in memory, and Open reads
+// only the end of the checkpoints log: it looks for the frame of the note in
+// the latest file, which Add replaces after the frame is durable, so the
+// log's last intact frame is that one or a later one. Add refuses a size
+// below the latest, so the frames before it need not be read to find it.
+// Only when the latest file is missing or is not in the log (a directory
+// written before the file existed, a crash while the keys were made, damage)
+// does Open read the whole log, still keeping only the latest. Open thus does
+// not check the frames before the latest: Each, which trail verify runs,
+// reads and verifies every checkpoint, and reports damage followed by more
+// data, which would hide the checkpoints after it, as an error.
 package checkpoint
 
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -56,7 +67,8 @@ type Store struct {
 	vkey     string
 	log      vfs.File
 	logSize  int64
-	all      []Checkpoint
+	latest   Checkpoint
+	has      bool // latest is set: the log holds a checkpoint
 }
 
 // Open opens the checkpoint store in dir, creating the key pair (named origin)
@@ -71,15 +83,15 @@ func Open(fs vfs.FS, dir, origin string) (*Store, error) {
 		return nil, fmt.Errorf("open checkpoints: %w", err)
 	}
 	s.log = f
-	all, end, err := readLog(f, s.verifier)
+	t, err := s.readTail()
 	if err == nil {
-		err = cutTail(f, end)
+		err = cutTail(f, t.end)
 	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	s.all, s.logSize = all, end
+	s.latest, s.has, s.logSize = t.last, t.n > 0, t.end
 	return s, nil
 }
 
@@ -139,54 +151,6 @@ func cutTail(f vfs.File, end int64) error {
 	return f.SyncData()
 }
 
-// readLog reads every checkpoint in the log. A damaged last frame is a torn
-// write and is dropped; a checkpoint that does not verify is an error.
-func readLog(f vfs.File, v note.Verifier) ([]Checkpoint, int64, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	data := make([]byte, st.Size())
-	if n, _ := f.ReadAt(data, 0); n != len(data) {
-		return nil, 0, fmt.Errorf("read checkpoints: short read")
-	}
-	var all []Checkpoint
-	pos := 0
-	for pos < len(data) {
-		rec, _, size, err := segment.DecodeFrame(data[pos:])
-		if errors.Is(err, segment.ErrEnd) {
-			break
-		}
-		if err != nil {
-			// A torn last write ends the log; damage with data after it is
-			// not a torn write and must not hide the checkpoints that follow.
-			if end := frameEnd(data, pos); end < len(data) && !segment.Zero(data[end:]) {
-				return nil, 0, fmt.Errorf("checkpoint %d in %s is damaged (%v) and more data follows", len(all), LogFile, err)
-			}
-			break
-		}
-		c, err := Parse(rec, v)
-		if err != nil {
-			return nil, 0, fmt.Errorf("checkpoint %d in %s: %w", len(all), LogFile, err)
-		}
-		if n := len(all); n > 0 && c.Size < all[n-1].Size {
-			return nil, 0, fmt.Errorf("checkpoint %d in %s: size %d is below the previous %d", n, LogFile, c.Size, all[n-1].Size)
-		}
-		all = append(all, c)
-		pos += size
-	}
-	return all, int64(pos), nil
-}
-
-// frameEnd is where the frame at pos claims to end (at least the header).
-func frameEnd(data []byte, pos int) int {
-	if len(data)-pos < segment.HeaderSize {
-		return len(data)
-	}
-	n := int(binary.LittleEndian.Uint32(data[pos:]) &^ (1 << 31))
-	return min(pos+segment.HeaderSize+n, len(data))
-}
-
 func logCheckpoint(origin string, size uint64, root []byte) []byte {
 	return log.Checkpoint{Origin: origin, Size: size, Hash: root}.Marshal()
 }
@@ -202,10 +166,7 @@ func Parse(signed []byte, v note.Verifier) (Checkpoint, error) {
 
 // Latest returns the newest checkpoint, if any.
 func (s *Store) Latest() (Checkpoint, bool) {
-	if len(s.all) == 0 {
-		return Checkpoint{}, false
-	}
-	return s.all[len(s.all)-1], true
+	return s.latest, s.has
 }
 
 // VerifierKey returns the verifier key (name+hash+base64).
@@ -215,10 +176,15 @@ func (s *Store) VerifierKey() string { return s.vkey }
 func (s *Store) Origin() string { return s.signer.Name() }
 
 // Add signs a checkpoint for a tree of the given size and root and keeps it.
+// size must not be below the latest's: Open, which reads only the log's end,
+// could not tell.
 //
 // Order: append the frame to the checkpoints log and fdatasync it (from here
 // the checkpoint is durable), then replace the latest file atomically.
 func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
+	if s.has && size < s.latest.Size {
+		return Checkpoint{}, fmt.Errorf("checkpoint of size %d: below the latest, of size %d", size, s.latest.Size)
+	}
 	body := logCheckpoint(s.Origin(), size, root)
 	signed, err := note.Sign(&note.Note{Text: string(body)}, s.signer)
 	if err != nil {
@@ -233,7 +199,7 @@ func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
 	}
 	s.logSize += int64(len(frame))
 	c := Checkpoint{Origin: s.Origin(), Size: size, Root: root, Signed: signed}
-	s.all = append(s.all, c)
+	s.latest, s.has = c, true
 	// A copy: a file system may reuse the buffer it was given to write
 	// (Pebble's in-memory one scribbles over it in race builds).
 	if err := durable.WriteFile(s.fs, s.dir, LatestFile, bytes.Clone(signed), false); err != nil {
@@ -242,35 +208,5 @@ func (s *Store) Add(size uint64, root []byte) (Checkpoint, error) {
 	return c, nil
 }
 
-// All returns every checkpoint kept, oldest first.
-func (s *Store) All() []Checkpoint { return s.all }
-
 // Close closes the checkpoint log.
 func (s *Store) Close() error { return s.log.Close() }
-
-// ReadAll reads and verifies every checkpoint in dir without opening a Store
-// (for offline verification). It returns the verifier key too.
-func ReadAll(fs vfs.FS, dir string) ([]Checkpoint, note.Verifier, error) {
-	vkey, err := durable.ReadFile(fs, fs.PathJoin(dir, VerifierFile))
-	if err != nil {
-		return nil, nil, fmt.Errorf("read verifier key: %w", err)
-	}
-	v, err := note.NewVerifier(strings.TrimSpace(string(vkey)))
-	if err != nil {
-		return nil, nil, fmt.Errorf("verifier key: %w", err)
-	}
-	all, err := ReadAllWith(fs, dir, v)
-	return all, v, err
-}
-
-// ReadAllWith reads every checkpoint in dir and verifies each with v, a key
-// the caller trusts, whatever key the directory holds.
-func ReadAllWith(fs vfs.FS, dir string, v note.Verifier) ([]Checkpoint, error) {
-	f, err := fs.Open(fs.PathJoin(dir, LogFile))
-	if err != nil {
-		return nil, fmt.Errorf("open checkpoints: %w", err)
-	}
-	defer f.Close()
-	all, _, err := readLog(f, v)
-	return all, err
-}

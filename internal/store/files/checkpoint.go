@@ -41,8 +41,8 @@ func (s *Store) checkpoint(durable uint64) error {
 	}
 	s.cpsMu.Lock()
 	defer s.cpsMu.Unlock()
-	latest, _ := s.cps.Latest()
-	if durable <= latest.Size && len(s.cps.All()) > 0 {
+	latest, has := s.cps.Latest()
+	if durable <= latest.Size && has {
 		return nil
 	}
 	if s.opts.NoSync {
@@ -60,14 +60,14 @@ func (s *Store) checkpoint(durable uint64) error {
 		return s.fail(err)
 	}
 	size := min(flushed, durable)
-	if size <= latest.Size && len(s.cps.All()) > 0 {
+	if size <= latest.Size && has {
 		return nil
 	}
 	root, err := s.tree.Root(size)
 	if err != nil {
 		return fmt.Errorf("checkpoint root of size %d: %w", size, err)
 	}
-	if latest.Size == size && len(s.cps.All()) > 0 && !bytes.Equal(latest.Root, root) {
+	if latest.Size == size && has && !bytes.Equal(latest.Root, root) {
 		return fmt.Errorf("checkpoint: root of size %d changed", size)
 	}
 	if _, err := s.cps.Add(size, root); err != nil {

@@ -192,7 +192,7 @@ func (s *Store) recover() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(s.cps.All()) == 0 || n > 0 {
+	if _, has := s.cps.Latest(); !has || n > 0 {
 		if err := s.Checkpoint(n, n); err != nil {
 			return 0, fmt.Errorf("trail: first checkpoint: %w", err)
 		}
