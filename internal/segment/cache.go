@@ -1,0 +1,193 @@
+package segment
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// DefaultMaxOpenSealed is the number of sealed segments whose files a Log
+// keeps open when Options.MaxOpenSealed is zero: two descriptors each.
+const DefaultMaxOpenSealed = 64
+
+// errClosed is returned by a read after Close.
+var errClosed = errors.New("segment log is closed")
+
+// files are the open files of one segment: its data and, once sealed, its
+// offset index. f never changes; idx is set once, under cache.mu, as the
+// segment is sealed, and read only by those who saw it sealed (under Log.mu)
+// and acquired the files after. They are closed when the last reference is
+// released.
+type files struct {
+	f    vfs.File
+	idx  vfs.File      // nil while the segment is active
+	refs int           // the cache's or the writer's reference, plus one per reader
+	elem *list.Element // in cache.lru; nil while active or once evicted
+}
+
+// cache bounds the sealed segments whose files are open. The active segment's
+// files stay open (the writer holds a reference to them); a sealed segment's
+// are opened on first use and closed when it falls out of the LRU and its
+// last reader releases it. A reader that holds files past their eviction
+// keeps them open, so the open files are at most two per cached segment, two
+// for the active one and two per read in flight on an evicted segment.
+//
+// Lock order: Log.mu, then cache.mu. cache.mu is held for map and list
+// operations only, never across a system call.
+type cache struct {
+	fs     vfs.FS
+	dir    string
+	max    int
+	mu     sync.Mutex
+	lru    list.List // of *seg, most recently used first
+	closed bool
+}
+
+func (c *cache) path(name string) string { return c.fs.PathJoin(c.dir, name) }
+
+// acquire returns s's open files, opening them when s is sealed and not in
+// the cache. The caller must release them.
+func (c *cache) acquire(s *seg) (*files, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	if h := s.h; h != nil {
+		h.refs++
+		if h.elem != nil {
+			c.lru.MoveToFront(h.elem)
+		}
+		c.mu.Unlock()
+		return h, nil
+	}
+	c.mu.Unlock()
+
+	// A miss opens outside the lock; a racing reader may open the same
+	// segment, and the loser closes its copy.
+	h, err := c.open(s)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.closed || s.h != nil {
+		won := s.h
+		if won != nil && !c.closed {
+			won.refs++
+			if won.elem != nil {
+				c.lru.MoveToFront(won.elem)
+			}
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		h.close()
+		if closed {
+			return nil, errClosed
+		}
+		return won, nil
+	}
+	h.refs = 2 // the cache's and the caller's
+	s.h, h.elem = h, c.lru.PushFront(s)
+	evicted := c.evict()
+	c.mu.Unlock()
+	closeAll(evicted)
+	return h, nil
+}
+
+// open opens the files of sealed segment s.
+func (c *cache) open(s *seg) (*files, error) {
+	f, err := c.fs.Open(c.path(s.name))
+	if err != nil {
+		return nil, fmt.Errorf("open segment %s: %w", s.name, err)
+	}
+	idxName := strings.TrimSuffix(s.name, ".seg") + ".idx"
+	idx, err := c.fs.Open(c.path(idxName))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open index %s: %w", idxName, err)
+	}
+	return &files{f: f, idx: idx}, nil
+}
+
+// release gives back files acquire returned, closing them if they were
+// evicted meanwhile and this was the last reader.
+func (c *cache) release(h *files) {
+	c.mu.Lock()
+	h.refs--
+	last := h.refs == 0
+	c.mu.Unlock()
+	if last {
+		h.close()
+	}
+}
+
+// seal moves the active segment s, whose index idx has just been written,
+// into the cache: the writer's reference becomes the cache's. It returns the
+// files evicted to make room, for the caller to close.
+func (c *cache) seal(s *seg, idx vfs.File) []*files {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.h.idx = idx
+	s.h.elem = c.lru.PushFront(s)
+	return c.evict()
+}
+
+// evict drops the least recently used segments past the bound and returns
+// the files no reader holds any more, for the caller to close once it has
+// unlocked c.mu.
+func (c *cache) evict() []*files {
+	var done []*files
+	for c.lru.Len() > c.max {
+		s := c.lru.Remove(c.lru.Back()).(*seg)
+		h := s.h
+		s.h, h.elem = nil, nil
+		if h.refs--; h.refs == 0 {
+			done = append(done, h)
+		}
+	}
+	return done
+}
+
+// close drops every reference the cache and the writer hold; files a reader
+// still holds are closed when it releases them. Later acquires fail.
+func (c *cache) close(segs []*seg) error {
+	c.mu.Lock()
+	c.closed = true
+	var done []*files
+	for _, s := range segs {
+		h := s.h
+		if h == nil {
+			continue
+		}
+		s.h = nil
+		if h.elem != nil {
+			c.lru.Remove(h.elem)
+			h.elem = nil
+		}
+		if h.refs--; h.refs == 0 {
+			done = append(done, h)
+		}
+	}
+	c.mu.Unlock()
+	return closeAll(done)
+}
+
+func (h *files) close() error {
+	err := h.f.Close()
+	if h.idx != nil {
+		err = errors.Join(err, h.idx.Close())
+	}
+	return err
+}
+
+func closeAll(hs []*files) error {
+	var errs []error
+	for _, h := range hs {
+		errs = append(errs, h.close())
+	}
+	return errors.Join(errs...)
+}
