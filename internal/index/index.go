@@ -74,6 +74,14 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
 		DisableWAL:   true,
 		MemTableSize: 32 << 20,
 		CacheSize:    64 << 20,
+		// Pebble keeps up to this many files open (1000 by default), most
+		// of them sstables in its table cache. The server's budget is 256
+		// descriptors besides sockets, of which the log takes up to 2 per
+		// cached sealed segment (segment.DefaultMaxOpenSealed 64) plus the
+		// tree's and checkpoints' few: 128 fits beside them. Past the bound
+		// the table cache closes the least recently used tables and reopens
+		// them on demand, a cost on reads of cold tables, not an error.
+		MaxOpenFiles: 128,
 		Logger:       pebbleLogger{logger},
 	}
 	// Bloom filters on every level: most id lookups are for new ids, and
