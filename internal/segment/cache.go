@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -25,7 +26,7 @@ var errClosed = errors.New("segment log is closed")
 type files struct {
 	f    vfs.File
 	idx  vfs.File      // nil while the segment is active
-	refs int           // the cache's or the writer's reference, plus one per reader
+	refs atomic.Int32  // the cache's or the writer's reference, plus one per reader
 	elem *list.Element // in cache.lru; nil while active or once evicted
 }
 
@@ -58,7 +59,7 @@ func (c *cache) acquire(s *seg) (*files, error) {
 		return nil, errClosed
 	}
 	if h := s.h; h != nil {
-		h.refs++
+		h.refs.Add(1)
 		if h.elem != nil {
 			c.lru.MoveToFront(h.elem)
 		}
@@ -77,7 +78,7 @@ func (c *cache) acquire(s *seg) (*files, error) {
 	if c.closed || s.h != nil {
 		won := s.h
 		if won != nil && !c.closed {
-			won.refs++
+			won.refs.Add(1)
 			if won.elem != nil {
 				c.lru.MoveToFront(won.elem)
 			}
@@ -90,7 +91,7 @@ func (c *cache) acquire(s *seg) (*files, error) {
 		}
 		return won, nil
 	}
-	h.refs = 2 // the cache's and the caller's
+	h.refs.Store(2) // the cache's and the caller's
 	s.h, h.elem = h, c.lru.PushFront(s)
 	evicted := c.evict()
 	c.mu.Unlock()
@@ -114,13 +115,11 @@ func (c *cache) open(s *seg) (*files, error) {
 }
 
 // release gives back files acquire returned, closing them if they were
-// evicted meanwhile and this was the last reader.
+// evicted meanwhile and this was the last reader. It takes no lock: the
+// count only reaches zero once the cache has dropped its reference, after
+// which no acquire can find the files to count them up again.
 func (c *cache) release(h *files) {
-	c.mu.Lock()
-	h.refs--
-	last := h.refs == 0
-	c.mu.Unlock()
-	if last {
+	if h.refs.Add(-1) == 0 {
 		h.close()
 	}
 }
@@ -145,7 +144,7 @@ func (c *cache) evict() []*files {
 		s := c.lru.Remove(c.lru.Back()).(*seg)
 		h := s.h
 		s.h, h.elem = nil, nil
-		if h.refs--; h.refs == 0 {
+		if h.refs.Add(-1) == 0 {
 			done = append(done, h)
 		}
 	}
@@ -168,7 +167,7 @@ func (c *cache) close(segs []*seg) error {
 			c.lru.Remove(h.elem)
 			h.elem = nil
 		}
-		if h.refs--; h.refs == 0 {
+		if h.refs.Add(-1) == 0 {
 			done = append(done, h)
 		}
 	}

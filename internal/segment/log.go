@@ -119,7 +119,8 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", s.name, err)
 	}
-	l.active = &files{f: f, refs: 1}
+	l.active = &files{f: f}
+	l.active.refs.Store(1)
 	s.h = l.active
 	l.segs = append(l.segs, s)
 	if err := l.recoverActive(); err != nil {
@@ -146,7 +147,8 @@ func (l *Log) create(first uint64) error {
 		f.Close()
 		return err
 	}
-	l.active = &files{f: f, refs: 1}
+	l.active = &files{f: f}
+	l.active.refs.Store(1)
 	s.h = l.active // not yet visible to readers
 	l.mu.Lock()
 	l.segs = append(l.segs, s)
@@ -169,7 +171,7 @@ func (l *Log) checkSealed(s *seg, count uint64) error {
 		return fmt.Errorf("open segment %s: %w", s.name, err)
 	}
 	defer f.Close()
-	offs, end, err := scanSegment(f, s.name)
+	offs, end, err := scanSegment(f, s.name, chunkFor(l.opts.SegmentSize))
 	if err != nil {
 		return err
 	}
@@ -215,8 +217,8 @@ func (l *Log) writeIndex(name string, offs []uint32) (vfs.File, error) {
 // end marker or at the first damage, and returns the offsets of the records
 // that form complete groups and the offset where the last such group ends.
 // It reads the file in chunks.
-func scanSegment(f vfs.File, name string) (offs []uint32, end int64, err error) {
-	r := frameReader{f: f, name: name}
+func scanSegment(f vfs.File, name string, chunk int) (offs []uint32, end int64, err error) {
+	r := frameReader{f: f, name: name, chunk: chunk}
 	groupStart := 0
 	for {
 		off := r.offset()
@@ -245,7 +247,7 @@ func scanSegment(f vfs.File, name string) (offs []uint32, end int64, err error) 
 // repeats the cut.
 func (l *Log) recoverActive() error {
 	s, f := l.segs[len(l.segs)-1], l.active.f
-	offs, end, err := scanSegment(f, s.name)
+	offs, end, err := scanSegment(f, s.name, chunkFor(l.opts.SegmentSize))
 	if err != nil {
 		return err
 	}
@@ -479,11 +481,11 @@ func (l *Log) Scan(from, to uint64, fn func(i uint64, rec []byte) error) error {
 	// Where from starts in the active segment, which has no index yet and
 	// may be sealed (its offsets dropped) before Scan gets to it.
 	activeOff := int64(-1)
-	if a := segs[len(segs)-1]; from > a.first && from < to {
+	if a := segs[len(segs)-1]; !a.sealed && from > a.first && from < to {
 		activeOff = int64(a.offs[from-a.first])
 	}
 	l.mu.RUnlock()
-	var r frameReader // one buffer for every segment
+	r := frameReader{chunk: chunkFor(l.opts.SegmentSize)} // one buffer for every segment
 	for k, s := range segs {
 		end := to
 		off := activeOff

@@ -494,3 +494,35 @@ func TestOpenMissingFile(t *testing.T) {
 		t.Errorf("read from a removed segment: %v, want an error naming it", err)
 	}
 }
+
+// BenchmarkRead reads records at random, in parallel, across 300 segments
+// that the cache (of the default size) cannot all hold.
+func BenchmarkRead(b *testing.B) {
+	const size = 40
+	l, _ := newLog(b, 1800, size, 300, 0)
+	b.RunParallel(func(pb *testing.PB) {
+		rnd := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		for pb.Next() {
+			if _, err := l.Read(rnd.Uint64N(1800)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkReadCached reads records at random from segments the cache
+// holds.
+func BenchmarkReadCached(b *testing.B) {
+	const size = 40
+	l, _ := newLog(b, 1800, size, 300, 0)
+	b.RunParallel(func(pb *testing.PB) {
+		rnd := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		for pb.Next() {
+			if _, err := l.Read(rnd.Uint64N(6 * 32)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -9,19 +9,24 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// chunkSize is how much of a segment a scan reads at a time. A record larger
-// than it grows the buffer to hold it (at most MaxRecordSize plus a header).
+// chunkSize is how much of a segment a scan reads at a time, or the segment
+// size if smaller. A record larger than it grows the buffer to hold it (at
+// most MaxRecordSize plus a header).
 const chunkSize = 1 << 20
+
+// chunkFor is the chunk a scan of segments of segSize bytes reads.
+func chunkFor(segSize int64) int { return int(min(chunkSize, max(segSize, 4<<10))) }
 
 // frameReader decodes the frames of a segment file from an offset on,
 // reading it in chunks so that a scan holds one chunk, not the segment.
 type frameReader struct {
-	f    vfs.File
-	name string
-	buf  []byte
-	base int64 // file offset of buf[0]
-	r, w int   // buf[r:w] is read but not yet decoded
-	eof  bool
+	f     vfs.File
+	name  string
+	chunk int // the buffer's initial size
+	buf   []byte
+	base  int64 // file offset of buf[0]
+	r, w  int   // buf[r:w] is read but not yet decoded
+	eof   bool
 }
 
 // reset points r at file f from offset off, keeping its buffer.
@@ -70,7 +75,7 @@ func frameNeeds(b []byte) int {
 // fill moves the undecoded bytes to the front of the buffer and reads on,
 // growing the buffer to at least need bytes.
 func (r *frameReader) fill(need int) error {
-	if size := max(need, chunkSize); cap(r.buf) < size {
+	if size := max(need, r.chunk); cap(r.buf) < size {
 		buf := make([]byte, size)
 		copy(buf, r.buf[r.r:r.w])
 		r.buf = buf
