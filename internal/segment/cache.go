@@ -34,11 +34,11 @@ type files struct {
 // files stay open (the writer holds a reference to them); a sealed segment's
 // are opened on first use and closed when it falls out of the LRU and its
 // last reader releases it. A reader that holds files past their eviction
-// keeps them open, so the open files are at most two per cached segment, two
+// keeps them open, so the open files are at most two per cached segment, one
 // for the active one and two per read in flight on an evicted segment.
 //
-// Lock order: Log.mu, then cache.mu. cache.mu is held for map and list
-// operations only, never across a system call.
+// Lock order: Log.mu, then cache.mu. cache.mu is held for list operations
+// only, never across a system call.
 type cache struct {
 	fs     vfs.FS
 	dir    string
@@ -54,48 +54,45 @@ func (c *cache) path(name string) string { return c.fs.PathJoin(c.dir, name) }
 // the cache. The caller must release them.
 func (c *cache) acquire(s *seg) (*files, error) {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, errClosed
-	}
-	if h := s.h; h != nil {
-		h.refs.Add(1)
-		if h.elem != nil {
-			c.lru.MoveToFront(h.elem)
-		}
-		c.mu.Unlock()
-		return h, nil
-	}
+	h, err := c.hit(s)
 	c.mu.Unlock()
-
+	if h != nil || err != nil {
+		return h, err
+	}
 	// A miss opens outside the lock; a racing reader may open the same
 	// segment, and the loser closes its copy.
-	h, err := c.open(s)
+	opened, err := c.open(s)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	if c.closed || s.h != nil {
-		won := s.h
-		if won != nil && !c.closed {
-			won.refs.Add(1)
-			if won.elem != nil {
-				c.lru.MoveToFront(won.elem)
-			}
-		}
-		closed := c.closed
+	if h, err = c.hit(s); h != nil || err != nil {
 		c.mu.Unlock()
-		h.close()
-		if closed {
-			return nil, errClosed
-		}
-		return won, nil
+		opened.close()
+		return h, err
 	}
-	h.refs.Store(2) // the cache's and the caller's
-	s.h, h.elem = h, c.lru.PushFront(s)
+	opened.refs.Store(2) // the cache's and the caller's
+	s.h, opened.elem = opened, c.lru.PushFront(s)
 	evicted := c.evict()
 	c.mu.Unlock()
-	closeAll(evicted)
+	closeAll(evicted) // read-only files: nothing to lose
+	return opened, nil
+}
+
+// hit counts a reference to s's files if they are open, and marks s the
+// most recently used. c.mu must be held.
+func (c *cache) hit(s *seg) (*files, error) {
+	if c.closed {
+		return nil, errClosed
+	}
+	h := s.h
+	if h == nil {
+		return nil, nil
+	}
+	h.refs.Add(1)
+	if h.elem != nil {
+		c.lru.MoveToFront(h.elem)
+	}
 	return h, nil
 }
 
