@@ -76,11 +76,14 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
 		CacheSize:    64 << 20,
 		// Pebble keeps up to this many files open (1000 by default), most
 		// of them sstables in its table cache. The server's budget is 256
-		// descriptors besides sockets, of which the log takes up to 2 per
-		// cached sealed segment (segment.DefaultMaxOpenSealed 64) plus the
-		// tree's and checkpoints' few: 128 fits beside them. Past the bound
-		// the table cache closes the least recently used tables and reopens
-		// them on demand, a cost on reads of cold tables, not an error.
+		// descriptors besides sockets, of which the log takes 65 (see
+		// segment.DefaultMaxOpenSealed) and the tree and the rest about 35.
+		// The index gets the larger share: every append looks its ids up,
+		// and a table that is not open must be reopened (its footer and
+		// filter read) before its filter can answer, where a log segment
+		// out of the cache costs a cold read two opens. Past the bound the
+		// table cache closes the least recently used tables: a cost, not an
+		// error.
 		MaxOpenFiles: 128,
 		Logger:       pebbleLogger{logger},
 	}

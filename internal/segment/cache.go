@@ -13,7 +13,13 @@ import (
 
 // DefaultMaxOpenSealed is the number of sealed segments whose files a Log
 // keeps open when Options.MaxOpenSealed is zero: two descriptors each.
-const DefaultMaxOpenSealed = 64
+//
+// The server's budget is 256 descriptors besides sockets. The Pebble index
+// store takes up to 128 (its MaxOpenFiles), the Merkle tree one per level (24
+// at 10M events), the checkpoint log, the lock, stdio and the runtime a few:
+// 32 sealed segments (65 descriptors with the active one) leave room for
+// reads in flight past the cache and for the files the writer opens briefly.
+const DefaultMaxOpenSealed = 32
 
 // errClosed is returned by a read after Close.
 var errClosed = errors.New("segment log is closed")
@@ -33,19 +39,23 @@ type files struct {
 // cache bounds the sealed segments whose files are open. The active segment's
 // files stay open (the writer holds a reference to them); a sealed segment's
 // are opened on first use and closed when it falls out of the LRU and its
-// last reader releases it. A reader that holds files past their eviction
-// keeps them open, so the open files are at most two per cached segment, one
-// for the active one and two per read in flight on an evicted segment.
+// last reader releases it. A miss evicts before it opens, and passes over
+// segments a reader holds, so the sealed segments' open files stay within
+// two per cached segment as long as fewer reads than that are in flight;
+// past that, a held segment may be evicted, its files closed when the read
+// is done, and the open files exceed the bound by two per read at most. The
+// active segment adds one file.
 //
 // Lock order: Log.mu, then cache.mu. cache.mu is held for list operations
 // only, never across a system call.
 type cache struct {
-	fs     vfs.FS
-	dir    string
-	max    int
-	mu     sync.Mutex
-	lru    list.List // of *seg, most recently used first
-	closed bool
+	fs      vfs.FS
+	dir     string
+	max     int
+	mu      sync.Mutex
+	lru     list.List // of *seg, most recently used first
+	pending int       // opens under way, each to add a segment to lru
+	closed  bool
 }
 
 func (c *cache) path(name string) string { return c.fs.PathJoin(c.dir, name) }
@@ -55,17 +65,23 @@ func (c *cache) path(name string) string { return c.fs.PathJoin(c.dir, name) }
 func (c *cache) acquire(s *seg) (*files, error) {
 	c.mu.Lock()
 	h, err := c.hit(s)
-	c.mu.Unlock()
 	if h != nil || err != nil {
+		c.mu.Unlock()
 		return h, err
 	}
-	// A miss opens outside the lock; a racing reader may open the same
-	// segment, and the loser closes its copy.
+	// A miss makes room first, then opens outside the lock; a racing
+	// reader may open the same segment, and the loser closes its copy.
+	c.pending++
+	evicted := c.evict()
+	c.mu.Unlock()
+	closeAll(evicted)
 	opened, err := c.open(s)
+	c.mu.Lock()
+	c.pending--
 	if err != nil {
+		c.mu.Unlock()
 		return nil, err
 	}
-	c.mu.Lock()
 	if h, err = c.hit(s); h != nil || err != nil {
 		c.mu.Unlock()
 		opened.close()
@@ -73,7 +89,7 @@ func (c *cache) acquire(s *seg) (*files, error) {
 	}
 	opened.refs.Store(2) // the cache's and the caller's
 	s.h, opened.elem = opened, c.lru.PushFront(s)
-	evicted := c.evict()
+	evicted = c.evict()
 	c.mu.Unlock()
 	closeAll(evicted) // read-only files: nothing to lose
 	return opened, nil
@@ -132,13 +148,23 @@ func (c *cache) seal(s *seg, idx vfs.File) []*files {
 	return c.evict()
 }
 
-// evict drops the least recently used segments past the bound and returns
-// the files no reader holds any more, for the caller to close once it has
-// unlocked c.mu.
+// evict drops the least recently used segments until they and the opens
+// under way fit the bound, and returns the files no reader holds any more,
+// for the caller to close once it has unlocked c.mu. It passes over
+// segments a reader holds, whose files would stay open past the bound until
+// the read is done; it evicts one only when the cache itself is past the
+// bound and every segment in it is held.
 func (c *cache) evict() []*files {
 	var done []*files
-	for c.lru.Len() > c.max {
-		s := c.lru.Remove(c.lru.Back()).(*seg)
+	for c.lru.Len() > 0 && c.lru.Len()+c.pending > c.max {
+		e := c.unheld()
+		if e == nil {
+			if c.lru.Len() <= c.max {
+				break
+			}
+			e = c.lru.Back()
+		}
+		s := c.lru.Remove(e).(*seg)
 		h := s.h
 		s.h, h.elem = nil, nil
 		if h.refs.Add(-1) == 0 {
@@ -146,6 +172,18 @@ func (c *cache) evict() []*files {
 		}
 	}
 	return done
+}
+
+// unheld returns the least recently used segment no reader holds, or nil.
+func (c *cache) unheld() *list.Element {
+	for e := c.lru.Back(); e != nil; e = e.Prev() {
+		// Only the cache's reference: no reader holds the files, and none
+		// can take them while c.mu is held.
+		if e.Value.(*seg).h.refs.Load() == 1 {
+			return e
+		}
+	}
+	return nil
 }
 
 // close drops every reference the cache and the writer hold; files a reader
