@@ -74,6 +74,17 @@ func Open(fs vfs.FS, dir string, logger *slog.Logger) (*Store, error) {
 		DisableWAL:   true,
 		MemTableSize: 32 << 20,
 		CacheSize:    64 << 20,
+		// Pebble keeps up to this many files open (1000 by default), most
+		// of them sstables in its table cache. The server's budget is 256
+		// descriptors besides sockets, of which the log takes 65 (see
+		// segment.DefaultMaxOpenSealed) and the tree and the rest about 35.
+		// The index gets the larger share: every append looks its ids up,
+		// and a table that is not open must be reopened (its footer and
+		// filter read) before its filter can answer, where a log segment
+		// out of the cache costs a cold read two opens. Past the bound the
+		// table cache closes the least recently used tables: a cost, not an
+		// error.
+		MaxOpenFiles: 128,
 		Logger:       pebbleLogger{logger},
 	}
 	// Bloom filters on every level: most id lookups are for new ids, and

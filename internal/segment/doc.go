@@ -17,6 +17,15 @@
 // Open keeps a group only if all its records are intact, so a caller that puts
 // a user's batch in one group gets all-or-nothing across crashes.
 //
+// Resources. The active segment's file is open while the Log is; a sealed
+// segment's files (the segment and its index) are opened on first read and
+// kept in an LRU of Options.MaxOpenSealed segments, so a Log holds at most
+// 2*MaxOpenSealed+1 descriptors between reads, whatever the log's length (a
+// read in flight keeps the files of a segment evicted under it open until it
+// returns). Open stats each sealed segment's index but leaves it closed.
+// Scan reads a segment in 1 MiB chunks (more only for a larger record)
+// from the record it starts at, found through the index.
+//
 // Failure. Open truncates a torn tail (the tail that fails its CRC, is
 // incomplete, or ends inside a group) by overwriting it with zeros and syncing,
 // but only past the durable watermark the caller gives: damage below it is
