@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestStreamHeadsBounded appends to many more streams than the sequencer may
@@ -39,12 +40,45 @@ func TestStreamHeadsBounded(t *testing.T) {
 			want[st] = append(want[st], r)
 		}
 	}
-	// Held back: every head names an event the index store lacks.
-	appendTo(2000)
-	if n := l.Stats().StreamHeads; n < streams/2 {
-		t.Fatalf("%d heads cached while the index store lags; every one is needed", n)
+	// Held back: every cached head names an event the index store lacks,
+	// so none may be dropped; past half again the limit the sequencer
+	// waits for the store instead of growing the cache.
+	held := make(chan error, 1)
+	var heldReceipts []Receipt
+	var heldStreams []string
+	go func() {
+		for i := range 2000 {
+			st := fmt.Sprintf("patient/%d", rng.IntN(streams))
+			r, err := l.Append(ctx, testEvent(st, i))
+			if err != nil {
+				held <- err
+				return
+			}
+			heldReceipts, heldStreams = append(heldReceipts, r), append(heldStreams, st)
+		}
+		held <- nil
+	}()
+	for last := uint64(0); ; {
+		time.Sleep(300 * time.Millisecond)
+		n := l.Size()
+		if n == last {
+			break
+		}
+		last = n
+	}
+	if n := l.Stats().StreamHeads; n > limit+limit/2+1 {
+		t.Fatalf("%d heads cached while the index store lags, limit %d: the cache grew past half again its limit", n, limit)
+	}
+	if n := l.Size(); n >= 2000 {
+		t.Fatalf("all %d appends went through while the index store was held and the cache was full", n)
 	}
 	release()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range heldReceipts {
+		want[heldStreams[i]] = append(want[heldStreams[i]], r)
+	}
 	appendTo(4000)
 	// Once the index store has caught up, the next batch trims the cache
 	// to the limit (and that batch's stream).

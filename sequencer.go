@@ -28,7 +28,7 @@ type sequencer struct {
 	seed     maphash.Seed
 	heads    map[string]*streamHead // bounded: trimHeads
 	trimAt   int                    // len(heads) at which trimHeads next runs…
-	trimMore uint64                 // …or, if it left heads the index store lacked, when applied passes this
+	trimMore uint64                 // …or when applied has moved from this
 	recent   []*recentGen           // ids the index store may not have yet, newest last
 	last     time.Time              // recorded time of the previous batch
 	maxTake  int
@@ -80,7 +80,6 @@ func newSequencer(l *Log) *sequencer {
 		digest:  sha256.New(),
 		seed:    maphash.MakeSeed(),
 		heads:   make(map[string]*streamHead),
-		trimAt:  l.cfg.MaxStreamHeads,
 		maxTake: max(l.cfg.MaxBatchBytes/256, 1),
 	}
 	s.batcher, _ = l.st.(store.Batcher)
@@ -105,6 +104,7 @@ func (s *sequencer) run() {
 				}
 			}
 		}
+		s.trimHeads() // may wait for the index store: before Begin's lock
 		// Begin may wait for this process's previous batch to be made
 		// durable (a store several processes write serialises their
 		// batches), so it comes before seqBusy: the syncer must not wait
@@ -208,7 +208,6 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 	s.recorded = now.AppendFormat(s.recorded[:0], RecordedLayout)
 	recorded := string(s.recorded)
 	s.pruneRecent()
-	s.trimHeads()
 	s.prepareAll(c.items)
 	if s.batcher != nil {
 		if err := s.prefetch(c.items); err != nil {
@@ -454,19 +453,33 @@ func (s *sequencer) head(stream string) *streamHead {
 // the heads it keeps), but never one whose event the index store may not
 // have applied yet, since head would then read an older head from the store
 // and fork the stream. Go's map iteration starts at a random place, so
-// successive passes visit the heads in different orders.
+// successive passes visit the heads in different orders. Each call looks at
+// a bounded number of heads, so that a cache full of heads the store lacks
+// costs each batch little; once the cache holds half as many again as the
+// limit, the sequencer waits for the index store to catch up (backpressure:
+// memory stays bounded by the configuration, not by the indexer's lag).
 func (s *sequencer) trimHeads() {
 	limit := s.l.cfg.MaxStreamHeads
-	applied := s.l.applied.load()
-	if len(s.heads) < s.trimAt && (len(s.heads) <= limit || applied <= s.trimMore) {
+	if len(s.heads) <= limit {
 		return
 	}
+	applied := s.l.applied.load()
+	if len(s.heads) > limit+limit/2 && applied < s.l.st.Len() {
+		if s.awaitApplied() != nil {
+			return // the engine failed; the batch will say why
+		}
+		applied = s.l.applied.load()
+	} else if len(s.heads) < s.trimAt && applied == s.trimMore {
+		return // nothing new to drop since the last pass
+	}
 	target := limit - limit/8
-	for pass := 0; pass < 2 && len(s.heads) > target; pass++ {
+	budget := 2*(len(s.heads)-target) + 1024
+	for pass := 0; pass < 2 && len(s.heads) > target && budget > 0; pass++ {
 		for stream, h := range s.heads {
-			if len(s.heads) <= target {
+			if len(s.heads) <= target || budget == 0 {
 				break
 			}
+			budget--
 			if h.seq > 0 && h.index >= applied {
 				continue // the index store may not have it yet
 			}
@@ -477,9 +490,17 @@ func (s *sequencer) trimHeads() {
 			delete(s.heads, stream)
 		}
 	}
-	// Heads the index store has not caught up with stay; do not walk them
-	// all again before it has applied more or many more streams came.
-	s.trimAt, s.trimMore = max(limit, len(s.heads)+limit/8), applied
+	s.trimAt, s.trimMore = len(s.heads)+limit/8, applied
+}
+
+// awaitApplied waits until the index store has applied every record written.
+func (s *sequencer) awaitApplied() error {
+	end := s.l.st.Len()
+	// The syncer may be waiting for a batch from the sequencer (seqBusy is
+	// clear here, but gather may have seen it set): an empty batch moves it
+	// on to sync what is written and hand it to the indexer.
+	s.l.commits <- &commit{end: end}
+	return s.l.waitApplied(context.Background(), end)
 }
 
 func (s *sequencer) rememberID(id string, index uint64) {
