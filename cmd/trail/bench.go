@@ -44,6 +44,7 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	baseline := fs.Bool("baseline", false, "also run the bare group-commit writer on the same disk and print the ratio")
 	reopen := fs.Bool("reopen", false, "after the run, close the engine, open it again and print how long opening took")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
+	maxHeads := fs.Int("max-stream-heads", trail.DefaultConfig().MaxStreamHeads, "with --embedded or neither: streams whose last event the engine keeps in memory")
 	store := fs.String("store", "", "start --processes \"trail serve --store URL\" processes on loopback over the PostgreSQL database at `URL` and drive them through the Go client, "+
 		"the producers split evenly over them; the database must hold no Trail log yet (the log the bench makes stays there); "+
 		"with --baseline, also PostgreSQL's own INSERT of each event (COPY with --async) into a table made for the run and dropped after it")
@@ -99,6 +100,10 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	}
 	cfg := trail.DefaultConfig()
 	cfg.Sync = trail.SyncMode(*sync)
+	cfg.MaxStreamHeads = *maxHeads
+	if *maxHeads < 1 {
+		return &exitError{2, fmt.Errorf("--max-stream-heads %d: want at least 1", *maxHeads)}
+	}
 	if *server != "" {
 		res, err := runRemote(ctx, remote, *lanes, w)
 		if err != nil {
