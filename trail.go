@@ -82,12 +82,17 @@ func (l *Log) Enqueue(ctx context.Context, ev Event) (*Pending, error) {
 // in parallel with other callers, and an invalid event never enters the
 // queue.
 func (l *Log) Append(ctx context.Context, ev Event) (Receipt, error) {
-	p := &Pending{ev: ev}
-	prep, _ := prepareEvent(&p.ev, nil)
-	if prep.err != nil {
-		return Receipt{}, prep.err
+	// One allocation for the Pending and its prepared event.
+	c := &struct {
+		p    Pending
+		prep prepared
+	}{p: Pending{ev: ev}}
+	p := &c.p
+	c.prep, _ = prepareEvent(&p.ev, nil)
+	if c.prep.err != nil {
+		return Receipt{}, c.prep.err
 	}
-	p.prep = &prep
+	p.prep = &c.prep
 	if err := l.q.put(ctx, p, true); err != nil {
 		return Receipt{}, err
 	}

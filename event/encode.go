@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -214,6 +215,9 @@ type Encoded struct {
 // Encoded refers to buf. It refuses an event over MaxEventSize as sent.
 func Encode(ev *Event, buf []byte) (Encoded, []byte, error) {
 	var e Encoded
+	if n := encodedSizeHint(ev); cap(buf)-len(buf) < n {
+		buf = slices.Grow(buf, n) // one allocation rather than one per doubling
+	}
 	start := len(buf)
 	buf, e.HasTime = appendBody(buf, ev)
 	e.Body = buf[start:len(buf):len(buf)]
@@ -228,6 +232,27 @@ func Encode(ev *Event, buf []byte) (Encoded, []byte, error) {
 			Reason: fmt.Sprintf("is %d bytes as compact JSON; an event is at most %d (64 KiB) as sent", n, MaxEventSize)}}}
 	}
 	return e, buf, nil
+}
+
+// encodedSizeHint is about the size of ev's body and original as Encode
+// writes them: the strings' lengths and room for the member names. A string
+// that needs escaping makes it short, and append then grows the buffer.
+func encodedSizeHint(ev *Event) int {
+	n := 160 + len(ev.Type) + len(ev.Action) + len(ev.Outcome) + len(ev.OutcomeDesc) + len(ev.Patient) + len(ev.Purpose) + len(ev.Details) +
+		len(ev.Actor.ID) + len(ev.Actor.Name) + len(ev.Actor.Role) + len(ev.Actor.Address) + len(ev.Actor.UserAgent) + len(ev.rawTime)
+	for _, s := range ev.Subtypes {
+		n += len(s) + 3
+	}
+	for _, en := range ev.Entities {
+		n += 40 + len(en.Type) + len(en.ID) + len(en.Role) + len(en.Name)
+	}
+	if s := ev.Source; s != nil {
+		n += 40 + len(s.ID) + len(s.Site) + len(s.Type)
+	}
+	if o := ev.Original; o != nil {
+		n += 64 + len(o.Format) + len(o.Data)*4/3
+	}
+	return n
 }
 
 // sentSize is the length of ev as MarshalJSON encodes it, given its body
