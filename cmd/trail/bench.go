@@ -41,7 +41,7 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	data := fs.String("data", "", "data directory to keep (default: a temporary directory, removed afterwards)")
 	sync := fs.String("sync", "always", "always: fsync before each receipt; none: do not wait for the disk")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	baseline := fs.Bool("baseline", false, "also run the bare group-commit writer on the same disk and print the ratio")
+	baseline := fs.Bool("baseline", false, "also run, on the same disk, the bare group-commit writer and a naive writer (a mutex, encoding/json and a write per event, never fsynced) and print the ratios")
 	reopen := fs.Bool("reopen", false, "after the run, close the engine, open it again and print how long opening took")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to `file`")
 	maxHeads := fs.Int("max-stream-heads", trail.DefaultConfig().MaxStreamHeads, "with --embedded or neither: streams whose last event the engine keeps in memory")
@@ -150,6 +150,11 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 			return err
 		}
 		results = append(results, base)
+		naive, err := runNaive(ctx, w)
+		if err != nil {
+			return err
+		}
+		results = append(results, naive)
 	}
 	return c.print(results, *asJSON)
 }
@@ -225,6 +230,26 @@ func runBare(ctx context.Context, w bench.Workload, durable bool) (bench.Result,
 	return res, err
 }
 
+// runNaive runs the naive writer (a mutex, encoding/json and a write per
+// event, never fsynced) on a temporary file beside the bare writer's.
+func runNaive(ctx context.Context, w bench.Workload) (bench.Result, error) {
+	tmp, err := os.MkdirTemp("", "trail-naive-")
+	if err != nil {
+		return bench.Result{}, err
+	}
+	defer os.RemoveAll(tmp)
+	n, err := bench.OpenNaive(tmp)
+	if err != nil {
+		return bench.Result{}, err
+	}
+	res, err := bench.Run(ctx, n, w)
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	res.Mode = modeName("naive-writer", w)
+	return res, err
+}
+
 func modeName(kind string, w bench.Workload) string {
 	if w.Async {
 		return kind + " async"
@@ -248,12 +273,12 @@ func (c *benchCmd) print(rs []bench.Result, asJSON bool) error {
 	for _, r := range rs {
 		fmt.Fprintln(c.stdout, bench.FormatWidth(r, width))
 	}
-	if len(rs) == 2 {
-		peer := "bare writer"
-		if strings.HasPrefix(rs[1].Mode, "postgres ") {
-			peer = strings.SplitN(rs[1].Mode, ",", 2)[0]
+	for _, r := range rs[min(len(rs), 1):] {
+		peer := strings.ReplaceAll(strings.Fields(r.Mode)[0], "-", " ")
+		if strings.HasPrefix(r.Mode, "postgres ") {
+			peer = strings.SplitN(r.Mode, ",", 2)[0]
 		}
-		fmt.Fprintf(c.stdout, "trail / %s: %.2f×\n", peer, rs[0].EventsPerSec/rs[1].EventsPerSec)
+		fmt.Fprintf(c.stdout, "trail / %s: %.2f×\n", peer, rs[0].EventsPerSec/r.EventsPerSec)
 	}
 	for i, n := range rs[0].ProcessEvents {
 		fmt.Fprintf(c.stdout, "trail serve #%d acknowledged %d events\n", i+1, n)

@@ -132,3 +132,59 @@ func (b *Bare) Append(ctx context.Context, ev trail.Event) error {
 	}
 	return nil
 }
+
+// Naive is the other reference: what an application might write first. Each
+// Log takes a mutex, encodes the event with encoding/json and writes it with
+// one write call: no batching and no fsync, so nothing it acknowledges is
+// durable.
+type Naive struct {
+	mu     sync.Mutex
+	f      *os.File
+	closed bool
+}
+
+// OpenNaive starts a naive writer on a new file in dir.
+func OpenNaive(dir string) (*Naive, error) {
+	f, err := os.Create(filepath.Join(dir, "naive.log"))
+	if err != nil {
+		return nil, err
+	}
+	return &Naive{f: f}, nil
+}
+
+// doneWaiter is an acknowledgement given at once.
+type doneWaiter struct{ err error }
+
+func (w doneWaiter) Wait(context.Context) error { return w.err }
+
+// Log implements Appender: the event is written before Log returns.
+func (n *Naive) Log(ev trail.Event) Waiter {
+	rec, err := json.Marshal(ev)
+	if err != nil {
+		return doneWaiter{err}
+	}
+	rec = append(append(rec, spaces[:serverOverhead]...), '\n')
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return doneWaiter{errors.New("naive: closed")}
+	}
+	_, err = n.f.Write(rec)
+	return doneWaiter{err}
+}
+
+// Append implements Appender.
+func (n *Naive) Append(ctx context.Context, ev trail.Event) error {
+	if err := n.Log(ev).Wait(ctx); err != nil {
+		return fmt.Errorf("naive: %w", err)
+	}
+	return nil
+}
+
+// Close stops the writer (the file stays in its dir).
+func (n *Naive) Close() error {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	return n.f.Close()
+}
