@@ -76,16 +76,29 @@ func ParseStored(rec []byte) (StoredEvent, error) {
 // SaltLen is the length of a stored salt: 128 bits in hex.
 const SaltLen = 32
 
+// notLowerHex is 1 for every byte that is not a lower-case hex digit.
+var notLowerHex = func() (t [256]byte) {
+	for c := range t {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
+// isSalt reports whether s is SaltLen lower-case hex digits. It looks every
+// byte up in a table rather than branch on it: a salt's digits are random,
+// and a branch on each mispredicts half the time, which made this check a
+// tenth of the time verify spends on a record.
 func isSalt(s string) bool {
 	if len(s) != SaltLen {
 		return false
 	}
+	var bad byte
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
+		bad |= notLowerHex[s[i]]
 	}
-	return true
+	return bad == 0
 }
 
 // Header is the server part of a stored event, read without a JSON decoder

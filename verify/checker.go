@@ -106,7 +106,8 @@ func newChecker(cps *cpList, trusted *Checkpoint) (*Checker, error) {
 func (c *Checker) Next() uint64 { return c.n }
 
 // Add checks record Next() against the records before it, and the tree's
-// root against the checkpoints of the size it reaches.
+// root against the checkpoints of the size it reaches. It keeps nothing of
+// r, which the caller may reuse.
 func (c *Checker) Add(r *Record) error {
 	i := c.n
 	if c.torn != "" {
@@ -134,7 +135,10 @@ func (c *Checker) Add(r *Record) error {
 		return &Error{Index: i, Reason: fmt.Sprintf("stream %s: prev does not match the leaf hash of stream_seq %d", h.Stream, s.seq)}
 	}
 	s.seq, s.leaf = h.Seq, r.Leaf
-	c.rng.Append(r.Leaf[:], nil)
+	// The range keeps the slice it is given: a copy, so that the caller may
+	// reuse r.
+	leaf := r.Leaf
+	c.rng.Append(leaf[:], nil)
 	c.n++
 	c.inGroup = r.More
 	return c.checkpoints()

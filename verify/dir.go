@@ -3,22 +3,15 @@ package verify
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
-	"hash"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
-	"github.com/trailhq/trail/event"
 	"github.com/trailhq/trail/internal/datadir"
-	"github.com/trailhq/trail/internal/durable"
-	"github.com/trailhq/trail/internal/segment"
 )
 
 // Dir checks a data directory offline, trusting nothing but the verifier
@@ -31,6 +24,12 @@ import (
 // (matching ErrNotDataDir where that is the cause, or datadir's ErrFormat
 // for a directory in another format) when it cannot run.
 func Dir(ctx context.Context, dir string, opts Options) (Report, error) {
+	return checkDir(ctx, dir, opts, chunkSize, runtime.GOMAXPROCS(0))
+}
+
+// checkDir is Dir reading chunk bytes of a segment at a time, and checking
+// the records with workers goroutines.
+func checkDir(ctx context.Context, dir string, opts Options, chunk, workers int) (Report, error) {
 	fs := opts.FS
 	if fs == nil {
 		fs = vfs.Default
@@ -56,37 +55,52 @@ func Dir(ctx context.Context, dir string, opts Options) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	// Reading and the per-record checks (CRC, layout, leaf hash) run one
-	// segment ahead of the sequential checks (chains, tree, checkpoints).
+	// Reading and the per-record checks (CRC, layout, leaf hash) run on
+	// every core, batches ahead of the sequential checks (chains, tree,
+	// checkpoints), which take the batches in log order.
 	ctx, cancel := context.WithCancel(ctx)
+	p := startPipeline(ctx, fs, segs, chunk, workers, opts.CheckJSON)
+	defer p.wait()
 	defer cancel()
-	checkedSegs := make(chan checkedSegment, 1)
-	go readSegments(ctx, fs, segs, opts.CheckJSON, checkedSegs)
-	var done int64
-	for k := range segs {
-		cs, ok := <-checkedSegs
-		if !ok {
-			return rep, ctx.Err()
-		}
-		if cs.err != nil {
-			return rep, cs.err
-		}
-		if cs.seg.first != c.Next() {
-			return rep, &Error{Index: c.Next(), Reason: fmt.Sprintf("segment %s starts at %d, want %d (records missing)", cs.seg.name, cs.seg.first, c.Next())}
-		}
-		if err := feedSegment(c, cs, k == len(segs)-1); err != nil {
-			return rep, err
-		}
-		done += cs.size
-		if opts.Progress != nil {
-			opts.Progress(done, total)
-		}
+	if err := feed(ctx, c, p, segs, total, opts.Progress); err != nil {
+		return rep, err
 	}
 	rep, err = c.Finish()
 	if err == nil {
 		err = cps.check()
 	}
 	return rep, err
+}
+
+// feed feeds the pipeline's batches of segs to c, in order, and calls
+// progress after each segment.
+func feed(ctx context.Context, c *Checker, p *pipeline, segs []segFile, total int64, progress func(done, total int64)) error {
+	var done int64
+	segsDone, torn := 0, false
+	for b := range p.order {
+		<-b.done
+		if b.err != nil {
+			return b.err
+		}
+		if !torn {
+			var err error
+			if torn, err = feedBatch(c, segs[b.seg], b, b.seg == len(segs)-1); err != nil {
+				return err
+			}
+		}
+		if b.last {
+			segsDone++
+			done += b.size
+			if progress != nil {
+				progress(done, total)
+			}
+		}
+		p.release(b)
+	}
+	if segsDone < len(segs) {
+		return ctx.Err()
+	}
+	return nil
 }
 
 type segFile struct {
@@ -121,105 +135,26 @@ func listSegments(fs vfs.FS, dir string) ([]segFile, int64, error) {
 	return segs, total, nil
 }
 
-// checked is what a worker computes for one record, independently of others.
-type checked struct {
-	Record
-	err string
-}
-
-// checkedSegment is a segment read and checked record by record.
-type checkedSegment struct {
-	seg     segFile
-	size    int64
-	results []checked
-	rest    int // bytes after the last frame that are not zero
-	err     error
-}
-
-// readSegments reads each segment, splits it into frames and checks them in
-// parallel, in order.
-func readSegments(ctx context.Context, fs vfs.FS, segs []segFile, checkJSON bool, out chan<- checkedSegment) {
-	defer close(out)
-	for _, s := range segs {
-		data, err := durable.ReadFile(fs, s.path)
-		cs := checkedSegment{seg: s, size: int64(len(data))}
-		if err != nil {
-			cs.err = fmt.Errorf("read %s: %w", s.path, err)
-		} else {
-			frames, pos := segment.Split(data)
-			cs.results = checkFrames(frames, checkJSON)
-			if !segment.Zero(data[pos:]) {
-				cs.rest = len(data) - pos
-			}
-		}
-		select {
-		case out <- cs:
-		case <-ctx.Done():
-			return
-		}
-		if cs.err != nil {
-			return
-		}
+// feedBatch feeds a checked batch of segment s to the Checker; last is set
+// for the log's last segment, where damage past the checkpoints is a torn
+// write, after which torn is set and nothing more is to be fed.
+func feedBatch(c *Checker, s segFile, b *batch, last bool) (torn bool, err error) {
+	if b.first && s.first != c.Next() {
+		return false, &Error{Index: c.Next(), Reason: fmt.Sprintf("segment %s starts at %d, want %d (records missing)", s.name, s.first, c.Next())}
 	}
-}
-
-// feedSegment feeds a checked segment to the Checker; last is set for the
-// log's last segment, where damage past the checkpoints is a torn write.
-func feedSegment(c *Checker, cs checkedSegment, last bool) error {
-	for i := range cs.results {
-		r := &cs.results[i]
+	for i := range b.results {
+		r := &b.results[i]
 		if r.err != "" {
-			return c.Damage(cs.seg.name, fmt.Sprintf("record unreadable: %s", r.err), last)
+			err := c.Damage(s.name, fmt.Sprintf("record unreadable: %s", r.err), last)
+			return err == nil, err
 		}
 		if err := c.Add(&r.Record); err != nil {
-			return err
+			return false, err
 		}
 	}
-	if cs.rest > 0 {
-		return c.Damage(cs.seg.name, fmt.Sprintf("%d bytes after the last whole record are not a record", cs.rest), last)
+	if b.rest > 0 {
+		err := c.Damage(s.name, fmt.Sprintf("%d bytes after the last whole record are not a record", b.rest), last)
+		return err == nil, err
 	}
-	return nil
-}
-
-// checkFrames checks CRC, layout, JSON (optionally) and leaf hash of each
-// frame, in parallel.
-func checkFrames(frames [][]byte, checkJSON bool) []checked {
-	out := make([]checked, len(frames))
-	workers := runtime.GOMAXPROCS(0)
-	chunk := (len(frames) + workers - 1) / workers
-	var wg sync.WaitGroup
-	for w := 0; w < workers && w*chunk < len(frames); w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, len(frames))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := sha256.New()
-			for i := lo; i < hi; i++ {
-				out[i] = checkFrame(frames[i], checkJSON, d)
-			}
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-func checkFrame(frame []byte, checkJSON bool, d hash.Hash) checked {
-	rec, more, _, err := segment.DecodeFrame(frame)
-	if err != nil {
-		return checked{err: err.Error()}
-	}
-	var c checked
-	c.More = more
-	d.Reset()
-	d.Write([]byte{0})
-	d.Write(rec)
-	d.Sum(c.Leaf[:0])
-	if c.Header, err = event.ParseHeader(rec); err != nil {
-		c.err = err.Error()
-		return c
-	}
-	if checkJSON && !json.Valid(rec) {
-		c.err = "not valid JSON"
-	}
-	return c
+	return false, nil
 }

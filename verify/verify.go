@@ -7,8 +7,11 @@
 // Merkle tree recomputed from the leaves against every signed checkpoint
 // and the trusted one, and that no checkpoint covers more than the log
 // holds. Dir feeds a Checker from a data directory's segment files, which
-// it reads and checks record by record (frame CRC, layout, leaf hash) in
-// parallel, one segment ahead of the Checker.
+// it reads in chunks of 2 MiB and checks record by record (frame CRC,
+// layout, leaf hash) on every core, a few chunks ahead of the Checker, which
+// takes them in log order: the first bad record in the log is the one
+// reported, whichever core found it first. Memory is bounded by the chunks
+// in flight, not by the size of a segment.
 //
 // This package does not import the engine (package trail), which names its
 // types for its own API: trail.Verify is Dir.

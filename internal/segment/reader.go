@@ -48,7 +48,7 @@ func (r *frameReader) next() (rec []byte, more bool, ferr, err error) {
 			r.r += size
 			return rec, more, nil, nil
 		}
-		need := frameNeeds(b)
+		need := FrameNeeds(b)
 		if need <= len(b) || r.eof {
 			return nil, false, ferr, nil
 		}
@@ -58,10 +58,11 @@ func (r *frameReader) next() (rec []byte, more bool, ferr, err error) {
 	}
 }
 
-// frameNeeds is how many bytes the frame at the start of b needs before
-// DecodeFrame can judge it: the header, then the length it gives (a length
-// out of range is judged from the header alone).
-func frameNeeds(b []byte) int {
+// FrameNeeds is how many bytes the frame at the start of b needs before
+// DecodeFrame can judge it: the header, then the length it gives. It is 0
+// when the header alone ends the frames: the end marker, or a length out of
+// range.
+func FrameNeeds(b []byte) int {
 	if len(b) < HeaderSize {
 		return HeaderSize
 	}
