@@ -211,43 +211,43 @@ func runRemote(ctx context.Context, remote remoteFlags, lanes int, w bench.Workl
 	return res, err
 }
 
-func runBare(ctx context.Context, w bench.Workload, durable bool) (bench.Result, error) {
-	tmp, err := os.MkdirTemp("", "trail-bare-")
+// peer is a reference writer the engine is compared with.
+type peer interface {
+	bench.Appender
+	Close() error
+}
+
+// runPeer runs w against the peer open starts on a temporary directory,
+// removed afterwards (the system's temporary directory, as the engine's
+// default).
+func runPeer(ctx context.Context, w bench.Workload, kind string, durable bool, open func(dir string) (peer, error)) (bench.Result, error) {
+	tmp, err := os.MkdirTemp("", "trail-"+kind+"-")
 	if err != nil {
 		return bench.Result{}, err
 	}
 	defer os.RemoveAll(tmp)
-	b, err := bench.OpenBare(tmp, durable)
+	p, err := open(tmp)
 	if err != nil {
 		return bench.Result{}, err
 	}
-	res, err := bench.Run(ctx, b, w)
-	if cerr := b.Close(); err == nil {
+	res, err := bench.Run(ctx, p, w)
+	if cerr := p.Close(); err == nil {
 		err = cerr
 	}
-	res.Mode = modeName("bare-writer", w)
+	res.Mode = modeName(kind, w)
 	res.Durable = durable
 	return res, err
 }
 
-// runNaive runs the naive writer (a mutex, encoding/json and a write per
-// event, never fsynced) on a temporary file beside the bare writer's.
+// runBare runs the bare group-commit writer.
+func runBare(ctx context.Context, w bench.Workload, durable bool) (bench.Result, error) {
+	return runPeer(ctx, w, "bare-writer", durable, func(dir string) (peer, error) { return bench.OpenBare(dir, durable) })
+}
+
+// runNaive runs the naive writer: a mutex, encoding/json and a write per
+// event, never fsynced.
 func runNaive(ctx context.Context, w bench.Workload) (bench.Result, error) {
-	tmp, err := os.MkdirTemp("", "trail-naive-")
-	if err != nil {
-		return bench.Result{}, err
-	}
-	defer os.RemoveAll(tmp)
-	n, err := bench.OpenNaive(tmp)
-	if err != nil {
-		return bench.Result{}, err
-	}
-	res, err := bench.Run(ctx, n, w)
-	if cerr := n.Close(); err == nil {
-		err = cerr
-	}
-	res.Mode = modeName("naive-writer", w)
-	return res, err
+	return runPeer(ctx, w, "naive-writer", false, func(dir string) (peer, error) { return bench.OpenNaive(dir) })
 }
 
 func modeName(kind string, w bench.Workload) string {
