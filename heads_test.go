@@ -69,7 +69,10 @@ func TestStreamHeadsBounded(t *testing.T) {
 	if n := l.Stats().StreamHeads; n > limit+limit/2+1 {
 		t.Fatalf("%d heads cached while the index store lags, limit %d: the cache grew past half again its limit", n, limit)
 	}
-	if n := l.Size(); n >= 2000 {
+	// In PostgreSQL a head is in the database once its batch commits, and
+	// the engine follows commits (applied advances without the indexer), so
+	// nothing there need wait.
+	if n := l.Size(); n >= 2000 && *storeFlag == "files" {
 		t.Fatalf("all %d appends went through while the index store was held and the cache was full", n)
 	}
 	release()

@@ -29,6 +29,7 @@ type sequencer struct {
 	heads    map[string]*streamHead // bounded: trimHeads
 	trimAt   int                    // len(heads) at which trimHeads next runs…
 	trimMore uint64                 // …or when applied has moved from this
+	wrote    uint64                 // the end of the last batch this sequencer wrote
 	recent   []*recentGen           // ids the index store may not have yet, newest last
 	last     time.Time              // recorded time of the previous batch
 	maxTake  int
@@ -245,6 +246,9 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 	}
 	if err == nil {
 		c.written, err = s.l.st.Write(&s.batch)
+		if err == nil {
+			s.wrote = c.end
+		}
 	} else {
 		s.l.st.Abort()
 	}
@@ -464,7 +468,7 @@ func (s *sequencer) trimHeads() {
 		return
 	}
 	applied := s.l.applied.load()
-	if len(s.heads) > limit+limit/2 && applied < s.l.st.Len() {
+	if len(s.heads) > limit+limit/2 && applied < s.wrote {
 		if s.awaitApplied() != nil {
 			return // the engine failed; the batch will say why
 		}
@@ -493,9 +497,11 @@ func (s *sequencer) trimHeads() {
 	s.trimAt, s.trimMore = len(s.heads)+limit/8, applied
 }
 
-// awaitApplied waits until the index store has applied every record written.
+// awaitApplied waits until the index store has applied every batch this
+// sequencer wrote. (Not the store's length: in a database other processes
+// append too, and this process's indexer never applies their events.)
 func (s *sequencer) awaitApplied() error {
-	end := s.l.st.Len()
+	end := s.wrote
 	// The syncer may be waiting for a batch from the sequencer (seqBusy is
 	// clear here, but gather may have seen it set): an empty batch moves it
 	// on to sync what is written and hand it to the indexer.
