@@ -38,7 +38,7 @@ type Config struct {
 	// SegmentSize is the size at which a segment file is sealed (default 64 MiB).
 	SegmentSize int64
 	// MaxStreamHeads bounds the streams whose last event the sequencer keeps
-	// in memory (default 100,000, about 15 MB). A stream not among them is
+	// in memory (default 100,000: about 136 bytes each, 14 MB). A stream not among them is
 	// looked up in the index store on its next event; the bound keeps memory
 	// independent of how many streams the log holds.
 	MaxStreamHeads int

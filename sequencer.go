@@ -446,8 +446,8 @@ func (s *sequencer) head(stream string) *streamHead {
 	} else if ok {
 		h.seq, h.index, h.leaf = stored.Seq, stored.Index, stored.LeafHash
 	}
-	// A copy of the name: the event's strings may share a request's buffer,
-	// which the map would otherwise keep alive.
+	// A copy of the name: the fast decoder's strings share one copy of the
+	// event's JSON, which the map would otherwise keep alive.
 	s.heads[strings.Clone(stream)] = h
 	return h
 }

@@ -189,7 +189,7 @@ func newServeFlags(stderr io.Writer) *serveFlags {
 	o.storeURL = fs.String("store", "", "keep the log and its principals in PostgreSQL at this `URL` (postgres://user@host/db) instead of --data; several trail serve processes may share one (the process that makes the database writes the admin token to --data; manage principals with trail token --store)")
 	o.signingKey = fs.String("signing-key", "", "with --store: the checkpoint signing key `file` the processes share (created, mode 0600, when missing); it never goes into the database")
 	o.interval = fs.Duration("checkpoint-interval", time.Second, "how often a checkpoint is signed when the log has grown")
-	o.maxHeads = fs.Int("max-stream-heads", 100_000, "streams whose last event is kept in memory (about 150 bytes each); others are looked up in the index on their next event")
+	o.maxHeads = fs.Int("max-stream-heads", 100_000, "streams whose last event is kept in memory (about 136 bytes each); others are looked up in the index on their next event")
 	o.queueWait = fs.Duration("queue-wait", time.Second, "how long an append waits for room in a full queue before 503")
 	fs.StringVar(&o.tlsFiles.Cert, "tls-cert", "", "serve HTTPS (TLS 1.2 and 1.3, ECDHE suites only) with this PEM certificate chain `file` (re-read when it changes)")
 	fs.StringVar(&o.tlsFiles.Key, "tls-key", "", "the PEM private key `file` of --tls-cert")
