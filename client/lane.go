@@ -28,14 +28,20 @@ func (it *item) resolve(r trail.Receipt, err error) {
 // a batch is retried until it is resolved before anything after it is sent.
 //
 // Producers append to queue under mu. The lane goroutine takes the whole
-// queue at once (a slice swap) into pend, and cuts batches from it.
+// queue at once (a slice swap) into pend, and sends each of its blocks as
+// one batch or more. The queue is a list of blocks of batchSize events, not
+// one slice: a growing slice of events (hundreds of bytes each) would be
+// copied at every doubling, which cost an async producer as much CPU as
+// encoding the events.
 type lane struct {
 	c    *Client
 	id   int
 	wake chan struct{} // capacity 1: queue reached want while waiting, or closing
 
 	mu       sync.Mutex
-	queue    []item
+	queue    [][]item // blocks of up to batchSize events; only the last is not full
+	queued   int      // events in queue
+	free     [][]item // empty blocks kept for reuse (at most maxFree)
 	closed   bool
 	waiting  bool // the lane goroutine waits until want events are queued
 	want     int
@@ -44,8 +50,8 @@ type lane struct {
 	progress chan struct{} // made by a Flush waiting; closed when resolved grows
 
 	// Owned by the lane goroutine.
-	pend  []item
-	head  int // pend[head:] is not sent yet
+	pend  [][]item // blocks taken from queue; pend[0][head:] is not sent yet
+	head  int
 	timer *time.Timer
 	send  sender
 }
@@ -64,9 +70,15 @@ func (l *lane) push(ev trail.Event, settle settleFunc) bool {
 		l.mu.Unlock()
 		return false
 	}
-	l.queue = append(l.queue, item{ev: ev, settle: settle})
+	n := len(l.queue)
+	if n == 0 || len(l.queue[n-1]) == cap(l.queue[n-1]) {
+		l.queue = append(l.queue, l.block())
+		n++
+	}
+	l.queue[n-1] = append(l.queue[n-1], item{ev: ev, settle: settle})
+	l.queued++
 	l.logged++
-	signal := l.waiting && len(l.queue) >= l.want
+	signal := l.waiting && l.queued >= l.want
 	if signal {
 		l.waiting = false
 	}
@@ -75,6 +87,32 @@ func (l *lane) push(ev trail.Event, settle settleFunc) bool {
 		l.signal()
 	}
 	return true
+}
+
+// maxFree is how many empty blocks a lane keeps for reuse: enough for a
+// steady flow, not a burst's memory.
+const maxFree = 4
+
+// block returns an empty block for the queue. l.mu is held.
+func (l *lane) block() []item {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]item, 0, l.c.cfg.batchSize)
+}
+
+// recycle gives a sent block back for reuse, emptied so that it keeps no
+// event or Pending alive.
+func (l *lane) recycle(b []item) {
+	clear(b[:cap(b)])
+	l.mu.Lock()
+	if len(l.free) < maxFree {
+		l.free = append(l.free, b[:0])
+	}
+	l.mu.Unlock()
 }
 
 func (l *lane) signal() {
@@ -106,12 +144,8 @@ func (l *lane) run() {
 // WithLinger) so that producers woken by those receipts can join the next
 // batch. It reports false when the lane is closed and empty.
 func (l *lane) fill(last int) bool {
-	if l.head < len(l.pend) {
+	if len(l.pend) > 0 {
 		return true
-	}
-	l.pend, l.head = l.pend[:0], 0
-	if cap(l.pend) > 8*l.c.cfg.batchSize {
-		l.pend = nil // do not keep a burst's memory; the queue grows again as needed
 	}
 	want := min(last, l.c.cfg.batchSize)
 	var until time.Time
@@ -120,7 +154,7 @@ func (l *lane) fill(last int) bool {
 	}
 	l.mu.Lock()
 	for {
-		n := len(l.queue)
+		n := l.queued
 		if n == 0 && l.closed {
 			l.mu.Unlock()
 			return false
@@ -141,7 +175,7 @@ func (l *lane) fill(last int) bool {
 		l.mu.Lock()
 	}
 	l.waiting = false
-	l.pend, l.queue = l.queue, l.pend
+	l.pend, l.queue, l.queued = l.queue, l.pend[:0], 0
 	l.mu.Unlock()
 	return true
 }
@@ -177,7 +211,8 @@ func (l *lane) pause(ctx context.Context, d time.Duration) bool {
 // sendNext sends the next batch from pend until each of its events is
 // resolved, and returns how many events it took.
 func (l *lane) sendNext() int {
-	b := l.pend[l.head:min(l.head+l.c.cfg.batchSize, len(l.pend))]
+	block := l.pend[0]
+	b := block[l.head:]
 	body, k := l.send.encode(b)
 	b = b[:k]
 	l.head += k
@@ -185,6 +220,11 @@ func (l *lane) sendNext() int {
 		l.deliver(b, body, time.Now().Add(l.c.cfg.retryTimeout))
 	}
 	l.finish(b)
+	if l.head == len(block) {
+		l.pend[0] = nil
+		l.pend, l.head = l.pend[1:], 0
+		l.recycle(block)
+	}
 	return k
 }
 
