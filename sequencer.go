@@ -8,23 +8,30 @@ import (
 	"github.com/trailhq/trail/event"
 	"hash"
 	"hash/maphash"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trailhq/trail/internal/store"
 
 	"github.com/trailhq/trail/internal/index"
+	"github.com/trailhq/trail/internal/segment"
 )
 
 // sequencer is the single goroutine that orders events. For each batch taken
 // from the queue it prepares the events not yet prepared (prepare.go), then,
-// in order, resolves repeated ids, assigns index, stream_seq, prev and
-// recorded, hashes each record and has the store write the whole
-// batch with one write. It never fsyncs: the syncer does, while the sequencer
-// builds the next batch.
+// in order, resolves repeated ids and assigns index, stream_seq and
+// recorded, reserving each record's room in the batch; the records are then
+// written and hashed on two goroutines (materialize), and the store writes
+// the whole batch with one write. It never fsyncs: the syncer does, while
+// the sequencer builds the next batch.
 type sequencer struct {
 	l        *Log
-	digest   hash.Hash
+	digests  [2]hash.Hash // one per goroutine writing records
+	jobs     []recordJob  // the batch's records, in log order
+	done     int          // jobs[:done] are written and hashed
+	c        *commit      // the commit being built
 	seed     maphash.Seed
 	heads    map[string]*streamHead // bounded: trimHeads
 	trimAt   int                    // len(heads) at which trimHeads next runs…
@@ -50,9 +57,32 @@ type sequencer struct {
 // streamHead is the last event of a stream.
 type streamHead struct {
 	seq, index uint64
-	leaf       Hash
+	leaf       Hash // when job is 0
+	job        int  // when not 0, the leaf is that of jobs[job-1], not yet hashed
 	used       bool // used since trimHeads last passed it
 }
+
+// recordJob is a record of the batch being built: sequenced, with its room
+// in the batch reserved, waiting to be written and hashed (materialize).
+type recordJob struct {
+	p          *prepared
+	start, end int // the frame: batch.Buf[start:end]
+	index, seq uint64
+	more       bool
+	prevJob    int  // when not 0, prev is the leaf of jobs[prevJob-1]…
+	hasPrev    bool // …else prev, when hasPrev
+	prev       Hash
+	salt       [saltBytes]byte
+	leaf       []byte // its slot in the arena
+	entry      int    // its index entry, in c.entries
+	receipt    *Receipt
+	head       *streamHead
+	worker     int
+}
+
+// parallelRecords is how many records a batch needs for materialize to
+// write and hash them on two goroutines rather than one.
+var parallelRecords = 256 // a variable for tests
 
 // recentGen is a generation of ids the index store may not have yet, keyed by
 // a hash of the id (id → index). A hash shared by two ids sends the later id
@@ -78,7 +108,7 @@ type commit struct {
 func newSequencer(l *Log) *sequencer {
 	s := &sequencer{
 		l:       l,
-		digest:  sha256.New(),
+		digests: [2]hash.Hash{sha256.New(), sha256.New()},
 		seed:    maphash.MakeSeed(),
 		heads:   make(map[string]*streamHead),
 		maxTake: max(l.cfg.MaxBatchBytes/256, 1),
@@ -218,6 +248,9 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 		}
 	}
 	s.batch.Reset(s.l.st.Len())
+	s.resetJobs()
+	s.c = c
+	defer func() { s.c = nil }()
 	c.entries = make([]index.Entry, 0, c.events)
 	for i, p := range c.items {
 		if p.batch != nil {
@@ -239,6 +272,7 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 		s.l.st.Abort()
 		return c
 	}
+	s.materialize()
 	s.batch.Entries = c.entries
 	var err error
 	if s.l.st.NeedsDurable(&s.batch) {
@@ -298,7 +332,7 @@ func (s *sequencer) addOne(p *Pending, prep *prepared, c *commit, recorded strin
 			return
 		}
 	}
-	p.r = s.assign(prep, false, c, recorded, now)
+	s.assign(prep, false, &p.r, recorded, now)
 }
 
 // addBatch sequences an atomic batch: every event is checked (validity, ids)
@@ -357,10 +391,15 @@ func (s *sequencer) addBatch(p *Pending, c *commit, recorded string, now time.Ti
 		}
 		last = i
 	}
+	repeats := false
 	for i := range req.evs {
 		if firstOf[i] == i && !req.dups[i] {
-			req.receipts[i] = s.assign(&req.preps[i], i < last, c, recorded, now)
+			s.assign(&req.preps[i], i < last, &req.receipts[i], recorded, now)
 		}
+		repeats = repeats || firstOf[i] != i
+	}
+	if repeats {
+		s.materialize() // the receipts copied below need their leaf hashes
 	}
 	for i, j := range firstOf {
 		if j != i {
@@ -369,43 +408,137 @@ func (s *sequencer) addBatch(p *Pending, c *commit, recorded string, now time.Ti
 	}
 }
 
-// assign sequences one prepared event and appends its frame to the batch.
-// more marks a record followed by more of its atomic batch.
-func (s *sequencer) assign(p *prepared, more bool, c *commit, recorded string, now time.Time) Receipt {
+// assign sequences one prepared event: it takes the stream's head, gives
+// the event its index, stream_seq and id, and reserves its record's room in
+// the batch; materialize writes and hashes the record, and fills in the
+// leaf hash of the receipt it sets (rc), of the index entry and of the
+// head. more marks a record followed by more of its atomic batch.
+func (s *sequencer) assign(p *prepared, more bool, rc *Receipt, recorded string, now time.Time) {
 	h := s.head(p.Stream)
 	n := s.batch.First + uint64(s.batch.Len())
 	if !p.given {
 		p.ID = store.GeneratedID(now, n)
 	}
-	var prev *Hash
+	s.jobs = append(s.jobs, recordJob{p: p, index: n, seq: h.seq + 1, more: more, receipt: rc, head: h})
+	j := &s.jobs[len(s.jobs)-1]
 	if h.seq > 0 {
-		prev = &h.leaf
+		j.hasPrev = true
+		if j.prevJob = h.job; j.prevJob == 0 {
+			j.prev = h.leaf
+		}
 	}
+	copy(j.salt[:], s.salt())
+
 	b := &s.batch
-	start := b.Begin()
-	b.Buf = event.AppendStored(b.Buf, &p.Encoded, n, h.seq+1, s.recorded, s.salt(), prev)
-	b.End(start, more)
+	j.start = b.Begin()
+	size := event.StoredLen(&p.Encoded, n, j.seq, len(s.recorded), j.hasPrev)
+	b.Buf = slices.Grow(b.Buf, size)[:len(b.Buf)+size] // every byte is written by materialize
+	j.end = len(b.Buf)
 
 	if len(s.arena)+sha256.Size > cap(s.arena) {
 		s.arena = make([]byte, 0, 64<<10)
 	}
-	leaf := s.arena[len(s.arena) : len(s.arena)+sha256.Size]
+	j.leaf = s.arena[len(s.arena) : len(s.arena)+sha256.Size]
 	s.arena = s.arena[:len(s.arena)+sha256.Size]
-	s.digest.Reset()
-	s.digest.Write([]byte{0})
-	s.digest.Write(b.Body(start))
-	s.digest.Sum(leaf[:0])
-	b.Leaves = append(b.Leaves, leaf)
+	b.Leaves = append(b.Leaves, j.leaf)
 
-	h.seq, h.index = h.seq+1, n
-	copy(h.leaf[:], leaf)
+	h.seq, h.index, h.job = j.seq, n, len(s.jobs)
 	if p.given {
 		s.rememberID(p.ID, n)
 	}
 	e := p.entry
-	e.Index, e.ID, e.Given, e.Stream, e.Seq, e.Leaf = n, p.ID, p.given, p.Stream, h.seq, h.leaf
-	c.entries = append(c.entries, e)
-	return Receipt{ID: p.ID, Index: n, Stream: p.Stream, StreamSeq: h.seq, Recorded: recorded, LeafHash: h.leaf}
+	e.Index, e.ID, e.Given, e.Stream, e.Seq = n, p.ID, p.given, p.Stream, j.seq
+	j.entry = len(s.c.entries)
+	s.c.entries = append(s.c.entries, e)
+	*rc = Receipt{ID: p.ID, Index: n, Stream: p.Stream, StreamSeq: j.seq, Recorded: recorded}
+}
+
+// materialize writes and hashes the records assigned since it last ran,
+// then fills in their leaf hashes where assign left them out. Records of
+// different streams do not depend on each other, and a record depends on
+// the previous record of its stream only through prev, its leaf hash: so a
+// record goes to the goroutine of the previous record of its stream in the
+// batch, if any, and otherwise to the one with less to do; each goroutine
+// takes its records in log order.
+func (s *sequencer) materialize() {
+	jobs := s.jobs[s.done:]
+	if len(jobs) == 0 {
+		return
+	}
+	if len(jobs) < parallelRecords {
+		for i := range jobs {
+			s.write(&jobs[i], s.digests[0])
+		}
+	} else {
+		var load [2]int
+		for i := range jobs {
+			j := &jobs[i]
+			if j.prevJob > s.done {
+				j.worker = s.jobs[j.prevJob-1].worker
+			} else if load[1] < load[0] {
+				j.worker = 1
+			} else {
+				j.worker = 0
+			}
+			load[j.worker] += j.end - j.start
+		}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.writeAll(jobs, 1)
+		}()
+		s.writeAll(jobs, 0)
+		wg.Wait()
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		leaf := Hash(j.leaf)
+		s.c.entries[j.entry].Leaf = leaf
+		j.receipt.LeafHash = leaf
+		if j.head.job == s.done+i+1 {
+			j.head.leaf, j.head.job = leaf, 0
+		}
+	}
+	s.done = len(s.jobs)
+}
+
+// writeAll writes the records of jobs that go to goroutine w, in order.
+func (s *sequencer) writeAll(jobs []recordJob, w int) {
+	for i := range jobs {
+		if jobs[i].worker == w {
+			s.write(&jobs[i], s.digests[w])
+		}
+	}
+}
+
+// write writes a record into the room assign reserved, frames it and hashes
+// it into its leaf slot.
+func (s *sequencer) write(j *recordJob, digest hash.Hash) {
+	var prev *Hash
+	if j.prevJob != 0 {
+		j.prev = Hash(s.jobs[j.prevJob-1].leaf) // written before j: same goroutine or an earlier run
+	}
+	if j.hasPrev {
+		prev = &j.prev
+	}
+	buf := s.batch.Buf[:j.end]
+	body := buf[j.start+segment.HeaderSize : j.start+segment.HeaderSize : j.end]
+	rec := event.AppendStored(body, &j.p.Encoded, j.index, j.seq, s.recorded, j.salt[:], prev)
+	if len(rec) != cap(body) || &rec[0] != &buf[j.start+segment.HeaderSize] {
+		panic(fmt.Sprintf("trail: record %d is %d bytes, %d reserved", j.index, len(rec), cap(body)))
+	}
+	segment.EndFrame(buf, j.start, j.more)
+	digest.Reset()
+	digest.Write([]byte{0})
+	digest.Write(rec)
+	digest.Sum(j.leaf[:0])
+}
+
+// resetJobs empties jobs for the next batch, keeping its memory.
+func (s *sequencer) resetJobs() {
+	clear(s.jobs)
+	s.jobs, s.done = s.jobs[:0], 0
 }
 
 // saltBlock is how many random bytes the sequencer reads at once: salts for
@@ -604,6 +737,9 @@ func (s *sequencer) compareStored(ev *Event, i uint64) (Receipt, bool, error) {
 func (s *sequencer) record(i uint64) ([]byte, error) {
 	if i < s.batch.First {
 		return s.l.st.Read(i)
+	}
+	if i-s.batch.First >= uint64(s.done) {
+		s.materialize() // an id repeated within the batch: compare with the record
 	}
 	return s.batch.RecordAt(i)
 }

@@ -306,6 +306,34 @@ func AppendStored(dst []byte, e *Encoded, index, seq uint64, recorded, salt []by
 	return append(dst, '}')
 }
 
+// StoredLen is the length of the record AppendStored makes from the same
+// arguments (salt is always SaltLen/2 bytes): the sequencer reserves each
+// record's room in a batch before the record is written, so that records can
+// be written and hashed in parallel.
+func StoredLen(e *Encoded, index, seq uint64, recorded int, prev bool) int {
+	n := len(`{"id":"`) + len(e.ID) + len(`","index":`) + decimalLen(index) +
+		len(`,"stream":"`) + len(e.Stream) + len(`","stream_seq":`) + decimalLen(seq) +
+		len(`,"recorded":"`) + recorded + len(`","salt":"`) + SaltLen + len(`",`) +
+		len(e.Body) + len(e.Original) + len(`}`)
+	if !e.HasTime {
+		n += len(`"time":"`) + recorded + len(`",`)
+	}
+	if prev {
+		n += len(`,"prev":"`) + 2*len(Hash{}) + len(`"`)
+	}
+	return n
+}
+
+// decimalLen is the number of decimal digits of v.
+func decimalLen(v uint64) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
 func hexAppend(dst, b []byte) []byte {
 	for _, c := range b {
 		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xF])
