@@ -106,6 +106,17 @@ type Row struct {
 	AckP50ms     float64 `json:"ack_p50_ms"`
 	AckP99ms     float64 `json:"ack_p99_ms"`
 	AckMaxms     float64 `json:"ack_max_ms"`
+	// AllocsPerEvent and AllocBytesPerEvent are the heap allocations of this
+	// process per event: for Trail's rows the client's, server's and
+	// engine's, all in this process; for PostgreSQL's the Go client's (pgx)
+	// only.
+	AllocsPerEvent     float64 `json:"allocs_per_event"`
+	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
+	// PeakRSSMB is this process's peak resident set during the run, in MB
+	// (2^20 bytes): Trail's whole for its rows. It is nil (n/a) for
+	// PostgreSQL, whose work is in its own processes (see PeakRSSMB's note
+	// in the README), and where it is not measured (outside Linux).
+	PeakRSSMB *float64 `json:"peak_rss_mb"`
 }
 
 // Ratio is Trail's throughput over PostgreSQL's in one mode: the median of
@@ -324,10 +335,30 @@ func median(t target, rs []bench.Result) Row {
 		return medianOf(v)
 	}
 	return Row{System: t.system, Mode: t.mode, Method: t.method, Events: t.w.Events, Runs: len(rs),
-		EventsPerSec: m(func(r bench.Result) float64 { return r.EventsPerSec }),
-		AckP50ms:     m(func(r bench.Result) float64 { return r.AckP50ms }),
-		AckP99ms:     m(func(r bench.Result) float64 { return r.AckP99ms }),
-		AckMaxms:     m(func(r bench.Result) float64 { return r.AckMaxms })}
+		EventsPerSec:       m(func(r bench.Result) float64 { return r.EventsPerSec }),
+		AckP50ms:           m(func(r bench.Result) float64 { return r.AckP50ms }),
+		AckP99ms:           m(func(r bench.Result) float64 { return r.AckP99ms }),
+		AckMaxms:           m(func(r bench.Result) float64 { return r.AckMaxms }),
+		AllocsPerEvent:     m(func(r bench.Result) float64 { return r.AllocsPerEvent }),
+		AllocBytesPerEvent: m(func(r bench.Result) float64 { return r.AllocBytesPerEvent }),
+		PeakRSSMB:          medianRSS(t, rs)}
+}
+
+// medianRSS is the median of the runs' peak RSS: nil for PostgreSQL, whose
+// figure here would be its client's alone, or when a run has none.
+func medianRSS(t target, rs []bench.Result) *float64 {
+	if t.system == SystemPostgreSQL {
+		return nil
+	}
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		if r.PeakRSSMB == nil {
+			return nil
+		}
+		v[i] = *r.PeakRSSMB
+	}
+	mb := medianOf(v)
+	return &mb
 }
 
 func medianOf(v []float64) float64 {

@@ -27,7 +27,9 @@ type benchCmd struct {
 func (c *benchCmd) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	setUsage(fs, "bench [flags]", "Appends events as fast as the flags allow and prints events/s and acknowledgement latency.")
+	setUsage(fs, "bench [flags]", "Appends events as fast as the flags allow and prints events/s and acknowledgement latency, "+
+		"and per run the heap allocations per event and the peak RSS (MB) of this whole process: the client, and the server and engine when they run in it. "+
+		"With --server the peak RSS is n/a (the server is not the bench's); with --store it is that of the trail serve processes the bench starts.")
 	var w bench.Workload
 	fs.IntVar(&w.Events, "events", 200000, "events to append")
 	fs.IntVar(&w.Size, "size", 300, "approximate size of an event as a client sends it (JSON) in bytes; stored events are about 190 bytes larger")
@@ -109,6 +111,9 @@ func (c *benchCmd) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		// The work is in a server the bench did not start: its resident set
+		// is not this process's, which is only the client.
+		res.PeakRSSMB, res.PeakRSSOf = nil, ""
 		return c.print([]bench.Result{res}, *asJSON)
 	}
 	dir := *data
@@ -279,6 +284,11 @@ func (c *benchCmd) print(rs []bench.Result, asJSON bool) error {
 			peer = strings.SplitN(r.Mode, ",", 2)[0]
 		}
 		fmt.Fprintf(c.stdout, "trail / %s: %.2f×\n", peer, rs[0].EventsPerSec/r.EventsPerSec)
+	}
+	for _, r := range rs {
+		if r.PeakRSSMB != nil && r.PeakRSSOf != bench.RSSOfBench {
+			fmt.Fprintf(c.stdout, "%s: peak RSS of %s\n", r.Mode, r.PeakRSSOf)
+		}
 	}
 	for i, n := range rs[0].ProcessEvents {
 		fmt.Fprintf(c.stdout, "trail serve #%d acknowledged %d events\n", i+1, n)

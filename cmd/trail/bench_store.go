@@ -129,7 +129,18 @@ func (b *storeBench) run(ctx context.Context, w bench.Workload) (res bench.Resul
 		clients = append(clients, cl)
 		as = append(as, bench.Engine{L: cl})
 	}
+	// The work is in the children: theirs is the resident set to report;
+	// this process is only the clients.
+	pids := make([]int, len(children))
+	for i, c := range children {
+		pids[i] = c.cmd.Process.Pid
+	}
+	rss := bench.WatchRSS(pids...)
 	res, err = bench.RunSplit(ctx, as, w)
+	res.PeakRSSMB, res.PeakRSSOf = nil, ""
+	if mb, ok := rss.Stop(); ok {
+		res.PeakRSSMB, res.PeakRSSOf = &mb, childrenRSSOf(len(children))
+	}
 	if cerr := closeClients(); err == nil {
 		err = cerr
 	}
@@ -156,6 +167,15 @@ func (b *storeBench) run(ctx context.Context, w bench.Workload) (res bench.Resul
 	n := float64(w.Events)
 	res.Storage = &bench.Storage{Rows: float64(rows) / n, Indexes: float64(idx) / n, Tree: float64(tr+tri) / n}
 	return res, nil
+}
+
+// childrenRSSOf is Result.PeakRSSOf of n trail serve children: the sum of
+// each one's own peak, which may be more than their peak together.
+func childrenRSSOf(n int) string {
+	if n == 1 {
+		return "the trail serve process"
+	}
+	return fmt.Sprintf("the %d trail serve processes, the sum of each one's peak", n)
 }
 
 func storeModeName(processes int, w bench.Workload) string {
@@ -396,6 +416,8 @@ func runStorePeer(ctx context.Context, url string, w bench.Workload) (res bench.
 	res, err = bench.Run(ctx, a, w)
 	a.Close()
 	res.Mode = mode
+	// The writes are PostgreSQL's, in a server the bench did not start.
+	res.PeakRSSMB, res.PeakRSSOf = nil, ""
 	if err != nil {
 		return res, err
 	}

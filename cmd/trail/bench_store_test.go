@@ -81,6 +81,14 @@ func TestBenchStore(t *testing.T) {
 	if st := rs[1].Storage; st == nil || st.Rows < 200 || st.Indexes < 20 || st.Tree != 0 {
 		t.Errorf("the peer's storage per event: %+v", st)
 	}
+	// The peak RSS is the two trail serve processes', each at least a few
+	// MB; PostgreSQL's is not the bench's to measure.
+	if r := rs[0]; r.PeakRSSMB == nil || *r.PeakRSSMB < 10 || *r.PeakRSSMB > 4096 || !strings.Contains(r.PeakRSSOf, "2 trail serve processes") {
+		t.Errorf("trail's peak RSS: %v MB of %q", r.PeakRSSMB, r.PeakRSSOf)
+	}
+	if r := rs[1]; r.PeakRSSMB != nil {
+		t.Errorf("the peer's peak RSS: %v MB of %q, want none", *r.PeakRSSMB, r.PeakRSSOf)
+	}
 	if len(rs[0].ProcessEvents) != 2 || sum != 2000 {
 		t.Errorf("events acknowledged per process: %v, want two adding up to 2000", rs[0].ProcessEvents)
 	}

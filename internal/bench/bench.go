@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +35,17 @@ type Result struct {
 	AckP99ms     float64 `json:"ack_p99_ms"`
 	AckMaxms     float64 `json:"ack_max_ms"`
 	Durable      bool    `json:"durable"`
+	// AllocsPerEvent and AllocBytesPerEvent are the heap allocations this
+	// process made during the run, per event: of every goroutine in it, so
+	// the client's, and the server's and engine's too when they run in it.
+	AllocsPerEvent     float64 `json:"allocs_per_event"`
+	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
+	// PeakRSSMB is the peak resident set during the run, in MB (2^20 bytes),
+	// of the processes PeakRSSOf names (RSSOfBench: this one); nil ("n/a")
+	// when unknown: outside Linux, or when the work runs in a process the
+	// benchmark did not start.
+	PeakRSSMB *float64 `json:"peak_rss_mb"`
+	PeakRSSOf string   `json:"peak_rss_of,omitempty"`
 	// ProcessEvents, of a run through several servers, are the events each
 	// acknowledged over HTTP, as its metrics count them.
 	ProcessEvents []int64 `json:"process_events,omitempty"`
@@ -120,15 +132,28 @@ func RunSplit(ctx context.Context, as []Appender, w Workload) (Result, error) {
 			src.streams[i] = fmt.Sprintf("patient/%d", i)
 		}
 	}
-	var lat []time.Duration
+	// The benchmark's own bookkeeping is made before the measurement starts,
+	// so that the allocations per event are the work's.
+	lat := make([]time.Duration, w.Events)
+	var sent []time.Time
+	if w.Async {
+		sent = make([]time.Time, w.Events)
+	}
+	// Garbage of what ran before (an earlier run, the templates) is collected
+	// and its memory given back to the system, so that the peak RSS is this
+	// run's.
+	debug.FreeOSMemory()
+	m := startMeter()
 	start := time.Now()
 	var err error
 	if w.Async {
-		lat, err = runAsync(ctx, as, src, w.Events)
+		err = runAsync(ctx, as, src, lat, sent)
 	} else {
-		lat, err = runProducers(ctx, as, src, w.Events, max(w.Producers, 1))
+		err = runProducers(ctx, as, src, lat, max(w.Producers, 1))
 	}
 	el := time.Since(start)
+	var res Result
+	m.stop(w.Events, &res)
 	if err != nil {
 		return Result{}, err
 	}
@@ -139,10 +164,9 @@ func RunSplit(ctx context.Context, as []Appender, w Workload) (Result, error) {
 		}
 		return float64(lat[min(int(f*float64(len(lat))), len(lat)-1)]) / 1e6
 	}
-	return Result{
-		Events: w.Events, Seconds: el.Seconds(), EventsPerSec: float64(w.Events) / el.Seconds(),
-		AckP50ms: q(0.50), AckP99ms: q(0.99), AckMaxms: q(1),
-	}, nil
+	res.Events, res.Seconds, res.EventsPerSec = w.Events, el.Seconds(), float64(w.Events)/el.Seconds()
+	res.AckP50ms, res.AckP99ms, res.AckMaxms = q(0.50), q(0.99), q(1)
+	return res, nil
 }
 
 // source hands out the events of a run: templates, cycled, each put in its
@@ -161,8 +185,10 @@ func (s source) event(i int) trail.Event {
 	return ev
 }
 
-func runProducers(ctx context.Context, as []Appender, src source, n, producers int) ([]time.Duration, error) {
-	lat := make([]time.Duration, n)
+// runProducers appends len(lat) events with producers callers, each waiting
+// for its acknowledgement, and puts each event's latency in lat.
+func runProducers(ctx context.Context, as []Appender, src source, lat []time.Duration, producers int) error {
+	n := len(lat)
 	var wg sync.WaitGroup
 	errs := make(chan error, producers)
 	for p := 0; p < producers; p++ {
@@ -182,12 +208,13 @@ func runProducers(ctx context.Context, as []Appender, src source, n, producers i
 	}
 	wg.Wait()
 	close(errs)
-	return lat, <-errs
+	return <-errs
 }
 
-func runAsync(ctx context.Context, as []Appender, src source, n int) ([]time.Duration, error) {
-	lat := make([]time.Duration, n)
-	sent := make([]time.Time, n)
+// runAsync logs len(lat) events from one caller while another waits for
+// their acknowledgements in order; sent holds each event's start.
+func runAsync(ctx context.Context, as []Appender, src source, lat []time.Duration, sent []time.Time) error {
+	n := len(lat)
 	ws := make(chan Waiter, 1<<16)
 	done := make(chan error, 1)
 	go func() {
@@ -207,7 +234,7 @@ func runAsync(ctx context.Context, as []Appender, src source, n int) ([]time.Dur
 		ws <- as[i%len(as)].Log(src.event(i))
 	}
 	close(ws)
-	return lat, <-done
+	return <-done
 }
 
 // Format writes r as the table row "trail bench" prints.
@@ -216,12 +243,13 @@ func Format(r Result) string { return FormatWidth(r, modeWidth) }
 // FormatWidth is Format with the mode column width wide (at least 22), for
 // a table whose modes are longer (see HeaderWidth).
 func FormatWidth(r Result, width int) string {
-	return fmt.Sprintf("%-*s %10d %9.2f %14.0f %10.2f %10.2f %10.2f %8v",
-		max(width, modeWidth), r.Mode, r.Events, r.Seconds, r.EventsPerSec, r.AckP50ms, r.AckP99ms, r.AckMaxms, r.Durable)
+	return fmt.Sprintf("%-*s %10d %9.2f %14.0f %10.2f %10.2f %10.2f %8v %10.1f %9.0f %7s",
+		max(width, modeWidth), r.Mode, r.Events, r.Seconds, r.EventsPerSec, r.AckP50ms, r.AckP99ms, r.AckMaxms, r.Durable,
+		r.AllocsPerEvent, r.AllocBytesPerEvent, FormatRSS(r.PeakRSSMB))
 }
 
 // Header is the table header matching Format.
-const Header = "mode                       events   seconds   events/s       p50 ms     p99 ms     max ms  durable"
+const Header = "mode                       events   seconds     events/s       p50 ms     p99 ms     max ms  durable  allocs/ev      B/ev  RSS MB"
 
 // modeWidth is the width of Header's mode column.
 const modeWidth = 22
