@@ -32,8 +32,9 @@ type Config struct {
 	// QueueSize bounds the events accepted but not yet stored (default
 	// 1<<20). When it is full, Log fails with ErrBufferFull and Enqueue waits.
 	QueueSize int
-	// MaxBatchBytes bounds one group-commit write (default 8 MiB). A single
-	// atomic batch larger than this is still written whole.
+	// MaxBatchBytes bounds one group-commit write (default 8 MiB): the
+	// sequencer takes queued events while their records' estimated sizes
+	// fit. A single atomic batch larger than this is still written whole.
 	MaxBatchBytes int
 	// SegmentSize is the size at which a segment file is sealed (default 64 MiB).
 	SegmentSize int64

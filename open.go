@@ -89,7 +89,9 @@ func start(st store.Store, dir string, cfg Config) (*Log, error) {
 	n := st.Len()
 	l.durable.advance(n)
 	l.applied.advance(n)
-	l.q = newQueue(cfg.QueueSize, 4096)
+	// A group is at most a quarter of a batch, so that batches come near
+	// MaxBatchBytes without passing it by much.
+	l.q = newQueue(cfg.QueueSize, 4096, max(cfg.MaxBatchBytes/4, 1))
 	l.seq = newSequencer(l)
 	if err := l.seq.resumeClock(); err != nil {
 		return nil, err

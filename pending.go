@@ -2,6 +2,8 @@ package trail
 
 import (
 	"context"
+
+	"github.com/trailhq/trail/event"
 )
 
 // Pending is an event handed to Log: a receipt to come. Wait for it, or
@@ -58,6 +60,22 @@ func (p *Pending) Done() <-chan struct{} { return p.g.done }
 func (p *Pending) Duplicate() bool {
 	<-p.g.done
 	return p.dup
+}
+
+// storedBytes estimates the bytes p's records take in a group-commit write.
+func (p *Pending) storedBytes() int {
+	if p.batch != nil {
+		n := 0
+		for i := range p.batch.evs {
+			n += event.StoredSizeHint(&p.batch.evs[i])
+		}
+		return n
+	}
+	if p.prep != nil {
+		e := &p.prep.Encoded
+		return len(e.Body) + len(e.Original) + len(p.ev.ID) + len(e.Stream) + 256
+	}
+	return event.StoredSizeHint(&p.ev)
 }
 
 func (p *Pending) size() int {

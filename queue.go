@@ -11,34 +11,39 @@ import (
 // without timers or polling.
 //
 // Items are grouped as they arrive; a group (one channel) is resolved by
-// exactly one batch, and a batch takes whole groups.
+// exactly one batch, and a batch takes whole groups. The sequencer bounds a
+// batch by the bytes its records will take (estimated as items are put), so
+// a group is bounded in bytes too.
 type queue struct {
-	mu       sync.Mutex
-	items    []*Pending
-	groups   []queuedGroup // groups of items, in order; the last is open
-	groupMax int           // events per group
-	used     int           // events queued or in flight, not yet resolved
-	limit    int           // bound on used
-	room     chan struct{} // closed when room is freed, then replaced
-	closed   bool
-	stopErr  error         // why the queue is closed
-	kick     chan struct{} // capacity 1: "the queue became non-empty"
-	failed   *group        // an already-closed group for refusals
+	mu            sync.Mutex
+	items         []*Pending
+	groups        []queuedGroup // groups of items, in order; the last is open
+	groupMax      int           // events per group
+	groupMaxBytes int           // estimated record bytes per group
+	used          int           // events queued or in flight, not yet resolved
+	limit         int           // bound on used
+	room          chan struct{} // closed when room is freed, then replaced
+	closed        bool
+	stopErr       error         // why the queue is closed
+	kick          chan struct{} // capacity 1: "the queue became non-empty"
+	failed        *group        // an already-closed group for refusals
 }
 
 type queuedGroup struct {
 	g      *group
 	end    int // items[..end] belong to this or an earlier group
 	events int
+	bytes  int // estimated bytes of its records (Pending.storedBytes)
 }
 
-func newQueue(limit, groupMax int) *queue {
+func newQueue(limit, groupMax, groupMaxBytes int) *queue {
 	q := &queue{
-		limit:    limit,
-		groupMax: groupMax,
-		room:     make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		failed:   &group{done: make(chan struct{})},
+		limit:         limit,
+		groupMax:      groupMax,
+		groupMaxBytes: groupMaxBytes,
+		room:          make(chan struct{}),
+		kick:          make(chan struct{}, 1),
+		failed:        &group{done: make(chan struct{})},
 	}
 	close(q.failed.done)
 	return q
@@ -47,7 +52,7 @@ func newQueue(limit, groupMax int) *queue {
 // put enqueues p. With wait, it waits under ctx for room when the queue is
 // full; otherwise it returns ErrBufferFull.
 func (q *queue) put(ctx context.Context, p *Pending, wait bool) error {
-	n := p.size()
+	n, bytes := p.size(), p.storedBytes()
 	q.mu.Lock()
 	for {
 		if q.closed {
@@ -73,7 +78,7 @@ func (q *queue) put(ctx context.Context, p *Pending, wait bool) error {
 	}
 	q.used += n
 	last := len(q.groups) - 1
-	if last < 0 || q.groups[last].events >= q.groupMax {
+	if last < 0 || q.groups[last].events >= q.groupMax || q.groups[last].bytes >= q.groupMaxBytes {
 		q.groups = append(q.groups, queuedGroup{g: &group{done: make(chan struct{})}})
 		last++
 	}
@@ -82,6 +87,7 @@ func (q *queue) put(ctx context.Context, p *Pending, wait bool) error {
 	q.items = append(q.items, p)
 	qg.end = len(q.items)
 	qg.events += n
+	qg.bytes += bytes
 	first := len(q.items) == 1
 	q.mu.Unlock()
 	if first {
@@ -100,24 +106,24 @@ func (q *queue) refuse(p *Pending, err error) {
 }
 
 // take appends to dst the items of the oldest groups, at least one group and
-// at most maxEvents events beyond the first, and appends their groups to gs;
-// n is the events taken.
-func (q *queue) take(dst []*Pending, gs []*group, maxEvents int) (_ []*Pending, _ []*group, n int) {
-	return q.takeGroups(dst, gs, maxEvents, true)
+// at most maxBytes (estimated record bytes) beyond the first, and appends
+// their groups to gs; n is the bytes taken.
+func (q *queue) take(dst []*Pending, gs []*group, maxBytes int) (_ []*Pending, _ []*group, n int) {
+	return q.takeGroups(dst, gs, maxBytes, true)
 }
 
-// topUp is take without the first group beyond maxEvents: it may take
+// topUp is take without the first group beyond maxBytes: it may take
 // nothing.
-func (q *queue) topUp(dst []*Pending, gs []*group, maxEvents int) ([]*Pending, []*group, int) {
-	return q.takeGroups(dst, gs, maxEvents, false)
+func (q *queue) topUp(dst []*Pending, gs []*group, maxBytes int) ([]*Pending, []*group, int) {
+	return q.takeGroups(dst, gs, maxBytes, false)
 }
 
-func (q *queue) takeGroups(dst []*Pending, gs []*group, maxEvents int, first bool) ([]*Pending, []*group, int) {
+func (q *queue) takeGroups(dst []*Pending, gs []*group, maxBytes int, first bool) ([]*Pending, []*group, int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	events, k := 0, 0
-	for k < len(q.groups) && (first && k == 0 || events+q.groups[k].events <= maxEvents) {
-		events += q.groups[k].events
+	bytes, k := 0, 0
+	for k < len(q.groups) && (first && k == 0 || bytes+q.groups[k].bytes <= maxBytes) {
+		bytes += q.groups[k].bytes
 		gs = append(gs, q.groups[k].g)
 		k++
 	}
@@ -140,7 +146,7 @@ func (q *queue) takeGroups(dst []*Pending, gs []*group, maxEvents int, first boo
 		default:
 		}
 	}
-	return dst, gs, events
+	return dst, gs, bytes
 }
 
 // release frees room for n events.

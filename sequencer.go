@@ -39,7 +39,7 @@ type sequencer struct {
 	wrote    uint64                 // the end of the last batch this sequencer wrote
 	recent   []*recentGen           // ids the index store may not have yet, newest last
 	last     time.Time              // recorded time of the previous batch
-	maxTake  int
+	maxBytes int                    // Config.MaxBatchBytes: the bytes of records a batch takes
 	items    []*Pending
 	groups   []*group
 	batch    store.Batch   // the batch being built
@@ -107,11 +107,11 @@ type commit struct {
 
 func newSequencer(l *Log) *sequencer {
 	s := &sequencer{
-		l:       l,
-		digests: [2]hash.Hash{sha256.New(), sha256.New()},
-		seed:    maphash.MakeSeed(),
-		heads:   make(map[string]*streamHead),
-		maxTake: max(l.cfg.MaxBatchBytes/256, 1),
+		l:        l,
+		digests:  [2]hash.Hash{sha256.New(), sha256.New()},
+		seed:     maphash.MakeSeed(),
+		heads:    make(map[string]*streamHead),
+		maxBytes: l.cfg.MaxBatchBytes,
 	}
 	s.batcher, _ = l.st.(store.Batcher)
 	return s
@@ -122,14 +122,14 @@ func (s *sequencer) run() {
 	defer close(s.l.commits)
 	for {
 		var n int
-		s.items, s.groups, n = s.l.q.take(s.items[:0], s.groups[:0], s.maxTake)
+		s.items, s.groups, n = s.l.q.take(s.items[:0], s.groups[:0], s.maxBytes)
 		if len(s.groups) == 0 {
 			select {
 			case <-s.l.q.kick:
 				continue
 			case <-s.l.closing:
 				// The queue is closed: what it still holds is all there is.
-				s.items, s.groups, n = s.l.q.take(s.items[:0], s.groups[:0], s.maxTake)
+				s.items, s.groups, n = s.l.q.take(s.items[:0], s.groups[:0], s.maxBytes)
 				if len(s.groups) == 0 {
 					return
 				}
@@ -142,8 +142,8 @@ func (s *sequencer) run() {
 		// for this batch meanwhile. What arrived while it waited joins the
 		// batch: one transaction for all of it, not one each.
 		begun, err := s.l.st.Begin(context.Background())
-		if err == nil && n < s.maxTake {
-			s.items, s.groups, _ = s.l.q.topUp(s.items, s.groups, s.maxTake-n)
+		if err == nil && n < s.maxBytes {
+			s.items, s.groups, _ = s.l.q.topUp(s.items, s.groups, s.maxBytes-n)
 		}
 		s.l.seqBusy.Store(true)
 		c := s.process(begun, err)
@@ -282,6 +282,9 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 		c.written, err = s.l.st.Write(&s.batch)
 		if err == nil {
 			s.wrote = c.end
+			if testHookWrite != nil {
+				testHookWrite(&s.batch)
+			}
 		}
 	} else {
 		s.l.st.Abort()
@@ -540,6 +543,10 @@ func (s *sequencer) resetJobs() {
 	clear(s.jobs)
 	s.jobs, s.done = s.jobs[:0], 0
 }
+
+// testHookWrite, when set (by tests, before the log opens), sees each batch
+// the sequencer has written.
+var testHookWrite func(*store.Batch)
 
 // saltBlock is how many random bytes the sequencer reads at once: salts for
 // 256 records in one call to crypto/rand.

@@ -255,6 +255,17 @@ func encodedSizeHint(ev *Event) int {
 	return n
 }
 
+// StoredSizeHint estimates the size of ev's record as stored — its body as
+// encoded and the fields the engine adds — without encoding it: the engine
+// bounds a group-commit write's bytes with it before events are prepared.
+func StoredSizeHint(ev *Event) int {
+	return encodedSizeHint(ev) + len(ev.ID) + len(ev.Stream) + storedFieldsSize
+}
+
+// storedFieldsSize bounds the members the engine adds to a record besides
+// id and stream (index, stream_seq, recorded, salt, time, prev).
+const storedFieldsSize = 256
+
 // sentSize is the length of ev as MarshalJSON encodes it, given its body
 // (appendBody): the event's size as sent. No JSON a client sends for an
 // event is shorter (appendString), so an event a client sent in at most
