@@ -22,10 +22,17 @@ import (
 // batches in flight stay in the CPU caches' reach.
 const chunkSize = 2 << 20
 
-// checked is what a worker computes for one record, independently of others.
+// checked is what a worker computes for one record, independently of
+// others: what the Checker needs of its header (read with
+// event.ParseHeaderView: the stream name is a part of the batch's buffer),
+// its leaf hash and its frame's flag, or why it is not a record.
 type checked struct {
-	Record
-	err string
+	index, seq uint64
+	stream     []byte
+	prev, leaf event.Hash
+	hasPrev    bool
+	more       bool
+	err        string
 }
 
 // batch is the whole frames of one chunk of a segment, checked record by
@@ -224,24 +231,26 @@ func (p *pipeline) check(checkJSON bool) {
 var leafPrefix = []byte{0}
 
 // checkFrame checks a frame's CRC, layout, JSON (optionally) and computes
-// its leaf hash into c, with d and sum as room so that it allocates only
-// the header's fields.
+// its leaf hash into c, with d and sum as room so that it allocates
+// nothing.
 func checkFrame(c *checked, frame []byte, checkJSON bool, d hash.Hash, sum []byte) []byte {
 	rec, more, _, err := segment.DecodeFrame(frame)
 	if err != nil {
 		c.err = err.Error()
 		return sum
 	}
-	c.More = more
+	c.more = more
 	d.Reset()
 	d.Write(leafPrefix)
 	d.Write(rec)
 	sum = d.Sum(sum[:0])
-	copy(c.Leaf[:], sum)
-	if c.Header, err = event.ParseHeader(rec); err != nil {
+	copy(c.leaf[:], sum)
+	h, err := event.ParseHeaderView(rec)
+	if err != nil {
 		c.err = err.Error()
 		return sum
 	}
+	c.index, c.seq, c.stream, c.prev, c.hasPrev = h.Index, h.Seq, h.Stream, h.Prev, h.HasPrev
 	if checkJSON && !json.Valid(rec) {
 		c.err = "not valid JSON"
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -222,4 +223,23 @@ func BenchmarkVerifyDir(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkVerifyDataDir verifies the data directory named by
+// $TRAIL_VERIFY_BENCH_DIR (such as one written by trail bench --embedded), on
+// disk, and reports records verified a second; it is skipped when unset.
+func BenchmarkVerifyDataDir(b *testing.B) {
+	dir := os.Getenv("TRAIL_VERIFY_BENCH_DIR")
+	if dir == "" {
+		b.Skip("TRAIL_VERIFY_BENCH_DIR is not set")
+	}
+	var events uint64
+	for b.Loop() {
+		rep, err := Dir(context.Background(), dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += rep.Events
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
