@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -136,7 +137,7 @@ func (p *pipeline) readSegment(k int) bool {
 		}
 		b.buf = buf[:n+m]
 		var end int
-		b.frames, end = segment.Split(b.buf)
+		b.frames, end = segment.AppendSplit(b.frames[:0], b.buf)
 		size += int64(m)
 		tail := b.buf[end:]
 		if !eof && segment.FrameNeeds(tail) != 0 {
@@ -190,7 +191,7 @@ func (p *pipeline) get() *batch {
 	select {
 	case b := <-p.free:
 		b.first, b.last, b.rest, b.size, b.err = false, false, 0, 0, nil
-		b.frames = nil
+		b.frames = b.frames[:0]
 		b.done = make(chan struct{})
 		return b
 	case <-p.ctx.Done():
@@ -217,11 +218,12 @@ func (p *pipeline) check(checkJSON bool) {
 	d := sha256.New()
 	var sum []byte
 	for b := range p.work {
-		b.results = b.results[:0]
-		for _, f := range b.frames {
-			var c checked
-			sum = checkFrame(&c, f, checkJSON, d, sum)
-			b.results = append(b.results, c)
+		// The results are written where they stay: a record's is too large
+		// to copy cheaply.
+		b.results = slices.Grow(b.results[:0], len(b.frames))[:len(b.frames)]
+		for i, f := range b.frames {
+			b.results[i] = checked{}
+			sum = checkFrame(&b.results[i], f, checkJSON, d, sum)
 		}
 		close(b.done)
 	}
