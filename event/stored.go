@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 )
 
@@ -159,9 +160,9 @@ func ParseHeaderView(rec []byte) (HeaderView, error) {
 	var h HeaderView
 	r := layoutReader{b: rec}
 	h.ID = r.bytes(`{"id":"`, '"')
-	h.Index = r.num(`,"index":`)
+	h.Index = r.digits(`,"index":`)
 	h.Stream = r.bytes(`,"stream":"`, '"')
-	h.Seq = r.num(`,"stream_seq":`)
+	h.Seq = r.digits(`,"stream_seq":`)
 	h.Recorded = r.bytes(`,"recorded":"`, '"')
 	h.Salt = r.bytes(`,"salt":"`, '"')
 	h.Time = r.bytes(`,"time":"`, '"')
@@ -228,6 +229,30 @@ func (r *layoutReader) num(lit string) uint64 {
 	}
 	n, err := strconv.ParseUint(string(r.b[:i]), 10, 64)
 	if err != nil || (i > 1 && r.b[0] == '0') {
+		r.err = errLayout
+		return 0
+	}
+	r.b = r.b[i:]
+	return n
+}
+
+// digits is num without strconv: the same numbers read, the same refused
+// (none, a leading zero, more than fits in 64 bits), without copying them
+// into a string to parse them again.
+func (r *layoutReader) digits(lit string) uint64 {
+	r.expect(lit)
+	if r.err != nil {
+		return 0
+	}
+	var n, over uint64
+	i := 0
+	for ; i < len(r.b) && '0' <= r.b[i] && r.b[i] <= '9'; i++ {
+		hi, lo := bits.Mul64(n, 10)
+		var carry uint64
+		n, carry = bits.Add64(lo, uint64(r.b[i]-'0'), 0)
+		over |= hi | carry
+	}
+	if i == 0 || over != 0 || (i > 1 && r.b[0] == '0') {
 		r.err = errLayout
 		return 0
 	}

@@ -23,6 +23,9 @@ func headerRecords(t testing.TB) [][]byte {
 		[]byte(`{}`),
 		[]byte(`{"id":"a","index":01,"stream":"s","stream_seq":1}`),
 		[]byte(`{"id":"a","index":18446744073709551616,"stream":"s"}`),
+		[]byte(`{"id":"a","index":18446744073709551615,"stream":"s","stream_seq":99999999999999999999,"recorded":"x"}`),
+		[]byte(`{"id":"a","index":118446744073709551615,"stream":"s"}`),
+		[]byte(`{"id":"a","index":,"stream":"s"}`),
 	}
 	return recs
 }
@@ -71,7 +74,7 @@ func TestParseHeaderView(t *testing.T) {
 		}
 		checkHeaderView(t, rec)
 		for i := range rec {
-			for _, c := range []byte{'0', '9', 'a', 'G', '"', '}', ',', 0} {
+			for _, c := range []byte{'0', '9', 'a', 'f', 'g', 'A', 'F', 'G', '"', '}', ',', 0} {
 				r := bytes.Clone(rec)
 				r[i] = c
 				checkHeaderView(t, r)
@@ -95,4 +98,11 @@ func FuzzParseHeaderView(f *testing.F) {
 		f.Add(rec)
 	}
 	f.Fuzz(checkHeaderView)
+}
+
+func BenchmarkParseHeaderView(b *testing.B) {
+	rec := headerRecords(b)[1]
+	for b.Loop() {
+		ParseHeaderView(rec)
+	}
 }
