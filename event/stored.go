@@ -169,6 +169,7 @@ func ParseHeaderView(rec []byte) (HeaderView, error) {
 	if r.err != nil || len(h.Recorded) != len(RecordedLayout) || !isSalt(h.Salt) {
 		return h, errLayout
 	}
+	// prev, when present, is the last member: ,"prev":"<64 hex>"}
 	const prevLen = len(`,"prev":"`) + 64 + 2
 	if i := len(rec) - prevLen; i > 0 && bytes.HasPrefix(rec[i:], []byte(`,"prev":"`)) && rec[len(rec)-2] == '"' {
 		if _, err := hex.Decode(h.Prev[:], rec[i+9:i+9+64]); err == nil {
