@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/transparency-dev/merkle/compact"
-
 	"github.com/trailhq/trail/event"
-	"github.com/trailhq/trail/internal/tree"
 )
 
 // Record is one stored record as a Checker takes it: what can be computed
@@ -51,7 +48,7 @@ type Checker struct {
 	n       uint64 // records checked so far
 	durable uint64 // the largest size a checkpoint vouches for
 	streams map[string]*stream
-	rng     *compact.Range
+	rng     leafRange
 	cps     *cpList
 	trusted *Checkpoint // a checkpoint verified earlier; nil once checked
 	torn    string
@@ -59,6 +56,7 @@ type Checker struct {
 }
 
 type stream struct {
+	name string // the key it has in Checker.streams
 	seq  uint64
 	leaf event.Hash
 }
@@ -83,7 +81,6 @@ func NewChecker(checkpoints []Checkpoint, trusted *Checkpoint) (*Checker, error)
 func newChecker(cps *cpList, trusted *Checkpoint) (*Checker, error) {
 	c := &Checker{
 		streams: make(map[string]*stream),
-		rng:     (&compact.RangeFactory{Hash: tree.HashChildren}).NewEmptyRange(0),
 		cps:     cps,
 	}
 	if cps.n > 0 {
@@ -109,38 +106,74 @@ func (c *Checker) Next() uint64 { return c.n }
 // root against the checkpoints of the size it reaches. It keeps nothing of
 // r, which the caller may reuse.
 func (c *Checker) Add(r *Record) error {
-	i := c.n
-	if c.torn != "" {
-		return errors.New("verify: a record fed after the log's torn tail")
-	}
-	if r.Header.Index != i {
-		return &Error{Index: i, Reason: fmt.Sprintf("record says index %d", r.Header.Index)}
+	if err := c.start(r.Header.Index); err != nil {
+		return err
 	}
 	h := &r.Header
 	if err := event.ValidateStream(h.Stream); err != nil {
-		return &Error{Index: i, Reason: err.Error()}
+		return &Error{Index: c.n, Reason: err.Error()}
 	}
 	s := c.streams[h.Stream]
 	if s == nil {
-		s = &stream{}
+		s = &stream{name: h.Stream}
 		c.streams[h.Stream] = s
 	}
-	if h.Seq != s.seq+1 {
-		return &Error{Index: i, Reason: fmt.Sprintf("stream %s: stream_seq %d follows %d (gap or repeat)", h.Stream, h.Seq, s.seq)}
+	return c.chain(s, h.Seq, h.Prev, &r.Leaf, r.More)
+}
+
+// addView is Add for a record read with event.ParseHeaderView, its stream
+// name as bytes, which it copies only for a stream it has not seen: the
+// same checks without allocating a record's strings. It keeps nothing of
+// streamName, prev or leaf.
+func (c *Checker) addView(index uint64, streamName []byte, seq uint64, prev, leaf *event.Hash, more bool) error {
+	if err := c.start(index); err != nil {
+		return err
+	}
+	s := c.streams[string(streamName)]
+	name := ""
+	if s != nil {
+		name = s.name
+	} else {
+		name = string(streamName)
+	}
+	if err := event.ValidateStream(name); err != nil {
+		return &Error{Index: c.n, Reason: err.Error()}
+	}
+	if s == nil {
+		s = &stream{name: name}
+		c.streams[name] = s
+	}
+	return c.chain(s, seq, prev, leaf, more)
+}
+
+// start checks that a record fed next says index Next().
+func (c *Checker) start(index uint64) error {
+	if c.torn != "" {
+		return errors.New("verify: a record fed after the log's torn tail")
+	}
+	if index != c.n {
+		return &Error{Index: c.n, Reason: fmt.Sprintf("record says index %d", index)}
+	}
+	return nil
+}
+
+// chain checks record Next(), of stream s, against the stream's record
+// before it, appends its leaf to the tree and checks the checkpoints.
+func (c *Checker) chain(s *stream, seq uint64, prev, leaf *event.Hash, more bool) error {
+	i := c.n
+	if seq != s.seq+1 {
+		return &Error{Index: i, Reason: fmt.Sprintf("stream %s: stream_seq %d follows %d (gap or repeat)", s.name, seq, s.seq)}
 	}
 	switch {
-	case s.seq == 0 && h.Prev != nil:
-		return &Error{Index: i, Reason: fmt.Sprintf("stream %s: first event has a prev", h.Stream)}
-	case s.seq > 0 && (h.Prev == nil || *h.Prev != s.leaf):
-		return &Error{Index: i, Reason: fmt.Sprintf("stream %s: prev does not match the leaf hash of stream_seq %d", h.Stream, s.seq)}
+	case s.seq == 0 && prev != nil:
+		return &Error{Index: i, Reason: fmt.Sprintf("stream %s: first event has a prev", s.name)}
+	case s.seq > 0 && (prev == nil || *prev != s.leaf):
+		return &Error{Index: i, Reason: fmt.Sprintf("stream %s: prev does not match the leaf hash of stream_seq %d", s.name, s.seq)}
 	}
-	s.seq, s.leaf = h.Seq, r.Leaf
-	// The range keeps the slice it is given: a copy, so that the caller may
-	// reuse r.
-	leaf := r.Leaf
-	c.rng.Append(leaf[:], nil)
+	s.seq, s.leaf = seq, *leaf
+	c.rng.append(leaf)
 	c.n++
-	c.inGroup = r.More
+	c.inGroup = more
 	return c.checkpoints()
 }
 
@@ -176,13 +209,9 @@ func (c *Checker) checkpoints() error {
 	return nil
 }
 
-// root is the root of the tree checked so far (nil if it cannot be had).
+// root is the root of the tree checked so far.
 func (c *Checker) root() []byte {
-	if c.n == 0 {
-		return tree.EmptyRoot()
-	}
-	root, _ := c.rng.GetRootHash(nil)
-	return root
+	return c.rng.root()
 }
 
 // Finish ends the log: every checkpoint, and the trusted one, must have

@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,14 +122,32 @@ func sign(t *testing.T, s *checkpoint.Store, leaves [][]byte, sizes ...int) []Ch
 	return cps
 }
 
-// check feeds recs to a Checker made with cps and trusted, and finishes.
+// check feeds recs to a Checker made with cps and trusted, and finishes;
+// it feeds them again, as Dir does, with addView, and returns an error
+// saying so when the two ways disagree.
 func check(cps []Checkpoint, trusted *Checkpoint, recs []Record) (Report, error) {
+	rep, err := checkWith(cps, trusted, recs, false)
+	vrep, verr := checkWith(cps, trusted, recs, true)
+	if fmt.Sprint(rep, err) != fmt.Sprint(vrep, verr) {
+		return rep, fmt.Errorf("Add: %+v, %v; addView: %+v, %v", rep, err, vrep, verr)
+	}
+	return rep, err
+}
+
+// checkWith is check feeding with Add, or with addView if views.
+func checkWith(cps []Checkpoint, trusted *Checkpoint, recs []Record, views bool) (Report, error) {
 	c, err := NewChecker(cps, trusted)
 	if err != nil {
 		return Report{}, err
 	}
 	for i := range recs {
-		if err := c.Add(&recs[i]); err != nil {
+		r := &recs[i]
+		if views {
+			err = c.addView(r.Header.Index, []byte(r.Header.Stream), r.Header.Seq, r.Header.Prev, &r.Leaf, r.More)
+		} else {
+			err = c.Add(r)
+		}
+		if err != nil {
 			return Report{}, err
 		}
 	}
@@ -159,6 +178,14 @@ func TestChecker(t *testing.T) {
 	longer, longerLeaves := build(t, n+3, nil)
 	ahead := sign(t, s, longerLeaves, n+3)[0]
 	badLeaf := event.LeafHash([]byte("not the record before"))
+	// withStream is valid with record i's stream name changed (after the
+	// record was made: an event's stream is validated before it is
+	// stored).
+	withStream := func(i int, name string) []Record {
+		recs := slices.Clone(valid)
+		recs[i].Header.Stream = name
+		return recs
+	}
 
 	cases := []struct {
 		name    string
@@ -205,6 +232,12 @@ func TestChecker(t *testing.T) {
 					r.index = 6
 				}
 			}},
+		{name: "stream name not valid", index: 4, reason: event.ValidateStream("patient/..").Error(),
+			recs: withStream(4, "patient/..")},
+		{name: "stream name of a later record not valid", index: 7, reason: event.ValidateStream("patient//1").Error(),
+			recs: withStream(7, "patient//1")},
+		{name: "a stream of one record in another's chain", index: 4, reason: "stream patient/7: stream_seq 2 follows 0 (gap or repeat)",
+			recs: withStream(4, "patient/7")},
 		{name: "a record removed", index: 4, reason: "record says index 5", recs: append(valid[:4:4], valid[5:]...)},
 		// The chains hold (each prev is the leaf of the altered record), but
 		// the tree does not have the signed root at size 5.

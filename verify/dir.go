@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/trailhq/trail/event"
 	"github.com/trailhq/trail/internal/datadir"
 )
 
@@ -148,7 +149,11 @@ func feedBatch(c *Checker, s segFile, b *batch, last bool) (torn bool, err error
 			err := c.Damage(s.name, fmt.Sprintf("record unreadable: %s", r.err), last)
 			return err == nil, err
 		}
-		if err := c.Add(&r.Record); err != nil {
+		var prev *event.Hash
+		if r.hasPrev {
+			prev = &r.prev
+		}
+		if err := c.addView(r.index, r.stream, r.seq, prev, &r.leaf, r.more); err != nil {
 			return false, err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -22,10 +23,17 @@ import (
 // batches in flight stay in the CPU caches' reach.
 const chunkSize = 2 << 20
 
-// checked is what a worker computes for one record, independently of others.
+// checked is what a worker computes for one record, independently of
+// others: what the Checker needs of its header (read with
+// event.ParseHeaderView: the stream name is a part of the batch's buffer),
+// its leaf hash and its frame's flag, or why it is not a record.
 type checked struct {
-	Record
-	err string
+	index, seq uint64
+	stream     []byte
+	prev, leaf event.Hash
+	hasPrev    bool
+	more       bool
+	err        string
 }
 
 // batch is the whole frames of one chunk of a segment, checked record by
@@ -129,7 +137,7 @@ func (p *pipeline) readSegment(k int) bool {
 		}
 		b.buf = buf[:n+m]
 		var end int
-		b.frames, end = segment.Split(b.buf)
+		b.frames, end = segment.AppendSplit(b.frames[:0], b.buf)
 		size += int64(m)
 		tail := b.buf[end:]
 		if !eof && segment.FrameNeeds(tail) != 0 {
@@ -183,7 +191,7 @@ func (p *pipeline) get() *batch {
 	select {
 	case b := <-p.free:
 		b.first, b.last, b.rest, b.size, b.err = false, false, 0, 0, nil
-		b.frames = nil
+		b.frames = b.frames[:0]
 		b.done = make(chan struct{})
 		return b
 	case <-p.ctx.Done():
@@ -210,11 +218,12 @@ func (p *pipeline) check(checkJSON bool) {
 	d := sha256.New()
 	var sum []byte
 	for b := range p.work {
-		b.results = b.results[:0]
-		for _, f := range b.frames {
-			var c checked
-			sum = checkFrame(&c, f, checkJSON, d, sum)
-			b.results = append(b.results, c)
+		// The results are written where they stay: a record's is too large
+		// to copy cheaply.
+		b.results = slices.Grow(b.results[:0], len(b.frames))[:len(b.frames)]
+		for i, f := range b.frames {
+			b.results[i] = checked{}
+			sum = checkFrame(&b.results[i], f, checkJSON, d, sum)
 		}
 		close(b.done)
 	}
@@ -224,24 +233,26 @@ func (p *pipeline) check(checkJSON bool) {
 var leafPrefix = []byte{0}
 
 // checkFrame checks a frame's CRC, layout, JSON (optionally) and computes
-// its leaf hash into c, with d and sum as room so that it allocates only
-// the header's fields.
+// its leaf hash into c, with d and sum as room so that it allocates
+// nothing.
 func checkFrame(c *checked, frame []byte, checkJSON bool, d hash.Hash, sum []byte) []byte {
 	rec, more, _, err := segment.DecodeFrame(frame)
 	if err != nil {
 		c.err = err.Error()
 		return sum
 	}
-	c.More = more
+	c.more = more
 	d.Reset()
 	d.Write(leafPrefix)
 	d.Write(rec)
 	sum = d.Sum(sum[:0])
-	copy(c.Leaf[:], sum)
-	if c.Header, err = event.ParseHeader(rec); err != nil {
+	copy(c.leaf[:], sum)
+	h, err := event.ParseHeaderView(rec)
+	if err != nil {
 		c.err = err.Error()
 		return sum
 	}
+	c.index, c.seq, c.stream, c.prev, c.hasPrev = h.Index, h.Seq, h.Stream, h.Prev, h.HasPrev
 	if checkJSON && !json.Valid(rec) {
 		c.err = "not valid JSON"
 	}

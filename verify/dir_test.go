@@ -3,7 +3,9 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -222,4 +224,85 @@ func BenchmarkVerifyDir(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkVerifyDataDir verifies the data directory named by
+// $TRAIL_VERIFY_BENCH_DIR (such as one written by trail bench --embedded), on
+// disk, and reports records verified a second; it is skipped when unset.
+func BenchmarkVerifyDataDir(b *testing.B) {
+	dir := os.Getenv("TRAIL_VERIFY_BENCH_DIR")
+	if dir == "" {
+		b.Skip("TRAIL_VERIFY_BENCH_DIR is not set")
+	}
+	var events uint64
+	for b.Loop() {
+		rep, err := Dir(context.Background(), dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += rep.Events
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestDirRecordAllocs checks that Dir's work on a record allocates nothing
+// once its stream is known: a worker's checkFrame and the Checker's addView.
+func TestDirRecordAllocs(t *testing.T) {
+	frames := make([][]byte, 3000)
+	var seqs [3]uint64
+	var leaves [3]event.Hash
+	for i := range frames {
+		st := i % 3
+		ev := event.Event{ID: fmt.Sprintf("ev-%d", i), Stream: fmt.Sprintf("patient/%d", st), Type: "patient-record.read",
+			Action: "R", Actor: event.Actor{ID: "dr.smith"}}
+		e, _, err := event.Encode(&ev, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prev *event.Hash
+		if seqs[st] > 0 {
+			prev = &leaves[st]
+		}
+		rec := event.AppendStored(nil, &e, uint64(i), seqs[st]+1, []byte("2026-01-02T03:04:05.000000000Z"), bytes.Repeat([]byte{byte(i)}, 16), prev)
+		seqs[st], leaves[st] = seqs[st]+1, event.LeafHash(rec)
+		frames[i] = segment.AppendFrame(nil, rec, false)
+	}
+	d := sha256.New()
+	var sum []byte
+	results := make([]checked, len(frames))
+	i := 0
+	if n := testing.AllocsPerRun(len(frames)-1, func() {
+		sum = checkFrame(&results[i], frames[i], false, d, sum)
+		i++
+	}); n != 0 {
+		t.Fatalf("checkFrame allocates %v times a record", n)
+	}
+	c, err := NewChecker(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i = 0
+	feedOne := func() {
+		r := &results[i]
+		var prev *event.Hash
+		if r.hasPrev {
+			prev = &r.prev
+		}
+		if r.err != "" {
+			t.Fatalf("record %d: %s", i, r.err)
+		}
+		if err := c.addView(r.index, r.stream, r.seq, prev, &r.leaf, r.more); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	}
+	for range 3 { // the streams' first records
+		feedOne()
+	}
+	if n := testing.AllocsPerRun(len(frames)-4, feedOne); n != 0 {
+		t.Fatalf("addView allocates %v times a record", n)
+	}
+	if rep, err := c.Finish(); err != nil || rep.Events != uint64(len(frames)) || rep.Streams != 3 {
+		t.Fatalf("%+v, %v", rep, err)
+	}
 }

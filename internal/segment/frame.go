@@ -89,6 +89,12 @@ func DecodeFrame(b []byte) (rec []byte, more bool, size int, err error) {
 // frame that data does not hold whole. end is where it stopped: the bytes
 // from there on are the end marker and what follows it, or damage.
 func Split(data []byte) (frames [][]byte, end int) {
+	return AppendSplit(nil, data)
+}
+
+// AppendSplit is Split appending the frames to frames, so that a reader of
+// many chunks can reuse one slice.
+func AppendSplit(frames [][]byte, data []byte) (_ [][]byte, end int) {
 	for end+HeaderSize <= len(data) {
 		word := binary.LittleEndian.Uint32(data[end:])
 		if word == 0 && binary.LittleEndian.Uint32(data[end+4:]) == 0 {

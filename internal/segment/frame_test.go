@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"slices"
 	"testing"
 
 	"github.com/trailhq/trail/internal/segment"
@@ -190,6 +191,12 @@ func FuzzSplit(f *testing.F) {
 			if r, _, size, err := segment.DecodeFrame(fr); err != nil || size != len(fr) || r[len(r)-1] != byte(i) {
 				t.Fatalf("frame %d: %v (size %d of %d)", i, err, size, len(fr))
 			}
+		}
+		// AppendSplit appends the same frames after what it is given.
+		prefix := [][]byte{[]byte("kept")}
+		if got, gotEnd := segment.AppendSplit(prefix, data); gotEnd != end || len(got) != 1+len(frames) || string(got[0]) != "kept" ||
+			!slices.EqualFunc(got[1:], frames, func(a, b []byte) bool { return &a[0] == &b[0] && len(a) == len(b) }) {
+			t.Fatalf("AppendSplit: %d frames, end %d; Split: %d frames, end %d", len(got)-1, gotEnd, len(frames), end)
 		}
 		// Cut anywhere, or damaged anywhere: frames stay consecutive and
 		// whole, and never reach past the data.
