@@ -17,11 +17,12 @@ import (
 	"github.com/trailhq/trail/internal/segment"
 )
 
-// chunkSize is how much of a segment Dir reads in one batch: about 3,500 records
-// of a typical 600 bytes, enough that handing a batch between goroutines
-// costs little beside checking its records, and small enough that the
-// batches in flight stay in the CPU caches' reach.
-const chunkSize = 2 << 20
+// chunkSize is how much of a segment Dir reads in one batch: about 400
+// records of a typical 600 bytes, enough that handing a batch between
+// goroutines costs little beside checking its records, and small enough
+// that a batch is still in the CPU's cache when a worker hashes what the
+// reader copied (measured on 1M events: 256 KiB 5 % faster than 2 MiB).
+const chunkSize = 256 << 10
 
 // checked is what a worker computes for one record, independently of
 // others: what the Checker needs of its header (read with
