@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"strconv"
 )
 
 // StoredEvent is an event as stored: the client's fields and the server's.
@@ -116,30 +115,14 @@ var errLayout = errors.New("not in Trail's stored layout")
 // stored event. It is how recovery and verify read the log quickly; anything
 // off the layout is an error.
 func ParseHeader(rec []byte) (Header, error) {
-	var h Header
-	r := layoutReader{b: rec}
-	h.ID = r.str(`{"id":"`, '"')
-	h.Index = r.num(`,"index":`)
-	h.Stream = r.str(`,"stream":"`, '"')
-	h.Seq = r.num(`,"stream_seq":`)
-	h.Recorded = r.str(`,"recorded":"`, '"')
-	h.Salt = r.str(`,"salt":"`, '"')
-	h.Time = r.str(`,"time":"`, '"')
-	if r.err != nil || len(h.Recorded) != len(RecordedLayout) || !isSalt(h.Salt) {
-		return h, errLayout
+	v, err := ParseHeaderView(rec)
+	h := Header{ID: string(v.ID), Index: v.Index, Stream: string(v.Stream), Seq: v.Seq,
+		Recorded: string(v.Recorded), Salt: string(v.Salt), Time: string(v.Time)}
+	if v.HasPrev {
+		p := v.Prev
+		h.Prev = &p
 	}
-	// prev, when present, is the last member: ,"prev":"<64 hex>"}
-	const prevLen = len(`,"prev":"`) + 64 + 2
-	if i := len(rec) - prevLen; i > 0 && bytes.HasPrefix(rec[i:], []byte(`,"prev":"`)) && rec[len(rec)-2] == '"' {
-		var p Hash
-		if _, err := hex.Decode(p[:], rec[i+9:i+9+64]); err == nil {
-			h.Prev = &p
-		}
-	}
-	if rec[len(rec)-1] != '}' {
-		return h, errLayout
-	}
-	return h, nil
+	return h, err
 }
 
 // HeaderView is a Header read without copying: its byte fields are parts
@@ -198,12 +181,8 @@ func (r *layoutReader) expect(lit string) {
 	}
 }
 
-func (r *layoutReader) str(lit string, end byte) string {
-	return string(r.bytes(lit, end))
-}
-
-// bytes is str without the copy: the field as a part of the record, nil
-// after an error.
+// bytes reads the literal lit, then the field up to end: a part of the
+// record, nil after an error.
 func (r *layoutReader) bytes(lit string, end byte) []byte {
 	r.expect(lit)
 	if r.err != nil {
@@ -219,27 +198,8 @@ func (r *layoutReader) bytes(lit string, end byte) []byte {
 	return s
 }
 
-func (r *layoutReader) num(lit string) uint64 {
-	r.expect(lit)
-	if r.err != nil {
-		return 0
-	}
-	i := 0
-	for i < len(r.b) && '0' <= r.b[i] && r.b[i] <= '9' {
-		i++
-	}
-	n, err := strconv.ParseUint(string(r.b[:i]), 10, 64)
-	if err != nil || (i > 1 && r.b[0] == '0') {
-		r.err = errLayout
-		return 0
-	}
-	r.b = r.b[i:]
-	return n
-}
-
-// digits is num without strconv: the same numbers read, the same refused
-// (none, a leading zero, more than fits in 64 bits), without copying them
-// into a string to parse them again.
+// digits reads the literal lit, then a decimal number: refused when it has
+// no digit, a leading zero or more than fits in 64 bits.
 func (r *layoutReader) digits(lit string) uint64 {
 	r.expect(lit)
 	if r.err != nil {
