@@ -116,27 +116,12 @@ func TestStreamHeadsBounded(t *testing.T) {
 
 	for st, rs := range want {
 		slices.SortFunc(rs, func(a, b Receipt) int { return cmp.Compare(a.StreamSeq, b.StreamSeq) })
-		var prev *Hash
 		for i, r := range rs {
 			if r.StreamSeq != uint64(i+1) {
 				t.Fatalf("stream %s: %d events, the %dth has stream_seq %d (a dropped head restarted or skipped the stream)", st, len(rs), i+1, r.StreamSeq)
 			}
-			rec, err := l.Read(r.Index)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := ParseStored(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ev.Stream != st || ev.StreamSeq != r.StreamSeq {
-				t.Fatalf("event %d: stream %s seq %d, receipt says %s seq %d", r.Index, ev.Stream, ev.StreamSeq, st, r.StreamSeq)
-			}
-			if (prev == nil) != (ev.Prev == nil) || (prev != nil && *prev != *ev.Prev) {
-				t.Fatalf("stream %s: event %d: prev %v, want %v", st, i+1, ev.Prev, prev)
-			}
-			h := LeafHash(rec)
-			prev = &h
+			checkLeaf(t, l, r)
 		}
 	}
+	checkChains(t, l)
 }
