@@ -143,10 +143,12 @@ func (s *sequencer) run() {
 		// batch: one transaction for all of it, not one each.
 		begun, err := s.l.st.Begin(context.Background())
 		if err == nil && n < s.maxBytes {
-			s.items, s.groups, _ = s.l.q.topUp(s.items, s.groups, s.maxBytes-n)
+			var more int
+			s.items, s.groups, more = s.l.q.topUp(s.items, s.groups, s.maxBytes-n)
+			n += more
 		}
 		s.l.seqBusy.Store(true)
-		c := s.process(begun, err)
+		c := s.process(begun, err, n)
 		s.l.headsCached.Store(int64(len(s.heads)))
 		s.l.seqBusy.Store(false)
 		s.l.commits <- c
@@ -208,8 +210,9 @@ func (s *sequencer) resumeClock() error {
 	return nil
 }
 
-// process sequences and writes the batch in s.items, begun in the store.
-func (s *sequencer) process(begun store.Begun, berr error) *commit {
+// process sequences and writes the batch in s.items, begun in the store;
+// size is its records' estimated bytes.
+func (s *sequencer) process(begun store.Begun, berr error, size int) *commit {
 	c := &commit{
 		items:  append([]*Pending(nil), s.items...),
 		groups: append([]*group(nil), s.groups...),
@@ -248,6 +251,7 @@ func (s *sequencer) process(begun store.Begun, berr error) *commit {
 		}
 	}
 	s.batch.Reset(s.l.st.Len())
+	s.batch.Buf = slices.Grow(s.batch.Buf, size+size/8) // room reserved once, not grown record by record
 	s.resetJobs()
 	s.c = c
 	defer func() { s.c = nil }()
