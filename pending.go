@@ -72,8 +72,7 @@ func (p *Pending) storedBytes() int {
 		return n
 	}
 	if p.prep != nil {
-		e := &p.prep.Encoded
-		return len(e.Body) + len(e.Original) + len(p.ev.ID) + len(e.Stream) + 256
+		return p.prep.StoredSizeHint()
 	}
 	return event.StoredSizeHint(&p.ev)
 }

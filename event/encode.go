@@ -262,6 +262,11 @@ func StoredSizeHint(ev *Event) int {
 	return encodedSizeHint(ev) + len(ev.ID) + len(ev.Stream) + storedFieldsSize
 }
 
+// StoredSizeHint is StoredSizeHint for an event already encoded.
+func (e *Encoded) StoredSizeHint() int {
+	return len(e.Body) + len(e.Original) + len(e.ID) + len(e.Stream) + storedFieldsSize
+}
+
 // storedFieldsSize bounds the members the engine adds to a record besides
 // id and stream (index, stream_seq, recorded, salt, time, prev).
 const storedFieldsSize = 256
