@@ -98,7 +98,10 @@ func TestRunPeakRSS(t *testing.T) {
 		if *big.PeakRSSMB < 96 || *big.PeakRSSMB > 4096 {
 			t.Errorf("sample=%v: peak RSS %.1f MB while holding 96 MB", sample, *big.PeakRSSMB)
 		}
-		if *small.PeakRSSMB <= 1 || *small.PeakRSSMB > *big.PeakRSSMB-64 {
+		// Under the race detector the shadow of the freed 96 MB stays
+		// resident, so a run after it cannot show a lower peak; CI checks
+		// this without the detector (go test ./...).
+		if !raceEnabled && (*small.PeakRSSMB <= 1 || *small.PeakRSSMB > *big.PeakRSSMB-64) {
 			t.Errorf("sample=%v: peak RSS %.1f MB holding nothing after a run at %.1f MB: not its own", sample, *small.PeakRSSMB, *big.PeakRSSMB)
 		}
 	}
