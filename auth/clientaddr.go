@@ -48,8 +48,9 @@ func (ps Proxies) Trusted(a netip.Addr) bool {
 
 // ClientAddr is the address a request is attributed to: its peer, or, when
 // the peer is a trusted proxy, the rightmost untrusted X-Forwarded-For
-// address. When every forwarded address is trusted the leftmost is taken;
-// malformed entries end the walk (the peer or the last good address stands).
+// address, without an IPv6 zone. When every forwarded address is trusted the
+// leftmost is taken; malformed entries end the walk (the peer or the last
+// good address stands).
 func (ps Proxies) ClientAddr(r *http.Request) string {
 	peer := PeerAddr(r)
 	a, err := netip.ParseAddr(peer)
@@ -63,6 +64,9 @@ func (ps Proxies) ClientAddr(r *http.Request) string {
 		if err != nil {
 			break
 		}
+		// A zone names an interface of the host that wrote it, meaningless
+		// here, and may hold any bytes: the address is recorded without it.
+		h = h.WithZone("")
 		client = h.Unmap().String()
 		if !ps.Trusted(h) {
 			break

@@ -57,6 +57,8 @@ func TestHdClientAddr(t *testing.T) {
 		{"all trusted: leftmost", "10.1.2.3:4000", []string{"10.0.0.1, 10.0.0.2"}, ps, "10.0.0.1"},
 		{"no header", "10.1.2.3:4000", nil, ps, "10.1.2.3"},
 		{"malformed rightmost", "10.1.2.3:4000", []string{"203.0.113.9, garbage"}, ps, "10.1.2.3"},
+		{"a zone dropped (another host's interface; any bytes)", "10.1.2.3:4000", []string{"::ffff:10.0.0.1, fe80::1%\x85th0"}, ps, "fe80::1"},
+		{"a trusted hop with a zone is still trusted", "10.1.2.3:4000", []string{"203.0.113.9, 2001:db8:ff::9%eth0"}, ps, "203.0.113.9"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/v1/events", nil)
