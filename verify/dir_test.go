@@ -44,11 +44,33 @@ func writeDir(t testing.TB, n, perSeg, streams, bigEvery int) *testDir {
 	}
 	defer cps.Close()
 	d := &testDir{fs: fs}
-	seqs := make([]uint64, streams)
-	leaves := make([]event.Hash, streams)
 	var hashes [][]byte
 	var seg []byte
-	for i := range n {
+	for i, rec := range chainedRecords(t, n, streams, bigEvery) {
+		leaf := event.LeafHash(rec)
+		hashes = append(hashes, leaf[:])
+		d.frames = append(d.frames, [2]int{len(d.segs), len(seg)})
+		seg = segment.AppendFrame(seg, rec, false)
+		if (i+1)%perSeg == 0 || i == n-1 {
+			d.writeSegment(t, i-i%perSeg, seg)
+			seg = seg[:0]
+			if _, err := cps.Add(uint64(i+1), rootOf(hashes)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return d
+}
+
+// chainedRecords makes n stored records over streams streams, in the
+// engine's layout, each stream's chained by prev; every bigEvery-th record,
+// if bigEvery > 0, is large (20 KiB).
+func chainedRecords(t testing.TB, n, streams, bigEvery int) [][]byte {
+	t.Helper()
+	seqs := make([]uint64, streams)
+	leaves := make([]event.Hash, streams)
+	recs := make([][]byte, n)
+	for i := range recs {
 		st := i % streams
 		ev := event.Event{ID: fmt.Sprintf("ev-%d", i), Stream: fmt.Sprintf("patient/%d", st), Type: "patient-record.read",
 			Action: "R", Actor: event.Actor{ID: "dr.smith"}}
@@ -64,20 +86,10 @@ func writeDir(t testing.TB, n, perSeg, streams, bigEvery int) *testDir {
 			prev = &leaves[st]
 		}
 		salt := bytes.Repeat([]byte{byte(i)}, 16)
-		rec := event.AppendStored(nil, &e, uint64(i), seqs[st]+1, []byte("2026-01-02T03:04:05.000000000Z"), salt, prev)
-		seqs[st], leaves[st] = seqs[st]+1, event.LeafHash(rec)
-		hashes = append(hashes, bytes.Clone(leaves[st][:]))
-		d.frames = append(d.frames, [2]int{len(d.segs), len(seg)})
-		seg = segment.AppendFrame(seg, rec, false)
-		if (i+1)%perSeg == 0 || i == n-1 {
-			d.writeSegment(t, i-i%perSeg, seg)
-			seg = seg[:0]
-			if _, err := cps.Add(uint64(i+1), rootOf(hashes)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		recs[i] = event.AppendStored(nil, &e, uint64(i), seqs[st]+1, []byte("2026-01-02T03:04:05.000000000Z"), salt, prev)
+		seqs[st], leaves[st] = seqs[st]+1, event.LeafHash(recs[i])
 	}
-	return d
+	return recs
 }
 
 // writeSegment writes a segment file of records from first on, ending, as
@@ -248,23 +260,9 @@ func BenchmarkVerifyDataDir(b *testing.B) {
 // TestDirRecordAllocs checks that Dir's work on a record allocates nothing
 // once its stream is known: a worker's checkFrame and the Checker's addView.
 func TestDirRecordAllocs(t *testing.T) {
-	frames := make([][]byte, 3000)
-	var seqs [3]uint64
-	var leaves [3]event.Hash
-	for i := range frames {
-		st := i % 3
-		ev := event.Event{ID: fmt.Sprintf("ev-%d", i), Stream: fmt.Sprintf("patient/%d", st), Type: "patient-record.read",
-			Action: "R", Actor: event.Actor{ID: "dr.smith"}}
-		e, _, err := event.Encode(&ev, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var prev *event.Hash
-		if seqs[st] > 0 {
-			prev = &leaves[st]
-		}
-		rec := event.AppendStored(nil, &e, uint64(i), seqs[st]+1, []byte("2026-01-02T03:04:05.000000000Z"), bytes.Repeat([]byte{byte(i)}, 16), prev)
-		seqs[st], leaves[st] = seqs[st]+1, event.LeafHash(rec)
+	recs := chainedRecords(t, 3000, 3, 0)
+	frames := make([][]byte, len(recs))
+	for i, rec := range recs {
 		frames[i] = segment.AppendFrame(nil, rec, false)
 	}
 	d := sha256.New()
